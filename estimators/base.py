@@ -1,0 +1,132 @@
+"""The gradient-estimator contract and the checks every estimator shares.
+
+Every gradient estimator is called the same way::
+
+    loss = est(dist, f, num_samples=K)   # scalar tensor
+    loss.backward()                      # dist's parameters now hold the gradient estimate
+
+* ``dist``: a ``torch.distributions`` object (``Bernoulli``, ``OneHotCategorical``, ``Categorical``,
+  ``Normal``, or these in ``Independent``) whose parameters require grad.
+* ``f``: maps samples ``[K, *dist.batch_shape, *dist.event_shape]`` to costs ``[K, *batch_shape]``;
+  it may hold parameters of its own, which get their gradient through the same ``backward()``.
+* ``loss``'s value is the Monte Carlo estimate of ``sum_batch E_{z~dist}[f(z)]`` (for relaxations,
+  of f at the relaxed samples); its gradient with respect to the distribution's parameters is the
+  estimator's estimate of the gradient of that objective. Batch elements are independent problems,
+  which is what lets the harness draw R independent estimates in one call.
+"""
+from __future__ import annotations
+
+from typing import Callable, Tuple, Type
+
+import torch
+from torch import distributions as D
+
+__all__ = ["Estimator", "unwrap", "family_name", "validation_enabled", "set_validation",
+           "DISCRETE", "CONTINUOUS", "ALL_FAMILIES"]
+
+DISCRETE: Tuple[Type[D.Distribution], ...] = (D.Bernoulli, D.OneHotCategorical, D.Categorical)
+CONTINUOUS: Tuple[Type[D.Distribution], ...] = (D.Normal,)
+ALL_FAMILIES = DISCRETE + CONTINUOUS
+
+_VALIDATE = True
+
+
+def set_validation(enabled: bool) -> None:
+    """Turn the finite-cost check on or off. It needs one device->host sync per call, so the
+    benchmarks' timed bodies switch it off (like ``Distribution.set_default_validate_args``)."""
+    global _VALIDATE
+    _VALIDATE = bool(enabled)
+
+
+def validation_enabled() -> bool:
+    return _VALIDATE
+
+
+def unwrap(dist: D.Distribution) -> Tuple[D.Distribution, int]:
+    """``Independent(Independent(base, a), b)`` -> ``(base, a + b)``."""
+    ndims = 0
+    while isinstance(dist, D.Independent):
+        ndims += dist.reinterpreted_batch_ndims
+        dist = dist.base_dist
+    return dist, ndims
+
+
+def family_name(dist: object) -> str:
+    if not isinstance(dist, D.Distribution):
+        return type(dist).__name__
+    base, ndims = unwrap(dist)
+    name = type(base).__name__
+    return f"Independent({name}, {ndims})" if ndims else name
+
+
+class Estimator(torch.nn.Module):
+    """Base class: subclasses set ``families`` and implement :meth:`estimate`.
+
+    A ``torch.nn.Module`` so that stateful estimators (moving-average baselines, learned control
+    variates) move with ``.to(device)`` and expose ``.parameters()``.
+    """
+
+    name: str = "estimator"
+    kind: str = "gradient"
+    unbiased: bool = False
+    families: Tuple[Type[D.Distribution], ...] = ()
+    needs_rsample: bool = False
+
+    def supports(self, dist: object) -> bool:
+        if not isinstance(dist, D.Distribution):
+            return False
+        base, _ = unwrap(dist)
+        if not isinstance(base, self.families):
+            return False
+        return not self.needs_rsample or bool(dist.has_rsample)
+
+    def supported_text(self) -> str:
+        names = ", ".join(cls.__name__ for cls in self.families)
+        extra = " (with rsample)" if self.needs_rsample else ""
+        return f"{names}{extra}, alone or in Independent"
+
+    # -- checks shared by all estimators ---------------------------------------------------
+    def check(self, dist: object, num_samples: int, min_samples: int = 1) -> None:
+        if not self.supports(dist):
+            raise TypeError(f"estimator {self.describe()!r} does not support "
+                            f"{family_name(dist)}; it supports {self.supported_text()}")
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int):
+            raise ValueError(f"{self.describe()}: num_samples must be an int >= {min_samples}, "
+                             f"got {num_samples!r} ({type(num_samples).__name__})")
+        if num_samples < min_samples:
+            raise ValueError(f"{self.describe()}: num_samples must be >= {min_samples}, "
+                             f"got {num_samples}")
+
+    def costs(self, f: Callable, z: torch.Tensor, dist: D.Distribution, k: int) -> torch.Tensor:
+        """Call f and check what it returned: shape ``[k, *batch_shape]``, finite values."""
+        out = f(z)
+        expected = (k, *dist.batch_shape)
+        if not isinstance(out, torch.Tensor):
+            raise ValueError(f"{self.describe()}: f must return a tensor of costs with shape "
+                             f"{list(expected)}, got {type(out).__name__}")
+        if tuple(out.shape) != expected:
+            raise ValueError(f"{self.describe()}: f returned costs of shape {list(out.shape)} for "
+                             f"samples of shape {list(z.shape)}; expected [num_samples, "
+                             f"*batch_shape] = {list(expected)}")
+        if _VALIDATE and not bool(torch.isfinite(out).all()):
+            bad = int((~torch.isfinite(out)).sum())
+            raise ValueError(f"{self.describe()}: f returned {bad} non-finite cost(s) "
+                             f"(NaN or inf) out of {out.numel()}; expected finite costs")
+        return out
+
+    def describe(self) -> str:
+        return getattr(self, "spec", None) or self.name
+
+    def extra_repr(self) -> str:
+        return self.describe()
+
+    # -- the contract ----------------------------------------------------------------------
+    def forward(self, dist: D.Distribution, f: Callable, num_samples: int = 1) -> torch.Tensor:
+        self.check(dist, num_samples, self.min_samples())
+        return self.estimate(dist, f, num_samples)
+
+    def min_samples(self) -> int:
+        return 1
+
+    def estimate(self, dist: D.Distribution, f: Callable, num_samples: int) -> torch.Tensor:
+        raise NotImplementedError

@@ -1,0 +1,88 @@
+"""Continuous relaxations of discrete samples: Gumbel-max, Gumbel-softmax (Concrete).
+
+* Gumbel-max: ``argmax_i(log p_i + g_i)``, ``g_i = -log(-log u_i)``, is an exact Categorical(p) sample.
+* Gumbel-softmax: ``softmax((log p + g)/τ)`` (Jang et al. 2017; Maddison et al. 2017, "The Concrete
+  distribution"); binary Concrete for Bernoulli: ``σ((logit + log u - log(1-u))/τ)``.
+  f is evaluated at the relaxed sample, so the estimate is biased for the discrete objective; the
+  bias vanishes as τ → 0 while the variance grows.
+"""
+from __future__ import annotations
+
+import torch
+from torch import distributions as D
+
+from . import register
+from .base import Estimator, unwrap
+
+RELAXABLE = (D.Bernoulli, D.OneHotCategorical)
+
+
+def _uniform(shape, like: torch.Tensor) -> torch.Tensor:
+    # open interval (0, 1): log(u) and log(1 - u) stay finite
+    tiny = torch.finfo(like.dtype).tiny
+    eps = torch.finfo(like.dtype).eps
+    return torch.rand(shape, dtype=like.dtype, device=like.device).clamp_(tiny, 1 - eps)
+
+
+def gumbel_noise(shape, like: torch.Tensor) -> torch.Tensor:
+    """Standard Gumbel noise ``-log(-log u)`` with the dtype and device of ``like``."""
+    return -torch.log(-torch.log(_uniform(shape, like)))
+
+
+def logistic_noise(shape, like: torch.Tensor) -> torch.Tensor:
+    """``log u - log(1 - u)``: the difference of two Gumbels, used by the binary Concrete."""
+    u = _uniform(shape, like)
+    return torch.log(u) - torch.log1p(-u)
+
+
+def gumbel_max_sample(logits: torch.Tensor, sample_shape=torch.Size()) -> torch.Tensor:
+    """Category indices ``argmax(logits + g)``: exact samples of ``Categorical(logits=logits)``."""
+    shape = torch.Size(sample_shape) + logits.shape
+    return (logits + gumbel_noise(shape, logits)).argmax(-1)
+
+
+def relaxed_sample(dist: D.Distribution, num_samples: int, temperature: float) -> torch.Tensor:
+    """A reparameterised relaxed sample of shape ``[K, *batch, *event]`` for Bernoulli or
+    OneHotCategorical (alone or in Independent)."""
+    base, _ = unwrap(dist)
+    logits = base.logits
+    shape = torch.Size((num_samples,)) + logits.shape
+    if isinstance(base, D.Bernoulli):
+        return torch.sigmoid((logits + logistic_noise(shape, logits)) / temperature)
+    return torch.softmax((logits + gumbel_noise(shape, logits)) / temperature, dim=-1)
+
+
+def hard_sample(soft: torch.Tensor, dist: D.Distribution) -> torch.Tensor:
+    """The discrete sample a relaxed one rounds to (threshold 0.5 / one-hot of the argmax);
+    for Gumbel noise this is an exact sample of ``dist``."""
+    base, _ = unwrap(dist)
+    if isinstance(base, D.Bernoulli):
+        return (soft > 0.5).to(soft.dtype)
+    return torch.nn.functional.one_hot(soft.argmax(-1), soft.shape[-1]).to(soft.dtype)
+
+
+def _check_temperature(name: str, temperature) -> float:
+    try:
+        t = float(temperature)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: temperature must be a positive number, got {temperature!r}") from None
+    if not t > 0 or t == float("inf"):
+        raise ValueError(f"{name}: temperature must be a positive finite number, got {temperature!r}")
+    return t
+
+
+@register("gumbel_softmax", kind="gradient", unbiased=False, families=RELAXABLE,
+          description="Gumbel-softmax / binary Concrete: f at softmax((log p + g)/tau)",
+          reference="Jang et al. 2017; Maddison et al. 2017")
+class GumbelSoftmax(Estimator):
+    name = "gumbel_softmax"
+    unbiased = False
+    families = RELAXABLE
+
+    def __init__(self, temperature: float = 0.5):
+        super().__init__()
+        self.temperature = _check_temperature("gumbel_softmax", temperature)
+
+    def estimate(self, dist, f, num_samples):
+        z = relaxed_sample(dist, num_samples, self.temperature)
+        return self.costs(f, z, dist, num_samples).mean(0).sum()

@@ -1,0 +1,90 @@
+"""Score-function (REINFORCE) estimator with baselines.
+
+``∇_θ E_{z~p_θ}[f(z)] = E[(f(z) - b) ∇_θ log p_θ(z)]`` for any b independent of z
+(Williams 1992, "Simple statistical gradient-following algorithms for connectionist reinforcement
+learning"). Baselines:
+
+* ``none``: b = 0.
+* ``moving_average``: b is an exponential moving average of past costs (per batch element), updated
+  *after* the current estimate so that it stays independent of the current samples.
+* ``loo``: leave-one-out over the K samples, ``b_k = mean_{j≠k} f(z_j)`` (Kool et al. 2019, "Buy 4
+  REINFORCE samples, get a baseline for free!"; "RLOO"). Needs K >= 2.
+
+The surrogate ``mean_k[f_k + sg(f_k - b_k)·(log p(z_k) - sg(log p(z_k)))]`` has the value of the
+Monte Carlo estimate ``mean_k f_k`` and the score-function gradient; f's own parameters get their
+pathwise gradient through ``f_k``.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import register
+from .base import ALL_FAMILIES, Estimator
+
+BASELINES = ("none", "moving_average", "loo")
+
+
+@register("score_function", kind="gradient", unbiased=True, families=ALL_FAMILIES,
+          description="REINFORCE: E[(f(z) - b) grad log p(z)], baselines none | moving_average | loo",
+          reference="Williams 1992; Kool et al. 2019 (leave-one-out baseline)",
+          variants=tuple(f"score_function:baseline={b}" for b in BASELINES))
+class ScoreFunction(Estimator):
+    name = "score_function"
+    unbiased = True
+    families = ALL_FAMILIES
+
+    def __init__(self, baseline: str = "none", decay: float = 0.9):
+        super().__init__()
+        if baseline not in BASELINES:
+            import difflib
+            close = difflib.get_close_matches(str(baseline), BASELINES, n=1, cutoff=0.0)
+            raise ValueError(f"score_function: unknown baseline {baseline!r}; expected one of "
+                             f"{', '.join(BASELINES)}" + (f" (did you mean {close[0]!r}?)" if close
+                                                          else ""))
+        if not 0.0 <= float(decay) < 1.0:
+            raise ValueError(f"score_function: decay must be in [0, 1), got {decay!r}")
+        self.baseline = baseline
+        self.decay = float(decay)
+        self.name = f"score_function:baseline={baseline}"
+        # Running mean of f per batch element; empty until the first call sets its shape.
+        self.register_buffer("running_cost", torch.zeros(0))
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+
+    def min_samples(self) -> int:
+        return 2 if self.baseline == "loo" else 1
+
+    def check(self, dist, num_samples, min_samples=1):
+        if self.baseline == "loo" and isinstance(num_samples, int) and num_samples == 1:
+            raise ValueError("score_function:baseline=loo needs num_samples >= 2 (the baseline "
+                             "of each sample is the mean cost of the others), got num_samples=1")
+        super().check(dist, num_samples, min_samples)
+
+    def _baseline(self, cost: torch.Tensor) -> torch.Tensor:
+        k = cost.shape[0]
+        if self.baseline == "loo":
+            return (cost.sum(0, keepdim=True) - cost) / (k - 1)
+        if self.baseline == "moving_average":
+            shape = cost.shape[1:]
+            if self.running_cost.shape != shape:  # first call or a new problem shape: restart
+                self.running_cost = cost.new_zeros(shape)
+                self.steps = torch.zeros((), dtype=torch.long, device=cost.device)
+            # Bias-corrected EMA (as in Adam) so early baselines are not pulled towards 0;
+            # b = 0 before the first update. Tensor ops only: no host sync.
+            correction = 1 - self.decay ** self.steps.to(cost.dtype)
+            b = torch.where(self.steps > 0, self.running_cost / correction.clamp_min(1e-12),
+                            torch.zeros_like(self.running_cost))
+            return b.to(cost.dtype)
+        return torch.zeros((), dtype=cost.dtype, device=cost.device)
+
+    def estimate(self, dist, f, num_samples):
+        z = dist.sample((num_samples,))
+        cost = self.costs(f, z, dist, num_samples)
+        logp = dist.log_prob(z)
+        detached = cost.detach()
+        b = self._baseline(detached)
+        surrogate = cost + (detached - b) * (logp - logp.detach())
+        if self.baseline == "moving_average":
+            with torch.no_grad():  # updated after use: b stays independent of these samples
+                self.steps += 1
+                self.running_cost = self.decay * self.running_cost + (1 - self.decay) * detached.mean(0)
+        return surrogate.mean(0).sum()

@@ -1,0 +1,1 @@
+"""estibench's asv benchmarks and the tasks they run (gradient tasks and training tasks)."""

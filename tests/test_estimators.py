@@ -1,0 +1,468 @@
+"""Generic estimator tests, driven by the registry.
+
+Every registered gradient estimator (each of its benchmark ``variants``) is picked up here: a new
+built-in needs only its row in ``EXPECTED`` below (which pins its public claims).
+
+Note [Randomized statistical tests] (as in torch's test_distributions.py): each statistical test
+fixes its seed and derives its tolerance from a stated failure rate ``ALPHA``: the probability
+that the test would fail for a correct estimator, under the normal approximation of a mean of R
+i.i.d. estimates, with a Bonferroni correction over the coordinates compared.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Dict, List, NamedTuple
+
+import pytest
+import torch
+from scipy import stats
+from torch import distributions as D
+
+import estimators
+from estimators.relaxed import gumbel_max_sample, hard_sample, relaxed_sample
+
+ALPHA = 1e-3  # stated failure rate of each statistical test
+R = 20_000  # independent estimates per statistical test, drawn in one vectorised call
+
+# The public claims of each built-in estimator (one row per estimator).
+EXPECTED = {
+    "score_function": dict(unbiased=True, families={"Bernoulli", "OneHotCategorical",
+                                                     "Categorical", "Normal"}),
+    "reparam": dict(unbiased=True, families={"Normal"}),
+    "gumbel_softmax": dict(unbiased=False, families={"Bernoulli", "OneHotCategorical"}),
+    "straight_through": dict(unbiased=False, families={"Bernoulli", "OneHotCategorical"}),
+    "straight_through_gumbel": dict(unbiased=False, families={"Bernoulli", "OneHotCategorical"}),
+    "exact": dict(unbiased=True, families={"Bernoulli", "OneHotCategorical", "Categorical"}),
+}
+
+
+def gradient_specs() -> List[str]:
+    specs = []
+    for name in estimators.available(kind="gradient"):
+        specs.extend(estimators.info(name).info.get("variants", (name,)))
+    return specs
+
+
+SPECS = gradient_specs()
+UNBIASED = [s for s in SPECS if estimators.get(s).unbiased]
+
+
+def z_crit(m: int, alpha: float = ALPHA) -> float:
+    """Two-sided normal critical value with Bonferroni over m comparisons."""
+    return float(stats.norm.isf(alpha / (2 * m)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Problems: each builds R independent copies (leading replicate dim) of (dist, f) with leaves
+# [R, ...] and an exact objective; the exact gradient comes from autograd through it.
+class Problem(NamedTuple):
+    leaves: List[torch.Tensor]  # [R, ...] leaves whose .grad holds R estimates
+    dist: D.Distribution
+    f: Callable
+    exact: Callable[[], torch.Tensor]  # objective for the first replicate, differentiable
+
+
+def _leaf(x: torch.Tensor, r: int) -> torch.Tensor:
+    return x.expand((r,) + x.shape).clone().requires_grad_()
+
+
+def bernoulli_batch(r, dtype, device):
+    """Scalar Bernoulli problems in a batch of 3: f(b) = (b - t)^2, t = 0.45 (REBAR's toy)."""
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(3, generator=g, dtype=dtype).to(device)
+    t = torch.tensor([0.45, 0.499, 0.2], dtype=dtype, device=device)
+    leaf = _leaf(logits, r)
+    f = lambda b: (b - t) ** 2
+
+    def exact():
+        p = torch.sigmoid(leaf[0])
+        return (p * (1 - t) ** 2 + (1 - p) * t ** 2).sum()
+    return Problem([leaf], D.Bernoulli(logits=leaf), f, exact)
+
+
+def independent_bernoulli_decoder(r, dtype, device):
+    """Independent(Bernoulli) with event [4] and a non-factorising f with its own parameters:
+    f(b) = (b·w - c)^2 + 0.5·sin(b·w); w is f's parameter and gets its gradient too."""
+    g = torch.Generator().manual_seed(2)
+    logits = torch.randn(4, generator=g, dtype=dtype).to(device)
+    w0 = torch.randn(4, generator=g, dtype=dtype).to(device)
+    leaf, w = _leaf(logits, r), _leaf(w0, r)
+    f = lambda b: ((b * w).sum(-1) - 0.3) ** 2 + 0.5 * torch.sin((b * w).sum(-1))
+
+    def exact():
+        d = D.Independent(D.Bernoulli(logits=leaf[:1]), 1)
+        return estimators.get("exact")(d, lambda b: ((b * w[:1]).sum(-1) - 0.3) ** 2
+                                       + 0.5 * torch.sin((b * w[:1]).sum(-1)))
+    return Problem([leaf, w], D.Independent(D.Bernoulli(logits=leaf), 1), f, exact)
+
+
+def categorical_table(r, dtype, device):
+    """Categorical over 5 classes, batch of 2, random cost table."""
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(2, 5, generator=g, dtype=dtype).to(device)
+    table = torch.randn(2, 5, generator=g, dtype=dtype).to(device)
+    leaf = _leaf(logits, r)
+    f = lambda z: table.expand(z.shape + (5,)).gather(-1, z.unsqueeze(-1)).squeeze(-1)
+
+    def exact():
+        return (torch.softmax(leaf[0], -1) * table).sum()
+    return Problem([leaf], D.Categorical(logits=leaf), f, exact)
+
+
+def onehot_independent(r, dtype, device):
+    """Independent(OneHotCategorical) with event [3, 4], f = squared distance of a readout."""
+    g = torch.Generator().manual_seed(4)
+    logits = torch.randn(3, 4, generator=g, dtype=dtype).to(device)
+    emb = torch.randn(4, 2, generator=g, dtype=dtype).to(device)
+    leaf = _leaf(logits, r)
+    f = lambda z: ((z @ emb).sum(-2) - 1.0).pow(2).sum(-1)
+
+    def exact():
+        d = D.Independent(D.OneHotCategorical(logits=leaf[:1]), 1)
+        return estimators.get("exact")(d, lambda z: ((z @ emb).sum(-2) - 1.0).pow(2).sum(-1))
+    return Problem([leaf], D.Independent(D.OneHotCategorical(logits=leaf), 1), f, exact)
+
+
+def normal_closed_form(r, dtype, device):
+    """Normal, batch of 2, f(x) = (x - k)^2 + cos(x): E = (mu-k)^2 + s^2 + cos(mu) e^{-s^2/2}."""
+    mu0 = torch.tensor([0.3, -1.0], dtype=dtype, device=device)
+    s0 = torch.tensor([0.7, 1.3], dtype=dtype, device=device)
+    k = torch.tensor([1.0, 0.5], dtype=dtype, device=device)
+    mu, s = _leaf(mu0, r), _leaf(s0, r)
+    f = lambda x: (x - k) ** 2 + torch.cos(x)
+
+    def exact():
+        return ((mu[0] - k) ** 2 + s[0] ** 2 + torch.cos(mu[0]) * torch.exp(-s[0] ** 2 / 2)).sum()
+    return Problem([mu, s], D.Normal(mu, s), f, exact)
+
+
+PROBLEMS: Dict[str, Callable] = {
+    "bernoulli_batch": bernoulli_batch,
+    "independent_bernoulli_decoder": independent_bernoulli_decoder,
+    "categorical_table": categorical_table,
+    "onehot_independent": onehot_independent,
+    "normal_closed_form": normal_closed_form,
+}
+
+
+def estimates(spec, problem, k, warmup=0):
+    """R gradient estimates, flattened to [R, P], and the exact gradient [P]."""
+    est = estimators.get(spec)
+    for _ in range(warmup):  # stateful baselines: run them in before measuring
+        est(problem.dist, problem.f, num_samples=k)
+        for leaf in problem.leaves:
+            leaf.grad = None
+    est(problem.dist, problem.f, num_samples=k).backward()
+    g_hat = torch.cat([leaf.grad.reshape(leaf.shape[0], -1) for leaf in problem.leaves], 1)
+    exact_grads = torch.autograd.grad(problem.exact(), problem.leaves, allow_unused=True)
+    g = torch.cat([(e if e is not None else torch.zeros_like(l))[0].reshape(-1)
+                   for e, l in zip(exact_grads, problem.leaves)])
+    return g_hat, g
+
+
+def mean_test(g_hat, g):
+    """Largest |z| of the per-coordinate mean vs the exact gradient, and its critical value."""
+    se = g_hat.std(0) / math.sqrt(g_hat.shape[0])
+    z = (g_hat.mean(0) - g).abs() / se.clamp_min(1e-12)
+    return float(z.max()), z_crit(g.numel())
+
+
+def supported_cases(specs):
+    for spec in specs:
+        est = estimators.get(spec)
+        for pname, build in PROBLEMS.items():
+            if est.supports(build(1, torch.float64, "cpu").dist):
+                yield spec, pname
+
+
+# ---------------------------------------------------------------------------------------------
+def test_every_builtin_has_a_table_row_and_keeps_its_claims():
+    builtin = [n for n in estimators.available(kind="gradient")
+               if estimators.info(n).factory.__module__.startswith("estimators.")]
+    assert sorted(builtin) == sorted(EXPECTED), "add the new estimator's row to EXPECTED"
+    for name in builtin:
+        entry = estimators.info(name)
+        assert entry.info["unbiased"] == EXPECTED[name]["unbiased"] == estimators.get(name).unbiased
+        assert set(entry.info["families"]) == EXPECTED[name]["families"]
+        assert entry.info["description"] and entry.info["reference"]
+
+
+@pytest.mark.parametrize("spec,pname,k", [
+    (spec, pname, k) for spec, pname in supported_cases(UNBIASED) for k in (1, 3)
+    if k >= estimators.get(spec).min_samples()])
+def test_unbiased_against_exact(spec, pname, k):
+    torch.manual_seed(1234 + k)
+    problem = PROBLEMS[pname](R, torch.float64, "cpu")
+    g_hat, g = estimates(spec, problem, k, warmup=3)
+    z, crit = mean_test(g_hat, g)
+    assert z < crit, f"{spec} on {pname}: mean differs from the exact gradient (|z| = {z:.2f})"
+
+
+def test_statistical_check_detects_a_biased_estimator():
+    """The check above can fail: straight-through is biased on the Bernoulli toy."""
+    torch.manual_seed(0)
+    problem = bernoulli_batch(R, torch.float64, "cpu")
+    z, crit = mean_test(*estimates("straight_through", problem, 1))
+    assert z > crit
+
+
+@pytest.mark.parametrize("spec,pname", list(supported_cases(UNBIASED)))
+def test_loss_value_is_unbiased_for_the_objective(spec, pname):
+    """The loss's value is the Monte Carlo estimate of E f. Per-replicate values are read off a
+    probe: f·probe with probe = 1, whose gradient is d loss/d probe_r = that replicate's value."""
+    est = estimators.get(spec)
+    k = max(2, est.min_samples())
+    torch.manual_seed(7)
+    problem = PROBLEMS[pname](R, torch.float64, "cpu")
+    probe = torch.ones((R,) + problem.dist.batch_shape[1:], dtype=torch.float64,
+                       requires_grad=True)
+    est(problem.dist, lambda z: problem.f(z) * probe, k).backward()
+    values = probe.grad.reshape(R, -1).sum(1)
+    z, crit = mean_test(values[:, None], problem.exact().detach().reshape(1))
+    assert z < crit, f"{spec} on {pname}: loss value is not the MC estimate of E f (|z|={z:.2f})"
+
+
+def test_relaxation_bias_shrinks_as_temperature_falls():
+    torch.manual_seed(11)
+    biases, ses = [], []
+    for temperature in (1.0, 0.1):
+        problem = bernoulli_batch(R, torch.float64, "cpu")
+        g_hat, g = estimates(f"gumbel_softmax:temperature={temperature}", problem, 1)
+        biases.append(float((g_hat.mean(0) - g).norm()))
+        ses.append(float((g_hat.var(0).sum() / R).sqrt()))  # se of the norm, delta bound
+    crit = z_crit(1)
+    assert biases[1] + crit * ses[1] < biases[0] - crit * ses[0], (biases, ses)
+
+
+def test_gumbel_max_sampler_matches_categorical_chi_square():
+    torch.manual_seed(5)
+    probs = torch.tensor([0.05, 0.1, 0.15, 0.2, 0.5], dtype=torch.float64)
+    n = 50_000
+    idx = gumbel_max_sample(probs.log(), (n,))
+    counts = torch.bincount(idx, minlength=5).double()
+    p_value = stats.chisquare(counts.numpy(), (probs * n).numpy()).pvalue
+    assert p_value > ALPHA
+
+
+def test_gumbel_max_sampler_chi_square_can_fail():
+    torch.manual_seed(5)
+    probs = torch.tensor([0.05, 0.1, 0.15, 0.2, 0.5], dtype=torch.float64)
+    idx = gumbel_max_sample(probs.log() / 1.1, (50_000,))  # a slightly wrong sampler
+    counts = torch.bincount(idx, minlength=5).double()
+    assert stats.chisquare(counts.numpy(), (probs * 50_000).numpy()).pvalue < ALPHA
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "onehot"])
+def test_hard_samples_of_relaxations_are_exact_samples(family):
+    """Rounding a binary-Concrete / Gumbel-softmax sample is an exact discrete sample, which is
+    what straight_through_gumbel's forward pass relies on."""
+    torch.manual_seed(6)
+    n = 50_000
+    if family == "bernoulli":
+        p = torch.tensor([0.3], dtype=torch.float64)
+        dist = D.Bernoulli(probs=p)
+        hard = hard_sample(relaxed_sample(dist, n, 0.7), dist).squeeze(-1)
+        counts = torch.stack([(hard == 0).sum(), (hard == 1).sum()]).double()
+        expected = torch.cat([1 - p, p]) * n
+    else:
+        p = torch.tensor([0.2, 0.3, 0.5], dtype=torch.float64)
+        dist = D.OneHotCategorical(probs=p)
+        counts = hard_sample(relaxed_sample(dist, n, 0.7), dist).sum(0)
+        expected = p * n
+    assert stats.chisquare(counts.numpy(), expected.numpy()).pvalue > ALPHA
+
+
+# -- contract: shapes, dtypes, devices, determinism --------------------------------------------
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("spec,pname", list(supported_cases(SPECS)))
+def test_contract_shapes_dtypes_devices(spec, pname, dtype, device):
+    est = estimators.get(spec).to(device)
+    problem = PROBLEMS[pname](5, dtype, device)
+    k = max(4, est.min_samples())
+    loss = est(problem.dist, problem.f, num_samples=k)
+    assert loss.shape == () and loss.dtype == dtype and loss.device.type == device
+    assert torch.isfinite(loss)
+    loss.backward()
+    for leaf in problem.leaves[:1]:
+        assert leaf.grad is not None and leaf.grad.shape == leaf.shape
+        assert leaf.grad.dtype == dtype and torch.isfinite(leaf.grad).all()
+
+
+@pytest.mark.parametrize("spec,pname", list(supported_cases(SPECS)))
+def test_same_seed_same_gradients(spec, pname):
+    grads = []
+    for _ in range(2):
+        torch.manual_seed(99)
+        problem = PROBLEMS[pname](4, torch.float32, "cpu")
+        est = estimators.get(spec)
+        est(problem.dist, problem.f, num_samples=max(3, est.min_samples())).backward()
+        grads.append(problem.leaves[0].grad.clone())
+    assert torch.equal(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_supports_matches_the_registered_families(spec):
+    est = estimators.get(spec)
+    families = set(estimators.info(spec.split(":")[0]).info["families"])
+    logits = torch.zeros(2, 3, requires_grad=True)
+    dists = {
+        "Bernoulli": D.Bernoulli(logits=logits),
+        "OneHotCategorical": D.OneHotCategorical(logits=logits),
+        "Categorical": D.Categorical(logits=logits),
+        "Normal": D.Normal(logits, torch.ones(2, 3)),
+    }
+    for fam, dist in dists.items():
+        assert est.supports(dist) == (fam in families), fam
+        assert est.supports(D.Independent(dist, 1) if dist.batch_shape else dist) == (fam in families)
+        if fam not in families:
+            with pytest.raises(TypeError, match=fam) as err:
+                est(dist, lambda z: z.sum(-1), num_samples=2)
+            assert spec.split(":")[0] in str(err.value)
+    assert not est.supports(D.Exponential(torch.ones(2)))
+    assert not est.supports("not a distribution")
+
+
+# -- bad input ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "4"])
+def test_bad_num_samples(spec, bad):
+    est = estimators.get(spec)
+    dist = next(d for d in _all_dists() if est.supports(d))
+    with pytest.raises(ValueError, match="num_samples"):
+        est(dist, event_sum(dist), num_samples=bad)
+
+
+def event_sum(dist):
+    """A cost function for any of _all_dists(): the sum over the event dims."""
+    nd = len(dist.event_shape)
+    return lambda z: z.sum(tuple(range(-nd, 0))) if nd else z
+
+
+def _all_dists():
+    logits = torch.zeros(2, 3, requires_grad=True)
+    return [D.Bernoulli(logits=logits), D.OneHotCategorical(logits=logits),
+            D.Normal(logits, torch.ones(2, 3))]
+
+
+def test_loo_with_one_sample():
+    est = estimators.get("score_function:baseline=loo")
+    with pytest.raises(ValueError, match="num_samples >= 2"):
+        est(D.Bernoulli(logits=torch.zeros(3, requires_grad=True)), lambda z: z, num_samples=1)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_wrong_cost_shape_and_non_finite_costs(spec):
+    est = estimators.get(spec)
+    dist = next(d for d in _all_dists() if est.supports(d))
+    with pytest.raises(ValueError, match=r"expected \[num_samples, \*batch_shape\]"):
+        est(dist, lambda z: z.sum(), num_samples=2)
+    with pytest.raises(ValueError, match="expected a tensor|must return a tensor"):
+        est(dist, lambda z: 1.0, num_samples=2)
+    with pytest.raises(ValueError, match="non-finite"):
+        est(dist, lambda z: event_sum(dist)(z) / 0.0 - float("inf"), num_samples=2)
+
+
+def test_validation_switch_skips_the_finite_check_only():
+    est = estimators.get("reparam")
+    mu = torch.zeros(2, requires_grad=True)
+    dist = D.Normal(mu, torch.ones(2))
+    estimators.set_validation(False)
+    try:
+        loss = est(dist, lambda z: z * float("inf"), num_samples=2)
+        assert not torch.isfinite(loss)
+        with pytest.raises(ValueError, match="shape"):
+            est(dist, lambda z: z.sum(), num_samples=2)
+    finally:
+        estimators.set_validation(True)
+
+
+def test_exact_refuses_large_supports():
+    dist = D.Independent(D.Bernoulli(logits=torch.zeros(20, requires_grad=True)), 1)
+    with pytest.raises(ValueError, match="1048576 points, more than max_support=65536"):
+        estimators.get("exact")(dist, lambda z: z.sum(-1), num_samples=1)
+    loss = estimators.get("exact", max_support=2 ** 20)(dist, lambda z: z.sum(-1), 1)
+    assert float(loss.detach()) == pytest.approx(10.0)
+
+
+def test_temperature_must_be_positive():
+    for name in ("gumbel_softmax", "straight_through_gumbel"):
+        for bad in (0, -1, float("nan"), "hot"):
+            with pytest.raises(ValueError, match="temperature"):
+                estimators.get(name, temperature=bad)
+
+
+# -- registry ----------------------------------------------------------------------------------
+def test_available_and_kinds():
+    names = estimators.available()
+    assert names == sorted(names) and set(EXPECTED) <= set(names)
+    assert set(estimators.available(kind="gradient")) >= set(EXPECTED)
+    assert not set(estimators.available(kind="update")) & set(EXPECTED)
+    with pytest.raises(ValueError, match="kind"):
+        estimators.available(kind="gradients")
+
+
+def test_spec_string_equals_keywords():
+    a = estimators.get("score_function:baseline=loo,decay=0.5")
+    b = estimators.get("score_function", baseline="loo", decay=0.5)
+    assert (a.baseline, a.decay) == (b.baseline, b.decay) == ("loo", 0.5)
+    c = estimators.get("gumbel_softmax:temperature=0.25")
+    assert c.temperature == 0.25
+
+
+def test_unknown_names_suggest_the_closest_match():
+    with pytest.raises(ValueError) as err:
+        estimators.get("score_fuction")
+    msg = str(err.value)
+    assert "did you mean 'score_function'" in msg and "Available:" in msg and "reparam" in msg
+    with pytest.raises(KeyError):
+        estimators.get("gumbel_softmx")
+    with pytest.raises(ValueError, match="did you mean 'loo'"):
+        estimators.get("score_function", baseline="lo")
+    with pytest.raises(TypeError, match="options are: baseline, decay"):
+        estimators.get("score_function", temp=1.0)
+    with pytest.raises(ValueError, match="key=value"):
+        estimators.get("score_function:loo")
+
+
+def test_duplicate_registration_is_an_error():
+    with pytest.raises(ValueError, match="already registered"):
+        estimators.register("score_function")(lambda: None)
+
+
+def test_stateful_estimators_are_modules():
+    est = estimators.get("score_function", baseline="moving_average")
+    assert isinstance(est, torch.nn.Module)
+    logits = torch.zeros(3, requires_grad=True)
+    est(D.Bernoulli(logits=logits), lambda z: z + 1.0, num_samples=4)
+    state = est.state_dict()
+    assert state["running_cost"].shape == (3,) and int(state["steps"]) == 1
+    est64 = est.to(torch.float64)
+    assert est64.running_cost.dtype == torch.float64
+    assert list(est.parameters()) == []  # no learned parameters, but the Module API works
+
+
+def test_moving_average_baseline_reduces_variance_and_tracks_costs():
+    torch.manual_seed(3)
+    est = estimators.get("score_function", baseline="moving_average", decay=0.5)
+    problem = bernoulli_batch(R, torch.float64, "cpu")
+    g_ma, g = estimates_with(est, problem, k=1, warmup=10)
+    torch.manual_seed(3)
+    problem = bernoulli_batch(R, torch.float64, "cpu")
+    g_none, _ = estimates("score_function", problem, 1)
+    assert g_ma.var(0).sum() < g_none.var(0).sum()
+
+
+def estimates_with(est, problem, k, warmup):
+    for _ in range(warmup):
+        est(problem.dist, problem.f, num_samples=k)
+    for leaf in problem.leaves:
+        leaf.grad = None
+    est(problem.dist, problem.f, num_samples=k).backward()
+    g_hat = problem.leaves[0].grad.reshape(R, -1)
+    g = torch.autograd.grad(problem.exact(), problem.leaves[0])[0][0].reshape(-1)
+    return g_hat, g
