@@ -33,6 +33,7 @@ EXPECTED = {
     "straight_through": dict(unbiased=False, families={"Bernoulli", "OneHotCategorical"}),
     "straight_through_gumbel": dict(unbiased=False, families={"Bernoulli", "OneHotCategorical"}),
     "exact": dict(unbiased=True, families={"Bernoulli", "OneHotCategorical", "Categorical"}),
+    "rebar": dict(unbiased=True, families={"Bernoulli", "OneHotCategorical"}),
 }
 
 
