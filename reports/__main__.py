@@ -1,0 +1,6 @@
+"""``python -m reports`` is the ``estibench`` command."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,217 @@
+"""``estibench`` command line: ``estibench report`` and ``estibench list``.
+
+Errors are one line on stderr, never a traceback; the exit code is non-zero only when there is
+nothing to report (or the command line is wrong).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable, List, Optional, Sequence
+
+__all__ = ["main"]
+
+PROG = "estibench"
+EXIT_NOTHING = 1  # nothing to report: no results, or none readable
+EXIT_USAGE = 2  # argparse's code for a bad command line
+FORMATS = ("png", "svg", "pdf")  # figure formats matplotlib writes without extra packages
+
+
+def _err(msg: str) -> None:
+    print(f"{PROG}: {msg}", file=sys.stderr, flush=True)
+
+
+def _progress(quiet: bool) -> Callable[[str], None]:
+    start = time.monotonic()
+
+    def say(msg: str) -> None:
+        if not quiet:
+            print(f"{PROG} [{time.monotonic() - start:5.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    return say
+
+
+def _formats(text: str) -> List[str]:
+    chosen = [f.strip().lower().lstrip(".") for f in text.split(",") if f.strip()]
+    bad = [f for f in chosen if f not in FORMATS]
+    if bad or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"unknown figure format(s) {', '.join(bad) or '(none)'}; choose from "
+            f"{', '.join(FORMATS)}, comma-separated (e.g. png,svg)")
+    return list(dict.fromkeys(chosen))
+
+
+def _tidy_path(text: str) -> Path:
+    path = Path(text)
+    if path.suffix.lower() not in (".csv", ".parquet"):
+        raise argparse.ArgumentTypeError(f"expected a file ending in .csv or .parquet, got {text!r}")
+    return path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Reports on estibench's asv results; lists what is registered.")
+    sub = parser.add_subparsers(dest="command", metavar="{report,list}")
+    rep = sub.add_parser(
+        "report", help="tidy table, figures, report.md and report.html from asv results",
+        description="Read every machine's and commit's asv results and write report.md, a "
+                    "self-contained report.html, figures/ and tables/ under --out.")
+    rep.add_argument("--results", default=".asv/results", type=Path,
+                     help="asv results folder (default: .asv/results)")
+    rep.add_argument("--out", default="report", type=Path,
+                     help="folder for the report (default: report/)")
+    rep.add_argument("--format", dest="formats", default=["png"], type=_formats,
+                     help="figure formats, comma-separated: png,svg,pdf (default: png)")
+    rep.add_argument("--tidy", type=_tidy_path, default=None,
+                     help="also write the tidy results table to FILE.csv or FILE.parquet")
+    rep.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    sub.add_parser("list", help="registered estimators, losses, metrics, tasks and training "
+                                "tasks with their info")
+    return parser
+
+
+# -- report ----------------------------------------------------------------------------------------
+def cmd_report(args: argparse.Namespace) -> int:
+    from .load import NoResultsError, load_results, write_tidy
+
+    say = _progress(args.quiet)
+    try:
+        loaded = load_results(args.results, progress=say)
+    except NoResultsError as exc:
+        _err(f"nothing to report: {exc}")
+        return EXIT_NOTHING
+    for warning in loaded.warnings:
+        _err(f"warning: {warning}")
+    if args.tidy is not None:
+        try:
+            path = write_tidy(loaded.frame, args.tidy)
+            say(f"wrote tidy table {path} ({len(loaded.frame)} rows)")
+        except (OSError, ValueError) as exc:
+            _err(f"warning: could not write {args.tidy}: {exc}")
+    from .render import write_report
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # matplotlib/seaborn chatter is not the user's problem
+        paths = write_report(loaded, args.out, args.formats, progress=say,
+                             source=str(args.results))
+    print(paths["markdown"])
+    print(paths["html"])
+    return 0
+
+
+# -- list ------------------------------------------------------------------------------------------
+def _import_registering_modules() -> List[str]:
+    """Import the modules that register losses, metrics, tasks and training tasks
+    (``estimators.losses``, ``estimators.metrics``, ``suite.tasks``, ``suite.train_*``). A
+    module that does not exist is passed over; one that fails to import is reported, and
+    listing goes on without it."""
+    names = ["estimators.losses", "estimators.metrics", "suite.tasks"]
+    problems = []
+    try:
+        import suite
+
+        names += sorted(f"suite.{m.name}" for m in pkgutil.iter_modules(suite.__path__)
+                        if m.name.startswith("train_"))
+    except Exception as exc:  # noqa: BLE001 - a broken package must not break listing
+        problems.append(f"suite: {type(exc).__name__}: {exc}")
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # the module exists but one of its imports does not
+                problems.append(f"{name}: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001
+            problems.append(f"{name}: {type(exc).__name__}: {exc}")
+    return problems
+
+
+def _info_text(info: Any) -> str:
+    parts = []
+    for key, value in dict(info).items():
+        if value in (None, "", (), []):
+            continue
+        if isinstance(value, (list, tuple)):
+            value = ", ".join(str(v) for v in value)
+        parts.append(f"{key}={value}")
+    return "; ".join(parts)
+
+
+def _section(title: str, registry: Any, out: List[str]) -> None:
+    try:
+        names = list(registry)
+    except Exception as exc:  # noqa: BLE001
+        out += [f"{title}: could not be listed ({type(exc).__name__}: {exc})", ""]
+        return
+    out.append(f"{title} ({len(names)}):")
+    if not names:
+        out.append("  (none registered)")
+    for name in names:
+        entry = registry[name]
+        desc = entry.info.get("description", "") if hasattr(entry, "info") else ""
+        rest = {k: v for k, v in getattr(entry, "info", {}).items() if k != "description"}
+        line = f"  {name}"
+        if desc:
+            line += f" — {desc}"
+        out.append(line)
+        detail = _info_text(rest)
+        if detail:
+            out.append(f"      {detail}")
+    for plugin, error in sorted(getattr(registry, "plugin_errors", {}).items()):
+        out.append(f"  (plugin {plugin!r} failed to load: {error})")
+    out.append("")
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # broken plugins are shown in their registry's section
+        try:
+            import estimators
+        except Exception as exc:  # noqa: BLE001
+            _err(f"could not import estimators: {type(exc).__name__}: {exc}")
+            return EXIT_NOTHING
+        problems = _import_registering_modules()
+        try:
+            from suite.registries import TASKS, TRAINING_TASKS
+        except Exception as exc:  # noqa: BLE001
+            TASKS = TRAINING_TASKS = None
+            problems.append(f"suite.registries: {type(exc).__name__}: {exc}")
+        out: List[str] = []
+        _section("Estimators", estimators.ESTIMATORS, out)
+        _section("Losses", estimators.LOSSES, out)
+        _section("Metrics", estimators.METRICS, out)
+        if TASKS is not None:
+            _section("Tasks", TASKS, out)
+            _section("Training tasks", TRAINING_TASKS, out)
+    print("\n".join(out).rstrip())
+    for problem in problems:
+        _err(f"warning: could not import {problem}")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        if args.command == "report":
+            return cmd_report(args)
+        return cmd_list(args)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except BrokenPipeError:  # `estibench list | head`
+        return 0
+    except Exception as exc:  # noqa: BLE001 - one line, never a traceback
+        _err(f"error: {type(exc).__name__}: {exc}")
+        return EXIT_NOTHING
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
