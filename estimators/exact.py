@@ -67,14 +67,24 @@ class Exact(Estimator):
             raise ValueError(f"exact: max_support must be a positive int, got {max_support!r}")
         self.max_support = max_support
 
-    def estimate(self, dist, f, num_samples):
-        size = support_size(dist)
-        if size > self.max_support:
+    def supports(self, dist) -> bool:
+        """The family must be discrete and the support no larger than ``max_support``."""
+        return super().supports(dist) and support_size(dist) <= self.max_support
+
+    def check(self, dist, num_samples, min_samples=1):
+        # A supported family with too large a support is a ValueError (a size problem), not a
+        # TypeError (a family problem): say how large it is.
+        if super().supports(dist) and support_size(dist) > self.max_support:
+            size = support_size(dist)
             raise ValueError(
                 f"exact: the support of {family_name(dist)} with batch_shape "
                 f"{list(dist.batch_shape)} and event_shape {list(dist.event_shape)} has {size} "
                 f"points, more than max_support={self.max_support}; use a sampling estimator or "
                 f"raise max_support")
+        super().check(dist, num_samples, min_samples)
+
+    def estimate(self, dist, f, num_samples):
+        size = support_size(dist)
         z = enumerate_support(dist)
         cost = self.costs(f, z, dist, size)
         weights = dist.log_prob(z).exp()

@@ -46,9 +46,12 @@ class ScoreFunction(Estimator):
         self.baseline = baseline
         self.decay = float(decay)
         self.name = f"score_function:baseline={baseline}"
-        # Running mean of f per batch element; empty until the first call sets its shape.
-        self.register_buffer("running_cost", torch.zeros(0))
-        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+        if baseline == "moving_average":
+            # Running mean of f per batch element; empty until the first call sets its shape.
+            # Only this baseline has state, so only it has buffers (harnesses warm stateful
+            # estimators up before measuring them).
+            self.register_buffer("running_cost", torch.zeros(0))
+            self.register_buffer("steps", torch.zeros((), dtype=torch.long))
 
     def min_samples(self) -> int:
         return 2 if self.baseline == "loo" else 1
