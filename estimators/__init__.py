@@ -77,6 +77,7 @@ def get_metric(spec: str, **kwargs: Any):
 # Built-ins register themselves on import; one family per module.
 from . import score_function, reparam, relaxed, straight_through, exact, control_variates  # noqa: E402,F401,E501
 from . import update_search  # noqa: E402,F401
+from . import losses, metrics  # noqa: E402,F401
 
 __all__ = ["ESTIMATORS", "LOSSES", "METRICS", "register_loss", "register_metric", "get_loss",
            "get_metric", "Estimator", "Entry", "Registry", "available", "get", "info",
