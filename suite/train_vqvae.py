@@ -1,0 +1,323 @@
+"""Training task ``vqvae_digits``: a discrete-bottleneck autoencoder on scikit-learn's digits.
+
+Images: the bundled 8 x 8 ``load_digits`` scaled to [0, 1] (64 pixels), split by the seed into
+disjoint train / valid / test sets (60 / 20 / 20 %). The bottleneck has ``latents`` positions,
+each choosing one entry of a shared codebook ``E`` [``codebook_size``, ``code_dim``]; the decoder
+sees the chosen entries (flattened) and outputs 64 pixel intensities through a sigmoid. Methods:
+
+* ``vq_straight_through`` (van den Oord et al. 2017, "Neural discrete representation learning"):
+  the encoder outputs ``z_e``; ``k* = argmin_k ||z_e - e_k||``, ``z_q = e_{k*}``; the decoder sees
+  ``z = z_e + sg[z_q - z_e]`` and the loss is
+  ``||x - dec(z)||^2 + ||sg[z_e] - z_q||^2 + beta ||z_e - sg[z_q]||^2`` (beta = 0.25): the
+  reconstruction gradient is copied straight through to the encoder, the codebook learns only
+  from the codebook term (seed notes section 2).
+* ``gumbel_softmax``, ``straight_through_gumbel``, ``score_function_loo``: the encoder outputs
+  logits, ``dist = Independent(OneHotCategorical(logits), 1)`` over the codebook at each position,
+  ``f(z) = ||x - dec(z E)||^2`` per example, and the registered gradient estimator
+  (``estimators.get(...)``) turns ``est(dist, f, num_samples)`` into the training loss (divided
+  by the batch size); the decoder and the codebook get their gradient through f in the same
+  backward (seed notes section 1). ``score_function_loo`` is REINFORCE with the leave-one-out
+  baseline (Kool et al. 2019) and needs ``num_samples >= 2``.
+
+Headline metric (lower is better): test reconstruction error with hard codes (nearest entry for
+VQ, argmax of the logits otherwise), the mean over images of the per-image mean squared error
+over the 64 pixels. Checkpoint extras: ``perplexity``, the codebook perplexity
+``exp(-sum_k p_k log p_k)`` of the hard codes over all test images and positions (``codebook_size``
+when usage is uniform, 1 when one entry takes everything). Checkpoint ``loss``: the method's
+training objective on the validation set (for the estimator methods, its Monte Carlo value with a
+fixed evaluation seed).
+
+Each bottleneck keeps its usual codebook initialisation: U(-1/K, 1/K) for VQ (the VQ-VAE reference
+code; entries must start near the encoder outputs or they never win a nearest-neighbour contest)
+and N(0, 1) for the one-hot bottleneck (``nn.Embedding``'s default; with the tiny VQ init every code
+decodes to almost the same image, f hardly depends on z, and all three estimators stall at the
+mean image). The rest of the network is identical across methods.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+from torch import distributions as D
+
+import estimators
+
+from .training import Run, TrainingTask, register_training_task
+
+__all__ = ["VQVAEDigits", "DiscreteAutoencoder", "perplexity", "quantise", "vq_terms",
+           "ESTIMATOR_METHODS"]
+
+PIXELS = 64
+
+#: method name -> (estimator spec, options) for the estimator-trained bottleneck
+ESTIMATOR_METHODS: Dict[str, Tuple[str, Dict[str, object]]] = {
+    "gumbel_softmax": ("gumbel_softmax", {}),
+    "straight_through_gumbel": ("straight_through_gumbel", {}),
+    "score_function_loo": ("score_function", {"baseline": "loo"}),
+}
+
+
+@lru_cache(maxsize=1)
+def _digits() -> np.ndarray:
+    """scikit-learn's bundled digits (from disk, no download) as [1797, 64] float32 in [0, 1]."""
+    from sklearn.datasets import load_digits
+    pixels = (load_digits().data / 16.0).astype(np.float32)
+    pixels.setflags(write=False)
+    return pixels
+
+
+def perplexity(codes: torch.Tensor, codebook_size: int) -> torch.Tensor:
+    """``exp(H)`` of the empirical distribution of integer ``codes`` (any shape) over
+    ``codebook_size`` entries; unused entries contribute ``0 log 0 = 0``."""
+    counts = torch.bincount(codes.reshape(-1), minlength=codebook_size).to(torch.float64)
+    p = counts / counts.sum()
+    return torch.exp(-torch.special.xlogy(p, p).sum())
+
+
+def quantise(z_e: torch.Tensor, codebook: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Nearest codebook entries: ``k* = argmin_k ||z_e - e_k||^2`` over the last dim.
+    Returns ``(k*, z_q = e_{k*})``."""
+    distances = ((z_e.unsqueeze(-2) - codebook) ** 2).sum(-1)
+    codes = distances.argmin(-1)
+    return codes, codebook[codes]
+
+
+def vq_terms(model: DiscreteAutoencoder, x: torch.Tensor, beta: float) -> Dict[str, torch.Tensor]:
+    """The VQ-VAE loss terms per example (van den Oord et al. 2017, eq. 3):
+
+    ``recon = ||x - dec(z_e + sg[z_q - z_e])||^2`` (straight-through: the decoder sees z_q, the
+    encoder receives the gradient taken at z_q), ``codebook = ||sg[z_e] - z_q||^2`` (moves the
+    entries; the only term that reaches the codebook) and ``commitment = beta ||z_e - sg[z_q]||^2``.
+    Squared norms are summed over pixels / positions and code dimensions. Also returns ``z_e``,
+    ``z_q`` and ``codes`` for inspection.
+    """
+    z_e = model.encode(x)
+    codes, z_q = quantise(z_e, model.codebook)
+    z = z_e + (z_q - z_e).detach()
+    return {"recon": ((x - model.decode(z)) ** 2).sum(-1),
+            "codebook": ((z_e.detach() - z_q) ** 2).sum((-2, -1)),
+            "commitment": beta * ((z_e - z_q.detach()) ** 2).sum((-2, -1)),
+            "z_e": z_e, "z_q": z_q, "codes": codes}
+
+
+class DiscreteAutoencoder(torch.nn.Module):
+    """MLP encoder -> ``latents`` codebook choices -> MLP decoder.
+
+    ``encoder_out`` is ``code_dim`` for VQ (the encoder emits ``z_e``) and ``codebook_size`` for the
+    estimator methods (it emits logits). The decoder always reads codebook vectors ``[.., latents,
+    code_dim]``, so both bottlenecks feed it the same kind of input.
+    """
+
+    def __init__(self, latents: int, codebook_size: int, code_dim: int, hidden: int,
+                 encoder_out: int, codebook_init: str = "uniform"):
+        super().__init__()
+        self.latents, self.codebook_size, self.code_dim = latents, codebook_size, code_dim
+        self.encoder = torch.nn.Sequential(torch.nn.Linear(PIXELS, hidden), torch.nn.ReLU(),
+                                           torch.nn.Linear(hidden, latents * encoder_out))
+        codebook = torch.empty(codebook_size, code_dim)
+        if codebook_init == "uniform":
+            # VQ-VAE reference code: U(-1/K, 1/K), entries start near the encoder outputs; with
+            # N(0, 1) entries most fall far from every z_e and stay dead (perplexity ~1).
+            codebook.uniform_(-1 / codebook_size, 1 / codebook_size)
+        elif codebook_init == "normal":
+            # nn.Embedding's N(0, 1): codes enter as one-hot @ E, an embedding lookup; with the
+            # tiny VQ init every code decodes to nearly the same image and f barely depends on z.
+            codebook.normal_()
+        else:
+            raise ValueError(f"codebook_init must be 'uniform' or 'normal', got {codebook_init!r}")
+        self.codebook = torch.nn.Parameter(codebook)
+        self.decoder = torch.nn.Sequential(torch.nn.Linear(latents * code_dim, hidden),
+                                           torch.nn.ReLU(), torch.nn.Linear(hidden, PIXELS))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """``[N, 64] -> [N, latents, encoder_out]``."""
+        return self.encoder(x).unflatten(-1, (self.latents, -1))
+
+    def decode(self, vectors: torch.Tensor) -> torch.Tensor:
+        """Codebook vectors ``[..., latents, code_dim] -> `` pixels ``[..., 64]`` in (0, 1)."""
+        return torch.sigmoid(self.decoder(vectors.flatten(-2)))
+
+    def decode_onehot(self, z: torch.Tensor) -> torch.Tensor:
+        """One-hot (or relaxed) codes ``[..., latents, codebook_size]`` -> pixels."""
+        return self.decode(z @ self.codebook)
+
+
+def _check_int(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"vqvae_digits: {name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+@dataclass
+class _Objective:
+    """The training objective of one method: per-batch loss and hard codes for evaluation."""
+
+    loss: Callable[[torch.Tensor], torch.Tensor]
+    codes: Callable[[torch.Tensor], torch.Tensor]
+    reconstruct: Callable[[torch.Tensor], torch.Tensor]
+
+
+@register_training_task(
+    "vqvae_digits",
+    description="discrete-bottleneck autoencoder on sklearn digits: VQ-VAE straight-through vs "
+                "Gumbel-softmax, ST-Gumbel and REINFORCE-LOO on a categorical bottleneck; test "
+                "MSE with hard codes",
+    reference="van den Oord et al. 2017 (VQ-VAE); Jang et al. 2017; Maddison et al. 2017; "
+              "Kool et al. 2019")
+class VQVAEDigits(TrainingTask):
+    """Discrete autoencoder task; sizes are constructor options (defaults: ~1-3 s per run on one
+    CPU thread)."""
+
+    name = "vqvae_digits"
+    description = "discrete-bottleneck autoencoder on 8x8 digits"
+    metric = "test reconstruction MSE per image with hard codes"
+    higher_is_better = False
+    methods = ("vq_straight_through",) + tuple(ESTIMATOR_METHODS)
+
+    def __init__(self, *, latents: int = 4, codebook_size: int = 16, code_dim: int = 8,
+                 hidden: int = 64, steps: int = 500, batch_size: int = 64, lr: float = 3e-3,
+                 beta: float = 0.25, num_samples: int = 4, num_checkpoints: int = 6,
+                 estimator_options: Optional[Dict[str, Dict[str, object]]] = None):
+        self.latents = _check_int("latents", latents)
+        self.codebook_size = _check_int("codebook_size", codebook_size, minimum=2)
+        self.code_dim = _check_int("code_dim", code_dim)
+        self.hidden = _check_int("hidden", hidden)
+        self.steps = _check_int("steps", steps)
+        self.batch_size = _check_int("batch_size", batch_size)
+        self.num_samples = _check_int("num_samples", num_samples)
+        self.num_checkpoints = _check_int("num_checkpoints", num_checkpoints, minimum=2)
+        if not float(lr) > 0:
+            raise ValueError(f"vqvae_digits: lr must be positive, got {lr!r}")
+        if not float(beta) >= 0:
+            raise ValueError(f"vqvae_digits: beta must be >= 0, got {beta!r}")
+        self.lr, self.beta = float(lr), float(beta)
+        options = dict(estimator_options or {})
+        unknown = sorted(set(options) - set(ESTIMATOR_METHODS))
+        if unknown:
+            raise ValueError(f"vqvae_digits: estimator_options for unknown method(s) {unknown}; "
+                             f"expected keys among {', '.join(ESTIMATOR_METHODS)}")
+        self.estimator_options = options
+
+    # -- pieces ----------------------------------------------------------------------------
+    def schedule(self) -> List[int]:
+        """Checkpoint steps, shared by every method: evenly spaced from 0 to ``steps``."""
+        return sorted({int(round(s)) for s in np.linspace(0, self.steps, self.num_checkpoints)})
+
+    @staticmethod
+    def split_indices(seed: int) -> Dict[str, np.ndarray]:
+        """Disjoint train / valid / test indices (60 / 20 / 20 %) into ``load_digits()``."""
+        n = len(_digits())
+        order = np.random.default_rng([seed, 0x7A3]).permutation(n)
+        cuts = np.cumsum([int(round(f * n)) for f in (0.6, 0.2)])
+        return dict(zip(("train", "valid", "test"), np.split(order, cuts)))
+
+    def data(self, seed: int) -> Dict[str, np.ndarray]:
+        """The train / valid / test images [n, 64] of one seed."""
+        pixels = _digits()
+        return {k: pixels[i] for k, i in self.split_indices(seed).items()}
+
+    def model(self, method: str) -> DiscreteAutoencoder:
+        self.check_method(method)
+        if method == "vq_straight_through":
+            return DiscreteAutoencoder(self.latents, self.codebook_size, self.code_dim,
+                                       self.hidden, self.code_dim, codebook_init="uniform")
+        return DiscreteAutoencoder(self.latents, self.codebook_size, self.code_dim, self.hidden,
+                                   self.codebook_size, codebook_init="normal")
+
+    def estimator(self, method: str):
+        spec, options = ESTIMATOR_METHODS[method]
+        return estimators.get(spec, **{**options, **self.estimator_options.get(method, {})})
+
+    def objective(self, method: str, model: DiscreteAutoencoder) -> _Objective:
+        """The method's loss (mean over the batch) and its hard-code reconstruction."""
+        self.check_method(method)
+        if method == "vq_straight_through":
+            def loss(x):
+                terms = vq_terms(model, x, self.beta)
+                return (terms["recon"] + terms["codebook"] + terms["commitment"]).mean()
+
+            def codes(x):
+                return quantise(model.encode(x), model.codebook)[0]
+
+            def reconstruct(x):
+                return model.decode(model.codebook[codes(x)])
+
+            return _Objective(loss, codes, reconstruct)
+
+        est = self.estimator(method)
+        num_samples = self.num_samples
+
+        def loss(x):
+            dist = D.Independent(D.OneHotCategorical(logits=model.encode(x)), 1)
+            f = lambda z: ((x - model.decode_onehot(z)) ** 2).sum(-1)  # [K, N]: cost per example
+            return est(dist, f, num_samples=num_samples) / x.shape[0]
+
+        def codes(x):
+            return model.encode(x).argmax(-1)
+
+        def reconstruct(x):
+            return model.decode(model.codebook[codes(x)])
+
+        return _Objective(loss, codes, reconstruct)
+
+    # -- the run ---------------------------------------------------------------------------
+    def run(self, method: str, seed: int = 0, device: str = "cpu") -> Run:
+        self.check_method(method)
+        if method == "score_function_loo" and self.num_samples < 2:
+            raise ValueError(f"vqvae_digits: method 'score_function_loo' needs num_samples >= 2 "
+                             f"(leave-one-out baseline), got num_samples={self.num_samples}")
+        device = torch.device(device)
+        split = {k: torch.as_tensor(v, device=device) for k, v in self.data(seed).items()}
+        x_train, n_train = split["train"], len(split["train"])
+        if self.batch_size > n_train:
+            raise ValueError(f"vqvae_digits: batch_size ({self.batch_size}) must be <= the "
+                             f"{n_train} training images")
+        rng_devices = [device.index or 0] if device.type == "cuda" else []
+
+        with torch.random.fork_rng(devices=rng_devices):  # the caller's RNG stays untouched
+            torch.manual_seed(seed)  # init and the estimators' samples (global RNG)
+            model = self.model(method).to(device)
+            objective = self.objective(method, model)
+            optimiser = torch.optim.Adam(model.parameters(), lr=self.lr)
+            gen = torch.Generator().manual_seed(seed)
+            per_epoch = max(1, n_train // self.batch_size)
+            epochs = math.ceil(self.steps / per_epoch)
+            order = torch.cat([torch.randperm(n_train, generator=gen)[:per_epoch * self.batch_size]
+                               for _ in range(epochs)])
+            order = order[:self.steps * self.batch_size].view(self.steps, -1).to(device)
+
+            def evaluate() -> Dict[str, float]:
+                model.eval()
+                with torch.no_grad(), torch.random.fork_rng(devices=rng_devices):
+                    torch.manual_seed(seed)  # same evaluation noise at every checkpoint
+                    x_test = split["test"]
+                    error = ((x_test - objective.reconstruct(x_test)) ** 2).mean(-1).mean()
+                    out = {"loss": float(objective.loss(split["valid"])), "metric": float(error),
+                           "perplexity": float(perplexity(objective.codes(x_test),
+                                                          self.codebook_size))}
+                model.train()
+                return out
+
+            schedule = self.schedule()
+            checkpoints = [{"step": 0, "seconds": 0.0, **evaluate()}]
+            elapsed = 0.0
+            for start, stop in zip(schedule[:-1], schedule[1:]):
+                tic = time.perf_counter()
+                for step in range(start, stop):
+                    loss = objective.loss(x_train[order[step]])
+                    optimiser.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimiser.step()
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                elapsed += time.perf_counter() - tic
+                checkpoints.append({"step": stop, "seconds": elapsed, **evaluate()})
+
+        evaluations = 1.0 if method == "vq_straight_through" else float(self.num_samples)
+        return Run(task=self.name, method=method, seed=seed, checkpoints=checkpoints,
+                   evaluations_per_update=evaluations)
