@@ -3,61 +3,8 @@ change to this repository: build and install a tiny plugin package, then see it 
 interpreter."""
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
-import textwrap
-from pathlib import Path
-
-import pytest
-
-PLUGIN = '''
-"""A third-party estimator: score function with a constant baseline."""
-import torch
-import estimators
-from estimators.base import Estimator, DISCRETE
-
-
-@estimators.register("constant_baseline_sf", unbiased=True, families=DISCRETE,
-                     description="score function with a constant baseline",
-                     reference="plugin test")
-class ConstantBaselineSF(Estimator):
-    name = "constant_baseline_sf"
-    unbiased = True
-    families = DISCRETE
-
-    def __init__(self, b: float = 0.5):
-        super().__init__()
-        self.b = b
-
-    def estimate(self, dist, f, num_samples):
-        z = dist.sample((num_samples,))
-        cost = self.costs(f, z, dist, num_samples)
-        logp = dist.log_prob(z)
-        return (cost + (cost.detach() - self.b) * (logp - logp.detach())).mean(0).sum()
-
-
-@estimators.register_metric("always_one", description="plugin metric", reference="plugin test")
-def always_one():
-    return lambda *args: 1.0
-'''
-
-PYPROJECT = '''
-[build-system]
-requires = ["setuptools>=61"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "estibench-plugin-demo"
-version = "0.0.1"
-
-[project.entry-points."estibench.estimators"]
-demo = "estibench_plugin_demo"
-
-[project.entry-points."estibench.metrics"]
-demo = "estibench_plugin_demo"
-'''
 
 CHECK = '''
 import json, torch, estimators
@@ -76,30 +23,8 @@ print(json.dumps({"names": names, "kind": estimators.available(kind="gradient"),
 '''
 
 
-@pytest.fixture(scope="module")
-def plugin_site(tmp_path_factory):
-    root = tmp_path_factory.mktemp("plugin")
-    src = root / "src"
-    (src / "estibench_plugin_demo").mkdir(parents=True)
-    (src / "estibench_plugin_demo" / "__init__.py").write_text(PLUGIN)
-    (src / "pyproject.toml").write_text(PYPROJECT)
-    site = root / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--no-index", "--target", str(site), str(src)],
-                   check=True, capture_output=True, text=True)
-    return site
-
-
-def run_with(site: Path, code: str) -> dict:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(site),
-                                                                     os.environ.get("PYTHONPATH")])))
-    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, check=True,
-                         capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def test_installed_plugin_is_listed_and_works(plugin_site):
-    got = run_with(plugin_site, CHECK)
+def test_installed_plugin_is_listed_and_works(plugin_site, run_python):
+    got = run_python(plugin_site, CHECK)
     assert got["errors"] == {}
     assert "constant_baseline_sf" in got["names"] and "constant_baseline_sf" in got["kind"]
     assert got["names"] == sorted(got["names"])
@@ -112,11 +37,11 @@ def test_without_the_plugin_it_is_not_listed():
     assert "constant_baseline_sf" not in estimators.available()
 
 
-def test_a_broken_plugin_warns_and_leaves_the_builtins(tmp_path):
+def test_a_broken_plugin_warns_and_leaves_the_builtins(tmp_path, run_python, plugin_pyproject):
     src = tmp_path / "src"
     (src / "estibench_broken_plugin").mkdir(parents=True)
     (src / "estibench_broken_plugin" / "__init__.py").write_text("raise RuntimeError('boom')\n")
-    (src / "pyproject.toml").write_text(PYPROJECT.replace("estibench-plugin-demo",
+    (src / "pyproject.toml").write_text(plugin_pyproject.replace("estibench-plugin-demo",
                                                           "estibench-broken-plugin")
                                         .replace('"estibench_plugin_demo"',
                                                  '"estibench_broken_plugin"'))
@@ -124,7 +49,7 @@ def test_a_broken_plugin_warns_and_leaves_the_builtins(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
                     "--no-build-isolation", "--no-index", "--target", str(site), str(src)],
                    check=True, capture_output=True, text=True)
-    got = run_with(site, '''
+    got = run_python(site, '''
         import json, warnings, estimators
         with warnings.catch_warnings(record=True) as w:
             warnings.simplefilter("always")

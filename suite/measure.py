@@ -1,0 +1,189 @@
+"""Measuring a gradient estimator on a task: R replicate estimates -> variance, bias, MSE, cosine,
+SNR, each with its standard error.
+
+With ``ĝ_1..ĝ_R`` independent estimates (rows of ``G``, ``[R, P]``), ``g`` the exact gradient
+and ``m`` the mean estimate:
+
+* ``variance``: ``tr Cov(ĝ) = Σ_r ||ĝ_r - m||² / (R - 1)``; se from the spread of the
+  per-replicate terms, ``sd_r(||ĝ_r - m||²) / √R``.
+* ``bias``: relative, ``||E ĝ - g|| / ||g||``. ``||m - g||²`` overestimates ``||E ĝ - g||²`` by
+  ``tr Cov / R`` on average, so that is subtracted (clipped at 0) before the square root. Its
+  ``_se`` is the resolution ``√(tr Cov / R) / ||g||``: smaller biases are not distinguishable
+  from zero with these R.
+* ``mse``: ``E||ĝ - g||² = variance + ||bias||²``, the mean of ``||ĝ_r - g||²``; se from its
+  spread.
+* ``cosine_of_mean``: ``cos(m, g)``; se by the delta method (``∇_m cos`` projected on the
+  replicates' deviations).
+* ``cosine``: the mean per-estimate ``cos(ĝ_r, g)`` (0 for an all-zero estimate); se from
+  its spread.
+* ``snr``: ``||m|| / √(tr Cov)`` (a vector version of the per-parameter SNR of Rainforth et
+  al. 2018); undefined (``None``) for a deterministic estimator (noise below ``NOISE_FLOOR``
+  times ``||m||``, i.e. rounding); se by the delta method.
+* ``work_normalised_variance``: ``variance x seconds per estimate`` (Glynn & Whitt 1992: the
+  efficiency of a Monte Carlo estimator is its variance times its cost).
+
+All statistics are computed in float64 on the estimates' device and moved to the host once.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Dict, Optional
+
+import torch
+
+import estimators
+
+from .tasks import GradientTask
+
+__all__ = ["statistics", "rows_per_estimate", "replicate_estimates", "seconds_per_estimate",
+           "measure_cell", "warmed_up", "is_stateful", "QUALITY_MEASURES"]
+
+NOISE_FLOOR = 1e-5  # relative noise below which replicates differ by rounding only
+WARMUP_CALLS = 10  # calls a stateful estimator gets before it is measured
+QUALITY_MEASURES = ("variance", "bias", "mse", "cosine_of_mean", "cosine", "snr",
+                    "work_normalised_variance")
+
+
+def statistics(G: torch.Tensor, g: torch.Tensor) -> Dict[str, Optional[float]]:
+    """Quality measures of the rows of ``G`` ``[R, P]`` against the exact gradient ``g`` ``[P]``:
+    ``{measure: value, measure_se: standard error}`` plus ``replicates``."""
+    G = G.to(torch.float64)
+    g = g.to(G.device, torch.float64).reshape(-1)
+    r = G.shape[0]
+    if r < 2:
+        raise ValueError(f"statistics need at least 2 replicate estimates, got {r}")
+    if G.shape[1] != g.numel():
+        raise ValueError(f"estimates have {G.shape[1]} coordinates but the reference gradient "
+                         f"has {g.numel()}")
+    g_norm = g.norm()
+    if not bool(g_norm > 0):
+        raise ValueError("the reference gradient is zero: relative bias and cosine are undefined")
+    m = G.mean(0)
+    dev = G - m
+    d = dev.pow(2).sum(1)  # ||ĝ_r - m||²
+    variance = d.sum() / (r - 1)
+    sqrt_r = math.sqrt(r)
+    out = {"replicates": float(r)}
+    out["variance"], out["variance_se"] = variance, d.std() / sqrt_r
+
+    bias2 = ((m - g).pow(2).sum() - variance / r).clamp_min(0)
+    out["bias"], out["bias_se"] = bias2.sqrt() / g_norm, (variance / r).sqrt() / g_norm
+
+    e = (G - g).pow(2).sum(1)
+    out["mse"], out["mse_se"] = e.mean(), e.std() / sqrt_r
+
+    m_norm = m.norm().clamp_min(torch.finfo(torch.float64).tiny)
+    g_unit = g / g_norm
+    cos_mean = (m @ g_unit) / m_norm
+    grad_cos = (g_unit - cos_mean * m / m_norm) / m_norm  # ∇_m cos(m, g)
+    out["cosine_of_mean"], out["cosine_of_mean_se"] = cos_mean, (dev @ grad_cos).std() / sqrt_r
+
+    G_norm = G.norm(dim=1)
+    c = torch.where(G_norm > 0, (G @ g_unit) / G_norm.clamp_min(torch.finfo(torch.float64).tiny),
+                    torch.zeros_like(G_norm))
+    out["cosine"], out["cosine_se"] = c.mean(), c.std() / sqrt_r
+
+    # Rounding alone gives identical replicates (exact enumeration) a variance of order
+    # (eps ||m||)^2; below NOISE_FLOOR relative noise the estimator is deterministic.
+    if bool(variance.sqrt() > NOISE_FLOOR * m.norm()):
+        snr = m.norm() / variance.sqrt()
+        se_mnorm = (dev @ (m / m_norm)).std() / sqrt_r
+        rel = (se_mnorm / m_norm) ** 2 + (0.5 * out["variance_se"] / variance) ** 2
+        out["snr"], out["snr_se"] = snr, snr * rel.sqrt()
+    else:
+        out["snr"] = out["snr_se"] = None
+    return {k: (None if v is None else float(v)) for k, v in out.items()}
+
+
+def rows_per_estimate(est, task: GradientTask, num_samples: int) -> int:
+    """How many sample rows f receives for one estimate (K for plain sampling, 3K for REBAR's
+    three evaluations, the support size for exact enumeration): counted on a 1-replicate call,
+    so the replicate count R adapts to each estimator's real cost, deterministically."""
+    problem = task.problem(1)
+    rows = 0
+
+    def counting(z):
+        nonlocal rows
+        rows += z.shape[0]
+        return problem.f(z)
+    est(problem.dist, counting, num_samples=num_samples)
+    return rows
+
+
+def replicate_estimates(est, task: GradientTask, num_samples: int, replicates: int,
+                        device="cpu", dtype=torch.float32) -> torch.Tensor:
+    """R independent gradient estimates ``[R, P]`` from ONE vectorised call."""
+    problem = task.problem(replicates, device, dtype)
+    est(problem.dist, problem.f, num_samples=num_samples).backward()
+    return problem.flat_grad().detach()
+
+
+def is_stateful(est) -> bool:
+    """Estimators with buffers or parameters (moving-average baselines, learned control
+    variates) carry state from call to call."""
+    return any(True for _ in est.buffers()) or any(True for _ in est.parameters())
+
+
+def warmed_up(est, task: GradientTask, num_samples: int, replicates: int, device="cpu",
+              dtype=torch.float32, calls: int = WARMUP_CALLS):
+    """A stateful estimator run ``calls`` times on the same problem first, as it would be after
+    a few training steps (a moving-average baseline starts at 0); stateless ones untouched."""
+    if is_stateful(est):
+        problem = task.problem(replicates, device, dtype)
+        with torch.no_grad():
+            for _ in range(calls):
+                est(problem.dist, problem.f, num_samples=num_samples)
+    return est
+
+
+def _sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def seconds_per_estimate(est, task: GradientTask, num_samples: int, device="cpu",
+                         dtype=torch.float32, repeats: int = 7) -> float:
+    """Median wall time of one estimate plus its backward (one replicate, validation off)."""
+    times = []
+    previous = estimators.validation_enabled()
+    estimators.set_validation(False)
+    try:
+        for i in range(repeats + 1):
+            problem = task.problem(1, device, dtype)
+            _sync(device)
+            start = time.perf_counter()
+            est(problem.dist, problem.f, num_samples=num_samples).backward()
+            _sync(device)
+            if i:  # the first call warms up allocators and kernels
+                times.append(time.perf_counter() - start)
+    finally:
+        estimators.set_validation(previous)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def measure_cell(make_estimator: Callable[[], torch.nn.Module], task: GradientTask,
+                 num_samples: int, device="cpu", seed: int = 0,
+                 dtype=torch.float32) -> Dict[str, Optional[float]]:
+    """Every quality measure of one (task, estimator, num_samples, device) cell.
+
+    The estimator is built fresh (stateful baselines start from scratch) and the RNG seeded, so
+    a cell's numbers do not depend on which cells ran before it."""
+    torch.manual_seed(seed)
+    est = make_estimator().to(device)
+    rows = rows_per_estimate(est, task, num_samples)
+    r = task.replicates_for(rows)
+    torch.manual_seed(seed)
+    est = warmed_up(make_estimator().to(device), task, num_samples, r, device, dtype)
+    G = replicate_estimates(est, task, num_samples, r, device, dtype)
+    if not bool(torch.isfinite(G).all()):
+        bad = int((~torch.isfinite(G)).sum())
+        raise FloatingPointError(f"{bad} non-finite gradient coordinates in {r} estimates")
+    out = statistics(G, task.reference())
+    seconds = seconds_per_estimate(make_estimator().to(device), task, num_samples, device, dtype)
+    out["seconds_per_estimate"] = seconds
+    out["work_normalised_variance"] = out["variance"] * seconds
+    out["work_normalised_variance_se"] = out["variance_se"] * seconds
+    out["rows_per_estimate"] = float(rows)
+    return out

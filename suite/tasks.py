@@ -1,0 +1,418 @@
+"""Gradient tasks: a ``(dist, f)`` pair and its reference gradient, built for R replicates at once.
+
+Every task answers ``problem(replicates, device, dtype) -> Problem``: a distribution whose batch
+has a leading replicate dimension of size R, a cost ``f``, and the leaves (``[R, ...]`` tensors
+that require grad) whose ``.grad`` holds R independent gradient estimates after one
+``est(dist, f, K).backward()``. Replicates are independent problems in one batch, as the estimator
+contract allows, so R estimates cost one vectorised call instead of a Python loop.
+
+``reference()`` is the exact gradient of ``sum over batch of E[f]`` for ONE replicate, flattened
+over the leaves in order (float64): from a closed form, or from exact enumeration of the support.
+
+Tasks register in :data:`suite.registries.TASKS`; a plugin adds its own through the entry-point
+group ``estibench.tasks``. Building a task may be expensive (the VAE tasks train a checkpoint),
+so the benchmarks build each task once (``setup_cache``) and pickle it.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Callable, List, Sequence, Tuple
+
+import torch
+from torch import distributions as D
+
+from .registries import TASKS
+
+__all__ = ["Problem", "GradientTask", "register_task", "build_task", "BernoulliToy",
+           "CategoricalTable", "GaussianFamily", "BinaryVAE", "CategoricalVAE", "binarised_digits"]
+
+
+@dataclass
+class Problem:
+    """R replicates of one task: ``leaves`` are ``[R, ...]`` and require grad."""
+
+    leaves: List[torch.Tensor]
+    dist: D.Distribution
+    f: Callable[[torch.Tensor], torch.Tensor]
+
+    def flat_grad(self) -> torch.Tensor:
+        """The R gradient estimates, ``[R, P]`` (zeros where a leaf got no gradient)."""
+        r = self.leaves[0].shape[0]
+        return torch.cat([(leaf.grad if leaf.grad is not None else torch.zeros_like(leaf))
+                          .reshape(r, -1) for leaf in self.leaves], 1)
+
+
+def register_task(name: str, *, description: str, reference: str = "", family: str,
+                  **info):
+    """Register a task factory. ``family`` names the distribution family (``"Bernoulli"``,
+    ``"OneHotCategorical"``, ``"Normal"``, ...) so listings can show what each task exercises."""
+    return TASKS.register(name, description=description, reference=reference, family=family,
+                          **info)
+
+
+def build_task(name: str) -> "GradientTask":
+    """Build a registered task (``"name"`` or ``"name:key=value"``)."""
+    task = TASKS.get(name)
+    task.name = name
+    return task
+
+
+def _leaf(x: torch.Tensor, r: int, device, dtype) -> torch.Tensor:
+    return x.to(device, dtype).expand((r,) + tuple(x.shape)).clone().requires_grad_()
+
+
+class GradientTask:
+    """Base class: set ``name``/``description`` and implement ``problem`` and ``_reference``.
+
+    ``replicates`` is the most replicates the harness draws per cell, ``row_budget`` caps
+    ``R x (rows of samples f sees per estimate)`` so costly tasks and estimators (exact
+    enumeration, K = 64) get fewer replicates; never fewer than ``min_replicates``.
+    """
+
+    name: str = "task"
+    replicates: int = 4000
+    min_replicates: int = 16
+    row_budget: int = 2 ** 18
+
+    def problem(self, replicates: int, device="cpu", dtype=torch.float32) -> Problem:
+        raise NotImplementedError
+
+    def _reference(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def reference(self) -> torch.Tensor:
+        """Exact gradient for one replicate, flattened over the leaves, float64 on the CPU."""
+        cached = getattr(self, "_reference_cache", None)
+        if cached is None:
+            cached = self._reference().detach().to("cpu", torch.float64).reshape(-1)
+            self._reference_cache = cached
+        return cached
+
+    def replicates_for(self, rows_per_estimate: int) -> int:
+        """R for an estimator whose f sees ``rows_per_estimate`` sample rows per estimate."""
+        fit = self.row_budget // max(int(rows_per_estimate), 1)
+        return int(max(self.min_replicates, min(self.replicates, fit)))
+
+
+def _closed_form_grad(objective: Callable[..., torch.Tensor],
+                      values: Sequence[torch.Tensor]) -> torch.Tensor:
+    leaves = [v.detach().to(torch.float64).clone().requires_grad_() for v in values]
+    grads = torch.autograd.grad(objective(*leaves), leaves)
+    return torch.cat([g.reshape(-1) for g in grads])
+
+
+# -- Bernoulli toy ---------------------------------------------------------------------------
+class BernoulliToy(GradientTask):
+    """``E[(b - t)^2]``, b ~ Bernoulli(σ(θ)) (Tucker et al. 2017, REBAR; Grathwohl et al. 2018,
+    RELAX). With ``dims = 1`` a scalar problem; with ``dims = D`` one D-dimensional
+    ``Independent`` Bernoulli and ``f(b) = mean_i (b_i - t)^2``, so the score-function term
+    carries the whole vector's cost. Closed form: ``∂/∂θ_i = σ'(θ_i)((1 - t)^2 - t^2)/D``; at
+    t = 0.499 the gradient is 500 times smaller than f, the hard case for the score function."""
+
+    def __init__(self, t: float = 0.45, dims: int = 1, seed: int = 0):
+        self.t = float(t)
+        self.dims = int(dims)
+        if self.dims < 1:
+            raise ValueError(f"BernoulliToy: dims must be >= 1, got {dims!r}")
+        g = torch.Generator().manual_seed(seed)
+        # one dimension: p = 1/2 as in the REBAR toy; many: logits spread around 0
+        self.logits = (torch.zeros(()) if self.dims == 1
+                       else torch.randn(self.dims, generator=g, dtype=torch.float64))
+        self.replicates = 4000
+        self.row_budget = 2 ** 20 // self.dims
+
+    def problem(self, replicates, device="cpu", dtype=torch.float32):
+        leaf = _leaf(self.logits, replicates, device, dtype)
+        base = D.Bernoulli(logits=leaf)
+        t = self.t
+        if self.dims == 1:
+            return Problem([leaf], base, lambda b: (b - t) ** 2)
+        return Problem([leaf], D.Independent(base, 1), lambda b: ((b - t) ** 2).mean(-1))
+
+    def _reference(self):
+        t, d = self.t, self.dims
+
+        def objective(logits):
+            p = torch.sigmoid(logits)
+            return (p * (1 - t) ** 2 + (1 - p) * t ** 2).sum() / d
+        return _closed_form_grad(objective, [self.logits])
+
+
+def _bernoulli(t: float, dims: int):
+    size = "one dimension" if dims == 1 else f"{dims} dimensions (Independent)"
+    return dict(description=f"E[(b - {t})^2], Bernoulli in {size}; closed-form gradient",
+                reference="Tucker et al. 2017 (REBAR); Grathwohl et al. 2018 (RELAX)",
+                family="Bernoulli", exact="closed form")
+
+
+for _t, _tag in ((0.45, "045"), (0.499, "0499")):
+    for _dims in (1, 100):
+        _name = f"bernoulli{'' if _dims == 1 else _dims}_t{_tag}"
+        register_task(_name, **_bernoulli(_t, _dims))(
+            functools.partial(BernoulliToy, t=_t, dims=_dims))
+
+
+# -- categorical toy -------------------------------------------------------------------------
+@register_task("categorical_table", family="OneHotCategorical",
+               description="OneHotCategorical over 10 classes, batch of 4, random cost table; "
+                           "closed-form gradient", reference="categorical toy", exact="closed form")
+class CategoricalTable(GradientTask):
+    """``E[c_z]`` for z ~ OneHotCategorical(softmax(θ)) with a random cost table c (4 independent
+    rows of 10 classes). Closed form: ``Σ_i softmax(θ)_i c_i``."""
+
+    def __init__(self, rows: int = 4, classes: int = 10, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        self.logits = torch.randn(rows, classes, generator=g, dtype=torch.float64)
+        self.table = torch.randn(rows, classes, generator=g, dtype=torch.float64)
+        self.row_budget = 2 ** 16
+
+    def problem(self, replicates, device="cpu", dtype=torch.float32):
+        leaf = _leaf(self.logits, replicates, device, dtype)
+        table = self.table.to(device, dtype)
+        return Problem([leaf], D.OneHotCategorical(logits=leaf), lambda z: (z * table).sum(-1))
+
+    def _reference(self):
+        return _closed_form_grad(lambda th: (torch.softmax(th, -1) * self.table).sum(),
+                                 [self.logits])
+
+
+# -- Gaussian family (Mohamed et al. 2020) -------------------------------------------------------
+def _quadratic(x, k):
+    return (x - k) ** 2
+
+
+def _quadratic_mean(mu, s, k):
+    return (mu - k) ** 2 + s ** 2
+
+
+def _exp(x, k):
+    return torch.exp(-k * x ** 2)
+
+
+def _exp_mean(mu, s, k):
+    return torch.exp(-k * mu ** 2 / (1 + 2 * k * s ** 2)) / torch.sqrt(1 + 2 * k * s ** 2)
+
+
+def _cos(x, k):
+    return torch.cos(k * x)
+
+
+def _cos_mean(mu, s, k):
+    return torch.cos(k * mu) * torch.exp(-(k * s) ** 2 / 2)
+
+
+#: f(x; k) and E_{x~N(μ,σ²)}[f] in closed form (module-level so tasks pickle)
+GAUSSIAN_COSTS = {"quadratic": (_quadratic, _quadratic_mean), "exp": (_exp, _exp_mean),
+                  "cos": (_cos, _cos_mean)}
+
+
+class GaussianFamily(GradientTask):
+    """``x ~ N(μ, σ²)`` with f in ``(x - k)^2``, ``exp(-k x^2)``, ``cos(k x)`` (Mohamed, Rosca,
+    Figurnov & Mnih 2020, "Monte Carlo gradient estimation in machine learning", section 3): a
+    batch over k, gradients with respect to μ and σ from the closed-form expectations."""
+
+    def __init__(self, kind: str = "quadratic", mu: float = 0.5, sigma: float = 1.0,
+                 ks: Sequence[float] = (0.1, 0.5, 1.0, 2.0, 5.0)):
+        if kind not in GAUSSIAN_COSTS:
+            raise ValueError(f"unknown Gaussian cost {kind!r}; expected one of "
+                             f"{', '.join(GAUSSIAN_COSTS)}")
+        self.kind = kind
+        self.cost, self.expectation = GAUSSIAN_COSTS[kind]
+        self.ks = torch.tensor(list(ks), dtype=torch.float64)
+        self.mu = torch.full_like(self.ks, float(mu))
+        self.sigma = torch.full_like(self.ks, float(sigma))
+        if not float(sigma) > 0:
+            raise ValueError(f"GaussianFamily: sigma must be > 0, got {sigma!r}")
+
+    def problem(self, replicates, device="cpu", dtype=torch.float32):
+        mu = _leaf(self.mu, replicates, device, dtype)
+        sigma = _leaf(self.sigma, replicates, device, dtype)
+        ks, cost = self.ks.to(device, dtype), self.cost
+        return Problem([mu, sigma], D.Normal(mu, sigma), lambda x: cost(x, ks))
+
+    def _reference(self):
+        return _closed_form_grad(lambda mu, s: self.expectation(mu, s, self.ks).sum(),
+                                 [self.mu, self.sigma])
+
+
+_GAUSSIAN_F = {"quadratic": "(x - k)^2", "exp": "exp(-k x^2)", "cos": "cos(k x)"}
+for _kind, _f in _GAUSSIAN_F.items():
+    register_task(f"gaussian_{_kind}", family="Normal",
+                  description=f"x ~ N(0.5, 1), f = {_f} for k in 0.1..5; closed-form gradient",
+                  reference="Mohamed et al. 2020", exact="closed form")(
+        functools.partial(GaussianFamily, kind=_kind))
+
+
+# -- VAEs on scikit-learn's digits ------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def binarised_digits() -> torch.Tensor:
+    """scikit-learn's bundled 8x8 digits (1797 images, read from disk), binarised at half
+    intensity: float64 ``[1797, 64]`` in {0, 1}."""
+    from sklearn.datasets import load_digits
+    x = torch.as_tensor(load_digits().data, dtype=torch.float64)
+    return (x > 8).to(torch.float64)
+
+
+def _mlp(params: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """A linear map ``[W, b]`` or a tanh MLP ``[W1, b1, W2, b2]``; weights may carry a leading
+    replicate dim R (then x is ``[..., R, N, in]`` or ``[N, in]``)."""
+    h = x
+    for i in range(0, len(params), 2):
+        w, b = params[i], params[i + 1]
+        if w.dim() == 3:  # replicated weights [R, in, out]
+            h = torch.einsum("...rni,rio->...rno", h if h.dim() > 2 else h.expand(
+                w.shape[0], *h.shape), w) + b[:, None, :]
+        else:
+            h = h @ w + b
+        if i + 2 < len(params):
+            h = torch.tanh(h)
+    return h
+
+
+def _init_mlp(sizes: Sequence[int], g: torch.Generator) -> List[torch.Tensor]:
+    params = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        params.append(torch.randn(n_in, n_out, generator=g, dtype=torch.float64) / math.sqrt(n_in))
+        params.append(torch.zeros(n_out, dtype=torch.float64))
+    return params
+
+
+class _DigitsVAE(GradientTask):
+    """Shared machinery: a discrete-latent VAE on binarised digits at a fixed checkpoint.
+
+    Cost of a latent sample z for an image x: ``-log p(x | z) + KL(q(z | x) || uniform prior)``
+    (the KL in closed form), so ``E_q[f]`` is the negative ELBO. The measured gradient is with
+    respect to the encoder's weights (replicated R times, so R estimates come from one call);
+    the decoder is f's own parameter and is held fixed. The checkpoint is trained for
+    ``train_steps`` Adam steps with the leave-one-out score-function estimator (K = 16) from a
+    fixed seed; the reference gradient enumerates the latent support exactly.
+    """
+
+    replicates = 1000
+    min_replicates = 16
+    row_budget = 2 ** 12
+    batch = 16
+
+    def __init__(self, hidden: int = 0, train_steps: int = 300, seed: int = 0):
+        self.hidden = int(hidden)
+        g = torch.Generator().manual_seed(seed)
+        data = binarised_digits()
+        perm = torch.randperm(data.shape[0], generator=g)
+        self.x = data[perm[:self.batch]].clone()  # the fixed minibatch whose gradient we measure
+        enc_sizes = [64] + ([self.hidden] if self.hidden else []) + [self.latent_size]
+        dec_sizes = [self.latent_size] + ([self.hidden] if self.hidden else []) + [64]
+        self.encoder = _init_mlp(enc_sizes, g)
+        self.decoder = _init_mlp(dec_sizes, g)
+        self._train(data[perm[self.batch:]], train_steps, g)
+
+    # -- to be set by subclasses ----------------------------------------------------------------
+    latent_size: int = 0
+
+    def _dist(self, logits: torch.Tensor) -> D.Distribution:
+        raise NotImplementedError
+
+    def _kl(self, logits: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _decoder_input(self, z: torch.Tensor) -> torch.Tensor:
+        return z
+
+    # -- shared ---------------------------------------------------------------------------------
+    def _cost_fn(self, x, decoder, logits):
+        kl = self._kl(logits)
+
+        def f(z):
+            pixel_logits = _mlp(decoder, self._decoder_input(z))
+            nll = torch.nn.functional.binary_cross_entropy_with_logits(
+                pixel_logits, x.expand_as(pixel_logits), reduction="none").sum(-1)
+            return nll + kl
+        return f
+
+    def _train(self, data, steps, g):
+        import estimators
+        params = [p.clone().requires_grad_() for p in self.encoder + self.decoder]
+        enc, dec = params[:len(self.encoder)], params[len(self.encoder):]
+        opt = torch.optim.Adam(params, lr=3e-3)
+        est = estimators.get("score_function", baseline="loo")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(torch.randint(2 ** 31, (1,), generator=g)))
+            for _ in range(steps):
+                idx = torch.randint(data.shape[0], (64,), generator=g)
+                x = data[idx]
+                logits = _mlp(enc, x)
+                loss = est(self._dist(logits), self._cost_fn(x, dec, logits), num_samples=16)
+                opt.zero_grad()
+                (loss / x.shape[0]).backward()
+                opt.step()
+        self.encoder = [p.detach() for p in enc]
+        self.decoder = [p.detach() for p in dec]
+
+    def problem(self, replicates, device="cpu", dtype=torch.float32):
+        leaves = [_leaf(p, replicates, device, dtype) for p in self.encoder]
+        x = self.x.to(device, dtype)
+        decoder = [p.to(device, dtype) for p in self.decoder]
+        logits = _mlp(leaves, x)  # [R, N, latent...]
+        return Problem(leaves, self._dist(logits), self._cost_fn(x, decoder, logits))
+
+    def _reference(self):
+        import estimators
+        problem = self.problem(1, "cpu", torch.float64)
+        exact = estimators.get("exact")
+        exact(problem.dist, problem.f, num_samples=1).backward()
+        return problem.flat_grad()[0]
+
+
+class BinaryVAE(_DigitsVAE):
+    """Bernoulli latents (10 of them: 1024 joint states, enumerable), ``q(z|x) = Π Bernoulli``,
+    uniform prior. Linear (``hidden = 0``) or one tanh hidden layer encoder and decoder.
+    The binary-latent VAE benchmark of REBAR/RELAX (Tucker et al. 2017; Grathwohl et al. 2018)
+    at a size where the exact gradient is computable."""
+
+    latent_size = 10
+
+    def _dist(self, logits):
+        return D.Independent(D.Bernoulli(logits=logits), 1)
+
+    def _kl(self, logits):
+        # KL(Bern(p) || Bern(1/2)) = p log p + (1-p) log(1-p) + log 2, summed over latents
+        logp, log1mp = -torch.nn.functional.softplus(-logits), -torch.nn.functional.softplus(logits)
+        p = torch.sigmoid(logits)
+        return (p * logp + (1 - p) * log1mp + math.log(2)).sum(-1)
+
+
+class CategoricalVAE(_DigitsVAE):
+    """Three categorical latents with 8 classes each (512 joint states), one-hot into a tanh
+    MLP decoder; uniform prior (Jang et al. 2017's categorical VAE, enumerable size)."""
+
+    groups, classes = 3, 8
+    latent_size = groups * classes
+
+    def _dist(self, logits):
+        logits = logits.reshape(*logits.shape[:-1], self.groups, self.classes)
+        return D.Independent(D.OneHotCategorical(logits=logits), 1)
+
+    def _decoder_input(self, z):
+        return z.reshape(*z.shape[:-2], self.latent_size)
+
+    def _kl(self, logits):
+        logq = torch.log_softmax(logits.reshape(*logits.shape[:-1], self.groups, self.classes), -1)
+        return (logq.exp() * (logq + math.log(self.classes))).sum((-1, -2))
+
+
+register_task("vae_bernoulli_linear", family="Bernoulli",
+              description="binary VAE on digits, 10 Bernoulli latents, linear encoder/decoder; "
+                          "ELBO gradient w.r.t. the encoder, exact by enumeration",
+              reference="Tucker et al. 2017; Grathwohl et al. 2018", exact="enumeration")(
+    functools.partial(BinaryVAE, hidden=0))
+register_task("vae_bernoulli_mlp", family="Bernoulli",
+              description="binary VAE on digits, 10 Bernoulli latents, tanh MLP (32 hidden) "
+                          "encoder/decoder; exact by enumeration",
+              reference="Tucker et al. 2017; Grathwohl et al. 2018", exact="enumeration")(
+    functools.partial(BinaryVAE, hidden=32))
+register_task("vae_categorical", family="OneHotCategorical",
+              description="categorical VAE on digits, 3 latents x 8 classes, tanh MLP (32 "
+                          "hidden); exact by enumeration",
+              reference="Jang et al. 2017; Maddison et al. 2017", exact="enumeration")(
+    functools.partial(CategoricalVAE, hidden=32))

@@ -1,0 +1,307 @@
+"""Tests of the measuring itself: the harness's variance, bias and cosine agree with closed forms,
+R adapts to cost, the grid skips what does not apply and fails only what breaks, plugins join
+the grid, and the asv suite runs under asv.
+
+Note [Randomized statistical tests]: each statistical test fixes its seed; its tolerance is
+``z_crit(ALPHA) x`` the standard error the harness itself reports, so these tests also check that
+the stated standard errors are honest.
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+import estimators
+from estimators.base import DISCRETE, Estimator
+from suite import bench_gradients, measure, tasks
+
+ALPHA = 1e-3
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def z_crit(m: int = 1) -> float:
+    return float(stats.norm.isf(ALPHA / (2 * m)))
+
+
+def toy(logit: float, t: float = 0.45) -> tasks.BernoulliToy:
+    task = tasks.BernoulliToy(t=t)
+    task.logits = torch.tensor(logit, dtype=torch.float64)
+    return task
+
+
+def measured(spec: str, task, k: int, seed: int = 0):
+    torch.manual_seed(seed)
+    est = estimators.get(spec)
+    r = task.replicates_for(measure.rows_per_estimate(est, task, k))
+    G = measure.replicate_estimates(est, task, k, r, dtype=torch.float64)
+    return measure.statistics(G, task.reference())
+
+
+# -- closed forms on the Bernoulli toy ---------------------------------------------------------
+# f(b) = (b - t)^2, b ~ Bernoulli(p), p = sigmoid(θ); d/dθ log p(b) = b - p.
+# Score function, one sample: ĝ = f(b)(b - p), so
+#   E ĝ = p(1-p)[(1-t)^2 - t^2]               (the exact gradient)
+#   E ĝ² = p(1-t)^4(1-p)^2 + (1-p)t^4 p^2,     Var = E ĝ² - (E ĝ)²,  and Var/K for K samples.
+# Straight-through: ĝ = f'(b) σ'(θ) = 2(b - t)p(1-p), so E ĝ = 2p(1-p)(p - t) and
+#   Var ĝ = 4p²(1-p)² Var(b) = 4p³(1-p)³; relative bias |2(p - t) - (1 - 2t)| / |1 - 2t|.
+def sf_variance(p: float, t: float) -> float:
+    mean = p * (1 - p) * ((1 - t) ** 2 - t ** 2)
+    second = p * (1 - t) ** 4 * (1 - p) ** 2 + (1 - p) * t ** 4 * p ** 2
+    return second - mean ** 2
+
+
+@pytest.mark.parametrize("logit,t,k", [(0.0, 0.45, 1), (0.7, 0.45, 1), (-1.2, 0.499, 1),
+                                       (0.7, 0.45, 4)])
+def test_score_function_variance_matches_closed_form(logit, t, k):
+    p = 1 / (1 + math.exp(-logit))
+    got = measured("score_function:baseline=none", toy(logit, t), k)
+    expected = sf_variance(p, t) / k
+    assert abs(got["variance"] - expected) < z_crit() * got["variance_se"], (got, expected)
+    # the exact gradient is recovered: no bias beyond what R can resolve
+    assert got["bias"] < z_crit() * got["bias_se"]
+
+
+def test_straight_through_bias_and_variance_match_closed_form():
+    logit, t = 0.7, 0.45
+    p = 1 / (1 + math.exp(-logit))
+    got = measured("straight_through", toy(logit, t), 1)
+    rel_bias = abs(2 * (p - t) - (1 - 2 * t)) / abs(1 - 2 * t)
+    assert abs(got["variance"] - 4 * p ** 3 * (1 - p) ** 3) < z_crit() * got["variance_se"]
+    # bias_se is the resolution of the mean estimate; the bias itself is large here
+    assert abs(got["bias"] - rel_bias) < z_crit() * got["bias_se"], (got["bias"], rel_bias)
+
+
+def test_the_bias_check_can_fail():
+    """At p = 1/2 straight-through happens to be unbiased on this toy (2(p - t) = 1 - 2t); away
+    from it the measured bias is many standard errors from 0."""
+    got = measured("straight_through", toy(0.7), 1)
+    assert got["bias"] > 10 * got["bias_se"]
+
+
+def test_exact_estimator_measures_zero_variance_and_bias():
+    got = measured("exact", tasks.build_task("categorical_table"), 1)
+    assert got["variance"] == pytest.approx(0.0, abs=1e-20)
+    assert got["bias"] == pytest.approx(0.0, abs=1e-9)
+    assert got["cosine"] == pytest.approx(1.0) and got["cosine_of_mean"] == pytest.approx(1.0)
+    assert got["snr"] is None  # undefined: the benchmark skips it
+
+
+# -- statistics() against an independent computation -----------------------------------------
+def test_statistics_match_numpy_on_known_estimates():
+    rng = np.random.default_rng(0)
+    g = np.array([1.0, -2.0, 0.5])
+    G = g + np.array([0.3, 0.0, -0.1]) + rng.normal(size=(500, 3)) * [0.5, 1.0, 2.0]
+    got = measure.statistics(torch.as_tensor(G), torch.as_tensor(g))
+    m = G.mean(0)
+    variance = np.trace(np.cov(G.T))
+    assert got["variance"] == pytest.approx(variance)
+    assert got["mse"] == pytest.approx(np.mean(((G - g) ** 2).sum(1)))
+    bias2 = ((m - g) ** 2).sum() - variance / len(G)
+    assert got["bias"] == pytest.approx(math.sqrt(bias2) / np.linalg.norm(g))
+    assert got["bias_se"] == pytest.approx(math.sqrt(variance / len(G)) / np.linalg.norm(g))
+    cos_each = (G @ g) / (np.linalg.norm(G, axis=1) * np.linalg.norm(g))
+    assert got["cosine"] == pytest.approx(cos_each.mean())
+    assert got["cosine_of_mean"] == pytest.approx(m @ g / (np.linalg.norm(m) * np.linalg.norm(g)))
+    assert got["snr"] == pytest.approx(np.linalg.norm(m) / math.sqrt(variance))
+    assert got["replicates"] == 500
+
+
+def test_standard_errors_are_calibrated():
+    """Across independent repetitions the spread of a measure matches its stated se: the
+    variance of 200 repeated variance measurements vs the mean of their squared se (an
+    F-like ratio, checked with a chi-square interval at ALPHA)."""
+    rng = np.random.default_rng(1)
+    g = np.ones(4)
+    reps = 200
+    values, ses = [], []
+    for _ in range(reps):
+        G = g + rng.standard_t(df=8, size=(400, 4))
+        got = measure.statistics(torch.as_tensor(G), torch.as_tensor(g))
+        values.append(got["variance"])
+        ses.append(got["variance_se"])
+    ratio = np.var(values, ddof=1) / np.mean(np.square(ses))
+    lo, hi = stats.chi2.ppf([ALPHA / 2, 1 - ALPHA / 2], reps - 1) / (reps - 1)
+    assert lo < ratio < hi, ratio
+
+
+def test_statistics_refuse_bad_input():
+    with pytest.raises(ValueError, match="at least 2"):
+        measure.statistics(torch.ones(1, 3), torch.ones(3))
+    with pytest.raises(ValueError, match="coordinates"):
+        measure.statistics(torch.ones(4, 3), torch.ones(2))
+    with pytest.raises(ValueError, match="reference gradient is zero"):
+        measure.statistics(torch.ones(4, 3), torch.zeros(3))
+
+
+# -- tasks ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["bernoulli100_t045", "categorical_table", "gaussian_cos",
+                                  "gaussian_exp", "gaussian_quadratic"])
+def test_closed_form_references_agree_with_an_unbiased_estimator(name):
+    """Each task's closed-form reference is the mean of many score-function estimates."""
+    task = tasks.build_task(name)
+    got = measured("score_function:baseline=loo", task, 8, seed=3)
+    assert got["bias"] < z_crit() * got["bias_se"]
+
+
+def test_vae_reference_is_the_exact_gradient():
+    """The VAE reference enumerates the latent support; a finite-difference check of the negative
+    ELBO along a random direction of the encoder's weights confirms it."""
+    import copy
+    task = tasks.build_task("vae_bernoulli_linear")
+    g = task.reference()
+    torch.manual_seed(0)
+    direction = [torch.randn_like(w) for w in task.encoder]
+    h = 1e-5
+
+    def objective(sign):
+        shifted = copy.deepcopy(task)
+        shifted.encoder = [w + sign * h * d for w, d in zip(task.encoder, direction)]
+        problem = shifted.problem(1, dtype=torch.float64)
+        with torch.no_grad():
+            return float(estimators.get("exact")(problem.dist, problem.f, 1))
+    fd = (objective(1) - objective(-1)) / (2 * h)
+    assert fd == pytest.approx(float(g @ torch.cat([d.reshape(-1) for d in direction])),
+                               rel=1e-6)
+
+
+def test_tasks_are_deterministic_and_picklable():
+    import pickle
+    a, b = tasks.build_task("vae_categorical"), tasks.build_task("vae_categorical")
+    assert torch.equal(a.reference(), b.reference())
+    c = pickle.loads(pickle.dumps(a))
+    assert torch.equal(c.reference(), a.reference())
+
+
+def test_replicates_adapt_to_the_rows_an_estimator_evaluates():
+    task = tasks.build_task("vae_bernoulli_linear")
+    assert measure.rows_per_estimate(estimators.get("score_function"), task, 4) == 4
+    assert measure.rows_per_estimate(estimators.get("rebar"), task, 4) == 12
+    assert measure.rows_per_estimate(estimators.get("exact"), task, 4) == 1024
+    assert task.replicates_for(1) == task.replicates
+    assert task.replicates_for(1024) == task.min_replicates
+    assert task.min_replicates <= task.replicates_for(64) <= task.replicates
+
+
+def test_moving_average_baseline_is_warmed_up_before_it_is_measured():
+    task = tasks.build_task("bernoulli_t045")
+    est = measure.warmed_up(estimators.get("score_function:baseline=moving_average"), task, 1,
+                            10)
+    assert int(est.steps) == measure.WARMUP_CALLS
+    assert not measure.is_stateful(estimators.get("score_function:baseline=loo"))
+
+
+# -- the grid ------------------------------------------------------------------------------------
+@pytest.fixture
+def small_grid(monkeypatch):
+    monkeypatch.setenv("ESTIBENCH_TASKS", "bernoulli_t045,gaussian_quadratic")
+    monkeypatch.setenv("ESTIBENCH_NUM_SAMPLES", "1,4")
+    monkeypatch.setenv("ESTIBENCH_ESTIMATORS",
+                       "score_function:baseline=loo,exact,reparam,broken_for_test")
+
+
+class Broken(Estimator):
+    name = "broken_for_test"
+    families = DISCRETE
+
+    def estimate(self, dist, f, num_samples):
+        raise RuntimeError("this estimator always fails")
+
+
+@pytest.fixture
+def broken_estimator():
+    estimators.register("broken_for_test", families=DISCRETE, description="fails",
+                        reference="test")(Broken)
+    yield
+    estimators.ESTIMATORS.unregister("broken_for_test")
+
+
+def test_grid_skips_what_does_not_apply_and_fails_only_what_breaks(small_grid,
+                                                                   broken_estimator):
+    families = bench_gradients.families()
+    assert families["Bernoulli"] == (["bernoulli_t045"],
+                                     ["score_function:baseline=loo", "exact", "broken_for_test"])
+    assert families["Normal"] == (["gaussian_quadratic"], ["score_function:baseline=loo",
+                                                           "reparam"])
+    cells = bench_gradients.compute_grid()["cells"]
+    status = {key: cell["status"] for key, cell in cells.items()}
+    assert status[("bernoulli_t045", "score_function:baseline=loo", 1, "cpu")] == "skipped"
+    assert status[("bernoulli_t045", "score_function:baseline=loo", 4, "cpu")] == "ok"
+    assert status[("bernoulli_t045", "exact", 1, "cpu")] == "ok"
+    assert status[("gaussian_quadratic", "reparam", 4, "cpu")] == "ok"
+    for k in (1, 4):
+        cell = cells[("bernoulli_t045", "broken_for_test", k, "cpu")]
+        assert cell["status"] == "failed" and "always fails" in cell["error"]
+    ok = cells[("gaussian_quadratic", "reparam", 4, "cpu")]["values"]
+    assert set(measure.QUALITY_MEASURES) <= set(ok) and ok["replicates"] >= 16
+
+
+def test_grid_cells_are_reproducible(small_grid, broken_estimator):
+    a = bench_gradients.compute_grid()["cells"]
+    b = bench_gradients.compute_grid()["cells"]
+    for key, cell in a.items():
+        if cell["status"] == "ok":
+            va = {k: v for k, v in cell["values"].items() if "seconds" not in k
+                  and "work_normalised" not in k}
+            vb = {k: v for k, v in b[key]["values"].items() if k in va}
+            assert va == vb, key
+
+
+def test_unknown_names_in_the_grid_environment_are_refused(monkeypatch):
+    monkeypatch.setenv("ESTIBENCH_ESTIMATORS", "score_fuction")
+    with pytest.raises(ValueError, match="did you mean 'score_function'"):
+        bench_gradients.families()
+
+
+def test_benchmark_classes_cover_every_family():
+    names = {n for n in dir(bench_gradients) if n[0].isupper() and hasattr(
+        getattr(bench_gradients, n), "params")}
+    for family in ("Bernoulli", "OneHotCategorical", "Normal"):
+        for prefix in ("Quality", "SNR", "Cost"):
+            assert f"{prefix}{family}" in names
+    quality = bench_gradients.QualityBernoulli
+    assert quality.param_names == ["task", "estimator", "num_samples", "device"]
+    assert quality.params[2] == [1, 4, 16, 64]
+    for m in measure.QUALITY_MEASURES:
+        if m != "snr":
+            assert hasattr(quality, f"track_{m}") and hasattr(quality, f"track_{m}_se")
+
+
+def test_a_plugin_estimator_joins_the_benchmark_grid(plugin_site, run_python):
+    got = run_python(plugin_site, '''
+        import json
+        from suite import bench_gradients as b
+        print(json.dumps({"specs": b.estimator_specs(),
+                          "bernoulli": b.QualityBernoulli.params[1],
+                          "normal": b.QualityNormal.params[1]}))
+    ''')
+    assert "constant_baseline_sf" in got["specs"]
+    assert "constant_baseline_sf" in got["bernoulli"]  # its families include Bernoulli
+    assert "constant_baseline_sf" not in got["normal"]  # and not Normal
+
+
+@pytest.mark.skipif(shutil.which("asv") is None and not (Path(sys.executable).parent / "asv")
+                    .exists(), reason="asv is a dependency; not installed here")
+def test_the_suite_runs_under_asv(tmp_path):
+    """A small grid through real asv (forkserver, setup_cache, skips): no cell fails."""
+    asv = shutil.which("asv") or str(Path(sys.executable).parent / "asv")
+    env = dict(os.environ, ESTIBENCH_TASKS="bernoulli_t045", ESTIBENCH_NUM_SAMPLES="4",
+               ESTIBENCH_ESTIMATORS="score_function:baseline=loo,exact",
+               OMP_NUM_THREADS="1", HOME=str(tmp_path))
+    subprocess.run([asv, "machine", "--yes", "--machine", "test"], cwd=ROOT, env=env,
+                   check=True, capture_output=True, text=True)
+    out = subprocess.run([asv, "run", "--python=same", "--quick", "--dry-run", "--machine",
+                          "test", "--bench", "QualityBernoulli|SNRBernoulli|CostBernoulli",
+                          "--show-stderr"], cwd=ROOT, env=env, capture_output=True, text=True)
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-3000:]
+    assert "failed" not in log, log[-3000:]
+    assert "QualityBernoulli.track_variance" in log and "n/a" in log  # exact's SNR is skipped
