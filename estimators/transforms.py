@@ -48,14 +48,17 @@ def _gamma(gamma, rule: str) -> float:
     return value
 
 
-def global_norm(params: Iterable[torch.Tensor]) -> torch.Tensor:
-    """Euclidean norm of all ``.grad`` together (0 when no parameter has a gradient)."""
-    grads = _grads(params)
+def _norm(grads: List[torch.Tensor]) -> torch.Tensor:
     if not grads:
         return torch.zeros(())
     device, dtype = grads[0].device, grads[0].dtype
     norms = [torch.linalg.vector_norm(g.detach()).to(device, dtype) for g in grads]
     return torch.linalg.vector_norm(torch.stack(norms))
+
+
+def global_norm(params: Iterable[torch.Tensor]) -> torch.Tensor:
+    """Euclidean norm of all ``.grad`` together (0 when no parameter has a gradient)."""
+    return _norm(_grads(params))
 
 
 def hard_factor(norm: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -69,10 +72,11 @@ def smooth_factor(norm: torch.Tensor, gamma: float) -> torch.Tensor:
 
 
 def _scale(params, gamma: float, factor_fn) -> torch.Tensor:
+    # read params once: it may be a one-shot iterator such as model.parameters()
     grads = _grads(params)
     if not grads:
         return torch.zeros(())
-    norm = global_norm(params)
+    norm = _norm(grads)
     factor = factor_fn(norm, gamma)
     for g in grads:
         g.detach().mul_(factor.to(g.device, g.dtype))

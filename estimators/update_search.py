@@ -240,8 +240,13 @@ class MGS(UpdateEstimator):
     ``p(Δ) ∝ exp(-Δl/α)·q(Δ)`` (q acts as a prior on the step). In D dimensions ``log q`` of a
     Gaussian draw varies by about ``sqrt(D/2)`` nats between candidates, so with the correction
     on the weights of a large model are set by q, not by the task loss, unless α is tiny; the
-    ``ess`` diagnostic shows it. For a quadratic ``l = ||θ - c||²/2`` the two versions target
-    ``-∇l`` (with 1/q) and ``-σ²/(σ²+α)·∇l`` (without, single zero-mean component).
+    ``ess`` diagnostic shows it. For a quadratic ``l = ||θ - c||²/2`` the two versions tend, as
+    K → ∞, to ``-∇l`` (with 1/q, any proposal) and ``-σ²/(σ²+α)·∇l`` (without, single zero-mean
+    component). These are limits: a self-normalised estimate is biased at finite K (K = 1
+    returns the candidate itself, of mean ``E_q[Δ]``; with K = 4, σ = 0.5, α = 0.25 and
+    ∇l = 1 in 1-D the corrected mean update is -0.43, not -1; tests/test_update_search.py
+    computes the exact finite-K mean). It is unbiased at every K when q ∝ p, e.g. guide = ∇l,
+    η = 1, ``mixture=1``, σ² = α.
 
     Options: ``num_candidates`` K >= 1, ``sigma`` σ > 0, ``alpha`` α > 0 (temperature),
     ``guide_scale`` η >= 0, ``mixture`` in [0, 1] (fraction of guided candidates),
