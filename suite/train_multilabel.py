@@ -119,6 +119,9 @@ class MultilabelDigits(TrainingTask):
     metric = "test micro F1 at threshold 0"
     higher_is_better = True
     methods = ("binary_cross_entropy", "multilabel_softmax_cross_entropy")
+    checkpoint_measures = ("f1_macro",)
+    final_measures = ("best_threshold", "valid_f1_micro_at_best_threshold",
+                      "f1_micro_at_best_threshold")
 
     def __init__(self, *, n_train: int = 2000, n_valid: int = 500, n_test: int = 500,
                  rows: int = 2, cols: int = 5, fill_prob: float = 0.2, hidden: int = 128,

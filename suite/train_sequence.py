@@ -421,6 +421,7 @@ class SequenceTask(TrainingTask):
     metric = "normalised edit distance of greedy decodes to the reference (lower is better)"
     higher_is_better = False
     methods = ("mle", "pg", "pg_clip", "mgs", "mgs_clip", "evolution_strategies")
+    checkpoint_measures = ("nll", "nontermination", "avg_length")
     defaults: Dict[str, object] = {}  # a subclass's own defaults for SequenceConfig fields
 
     def __init__(self, **options):
@@ -432,6 +433,9 @@ class SequenceTask(TrainingTask):
         self.config = _check_config(self.name, SequenceConfig(**{**self.defaults, **options}))
         self.check_config(self.config)
         self._edit = estimators.get_metric("edit_distance", reduction="none")
+
+    def schedule(self) -> List[int]:
+        return list(self.config.checkpoints())
 
     # -- subclass hooks ---------------------------------------------------------------------
     def check_config(self, config: SequenceConfig) -> None:

@@ -178,6 +178,7 @@ class VQVAEDigits(TrainingTask):
     metric = "test reconstruction MSE per image with hard codes"
     higher_is_better = False
     methods = ("vq_straight_through",) + tuple(ESTIMATOR_METHODS)
+    checkpoint_measures = ("perplexity",)
 
     def __init__(self, *, latents: int = 4, codebook_size: int = 16, code_dim: int = 8,
                  hidden: int = 64, steps: int = 500, batch_size: int = 64, lr: float = 3e-3,

@@ -35,11 +35,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
-from scipy import stats
-
 from .registries import TRAINING_TASKS
 
-__all__ = ["TrainingTask", "Run", "register_training_task", "final_metric", "metric_at_seconds",
+__all__ = ["TrainingTask", "Run", "register_training_task", "check_run", "summarise", "final_metric", "metric_at_seconds",
            "kendall_tau", "metric_gain_per_second", "seconds_per_update", "REQUIRED_KEYS"]
 
 REQUIRED_KEYS = ("step", "seconds", "loss", "metric")
@@ -87,8 +85,10 @@ class TrainingTask:
     """Base class. Subclasses set the class attributes and implement :meth:`run`.
 
     ``run(method, seed, device)`` must be deterministic on CPU for a given seed, take seconds
-    (the benchmark runs every method x seed), and return a :class:`Run` whose checkpoints share
-    one schedule of steps across methods.
+    (the benchmark runs every method x seed), and return a :class:`Run` whose checkpoints are at
+    the steps of :meth:`schedule` and record :attr:`checkpoint_measures`, and whose ``final``
+    holds :attr:`final_measures`. The benchmarks read those declarations to lay out their grid
+    before anything runs.
     """
 
     name: str = "training_task"
@@ -97,6 +97,14 @@ class TrainingTask:
     higher_is_better: bool = True
     methods: Tuple[str, ...] = ()
     seeds: Tuple[int, ...] = (0, 1, 2)
+    #: extra keys every checkpoint records besides step, seconds, loss and metric
+    checkpoint_measures: Tuple[str, ...] = ()
+    #: keys of ``Run.final`` (measures taken once at the end)
+    final_measures: Tuple[str, ...] = ()
+
+    def schedule(self) -> List[int]:
+        """The checkpoint steps every method's run records (step 0 included)."""
+        raise NotImplementedError
 
     def check_method(self, method: str) -> None:
         if method not in self.methods:
@@ -108,6 +116,23 @@ class TrainingTask:
 
     def run(self, method: str, seed: int = 0, device: str = "cpu") -> Run:
         raise NotImplementedError
+
+
+def check_run(task: "TrainingTask", run: Run) -> None:
+    """A run keeps its task's declarations: the schedule and the declared measures."""
+    steps = [int(p["step"]) for p in run.checkpoints]
+    if steps != list(task.schedule()):
+        raise ValueError(f"{task.name}/{run.method}: checkpoints at steps {steps}, but the task's "
+                         f"schedule is {list(task.schedule())}")
+    for i, point in enumerate(run.checkpoints):
+        missing = [k for k in task.checkpoint_measures if k not in point]
+        if missing:
+            raise ValueError(f"{task.name}/{run.method}: checkpoint {i} lacks the declared "
+                             f"measures {missing}")
+    missing = [k for k in task.final_measures if k not in run.final]
+    if missing:
+        raise ValueError(f"{task.name}/{run.method}: final measures {missing} are declared but "
+                         f"missing; got {sorted(run.final)}")
 
 
 def register_training_task(name: str, *, description: str = "", reference: str = "",
@@ -143,6 +168,7 @@ def kendall_tau(run: Run, higher_is_better: bool) -> float:
     loss always came with a better metric. NaN (undefined) when either is constant."""
     if len(run.checkpoints) < 2:
         return math.nan
+    from scipy import stats  # imported late: see the note in suite/bench_metrics.py
     loss = [-p["loss"] for p in run.checkpoints]
     metric = [_sign(higher_is_better) * p["metric"] for p in run.checkpoints]
     tau = stats.kendalltau(loss, metric).statistic

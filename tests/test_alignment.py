@@ -1,0 +1,149 @@
+"""The alignment measures (suite/training.py) on hand-made runs, and the alignment benchmarks'
+grid (suite/bench_alignment.py): layout from the tasks' declarations, failures kept to their
+own cells."""
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import pytest
+
+from suite import bench_alignment
+from suite.registries import TRAINING_TASKS
+from suite.training import (Run, TrainingTask, check_run, kendall_tau, metric_at_seconds,
+                            metric_gain_per_second, summarise)
+
+
+def run(method, seed, metrics, losses, seconds, **extra):
+    points = [{"step": 10 * i, "seconds": s, "loss": l, "metric": m,
+               **{k: v[i] for k, v in extra.items()}}
+              for i, (m, l, s) in enumerate(zip(metrics, losses, seconds))]
+    return Run("toy", method, seed, points)
+
+
+def test_kendall_tau_is_oriented_so_that_plus_one_means_aligned():
+    aligned = run("a", 0, [0.1, 0.5, 0.9], [3.0, 2.0, 1.0], [0, 1, 2])
+    opposed = run("b", 0, [0.1, 0.5, 0.9], [1.0, 2.0, 3.0], [0, 1, 2])
+    assert kendall_tau(aligned, higher_is_better=True) == pytest.approx(1.0)
+    assert kendall_tau(opposed, higher_is_better=True) == pytest.approx(-1.0)
+    # for a lower-is-better metric (edit distance) falling with the loss is aligned
+    falling = run("c", 0, [0.9, 0.5, 0.1], [3.0, 2.0, 1.0], [0, 1, 2])
+    assert kendall_tau(falling, higher_is_better=False) == pytest.approx(1.0)
+    flat = run("d", 0, [0.5, 0.5, 0.5], [3.0, 2.0, 1.0], [0, 1, 2])
+    assert math.isnan(kendall_tau(flat, higher_is_better=True))  # undefined, not 0
+
+
+def test_equal_time_and_gain_per_second():
+    fast = run("fast", 0, [0.0, 0.4, 0.6], [1, 1, 1], [0.0, 1.0, 2.0])
+    slow = run("slow", 0, [0.0, 0.5, 0.9], [1, 1, 1], [0.0, 3.0, 6.0])
+    assert metric_at_seconds(slow, 2.0) == 0.0  # slow reached no checkpoint after 0 by 2 s
+    assert metric_at_seconds(slow, 3.0) == 0.5
+    assert metric_gain_per_second(fast, True) == pytest.approx(0.3)
+    assert metric_gain_per_second(slow, False) == pytest.approx(-0.15)
+    table = summarise({("fast", 0): fast, ("slow", 0): slow}, higher_is_better=True)
+    assert table[("slow", 0)]["final_metric_equal_steps"] == 0.9
+    assert table[("slow", 0)]["final_metric_equal_time"] == 0.0  # budget = fast's 2 s
+    assert table[("fast", 0)]["final_metric_equal_time"] == 0.6
+    assert table[("fast", 0)]["seconds_per_update"] == pytest.approx(2.0 / 20)
+
+
+def test_runs_must_keep_their_declarations():
+    class Toy(TrainingTask):
+        name = "toy"
+        checkpoint_measures = ("extra",)
+        final_measures = ("best",)
+
+        def schedule(self):
+            return [0, 10, 20]
+
+    good = run("m", 0, [0, 1, 2], [2, 1, 0], [0, 1, 2], extra=[1, 2, 3])
+    good.final["best"] = 1.0
+    check_run(Toy(), good)
+    with pytest.raises(ValueError, match="lacks the declared measures"):
+        check_run(Toy(), run("m", 0, [0, 1, 2], [2, 1, 0], [0, 1, 2]))
+    with pytest.raises(ValueError, match="schedule"):
+        check_run(Toy(), run("m", 0, [0, 1], [2, 1], [0, 1], extra=[1, 2]))
+    bad_final = run("m", 0, [0, 1, 2], [2, 1, 0], [0, 1, 2], extra=[1, 2, 3])
+    with pytest.raises(ValueError, match="final measures"):
+        check_run(Toy(), bad_final)
+    with pytest.raises(ValueError, match="lacks"):
+        Run("toy", "m", 0, [{"step": 0, "seconds": 0, "loss": 1}])
+
+
+# -- the benchmark grid --------------------------------------------------------------------------
+def test_every_training_task_has_its_benchmark_classes():
+    for name in TRAINING_TASKS.available():
+        task = TRAINING_TASKS.get(name)
+        prefix = bench_alignment.class_prefix(name)
+        summary = getattr(bench_alignment, prefix + "Summary")
+        curve = getattr(bench_alignment, prefix + "Curve")
+        assert summary.params == [[name], list(task.methods), list(task.seeds)]
+        assert curve.param_names == ["task", "method", "seed", "measure", "step"]
+        assert curve.params[4] == list(task.schedule())
+        assert {"seconds", "loss", "metric"} <= set(curve.params[3])
+        assert hasattr(bench_alignment, prefix + "Final") == bool(task.final_measures)
+        for measure in bench_alignment.SUMMARY:
+            assert hasattr(summary, f"track_{measure}")
+
+
+class Flaky(TrainingTask):
+    """A tiny task whose second method always fails."""
+
+    name = "flaky_for_test"
+    metric = "toy"
+    methods = ("works", "breaks")
+    seeds = (0, 1)
+    checkpoint_measures = ("extra",)
+
+    def schedule(self):
+        return [0, 5]
+
+    def run(self, method, seed=0, device="cpu"):
+        self.check_method(method)
+        if method == "breaks":
+            raise RuntimeError("this method always fails")
+        return Run(self.name, method, seed, [
+            {"step": 0, "seconds": 0.0, "loss": 1.0, "metric": 0.1, "extra": 0.0},
+            {"step": 5, "seconds": 0.5, "loss": 0.5, "metric": 0.2 + seed, "extra": 1.0}])
+
+
+@pytest.fixture
+def flaky(monkeypatch):
+    TRAINING_TASKS.register("flaky_for_test", description="test", reference="test")(Flaky)
+    monkeypatch.setenv("ESTIBENCH_TRAINING_TASKS", "flaky_for_test")
+    yield
+    TRAINING_TASKS.unregister("flaky_for_test")
+
+
+def test_a_failing_method_fails_only_its_cells(flaky):
+    cache = bench_alignment.compute_runs()
+    entry = cache["flaky_for_test"]
+    assert set(entry["errors"]) == {("breaks", 0), ("breaks", 1)}
+    assert "always fails" in entry["errors"][("breaks", 0)]
+    curve = bench_alignment._Curve()
+    assert curve.track_value(cache, "flaky_for_test", "works", 1, "metric", 5) == 1.2
+    assert curve.track_value(cache, "flaky_for_test", "works", 0, "extra", 0) == 0.0
+    summary = bench_alignment._Summary()
+    assert summary.track_final_metric_equal_steps(cache, "flaky_for_test", "works", 0) == 0.2
+    with pytest.raises(RuntimeError, match="always fails"):
+        summary.track_kendall_tau(cache, "flaky_for_test", "breaks", 0)
+
+
+def test_a_task_that_cannot_be_built_fails_its_cells(monkeypatch):
+    monkeypatch.setenv("ESTIBENCH_TRAINING_TASKS", "no_such_task")
+    cache = bench_alignment.compute_runs()
+    assert "unknown training task 'no_such_task'" in cache["no_such_task"]["task_error"]
+    with pytest.raises(RuntimeError, match="unknown training task"):
+        bench_alignment._Summary().track_kendall_tau(cache, "no_such_task", "m", 0)
+
+
+def test_benchmark_modules_import_light():
+    """asv forks one process per cell from a parent that imported every suite module; heavy
+    imports there (POT, scikit-learn, pandas, scipy) made every cell ~27 ms slower."""
+    code = ("import sys, suite.bench_gradients, suite.bench_alignment, suite.bench_metrics; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'ot', 'sklearn', 'pandas', 'scipy', 'seaborn', 'matplotlib'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]", out.stdout
