@@ -23,7 +23,7 @@ import time
 import traceback
 from typing import Dict, List
 
-from suite import train_multilabel, train_sequence, train_vqvae  # noqa: F401 (registration)
+import suite  # noqa: F401  (registers the built-in training tasks)
 from suite.registries import TRAINING_TASKS
 from suite.training import check_run, summarise
 

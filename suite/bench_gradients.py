@@ -36,7 +36,7 @@ import traceback
 from typing import Dict, List, Tuple
 
 import estimators
-from suite import tasks as _tasks  # noqa: F401  (registers the built-in tasks)
+from suite import tasks as _tasks
 from suite.registries import TASKS
 
 NUM_SAMPLES = [1, 4, 16, 64]
