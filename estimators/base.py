@@ -16,6 +16,7 @@ Every gradient estimator is called the same way::
 """
 from __future__ import annotations
 
+import numbers
 from typing import Callable, Tuple, Type
 
 import torch
@@ -90,7 +91,7 @@ class Estimator(torch.nn.Module):
         if not self.supports(dist):
             raise TypeError(f"estimator {self.describe()!r} does not support "
                             f"{family_name(dist)}; it supports {self.supported_text()}")
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int):
+        if isinstance(num_samples, bool) or not isinstance(num_samples, numbers.Integral):
             raise ValueError(f"{self.describe()}: num_samples must be an int >= {min_samples}, "
                              f"got {num_samples!r} ({type(num_samples).__name__})")
         if num_samples < min_samples:
@@ -123,7 +124,7 @@ class Estimator(torch.nn.Module):
     # -- the contract ----------------------------------------------------------------------
     def forward(self, dist: D.Distribution, f: Callable, num_samples: int = 1) -> torch.Tensor:
         self.check(dist, num_samples, self.min_samples())
-        return self.estimate(dist, f, num_samples)
+        return self.estimate(dist, f, int(num_samples))  # numpy ints become plain ints
 
     def min_samples(self) -> int:
         return 1

@@ -57,7 +57,7 @@ class ScoreFunction(Estimator):
         return 2 if self.baseline == "loo" else 1
 
     def check(self, dist, num_samples, min_samples=1):
-        if self.baseline == "loo" and isinstance(num_samples, int) and num_samples == 1:
+        if self.baseline == "loo" and not isinstance(num_samples, bool) and num_samples == 1:
             raise ValueError("score_function:baseline=loo needs num_samples >= 2 (the baseline "
                              "of each sample is the mean cost of the others), got num_samples=1")
         super().check(dist, num_samples, min_samples)

@@ -350,6 +350,15 @@ def _all_dists():
             D.Normal(logits, torch.ones(2, 3))]
 
 
+def test_numpy_integer_num_samples_are_accepted():
+    import numpy as np
+    logits = torch.zeros(3, requires_grad=True)
+    loss = estimators.get("score_function:baseline=loo")(D.Bernoulli(logits=logits),
+                                                         lambda z: z, num_samples=np.int64(4))
+    loss.backward()
+    assert logits.grad is not None
+
+
 def test_loo_with_one_sample():
     est = estimators.get("score_function:baseline=loo")
     with pytest.raises(ValueError, match="num_samples >= 2"):
