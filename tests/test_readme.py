@@ -19,7 +19,26 @@ def test_readme_python_examples_run():
             exec(compile(block, "README.md", "exec"), namespace)
         finally:
             import estimators
+            from suite.registries import TASKS
             estimators.ESTIMATORS.unregister("readme_example_estimator")
+            TASKS.unregister("bernoulli_linear_cost")
+
+
+def test_readme_task_example_has_the_right_reference():
+    """The task example in the README is a correct task: its reference is the exact gradient."""
+    import torch
+    from suite.registries import TASKS
+    block = next(b for b in re.findall(r"```python\n(.*?)```", README, re.S)
+                 if "register_task(" in b)
+    try:
+        exec(compile(block, "README.md", "exec"), {})
+        task = TASKS.get("bernoulli_linear_cost")
+        problem = task.problem(1, dtype=torch.float64)
+        import estimators
+        estimators.get("exact")(problem.dist, problem.f, 1).backward()
+        assert torch.allclose(problem.flat_grad()[0], task.reference())
+    finally:
+        TASKS.unregister("bernoulli_linear_cost")
 
 
 def test_ci_runs_the_readme_test_command():
