@@ -24,7 +24,6 @@ which tell whether a method needs a tuned threshold to be good.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Dict, List, Tuple
@@ -35,7 +34,7 @@ import torch
 import estimators
 from estimators.metrics import best_threshold
 
-from .training import Run, TrainingTask, register_training_task
+from .training import Run, TrainingTask, register_training_task, train_on_schedule
 
 __all__ = ["MultilabelDigits", "CompositeDigits", "make_composite_digits", "split_sources",
            "DIGIT_CLASSES"]
@@ -207,21 +206,14 @@ class MultilabelDigits(TrainingTask):
             model.train()
             return out
 
-        schedule = self.schedule()
-        checkpoints = [{"step": 0, "seconds": 0.0, **evaluate()}]
-        elapsed = 0.0
-        for start, stop in zip(schedule[:-1], schedule[1:]):
-            tic = time.perf_counter()
-            for step in range(start, stop):
-                idx = order[step]
-                loss = loss_fn(model(x_train[idx]), y_train[idx])
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            elapsed += time.perf_counter() - tic
-            checkpoints.append({"step": stop, "seconds": elapsed, **evaluate()})
+        def update(step: int) -> None:
+            idx = order[step]
+            loss = loss_fn(model(x_train[idx]), y_train[idx])
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+
+        checkpoints = train_on_schedule(self.schedule(), update, evaluate, device)
 
         model.eval()
         with torch.no_grad():

@@ -52,7 +52,6 @@ import contextlib
 import dataclasses
 import functools
 import math
-import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Sequence, Tuple
 
@@ -63,7 +62,7 @@ import torch.nn.functional as F
 import estimators
 from estimators.transforms import clip_hard
 
-from .training import Run, TrainingTask, register_training_task
+from .training import Run, TrainingTask, register_training_task, train_on_schedule
 
 __all__ = ["SequenceConfig", "SequenceTask", "MarkovTermination", "SequenceReversal",
            "GRUModel", "Split", "decode", "decoded_lengths", "markov_chain", "pretrained"]
@@ -569,28 +568,19 @@ class SequenceTask(TrainingTask):
         cfg = self.config
         train, valid = self.data(device)
         model = self.model(seed, device)
-        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
         # minibatches from their own generator: every method sees the same ones for a seed
         batches = torch.randint(train.prefix.shape[0], (cfg.steps, cfg.batch_size),
                                 generator=torch.Generator().manual_seed(seed))
-        schedule = set(cfg.checkpoints())
-        points: List[Dict[str, float]] = []
-        seconds = 0.0
         with _seeded(seed + 1, device):
             update, evaluations = self.updater(method, model)
-            for step in range(cfg.steps + 1):
-                if step in schedule:
-                    points.append({"step": step, "seconds": seconds,
-                                   **self.evaluate(model, valid)})
-                if step == cfg.steps:
-                    break
-                prefix, target, refs = train.take(batches[step])
+
+            def step(i: int) -> None:
+                prefix, target, refs = train.take(batches[i])
                 model.train()
-                sync()
-                start = time.perf_counter()
                 update(prefix, target, refs)
-                sync()
-                seconds += time.perf_counter() - start
+
+            points = train_on_schedule(cfg.checkpoints(), step,
+                                       lambda: self.evaluate(model, valid), device)
         return Run(task=self.name, method=method, seed=seed, checkpoints=points,
                    evaluations_per_update=evaluations)
 

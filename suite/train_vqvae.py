@@ -36,7 +36,6 @@ mean image). The rest of the network is identical across methods.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Dict, List, Optional, Tuple
@@ -47,7 +46,7 @@ from torch import distributions as D
 
 import estimators
 
-from .training import Run, TrainingTask, register_training_task
+from .training import Run, TrainingTask, register_training_task, train_on_schedule
 
 __all__ = ["VQVAEDigits", "DiscreteAutoencoder", "perplexity", "quantise", "vq_terms",
            "ESTIMATOR_METHODS"]
@@ -304,20 +303,13 @@ class VQVAEDigits(TrainingTask):
                 model.train()
                 return out
 
-            schedule = self.schedule()
-            checkpoints = [{"step": 0, "seconds": 0.0, **evaluate()}]
-            elapsed = 0.0
-            for start, stop in zip(schedule[:-1], schedule[1:]):
-                tic = time.perf_counter()
-                for step in range(start, stop):
-                    loss = objective.loss(x_train[order[step]])
-                    optimiser.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimiser.step()
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                elapsed += time.perf_counter() - tic
-                checkpoints.append({"step": stop, "seconds": elapsed, **evaluate()})
+            def update(step: int) -> None:
+                loss = objective.loss(x_train[order[step]])
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+
+            checkpoints = train_on_schedule(self.schedule(), update, evaluate, device)
 
         evaluations = 1.0 if method == "vq_straight_through" else float(self.num_samples)
         return Run(task=self.name, method=method, seed=seed, checkpoints=checkpoints,

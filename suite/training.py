@@ -32,12 +32,14 @@ Alignment measures (computed here, tracked by the benchmarks):
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
 
 from .registries import TRAINING_TASKS
 
-__all__ = ["TrainingTask", "Run", "register_training_task", "check_run", "summarise", "final_metric", "metric_at_seconds",
+__all__ = ["TrainingTask", "Run", "register_training_task", "check_run", "summarise",
+           "train_on_schedule", "final_metric", "metric_at_seconds",
            "kendall_tau", "metric_gain_per_second", "seconds_per_update", "REQUIRED_KEYS"]
 
 REQUIRED_KEYS = ("step", "seconds", "loss", "metric")
@@ -116,6 +118,31 @@ class TrainingTask:
 
     def run(self, method: str, seed: int = 0, device: str = "cpu") -> Run:
         raise NotImplementedError
+
+
+def train_on_schedule(schedule: Sequence[int], update: Callable[[int], None],
+                      evaluate: Callable[[], Dict[str, float]], device="cpu"
+                      ) -> List[Dict[str, float]]:
+    """Run ``update(step)`` for every step up to the last of ``schedule`` and ``evaluate()`` at
+    each scheduled step; the checkpoints' ``seconds`` count training only (evaluation excluded;
+    CUDA is synchronised around each timed segment)."""
+    import torch
+    cuda = torch.device(device).type == "cuda"
+    points: List[Dict[str, float]] = []
+    seconds, done = 0.0, 0
+    for stop in schedule:
+        if stop > done:
+            if cuda:
+                torch.cuda.synchronize(device)
+            tic = time.perf_counter()
+            for step in range(done, stop):
+                update(step)
+            if cuda:
+                torch.cuda.synchronize(device)
+            seconds += time.perf_counter() - tic
+            done = stop
+        points.append({"step": stop, "seconds": seconds, **evaluate()})
+    return points
 
 
 def check_run(task: "TrainingTask", run: Run) -> None:
