@@ -6,13 +6,13 @@ nothing to report (or the command line is wrong).
 from __future__ import annotations
 
 import argparse
-import importlib
-import pkgutil
 import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from .measures import import_registering_modules
 
 __all__ = ["main"]
 
@@ -49,7 +49,8 @@ def _formats(text: str) -> List[str]:
 def _tidy_path(text: str) -> Path:
     path = Path(text)
     if path.suffix.lower() not in (".csv", ".parquet"):
-        raise argparse.ArgumentTypeError(f"expected a file ending in .csv or .parquet, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a file ending in .csv or .parquet, got {text!r}")
     return path
 
 
@@ -69,9 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="figure formats, comma-separated: png,svg,pdf (default: png)")
     rep.add_argument("--tidy", type=_tidy_path, default=None,
                      help="also write the tidy results table to FILE.csv or FILE.parquet")
+    rep.add_argument("--history", default="time_estimate", metavar="MEASURE",
+                     help="gradient measure drawn across commits (default: time_estimate)")
     rep.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
-    sub.add_parser("list", help="registered estimators, losses, metrics, tasks and training "
-                                "tasks with their info")
+    sub.add_parser("list", help="registered estimators, losses, metrics, gradient tasks and "
+                                "training tasks with their info")
     return parser
 
 
@@ -98,50 +101,45 @@ def cmd_report(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # matplotlib/seaborn chatter is not the user's problem
         paths = write_report(loaded, args.out, args.formats, progress=say,
-                             source=str(args.results))
+                             source=str(args.results), history_measure=args.history)
     print(paths["markdown"])
     print(paths["html"])
     return 0
 
 
 # -- list ------------------------------------------------------------------------------------------
-def _import_registering_modules() -> List[str]:
-    """Import the modules that register losses, metrics, tasks and training tasks
-    (``estimators.losses``, ``estimators.metrics``, ``suite.tasks``, ``suite.train_*``). A
-    module that does not exist is passed over; one that fails to import is reported, and
-    listing goes on without it."""
-    names = ["estimators.losses", "estimators.metrics", "suite.tasks"]
-    problems = []
-    try:
-        import suite
-
-        names += sorted(f"suite.{m.name}" for m in pkgutil.iter_modules(suite.__path__)
-                        if m.name.startswith("train_"))
-    except Exception as exc:  # noqa: BLE001 - a broken package must not break listing
-        problems.append(f"suite: {type(exc).__name__}: {exc}")
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # the module exists but one of its imports does not
-                problems.append(f"{name}: {type(exc).__name__}: {exc}")
-        except Exception as exc:  # noqa: BLE001
-            problems.append(f"{name}: {type(exc).__name__}: {exc}")
-    return problems
+#: info keys shown first, in this order (the rest follow as they come)
+_INFO_ORDER = ("kind", "unbiased", "families", "family", "exact", "metric", "higher_is_better",
+               "methods", "seeds", "checkpoint_measures", "final_measures", "variants", "options",
+               "reference")
 
 
 def _info_text(info: Any) -> str:
+    info = dict(info)
+    keys = [k for k in _INFO_ORDER if k in info] + [k for k in info if k not in _INFO_ORDER]
     parts = []
-    for key, value in dict(info).items():
-        if value in (None, "", (), []):
+    for key in keys:
+        value = info[key]
+        if value is None or (isinstance(value, (str, list, tuple)) and not value):
             continue
         if isinstance(value, (list, tuple)):
             value = ", ".join(str(v) for v in value)
-        parts.append(f"{key}={value}")
+        parts.append(f"{key}: {value}")
     return "; ".join(parts)
 
 
-def _section(title: str, registry: Any, out: List[str]) -> None:
+def _training_task_attributes(entry: Any) -> Dict[str, Any]:
+    """A training task's metric, direction and methods, read from its class (not built)."""
+    factory = entry.factory
+    if not isinstance(factory, type):
+        return {}
+    return {k: getattr(factory, k) for k in ("metric", "higher_is_better", "methods", "seeds",
+                                             "checkpoint_measures", "final_measures")
+            if getattr(factory, k, None) not in (None, "", ())}
+
+
+def _section(title: str, registry: Any, out: List[str],
+             extra: Callable[[Any], Dict[str, Any]] = lambda entry: {}) -> None:
     try:
         names = list(registry)
     except Exception as exc:  # noqa: BLE001
@@ -152,13 +150,10 @@ def _section(title: str, registry: Any, out: List[str]) -> None:
         out.append("  (none registered)")
     for name in names:
         entry = registry[name]
-        desc = entry.info.get("description", "") if hasattr(entry, "info") else ""
-        rest = {k: v for k, v in getattr(entry, "info", {}).items() if k != "description"}
-        line = f"  {name}"
-        if desc:
-            line += f" — {desc}"
-        out.append(line)
-        detail = _info_text(rest)
+        info = {**dict(getattr(entry, "info", {})), **extra(entry)}
+        desc = info.pop("description", "")
+        out.append(f"  {name}" + (f" — {desc}" if desc else ""))
+        detail = _info_text(info)
         if detail:
             out.append(f"      {detail}")
     for plugin, error in sorted(getattr(registry, "plugin_errors", {}).items()):
@@ -174,7 +169,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         except Exception as exc:  # noqa: BLE001
             _err(f"could not import estimators: {type(exc).__name__}: {exc}")
             return EXIT_NOTHING
-        problems = _import_registering_modules()
+        problems = import_registering_modules()
         try:
             from suite.registries import TASKS, TRAINING_TASKS
         except Exception as exc:  # noqa: BLE001
@@ -185,8 +180,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         _section("Losses", estimators.LOSSES, out)
         _section("Metrics", estimators.METRICS, out)
         if TASKS is not None:
-            _section("Tasks", TASKS, out)
-            _section("Training tasks", TRAINING_TASKS, out)
+            _section("Gradient tasks", TASKS, out)
+            _section("Training tasks", TRAINING_TASKS, out, _training_task_attributes)
     print("\n".join(out).rstrip())
     for problem in problems:
         _err(f"warning: could not import {problem}")

@@ -1,18 +1,19 @@
-"""Tidy frame -> seaborn figures, one consistent style, one colour per estimator.
+"""Tidy frame -> seaborn/matplotlib figures in one style, one colour per estimator or method.
 
-Every builder takes the tidy frame of ONE machine and returns a :class:`Figure` or raises
-:class:`Skip` with the reason it cannot be drawn (its data are absent). Figures are sized for a
-paper's column (3.3 in wide, fonts >= 7 pt) and saved in any of png, svg, pdf.
+Every builder takes the tidy frame of ONE machine and returns a :class:`Figure`, or raises
+:class:`Skip` with the reason it cannot be drawn (its data are absent). Gradient figures use the
+latest commit that has gradient results, training figures the latest with alignment results;
+the history figure uses every commit.
 """
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import io
 import math
+import re
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import matplotlib
 
@@ -20,18 +21,20 @@ matplotlib.use("Agg")  # reports are files; never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import (FixedLocator, Formatter, FuncFormatter,  # noqa: E402
+                               LogLocator, NullFormatter, NullLocator)
 
-__all__ = ["COLUMN_WIDTH", "Figure", "Skip", "style", "palette", "save", "build_figures",
-           "gradient_cells", "training_curves", "pick_device", "time_measure",
-           "work_normalised", "variance_times_time", "kendall_taus", "latest_commit"]
+from . import measures as M  # noqa: E402
+from .load import CI_LEVEL, CI_Z  # noqa: E402
+from .style import COLUMN_WIDTH, TEXT_WIDTH, Styles, legend_columns, pretty, style  # noqa: E402
 
-COLUMN_WIDTH = 3.3  # inches: one column of a two-column paper
-PANEL_HEIGHT = 1.45  # inches per row of facets
-GRADIENT_KEYS = ["task", "estimator", "num_samples"]
-#: time benchmarks preferred as "the cost of one estimate", in this order
-_TIME_PREFERENCE = ("estimate", "gradient", "forward_backward", "backward", "step")
+__all__ = ["Figure", "Skip", "save", "image_bytes", "build_figures", "latest_commit",
+           "gradient_cells", "pick_device", "training_curves", "run_taus", "HISTORY_MEASURE"]
+
+#: the measure whose history across commits is drawn unless the caller names another
+HISTORY_MEASURE = "time_estimate"
+PANEL_HEIGHT = 1.45  # inches per row of panels
 
 
 class Skip(Exception):
@@ -45,48 +48,6 @@ class Figure:
     caption: str
     fig: matplotlib.figure.Figure
     files: Dict[str, Path] = field(default_factory=dict)  # format -> saved file
-
-
-# -- style and colours ----------------------------------------------------------------------------
-_RC = {
-    "font.size": 7.5, "axes.titlesize": 7.5, "axes.labelsize": 7.5, "xtick.labelsize": 7,
-    "ytick.labelsize": 7, "legend.fontsize": 7, "legend.title_fontsize": 7.5,
-    "lines.linewidth": 1.1, "lines.markersize": 3.5, "axes.linewidth": 0.6,
-    "xtick.major.width": 0.6, "ytick.major.width": 0.6, "xtick.minor.width": 0.4,
-    "ytick.minor.width": 0.4, "savefig.dpi": 300, "savefig.bbox": "tight",
-    "savefig.pad_inches": 0.02, "svg.fonttype": "none", "pdf.fonttype": 42,
-    "figure.constrained_layout.use": False,
-}
-
-
-@contextlib.contextmanager
-def style() -> Iterator[None]:
-    """The one style of every estibench figure (seaborn 'paper' ticks, 7-7.5 pt fonts), applied
-    inside the block only so that importing this module changes nothing globally."""
-    with matplotlib.rc_context():
-        sns.set_theme(context="paper", style="ticks", rc=_RC)
-        yield
-
-
-# seaborn's colour-blind-safe 10 first; their dark variants only past 10 names
-_COLOURS = sns.color_palette("colorblind", 10) + sns.color_palette("dark", 10)
-
-
-def palette(names: Iterable[str]) -> Dict[str, Tuple[float, float, float]]:
-    """A colour per name that depends on the name, not on which other names a report holds:
-    each name hashes (md5, stable across runs) to a preferred slot among the 10 colour-blind-safe
-    colours; a name whose slot is taken takes the next free one (names in sorted order), then
-    the 10 dark variants, then colours repeat. Keyed by estimator (or method) name and shared by
-    every figure of a report."""
-    taken = set()
-    out: Dict[str, Tuple[float, float, float]] = {}
-    for name in sorted({str(n) for n in names}):
-        start = int(hashlib.md5(name.encode()).hexdigest(), 16) % 10
-        order = [(start + i) % 10 for i in range(10)] + [10 + (start + i) % 10 for i in range(10)]
-        slot = next((s for s in order if s not in taken), start)
-        taken.add(slot)
-        out[name] = _COLOURS[slot]
-    return out
 
 
 def save(figure: Figure, folder: Path, formats: Sequence[str]) -> Dict[str, Path]:
@@ -107,434 +68,546 @@ def image_bytes(figure: Figure, fmt: str = "png") -> bytes:
 
 
 # -- selecting data ------------------------------------------------------------------------------
+def latest_commit(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the most recent commit (by commit date, then by when it was benchmarked);
+    one env if several ran it."""
+    if frame.empty:
+        return frame
+    keys = frame.groupby(["commit", "env"], dropna=False).agg(
+        date=("date", "max"), started=("started_at", "max"))
+    commit, env = keys.sort_values(["date", "started"]).index[-1]
+    return frame[(frame["commit"] == commit) & (frame["env"] == env)]
+
+
 def _ok(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["status"] == "ok"]
 
 
-def latest_commit(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the most recent commit (by result date); one env if several ran it."""
-    if frame.empty:
-        return frame
-    dates = frame.groupby(["commit", "env"], dropna=False)["date"].max().sort_values()
-    commit, env = dates.index[-1]
-    return frame[(frame["commit"] == commit) & (frame["env"] == env)]
-
-
 def gradient_cells(frame: pd.DataFrame) -> pd.DataFrame:
-    """ok cells of gradient benchmarks: those with task, estimator and num_samples parameters."""
-    if not set(GRADIENT_KEYS) <= set(frame.columns):
-        return frame.iloc[0:0]
-    cells = _ok(frame).dropna(subset=GRADIENT_KEYS).copy()
-    cells["num_samples"] = cells["num_samples"].astype(float).astype(int)
+    """ok cells of the gradient benchmarks (task, estimator, num_samples, device)."""
+    cells = _ok(frame[frame["group"] == "gradient"])
+    if cells.empty:
+        return cells
+    cells = cells.dropna(subset=["task", "estimator", "num_samples"]).copy()
+    cells["num_samples"] = cells["num_samples"].astype(int)
     if "device" not in cells:
         cells["device"] = "cpu"
     cells["device"] = cells["device"].fillna("cpu").astype(str)
-    cells["estimator"] = cells["estimator"].astype(str)
-    cells["task"] = cells["task"].astype(str)
     return cells
 
 
 def pick_device(cells: pd.DataFrame) -> str:
-    """cpu when it has results (every machine has one), else the device with most results."""
+    """cpu when it has results (every machine has one), else the device with most results: the
+    statistical measures do not depend on the device, only the costs do."""
     devices = cells["device"].value_counts()
     return "cpu" if "cpu" in devices.index else str(devices.index[0])
 
 
-def time_measure(cells: pd.DataFrame) -> Optional[str]:
-    """The time benchmark taken as the cost of one estimate."""
-    names = sorted(cells.loc[cells["type"] == "time", "measure"].unique())
-    if not names:
-        return None
-    for preferred in _TIME_PREFERENCE:
-        if preferred in names:
-            return preferred
-    return names[0]
+def training_curves(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (task, method, seed, checkpoint), one column per measure (step, seconds,
+    loss, metric and the task's extras), from the ``<Task>Curve`` benchmarks. A checkpoint is
+    named by a ``step`` parameter (the update count) or by a ``checkpoint`` index with ``step``
+    among the measures; ``checkpoint`` is the position in the schedule either way."""
+    rows = _ok(frame[frame["group"] == "curve"])
+    if rows.empty or not {"task", "method"} <= set(rows.columns):
+        return pd.DataFrame()
+    by = next((c for c in ("step", "checkpoint") if c in rows and rows[c].notna().all()), None)
+    if by is None:
+        return pd.DataFrame()
+    rows = rows.assign(seed=rows["seed"] if "seed" in rows else 0, _at=rows[by].astype(float))
+    if by == "step":
+        rows = rows[rows["measure"] != "step"]  # the parameter already says it
+    curves = rows.pivot_table(index=["task", "method", "seed", "_at"], columns="measure",
+                              values="value", aggfunc="mean").reset_index()
+    curves.columns.name = None
+    curves = curves.rename(columns={"_at": by})
+    curves = curves.sort_values(["task", "method", "seed", by])
+    if by == "step":
+        curves["checkpoint"] = curves.groupby(["task", "method", "seed"]).cumcount()
+    return curves.reset_index(drop=True)
 
 
-def _measure(cells: pd.DataFrame, *names: str, kind: Optional[str] = None) -> pd.DataFrame:
-    """Rows of the first of ``names`` present (track benchmarks unless ``kind`` says)."""
-    for name in names:
-        sub = cells[cells["measure"] == name]
-        if kind is not None:
-            sub = sub[sub["type"] == kind]
-        if not sub.empty:
-            return sub
-    return cells.iloc[0:0]
+def run_taus(curves: pd.DataFrame, tasks: Dict[str, M.TaskInfo]) -> pd.DataFrame:
+    """Kendall τ between −loss and the oriented metric over each run's checkpoints, as
+    ``suite.training.kendall_tau`` defines it (+1: a lower loss always came with a better
+    metric); NaN where the task's direction is unknown or a series is constant."""
+    from scipy.stats import kendalltau
 
-
-def _mean_over_duplicates(sub: pd.DataFrame, keys: List[str]) -> pd.DataFrame:
-    # two benchmark classes measuring the same cell: plot their mean, one point per cell
-    stats = {c: (c, "mean") for c in ("value", "ci_low", "ci_high") if c in sub.columns}
-    return sub.groupby(keys, as_index=False, observed=True).agg(**stats)
+    out = []
+    if curves.empty or not {"loss", "metric"} <= set(curves.columns):
+        return pd.DataFrame(columns=["task", "method", "seed", "tau"])
+    for (task, method, seed), run in curves.groupby(["task", "method", "seed"]):
+        run = run.sort_values("checkpoint").dropna(subset=["loss", "metric"])
+        d = tasks.get(task, M.TaskInfo(task)).higher_is_better
+        tau = math.nan
+        if d is not None and len(run) > 1:
+            tau = float(kendalltau(-run["loss"], (1 if d else -1) * run["metric"]).statistic)
+        out.append({"task": task, "method": method, "seed": seed, "tau": tau})
+    return pd.DataFrame(out)
 
 
 # -- layout helpers ------------------------------------------------------------------------------
-def _facets(n: int, ncols: int = 2, height: float = PANEL_HEIGHT, sharex=False, sharey=False):
-    ncols = max(1, min(ncols, n))
+def _facets(n: int, height: float = PANEL_HEIGHT, legend_rows: int = 1):
+    """n panels: side by side at column width for up to two, else four abreast at text width;
+    room below for a legend of ``legend_rows`` rows."""
+    ncols = n if n <= 2 else min(4, n)
+    width = COLUMN_WIDTH if n <= 2 else TEXT_WIDTH
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(COLUMN_WIDTH, height * nrows + 0.35),
-                             squeeze=False, sharex=sharex, sharey=sharey)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height * nrows + 0.3 + 0.14 *
+                                                    legend_rows),
+                             squeeze=False, layout="constrained")
     flat = list(axes.flat)
     for ax in flat[n:]:
         ax.set_visible(False)
-    return fig, flat[:n]
+    return fig, flat[:n], width, ncols
 
 
-def _legend(fig, colours: Dict[str, tuple], names: Sequence[str], title: str,
-            extra: Sequence[Tuple[Line2D, str]] = ()) -> None:
-    handles = [Line2D([], [], color=colours[n], marker="o", lw=1.1, ms=3.5) for n in names]
-    labels = list(names)
-    for handle, label in extra:
-        handles.append(handle)
-        labels.append(label)
-    longest = max((len(label) for label in labels), default=10)
-    ncol = max(1, min(len(labels), int(COLUMN_WIDTH // (0.055 * longest + 0.35))))
-    fig.legend(handles, labels, title=title, loc="upper center", bbox_to_anchor=(0.5, 0.0),
-               ncol=ncol, frameon=False, handlelength=1.6, columnspacing=1.0)
+def _handles(styles: Styles, names: Sequence[str]) -> List[Line2D]:
+    return [Line2D([], [], color=styles.colour(n), marker=styles.marker(n), lw=1.1, ms=3.5)
+            for n in names]
 
 
-def _finish(fig) -> None:
-    fig.tight_layout(pad=0.3, h_pad=0.6, w_pad=0.5)
+def _legend_below(fig, styles: Styles, names: Sequence[str], title: str, width: float,
+                  extra: Sequence[Tuple[Line2D, str]] = ()) -> None:
+    handles = _handles(styles, names) + [h for h, _ in extra]
+    labels = [pretty(n) for n in names] + [label for _, label in extra]
+    fig.legend(handles, labels, title=title, loc="outside lower center",
+               ncol=legend_columns(labels, width), columnspacing=1.2)
 
 
-def _log_axes(ax, x=True, y=True) -> None:
-    if x:
-        ax.set_xscale("log", base=2)
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
-            lambda v, _: f"{v:g}"))
-    if y:
-        ax.set_yscale("log")
+def _legend_right(ax, styles: Styles, names: Sequence[str], labels: Sequence[str],
+                  title: str = "method") -> None:
+    """The legend of one row of panels, to the right of its last panel."""
+    ax.legend(_handles(styles, names), labels, title=title, loc="center left",
+              bbox_to_anchor=(1.02, 0.5), borderaxespad=0.0, alignment="left")
 
 
-def _lines(ax, data: pd.DataFrame, x: str, y: str, colours, hue="estimator", band=False,
-           **kw) -> None:
-    sns.lineplot(data=data, x=x, y=y, hue=hue, palette={k: colours[k] for k in
-                 data[hue].unique()}, marker="o", markeredgewidth=0, errorbar=None,
-                 legend=False, ax=ax, **kw)
-    if band and {"ci_low", "ci_high"} <= set(data.columns):
-        for name, part in data.groupby(hue):
-            part = part.sort_values(x)
-            # a log axis has no place for asv's CIs that reach below zero: no band there
-            ok = (part["ci_low"] > 0) & (part["ci_high"] > 0)
-            ax.fill_between(part[x], part["ci_low"], part["ci_high"], where=ok.to_numpy(),
-                            color=colours[name], alpha=0.18, lw=0)
+def _legend_rows(labels: Sequence[str], width: float) -> int:
+    return math.ceil(len(labels) / legend_columns(labels, width)) + 1  # + the title
 
 
-def _not_shown(dropped: pd.DataFrame, what: str) -> str:
-    if dropped.empty:
+class _LogTicks(Formatter):
+    """Plain numbers when every tick of the axis lies in [0.01, 10000), else powers of ten
+    (``2×10⁻⁴``): one notation per axis."""
+
+    def set_locs(self, locs):
+        self._ticks = [v for v in locs if v > 0]
+
+    def __call__(self, v, pos=None):
+        if v <= 0 or not math.isfinite(v):
+            return ""
+        ticks = getattr(self, "_ticks", []) or [v]
+        lo, hi = self.axis.get_view_interval() if self.axis is not None else (v, v)
+        shown = [t for t in ticks if min(lo, hi) * 0.999 <= t <= max(lo, hi) * 1.001] or [v]
+        if all(0.01 <= t < 1e4 for t in shown):
+            return f"{v:g}"
+        e = math.floor(math.log10(v) + 1e-9)
+        m = round(v / 10 ** e, 6)
+        return f"$10^{{{e}}}$" if m == 1 else f"${m:g}\\times10^{{{e}}}$"
+
+
+def _log_ticks(ax, axis: str = "y") -> None:
+    """Readable log ticks: decades when three or more fall in view, else 1-3 steps (two
+    decades) or 1-2-5 steps (fewer); no labels on minor ticks (they overlap)."""
+    which = ax.yaxis if axis == "y" else ax.xaxis
+    lo, hi = ax.get_ylim() if axis == "y" else ax.get_xlim()
+    which.set_minor_formatter(NullFormatter())
+    if lo > 0 and hi > lo:
+        decades = math.floor(math.log10(hi)) - math.ceil(math.log10(lo)) + 1
+        if decades <= 2:
+            which.set_major_locator(LogLocator(base=10, subs=(1.0, 3.0) if decades == 2
+                                               else (1.0, 2.0, 5.0)))
+    which.set_major_formatter(_LogTicks())
+
+
+def _k_axis(ax, ks: Sequence[int]) -> None:
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_locator(FixedLocator(sorted(set(ks))))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xlabel("samples K")
+
+
+def _wrap(text: str, width: int = 24) -> str:
+    """Wrapped into as few lines as ``width`` allows, of balanced lengths."""
+    lines = textwrap.wrap(text, width) or [text]
+    for w in range(math.ceil(len(text) / len(lines)), width + 1):
+        balanced = textwrap.wrap(text, w)
+        if len(balanced) <= len(lines):
+            return "\n".join(balanced)
+    return "\n".join(lines)
+
+
+def _one_value_per_cell(sub: pd.DataFrame, keys: List[str]) -> pd.DataFrame:
+    # the latest commit holds one value per cell; means guard against a duplicated class
+    cols = {c: (c, "mean") for c in ("value", "se", "ci_low", "ci_high") if c in sub.columns}
+    return sub.groupby(keys, as_index=False, observed=True).agg(**cols)
+
+
+def _series(ax, part: pd.DataFrame, x: str, name: str, styles: Styles, band: bool,
+            log_y: bool, **kw) -> None:
+    """A line with its intervals: a shaded band for the suite's (narrow) standard-error
+    intervals, thin error bars for asv's timing intervals (wide on a busy machine, a band
+    would hide the lines)."""
+    part = part.sort_values(x)
+    colour = styles.colour(name)
+    ax.plot(part[x], part["value"], color=colour, marker=styles.marker(name),
+            markeredgewidth=0, label=name, **kw)
+    if not band or not part["ci_low"].notna().any():
+        return
+    lo, hi = part["ci_low"].to_numpy(float), part["ci_high"].to_numpy(float)
+    ok = np.isfinite(lo) & np.isfinite(hi) & ((lo > 0) if log_y else True)
+    if part["se"].notna().any():
+        ax.fill_between(part[x], lo, hi, where=ok, color=colour, alpha=0.2, lw=0,
+                        interpolate=False)
+    elif ok.any():
+        v = part["value"].to_numpy(float)
+        # clipped at 0: an interval that misses its own value (asv's are not centred on it)
+        # must not break the figure
+        yerr = np.maximum(0.0, [v[ok] - lo[ok], hi[ok] - v[ok]])
+        ax.errorbar(part[x].to_numpy()[ok], v[ok], yerr=yerr,
+                    fmt="none", ecolor=colour, elinewidth=0.6, capsize=1.2, capthick=0.6,
+                    alpha=0.7)
+
+
+def _ci_words(sub: pd.DataFrame) -> str:
+    levels = sorted({float(v) for v in sub["ci_level"].dropna()}) if "ci_level" in sub else []
+    if not levels:
         return ""
-    names = ", ".join(sorted(dropped["estimator"].unique()))
-    return f" Not shown ({what}, no place on a log axis): {names}."
+    lv = " / ".join(f"{round(100 * v):d} %" for v in levels)
+    if sub["se"].isna().all():
+        return f" Error bars: asv's {lv} confidence intervals."
+    return f" Bands: {lv} confidence intervals (value ± z·se)."
 
 
 # -- gradient figures ----------------------------------------------------------------------------
-def _per_task_vs_samples(sub, colours, name, title, ylabel, caption, positive=True,
-                         reference_slope=None, band=False):
+def _vs_samples(cells: pd.DataFrame, measure: str, styles: Styles, name: str, title: str,
+                caption: str, device: Optional[str] = None,
+                reference_slope: Optional[float] = None,
+                expected_tasks: Sequence[str] = ()) -> Figure:
+    sub = cells[cells["measure"] == measure]
     if sub.empty:
-        raise Skip(f"no {title.lower()} results")
-    device = pick_device(sub)
+        raise Skip(f"no {measure} results")
+    device = device or pick_device(sub)
     sub = sub[sub["device"] == device]
-    data = _mean_over_duplicates(sub, ["task", "estimator", "num_samples"])
-    dropped = data[data["value"] <= 0] if positive else data.iloc[0:0]
-    data = data[data["value"] > 0] if positive else data
-    if data.empty:
-        raise Skip(f"no positive {title.lower()} values to draw on a log axis")
-    tasks = sorted(data["task"].unique())
-    fig, axes = _facets(len(tasks))
-    for ax, task in zip(axes, tasks):
-        part = data[data["task"] == task]
-        _lines(ax, part, "num_samples", "value", colours, band=band)
-        _log_axes(ax, x=True, y=positive)
-        if reference_slope is not None and part["num_samples"].nunique() > 1:
-            ks = np.array(sorted(part["num_samples"].unique()), dtype=float)
-            anchor = part[part["num_samples"] == ks[0]]["value"].median()
-            ax.plot(ks, anchor * (ks / ks[0]) ** reference_slope, ls=":", color="0.5", lw=0.8)
-        ax.set_title(task)
-        ax.set_xlabel("samples K")
-        ax.set_ylabel(ylabel)
-    extra = [(Line2D([], [], ls=":", color="0.5", lw=0.8), f"∝ K^{reference_slope:g}")] \
-        if reference_slope is not None else []
-    _legend(fig, colours, sorted(data["estimator"].unique()), "estimator", extra)
-    _finish(fig)
-    caption = f"{caption} Device: {device}.{_not_shown(dropped, 'zero or negative')}"
-    return Figure(name, title, caption, fig)
-
-
-def fig_variance(cells, colours):
-    sub = _measure(cells, "variance", kind="track")
-    return _per_task_vs_samples(
-        sub, colours, "variance_vs_samples", "Variance vs samples",
-        "variance", "Gradient variance against the number of samples K (log-log), one panel "
-        "per task; dotted: 1/K from the first point.", reference_slope=-1)
-
-
-_WORK_NORMALISED = ("work_normalized_variance", "work_normalised_variance", "variance_x_time")
-
-
-def work_normalised(cells: pd.DataFrame) -> pd.DataFrame:
-    """variance x seconds per estimate, per cell (a benchmark of it is used when there is one)."""
-    direct = _measure(cells, *_WORK_NORMALISED, kind="track")
-    return direct if not direct.empty else variance_times_time(cells)
-
-
-def variance_times_time(cells: pd.DataFrame) -> pd.DataFrame:
-    """variance x seconds of :func:`time_measure`, per (task, estimator, num_samples, device)."""
-    var = _measure(cells, "variance", kind="track")
-    tname = time_measure(cells)
-    if var.empty or tname is None:
-        return cells.iloc[0:0]
-    keys = ["task", "estimator", "num_samples", "device"]
-    t = _mean_over_duplicates(cells[(cells["type"] == "time") & (cells["measure"] == tname)],
-                              keys)
-    v = _mean_over_duplicates(var, keys)
-    both = v.merge(t, on=keys, suffixes=("_var", "_time"))
-    both["value"] = both["value_var"] * both["value_time"]
-    return both[keys + ["value"]]
-
-
-def fig_work_normalised(cells, colours):
-    sub = work_normalised(cells)
     if sub.empty:
-        raise Skip("needs variance and a time benchmark on the same cells")
-    return _per_task_vs_samples(
-        sub, colours, "work_normalised_variance", "Work-normalised variance",
-        "variance × s", f"Variance times seconds per estimate ({time_measure(cells) or 'time'}"
-        f") against K: lower is a better use of compute.")
+        raise Skip(f"no {measure} results on {device}")
+    data = _one_value_per_cell(sub, ["task", "estimator", "num_samples"])
+    dropped = data[data["value"] <= 0]
+    data = data[data["value"] > 0]
+    if data.empty:
+        raise Skip(f"no positive {measure} values to draw on a log axis")
+    tasks = sorted(data["task"].unique())
+    names = sorted(data["estimator"].unique())
+    extra = []
+    if reference_slope is not None:
+        words = {-1: "∝ 1/K", 0.5: "∝ √K"}.get(reference_slope, f"slope {reference_slope:g}")
+        extra = [(Line2D([], [], ls=":", color="0.3", lw=1.0), words)]
+    width = COLUMN_WIDTH if len(tasks) <= 2 else TEXT_WIDTH
+    labels = [pretty(n) for n in names] + [label for _, label in extra]
+    fig, axes, width, ncols = _facets(len(tasks), legend_rows=_legend_rows(labels, width))
+    for i, (ax, task) in enumerate(zip(axes, tasks)):
+        part = data[data["task"] == task]
+        for est in sorted(part["estimator"].unique()):
+            _series(ax, part[part["estimator"] == est], "num_samples", est, styles, band=True,
+                    log_y=True)
+        _k_axis(ax, part["num_samples"].tolist())
+        ax.set_yscale("log")
+        ks = np.array(sorted(part["num_samples"].unique()), dtype=float)
+        if reference_slope is not None and len(ks) > 1:
+            # a guide line for the slope, kept off the data: under the lowest first point
+            # for a falling slope, above the highest for a rising one
+            first = part[part["num_samples"] == ks[0]]["value"]
+            anchor = first.min() / 2.5 if reference_slope < 0 else first.max() * 2.5
+            ax.plot(ks, anchor * (ks / ks[0]) ** reference_slope, ls=":", color="0.3", lw=1.0)
+        _log_ticks(ax, "y")
+        ax.set_title(task)
+        ax.set_ylabel(M.label(measure) if i % ncols == 0 else "")
+    _legend_below(fig, styles, names, "estimator", width, extra)
+    note = ""
+    if not dropped.empty:
+        note = (" Not drawn (value 0, no place on a log axis): "
+                + ", ".join(sorted(dropped["estimator"].unique())) + ".")
+    absent = sorted(set(expected_tasks) - set(tasks))
+    if absent:
+        note += f" No {measure} results (failed or skipped cells): {', '.join(absent)}."
+    return Figure(name, title, f"{caption} Device: {device}.{_ci_words(sub)}{note}", fig)
 
 
-def fig_snr(cells, colours):
-    sub = _measure(cells, "snr", "signal_to_noise", kind="track")
-    positive = bool(not sub.empty and (sub["value"] > 0).all())
-    return _per_task_vs_samples(
-        sub, colours, "snr_vs_samples", "Signal-to-noise ratio", "SNR",
-        "Signal-to-noise ratio of the gradient estimate against K; higher is better.",
-        positive=positive)
+def fig_variance(cells, styles, **kw):
+    return _vs_samples(
+        cells, "variance", styles, "variance_vs_samples", "Gradient variance vs samples",
+        "Trace of the covariance of the gradient estimate against the number of samples K "
+        "(log-log), one panel per task; dotted: slope −1, the 1/K of averaging K independent "
+        "samples.", reference_slope=-1, **kw)
 
 
-def fig_time(cells, colours, device: str):
-    tname = time_measure(cells)
-    if tname is None:
-        raise Skip("no time benchmarks")
-    sub = cells[(cells["type"] == "time") & (cells["measure"] == tname)
-                & (cells["device"] == device)]
-    fig = _per_task_vs_samples(
-        sub, colours, f"time_vs_samples_{_slug(device)}", f"Time vs samples ({device})",
-        "seconds", f"Seconds per call of time_{tname} against K (log-log); bands: asv's 99 % "
-        f"confidence interval (left out where it reaches below zero).", band=True)
-    return fig
+def fig_work_normalised(cells, styles, **kw):
+    return _vs_samples(
+        cells, "work_normalised_variance", styles, "work_normalised_variance",
+        "Work-normalised variance",
+        "Variance × seconds per estimate against K (the efficiency of a Monte Carlo estimator, "
+        "Glynn & Whitt 1992); lower is a better use of compute.", **kw)
 
 
-def fig_bias_variance(cells, colours):
-    var = _measure(cells, "variance", kind="track")
-    bias = _measure(cells, "bias", "bias_norm", kind="track")
+def fig_snr(cells, styles, **kw):
+    return _vs_samples(
+        cells, "snr", styles, "snr_vs_samples", "Signal-to-noise ratio",
+        "SNR ‖E ĝ‖ / √tr Cov(ĝ) against K; higher is better; dotted: slope ½ (√K). "
+        "Deterministic estimators have no SNR.", reference_slope=0.5, **kw)
+
+
+def fig_time(cells, styles, device: str, **kw):
+    return _vs_samples(
+        cells, "time_estimate", styles, f"time_vs_samples_{_slug(device)}",
+        f"Time per estimate vs samples ({device})",
+        "Seconds per gradient estimate including its backward pass (asv time_estimate) against "
+        "K (log-log).", device=device, **kw)
+
+
+def fig_bias_variance(cells, styles):
+    keys = ["task", "estimator", "num_samples"]
+    var = cells[cells["measure"] == "variance"]
+    bias = cells[cells["measure"] == "bias"]
     if var.empty or bias.empty:
         raise Skip("needs both variance and bias results")
-    keys = ["task", "estimator", "num_samples", "device"]
     device = pick_device(var)
-    data = _mean_over_duplicates(var, keys).merge(_mean_over_duplicates(bias, keys), on=keys,
-                                                  suffixes=("_var", "_bias"))
-    data = data[data["device"] == device]
-    data["abs_bias"] = data["value_bias"].abs()
+    data = _one_value_per_cell(var[var["device"] == device], keys).merge(
+        _one_value_per_cell(bias[bias["device"] == device], keys), on=keys,
+        suffixes=("_var", "_bias"))
     dropped = data[data["value_var"] <= 0]
     data = data[data["value_var"] > 0]
     if data.empty:
         raise Skip("no cell with positive variance")
     tasks = sorted(data["task"].unique())
-    fig, axes = _facets(len(tasks))
-    positive_bias = data.loc[data["abs_bias"] > 0, "abs_bias"]
-    linthresh = float(10 ** math.floor(math.log10(positive_bias.min()))) \
-        if not positive_bias.empty else 1e-3
-    for ax, task in zip(axes, tasks):
+    names = sorted(data["estimator"].unique())
+    ks = sorted(data["num_samples"].unique())
+    sizes = {k: 2.0 + 4.0 * i / max(1, len(ks) - 1) for i, k in enumerate(ks)}
+    width = COLUMN_WIDTH if len(tasks) <= 2 else TEXT_WIDTH
+    labels = [pretty(n) for n in names]
+    fig, axes, width, ncols = _facets(len(tasks), legend_rows=_legend_rows(labels, width) + 1)
+    for i, (ax, task) in enumerate(zip(axes, tasks)):
         part = data[data["task"] == task]
-        sns.scatterplot(data=part, x="value_var", y="abs_bias", hue="estimator",
-                        palette={k: colours[k] for k in part["estimator"].unique()},
-                        size="num_samples", sizes=(6, 40), legend=False, linewidth=0,
-                        alpha=0.85, ax=ax)
+        for est in sorted(part["estimator"].unique()):
+            line = part[part["estimator"] == est].sort_values("num_samples")
+            colour, marker = styles.colour(est), styles.marker(est)
+            ax.plot(line["value_var"], line["value_bias"], color=colour, lw=0.8, alpha=0.8,
+                    label=est)
+            err = (CI_Z * line["se_bias"]).to_numpy(float)
+            if np.isfinite(err).any():
+                ax.errorbar(line["value_var"], line["value_bias"], yerr=np.nan_to_num(err),
+                            fmt="none", ecolor=colour, elinewidth=0.6, capsize=0, alpha=0.6)
+            for var_v, bias_v, k in zip(line["value_var"], line["value_bias"],
+                                        line["num_samples"]):
+                ax.plot(var_v, bias_v, ls="none", marker=marker, color=colour, ms=sizes[k],
+                        markeredgewidth=0, label=est)
         ax.set_xscale("log")
-        ax.set_yscale("symlog", linthresh=linthresh)
-        ax.set_ylim(0, max(float(data["abs_bias"].max()), linthresh) * 2)
+        _log_ticks(ax, "x")
+        ax.set_ylim(bottom=0)
         ax.set_title(task)
         ax.set_xlabel("variance")
-        ax.set_ylabel("|bias|")
-    _legend(fig, colours, sorted(data["estimator"].unique()), "estimator")
-    _finish(fig)
-    caption = (f"|Bias| against variance of each estimator, one point per K (larger marker = "
-               f"more samples); y is linear below {linthresh:g}. Device: {device}."
-               f"{_not_shown(dropped, 'zero variance')}")
+        ax.set_ylabel("relative bias" if i % ncols == 0 else "")
+    size_handles = [Line2D([], [], ls="none", marker="o", color="0.45", ms=sizes[k],
+                           markeredgewidth=0) for k in ks]
+    fig.legend(_handles(styles, names) + size_handles, labels + [f"K={k}" for k in ks],
+               title="estimator; marker size: samples K", loc="outside lower center",
+               ncol=legend_columns(labels, width), columnspacing=1.2)
+    note = ""
+    if not dropped.empty:
+        note = (" Not drawn (variance 0): " + ", ".join(sorted(dropped["estimator"].unique()))
+                + ".")
+    caption = (f"Relative bias ‖E ĝ − g‖/‖g‖ against variance, one point per K (larger marker: "
+               f"more samples). Error bars: ±{CI_Z:.2f} × the bias resolution √(tr Cov/R)/‖g‖ "
+               f"({round(100 * CI_LEVEL)} %): a bias within them cannot be told from 0 with "
+               f"these R replicates. Device: {device}.{note}")
     return Figure("bias_vs_variance", "Bias vs variance", caption, fig)
 
 
-def fig_history(frame_machine, colours):
-    """A time measure across commits (ordered by date), at the largest K, on one device."""
+def fig_history(frame_machine: pd.DataFrame, styles: Styles, measure: str = HISTORY_MEASURE):
+    """``measure`` across commits (ordered by date) at each task's largest K, on the CPU."""
     cells = gradient_cells(frame_machine)
-    commits = cells.drop_duplicates("commit")
-    if commits["commit"].nunique() < 2:
-        raise Skip("results of one commit only")
-    tname = time_measure(cells)
-    sub = cells[(cells["type"] == "time") & (cells["measure"] == tname)] if tname else \
-        _measure(cells, "variance", kind="track")
+    sub = cells[cells["measure"] == measure] if not cells.empty else cells
     if sub.empty:
-        raise Skip("no time or variance results")
-    measure = f"time_{tname}" if tname else "variance"
+        raise Skip(f"no {measure} results")
+    order = _commit_order(sub)
+    if len(order) < 2:
+        raise Skip(f"{measure} has results of one commit only")
     device = pick_device(sub)
     sub = sub[sub["device"] == device]
-    k = int(sub["num_samples"].max())
-    sub = sub[sub["num_samples"] == k]
-    order = sub.groupby("commit")["date"].min().sort_values()
-    labels = {c: c[:8] for c in order.index}
-    data = _mean_over_duplicates(sub, ["task", "estimator", "commit"])
-    data["position"] = data["commit"].map({c: i for i, c in enumerate(order.index)})
+    k_of = sub.groupby("task")["num_samples"].max()
+    sub = sub[sub["num_samples"] == sub["task"].map(k_of)]
+    data = _one_value_per_cell(sub, ["task", "estimator", "commit"])
+    data["position"] = data["commit"].map({c: i for i, c in enumerate(order)})
     tasks = sorted(data["task"].unique())
-    fig, axes = _facets(len(tasks))
-    for ax, task in zip(axes, tasks):
-        part = data[data["task"] == task].sort_values("position")
-        _lines(ax, part, "position", "value", colours)
-        ax.set_xticks(range(len(order)))
-        ax.set_xticklabels([labels[c] for c in order.index], rotation=45, ha="right")
-        if (part["value"] > 0).all():
+    names = sorted(data["estimator"].unique())
+    width = COLUMN_WIDTH if len(tasks) <= 2 else TEXT_WIDTH
+    fig, axes, width, ncols = _facets(
+        len(tasks), height=PANEL_HEIGHT + 0.25,
+        legend_rows=_legend_rows([pretty(n) for n in names], width))
+    step = max(1, math.ceil(len(order) / 10))  # at most ~10 commit labels per axis
+    log_y = bool((data["value"] > 0).all())
+    for i, (ax, task) in enumerate(zip(axes, tasks)):
+        part = data[data["task"] == task]
+        for est in sorted(part["estimator"].unique()):
+            _series(ax, part[part["estimator"] == est], "position", est, styles, band=True,
+                    log_y=log_y)
+        ticks = list(range(0, len(order), step))
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([order[t][:8] for t in ticks], rotation=45, ha="right",
+                           fontsize=5.5)
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xlim(-0.3, len(order) - 0.7)
+        if log_y:
             ax.set_yscale("log")
-        ax.set_title(task)
-        ax.set_xlabel("commit")
-        ax.set_ylabel(measure)
-    _legend(fig, colours, sorted(data["estimator"].unique()), "estimator")
-    _finish(fig)
-    caption = (f"{measure} across {len(order)} commits (oldest left), K = {k}, device "
-               f"{device}.")
-    return Figure("history", f"History of {measure}", caption, fig)
+            _log_ticks(ax, "y")
+        ax.set_title(f"{task} (K={int(k_of[task])})")
+        ax.set_ylabel(M.label(measure) if i % ncols == 0 else "")
+    _legend_below(fig, styles, names, "estimator", width)
+    caption = (f"{M.label(measure)} ({measure}) across {len(order)} commits, oldest left, at each "
+               f"task's largest K; device {device}.{_ci_words(sub)}")
+    return Figure(f"history_{_slug(measure)}", f"History of {measure}", caption, fig)
+
+
+def _commit_order(frame: pd.DataFrame) -> List[str]:
+    """Commits oldest first: by commit date, then by when they were benchmarked."""
+    keys = frame.groupby("commit").agg(date=("date", "min"), started=("started_at", "min"))
+    return list(keys.sort_values(["date", "started"]).index)
 
 
 # -- training figures ----------------------------------------------------------------------------
-def training_curves(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (setting, method, seed, checkpoint) with columns metric, step, seconds, loss
-    (those that were measured), from training benchmarks with a ``checkpoint`` parameter."""
-    if "checkpoint" not in frame.columns:
-        return pd.DataFrame()
-    rows = _ok(frame).dropna(subset=["checkpoint"])
-    rows = rows[rows["measure"].isin(["metric", "step", "seconds", "loss"])]
-    if rows.empty:
-        return pd.DataFrame()
-    setting = "setting" if "setting" in rows and rows["setting"].notna().any() else "task"
-    method = "method" if "method" in rows and rows["method"].notna().any() else "estimator"
-    if setting not in rows or method not in rows:
-        return pd.DataFrame()
-    rows = rows.assign(setting=rows[setting].astype(str), method=rows[method].astype(str),
-                       seed=rows["seed"] if "seed" in rows else 0)
-    rows["seed"] = rows["seed"].fillna(0)
-    curves = rows.pivot_table(index=["setting", "method", "seed", "checkpoint"],
-                              columns="measure", values="value", aggfunc="mean").reset_index()
-    curves.columns.name = None
-    if "step" not in curves:  # tolerate suites that only record the checkpoint
-        curves["step"] = curves["checkpoint"].astype(float)
-    return curves
+def _metric_label(info: M.TaskInfo) -> str:
+    """The task's metric in words with ↑/↓ for its direction (which replaces a "(lower is
+    better)" in the words)."""
+    arrow = {True: "\u00a0↑", False: "\u00a0↓"}.get(info.higher_is_better, "")  # no break
+    words = re.sub(r"\s*\((higher|lower) is better\)", "", info.metric)
+    return _wrap(f"{words}{arrow}", 28)
 
 
-def fig_training(frame_machine, colours):
-    curves = training_curves(frame_machine)
+def fig_training(curves: pd.DataFrame, styles: Styles, tasks: Dict[str, M.TaskInfo]):
     if curves.empty or "metric" not in curves:
-        raise Skip("no training benchmarks with a checkpoint parameter and track_metric")
+        raise Skip("no <Task>Curve results with a metric")
     xs = [x for x in ("step", "seconds") if x in curves and curves[x].notna().any()]
-    settings = sorted(curves["setting"].unique())
-    fig, axes = plt.subplots(len(settings), len(xs), squeeze=False,
-                             figsize=(COLUMN_WIDTH, PANEL_HEIGHT * len(settings) + 0.35))
-    for r, setting in enumerate(settings):
-        part = curves[curves["setting"] == setting].sort_values("checkpoint")
-        for c, x in enumerate(xs):
-            ax = axes[r][c]
-            sns.lineplot(data=part, x=x, y="metric", hue="method", units="seed",
-                         estimator=None, palette={k: colours[k] for k in part["method"].unique()},
-                         lw=0.9, alpha=0.9, legend=False, ax=ax)
-            ax.set_xlabel("update step" if x == "step" else "seconds")
-            ax.set_ylabel("metric" if c == 0 else "")
-            ax.set_title(setting if len(xs) == 1 or c == 0 else f"{setting} (time)")
-    _legend(fig, colours, sorted(curves["method"].unique()), "method")
-    _finish(fig)
-    caption = ("Evaluation metric during training against update steps"
-               + (" and wall-clock seconds" if "seconds" in xs else "")
-               + "; one line per seed.")
+    if not xs:
+        raise Skip("the curves record neither step nor seconds")
+    names = sorted(curves["task"].unique())
+    fig, axes = plt.subplots(len(names), len(xs), squeeze=False, layout="constrained",
+                             figsize=(TEXT_WIDTH * (0.4 + 0.3 * len(xs)),
+                                      (PANEL_HEIGHT + 0.2) * len(names) + 0.1))
+    for task, row in zip(names, axes):
+        part = curves[curves["task"] == task]
+        info = tasks.get(task, M.TaskInfo(task))
+        methods = sorted(part["method"].unique())
+        agg = part.groupby(["method", "checkpoint"]).agg(
+            **{x: (x, "mean") for x in xs},
+            mean=("metric", "mean"), sd=("metric", "std")).reset_index()
+        for c, (ax, x) in enumerate(zip(row, xs)):
+            for method in methods:
+                line = agg[agg["method"] == method].sort_values("checkpoint")
+                colour = styles.colour(method)
+                ax.plot(line[x], line["mean"], color=colour, marker=styles.marker(method),
+                        ms=2.6, markeredgewidth=0, lw=1.0, label=method)
+                sd = line["sd"].fillna(0).to_numpy(float)
+                ax.fill_between(line[x], line["mean"] - sd, line["mean"] + sd, color=colour,
+                                alpha=0.1, lw=0)
+            ax.set_xlabel("update step" if x == "step" else "training seconds")
+            ax.set_ylabel(_metric_label(info) if c == 0 else "")
+            ax.set_title(task if c == 0 else f"{task}, wall clock")
+        _legend_right(row[-1], styles, methods, methods)
+    seeds = int(curves.groupby(["task", "method"])["seed"].nunique().max())
+    caption = ("Held-out metric during training against update steps and against cumulative "
+               "training seconds (evaluation excluded; averaged over seeds at each "
+               f"checkpoint). Lines: mean over {seeds} seed(s); bands: ± one standard "
+               "deviation. ↑/↓: higher/lower is better.")
     return Figure("training_curves", "Training curves", caption, fig)
 
 
-def kendall_taus(curves: pd.DataFrame) -> pd.DataFrame:
-    """Kendall's tau between loss and metric over every checkpoint and seed, per setting and
-    method (and for all methods together, method '(all)')."""
-    from scipy.stats import kendalltau
-
-    out = []
+def fig_loss_metric(curves: pd.DataFrame, styles: Styles, tasks: Dict[str, M.TaskInfo],
+                    taus: pd.DataFrame):
     if curves.empty or not {"loss", "metric"} <= set(curves.columns):
-        return pd.DataFrame(columns=["setting", "method", "tau", "points"])
-    for setting, part in curves.groupby("setting"):
-        groups = list(part.groupby("method")) + [("(all)", part)]
-        for method, g in groups:
-            g = g.dropna(subset=["loss", "metric"])
-            tau = kendalltau(g["loss"], g["metric"]).statistic if len(g) > 1 else math.nan
-            out.append({"setting": setting, "method": method, "tau": float(tau),
-                        "points": len(g)})
-    return pd.DataFrame(out)
-
-
-def fig_loss_metric(frame_machine, colours):
-    curves = training_curves(frame_machine)
-    if curves.empty or not {"loss", "metric"} <= set(curves.columns):
-        raise Skip("no training benchmarks recording both track_loss and track_metric")
-    taus = kendall_taus(curves)
-    settings = sorted(curves["setting"].unique())
-    fig, axes = _facets(len(settings))
-    for ax, setting in zip(axes, settings):
-        part = curves[curves["setting"] == setting].dropna(subset=["loss", "metric"])
-        sns.scatterplot(data=part, x="loss", y="metric", hue="method", linewidth=0, s=10,
-                        palette={k: colours[k] for k in part["method"].unique()},
-                        legend=False, ax=ax)
-        tau = taus[(taus["setting"] == setting) & (taus["method"] == "(all)")]["tau"]
-        ax.set_title(f"{setting}: τ = {tau.iloc[0]:.2f}" if len(tau) else setting)
-        ax.set_xlabel("loss")
-        ax.set_ylabel("metric")
-    _legend(fig, colours, sorted(curves["method"].unique()), "method")
-    _finish(fig)
-    caption = ("Training loss against the evaluation metric at every checkpoint and seed; τ is "
-               "Kendall's rank correlation over all points (−1: lower loss always means a "
-               "higher metric).")
+        raise Skip("no <Task>Curve results recording both loss and metric")
+    names = sorted(curves["task"].unique())
+    ncols = 1 if len(names) == 1 else 2
+    nrows = math.ceil(len(names) / ncols)
+    longest = max(curves.groupby("task")["method"].nunique())
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False, layout="constrained",
+                             figsize=(COLUMN_WIDTH if ncols == 1 else TEXT_WIDTH,
+                                      (PANEL_HEIGHT + 0.45 + 0.12 * longest) * nrows + 0.1))
+    flat = list(axes.flat)
+    for ax in flat[len(names):]:
+        ax.set_visible(False)
+    for ax, task in zip(flat, names):
+        part = curves[curves["task"] == task].dropna(subset=["loss", "metric"])
+        info = tasks.get(task, M.TaskInfo(task))
+        methods = sorted(part["method"].unique())
+        for method in methods:
+            pts = part[part["method"] == method]
+            ax.scatter(pts["loss"], pts["metric"], s=8, color=styles.colour(method),
+                       marker=styles.marker(method), linewidths=0, alpha=0.8, label=method)
+        loss = part["loss"]
+        if (loss > 0).all() and loss.max() / loss.min() > 30:
+            ax.set_xscale("log")
+            _log_ticks(ax, "x")
+        ax.set_xlabel("held-out loss")
+        ax.set_ylabel(_metric_label(info))
+        ax.set_title(task)
+        mean_tau = taus[taus["task"] == task].groupby("method")["tau"].mean() \
+            if not taus.empty else pd.Series(dtype=float)
+        labels = [f"{m}  τ = {mean_tau[m]:+.2f}".replace("-", "−")  # a true minus sign
+                  if m in mean_tau and np.isfinite(mean_tau[m]) else m for m in methods]
+        panel = fig.get_figwidth() / ncols
+        ax.legend(_handles(styles, methods), labels, loc="upper center",
+                  bbox_to_anchor=(0.5, -0.27), ncol=legend_columns(labels, panel),
+                  borderaxespad=0.0, columnspacing=1.0)
+    caption = ("Held-out loss against the held-out metric at every checkpoint of every seed. τ: "
+               "Kendall's rank correlation of −loss and the metric, oriented so that +1 means a "
+               "lower loss always came with a better metric; per run, mean over seeds. Where "
+               "methods optimise different surrogates (e.g. BCE and ZLPR) each reports its own "
+               "loss, so losses compare within a method only.")
     return Figure("loss_vs_metric", "Loss vs metric", caption, fig)
 
 
 # -- all figures ---------------------------------------------------------------------------------
+
 def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(text))
 
 
-def build_figures(frame_machine: pd.DataFrame, colours: Dict[str, tuple], suffix: str = "",
+def build_figures(frame_machine: pd.DataFrame, styles: Styles, tasks: Dict[str, M.TaskInfo],
+                  suffix: str = "", history_measure: str = HISTORY_MEASURE,
                   progress: Callable[[str], None] = lambda msg: None
                   ) -> Tuple[List[Figure], List[Tuple[str, str]]]:
-    """Every figure that one machine's results allow: (figures, [(figure, why skipped)]).
-    ``frame_machine`` holds all commits of the machine; figures other than the history use its
-    latest commit."""
-    latest = latest_commit(frame_machine)
-    cells = gradient_cells(latest)
+    """Every figure that one machine's results allow: (figures, [(figure, why not drawn)])."""
+    grad = latest_commit(frame_machine[frame_machine["group"] == "gradient"])
+    cells = gradient_cells(grad)
+    ran = {"expected_tasks": sorted(grad["task"].dropna().unique()) if not grad.empty else []}
+    align = latest_commit(frame_machine[frame_machine["group"].isin(["summary", "final",
+                                                                     "curve"])])
+    curves = training_curves(align)
+    taus = _summary_taus(align)
+    if taus.empty:
+        taus = run_taus(curves, tasks)
     builders: List[Tuple[str, Callable[[], Figure]]] = [
-        ("variance vs samples", lambda: fig_variance(cells, colours)),
-        ("work-normalised variance", lambda: fig_work_normalised(cells, colours)),
-        ("bias vs variance", lambda: fig_bias_variance(cells, colours)),
+        ("variance vs samples", lambda: fig_variance(cells, styles, **ran)),
+        ("work-normalised variance", lambda: fig_work_normalised(cells, styles, **ran)),
+        ("bias vs variance", lambda: fig_bias_variance(cells, styles)),
+        ("signal-to-noise ratio", lambda: fig_snr(cells, styles, **ran)),
     ]
-    devices = sorted(cells.loc[cells["type"] == "time", "device"].unique()) \
+    time_devices = sorted(cells.loc[cells["measure"] == "time_estimate", "device"].unique()) \
         if not cells.empty else []
-    if devices:
-        builders += [(f"time vs samples ({d})", lambda d=d: fig_time(cells, colours, d))
-                     for d in devices]
-    else:
-        builders.append(("time vs samples", lambda: fig_time(cells, colours, "cpu")))
+    builders += [(f"time vs samples ({d})", lambda d=d: fig_time(cells, styles, d, **ran))
+                 for d in time_devices or ["cpu"]]
     builders += [
-        ("signal-to-noise ratio", lambda: fig_snr(cells, colours)),
-        ("training curves", lambda: fig_training(latest, colours)),
-        ("loss vs metric", lambda: fig_loss_metric(latest, colours)),
-        ("history across commits", lambda: fig_history(frame_machine, colours)),
+        ("training curves", lambda: fig_training(curves, styles, tasks)),
+        ("loss vs metric", lambda: fig_loss_metric(curves, styles, tasks, taus)),
+        (f"history of {history_measure}",
+         lambda: fig_history(frame_machine, styles, history_measure)),
     ]
     figures, skipped = [], []
     for label, build in builders:
-        if cells.empty and label not in ("training curves", "loss vs metric",
-                                         "history across commits"):
-            skipped.append((label, "no gradient benchmarks (task, estimator, num_samples)"))
-            continue
         with style():
             try:
+                if cells.empty and label.split(" (")[0] in _GRADIENT_FIGURES:
+                    raise Skip("no gradient benchmark results (task, estimator, num_samples)")
                 figure = build()
             except Skip as why:
                 skipped.append((label, str(why)))
@@ -547,3 +620,14 @@ def build_figures(frame_machine: pd.DataFrame, colours: Dict[str, tuple], suffix
         progress(f"figure {figure.name}")
         figures.append(figure)
     return figures, skipped
+
+
+_GRADIENT_FIGURES = {"variance vs samples", "work-normalised variance", "bias vs variance",
+                     "signal-to-noise ratio", "time vs samples"}
+
+
+def _summary_taus(align: pd.DataFrame) -> pd.DataFrame:
+    rows = _ok(align[(align["group"] == "summary") & (align["measure"] == "kendall_tau")])
+    if rows.empty:
+        return pd.DataFrame(columns=["task", "method", "seed", "tau"])
+    return rows.assign(tau=rows["value"])[["task", "method", "seed", "tau"]]

@@ -1,4 +1,4 @@
-"""asv result files -> one tidy pandas DataFrame (one row per benchmark cell).
+"""asv result files -> one tidy pandas DataFrame (one row per benchmark cell and measure).
 
 asv (0.6, results api_version 2) writes ``<results>/<machine>/<commit8>-<env>.json``. Each file's
 ``results[name]`` is a list aligned with ``result_columns`` (``result, params, version, started_at,
@@ -7,6 +7,17 @@ that is ``None`` for every cell is stored as a bare ``None``. ``result`` is flat
 ``itertools.product(*params)`` order; parameter values are ``repr()`` strings; a failed cell is
 ``null``, a skipped one ``NaN``. ``<results>/benchmarks.json`` holds ``param_names``, ``unit`` and
 ``type``. asv's own loader is internal, so this module reads the JSON directly.
+
+Two conventions of estibench's suite are applied here (see the project's API notes):
+
+* ``track_<m>_se`` is the standard error of ``track_<m>`` (same benchmark class, same cell): it
+  becomes that row's ``se`` and its confidence interval ``value ± z·se`` at level
+  :data:`CI_LEVEL` (``z`` the normal quantile). Time benchmarks keep asv's own 99 % interval
+  (``stats_ci_99_a/b``); ``ci_level`` says which level each row's interval has.
+* A benchmark with a parameter named ``measure`` (``<Task>Final.track_value``,
+  ``<Task>Curve.track_value``) takes the measure from that parameter; otherwise the measure is the
+  method name without ``track_`` (``track_variance`` -> ``variance``; ``time_estimate`` and
+  ``peakmem_estimate`` keep their prefix).
 
 >>> loaded = load_results(".asv/results")          # doctest: +SKIP
 >>> loaded.frame.query("measure == 'variance'")    # doctest: +SKIP
@@ -20,25 +31,34 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from statistics import NormalDist
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import pandas as pd
 
 __all__ = ["NoResultsError", "Loaded", "load_results", "parse_param", "read_tidy", "write_tidy",
-           "measure_of", "PARAM_COLUMNS_START", "FIXED_COLUMNS"]
+           "measure_of", "group_of", "CI_LEVEL", "CI_Z", "PARAM_COLUMNS_START",
+           "FIXED_COLUMNS_END", "FIXED_COLUMNS"]
 
 RESULTS_API_VERSION = 2
-#: prefixes asv gives benchmark methods; ``measure`` is the method name without it
-_PREFIXES = ("time_", "timeraw_", "track_", "peakmem_", "mem_")
+#: level of the intervals built from ``_se`` tracks: value ± z·se
+CI_LEVEL = 0.95
+#: the normal quantile z of :data:`CI_LEVEL` (1.959964...)
+CI_Z = NormalDist().inv_cdf(0.5 + CI_LEVEL / 2)
+_ASV_CI_LEVEL = 0.99  # asv's stats_ci_99_a/b
+_SE_SUFFIX = "_se"
 _TYPE_OF_PREFIX = {"time_": "time", "timeraw_": "time", "track_": "track",
                    "peakmem_": "peakmemory", "mem_": "memory"}
 _SKIP_FILES = {"machine.json", "benchmarks.json"}
+_ALIGNMENT_GROUPS = {"Summary": "summary", "Final": "final", "Curve": "curve"}
 
 #: columns before the parameter columns, and after them
-PARAM_COLUMNS_START = ["benchmark", "suite_module", "measure", "type"]
-FIXED_COLUMNS_END = ["machine", "commit", "date", "env", "value", "ci_low", "ci_high", "unit",
-                     "status"]
+PARAM_COLUMNS_START = ["benchmark", "group", "measure", "type"]
+FIXED_COLUMNS_END = ["machine", "commit", "date", "started_at", "env", "value", "se", "ci_low",
+                     "ci_high", "ci_level", "unit", "status"]
+_DATE_COLUMNS = ("date", "started_at")
 FIXED_COLUMNS = PARAM_COLUMNS_START + FIXED_COLUMNS_END
+_FLOAT_COLUMNS = ("value", "se", "ci_low", "ci_high", "ci_level")
 
 
 class NoResultsError(Exception):
@@ -57,11 +77,24 @@ class Loaded:
 
 
 def measure_of(method: str) -> str:
-    """``track_variance`` -> ``variance``; ``time_estimate`` -> ``estimate``."""
-    for prefix in _PREFIXES:
-        if method.startswith(prefix):
-            return method[len(prefix):]
-    return method
+    """``track_variance`` -> ``variance``; ``time_estimate``, ``peakmem_estimate`` unchanged
+    (a time and a memory of the same thing must not share a name)."""
+    return method[len("track_"):] if method.startswith("track_") else method
+
+
+def group_of(benchmark: str, param_names: Iterable[str]) -> str:
+    """What kind of cell a benchmark holds: ``gradient`` (task, estimator, num_samples
+    parameters), ``summary``/``final``/``curve`` (``bench_alignment.<Task>Summary`` etc.), or
+    ``other``."""
+    names = set(param_names)
+    parts = benchmark.split(".")
+    if len(parts) >= 3 and parts[-3] == "bench_alignment":
+        for suffix, group in _ALIGNMENT_GROUPS.items():
+            if parts[-2].endswith(suffix):
+                return group
+    if {"task", "estimator", "num_samples"} <= names:
+        return "gradient"
+    return "other"
 
 
 def parse_param(text: Any) -> Any:
@@ -92,8 +125,7 @@ def _find_benchmarks_json(root: Path) -> Optional[Path]:
 
 
 def _result_files(root: Path) -> List[Path]:
-    files = [p for p in root.rglob("*.json") if p.name not in _SKIP_FILES and p.is_file()]
-    return sorted(files)
+    return sorted(p for p in root.rglob("*.json") if p.name not in _SKIP_FILES and p.is_file())
 
 
 def _cells(value: Any, n: int) -> List[Any]:
@@ -103,13 +135,25 @@ def _cells(value: Any, n: int) -> List[Any]:
     return [None] * n
 
 
-def _as_float(x: Any) -> float:
+def _finite(x: Any) -> float:
+    """A number, or NaN for null, booleans, text and ±inf (asv's --quick intervals)."""
     if x is None or isinstance(x, bool):
         return math.nan
     try:
-        return float(x)
+        v = float(x)
     except (TypeError, ValueError):
         return math.nan
+    return v if math.isfinite(v) else math.nan
+
+
+def _status(value: Any) -> str:
+    if value is None:
+        return "failed"
+    if isinstance(value, float) and math.isnan(value):
+        return "skipped"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "invalid"  # a track that returned a list or text: counted as failed, said so
+    return "ok"
 
 
 def _param_column(name: str) -> str:
@@ -117,56 +161,97 @@ def _param_column(name: str) -> str:
     return f"param_{name}" if name in FIXED_COLUMNS else name
 
 
+@dataclass
+class _Bench:
+    """One benchmark's entry in one result file, with its cells unrolled."""
+
+    name: str
+    param_names: List[str]
+    combos: List[Tuple[str, ...]]
+    results: List[Any]
+    ci_a: List[Any]
+    ci_b: List[Any]
+    kind: str
+    unit: Optional[str]
+    started_at: Any
+
+
+def _unroll(name: str, row: Any, columns: List[str], meta: Dict[str, Any]) -> _Bench:
+    cols = dict(zip(columns, row if isinstance(row, list) else []))
+    params = cols.get("params")
+    if params is None:
+        params = meta.get("params") or []
+    param_names = list(meta.get("param_names") or [])
+    if len(param_names) != len(params):  # benchmarks.json missing or from another version
+        param_names = [f"param{i + 1}" for i in range(len(params))]
+    method = name.rsplit(".", 1)[-1]
+    kind = meta.get("type") or next(
+        (t for pre, t in _TYPE_OF_PREFIX.items() if method.startswith(pre)), "track")
+    combos = list(itertools.product(*params)) if params else [()]
+    n = len(combos)
+    results = cols.get("result")
+    if not isinstance(results, list):  # every cell failed: asv stores a bare null
+        results = [None] * n
+    if len(results) != n:
+        raise ValueError(f"benchmark {name}: {len(results)} results for {n} parameter "
+                         f"combinations")
+    started = cols.get("started_at")
+    started = pd.to_datetime(started, unit="ms", utc=True) \
+        if isinstance(started, (int, float)) and not isinstance(started, bool) else pd.NaT
+    return _Bench(name, param_names, combos, results, _cells(cols.get("stats_ci_99_a"), n),
+                  _cells(cols.get("stats_ci_99_b"), n), kind, meta.get("unit"), started)
+
+
 def _rows_of_file(data: Dict[str, Any], machine: str, benchmarks: Dict[str, Any],
-                  param_order: Dict[str, None]) -> Iterable[Dict[str, Any]]:
+                  param_order: Dict[str, None], problems: List[str]) -> Iterable[Dict[str, Any]]:
     columns = data["result_columns"]
     commit = data.get("commit_hash") or ""
     date = pd.to_datetime(data["date"], unit="ms", utc=True) if data.get("date") else pd.NaT
     env = data.get("env_name") or ""
-    for name, row in data["results"].items():
-        cols = dict(zip(columns, row if isinstance(row, list) else []))
-        meta = benchmarks.get(name, {})
-        params = cols.get("params")
-        if params is None:
-            params = meta.get("params") or []
+    benches = {name: _unroll(name, row, columns, benchmarks.get(name, {}))
+               for name, row in data["results"].items()}
+    # track_<m>_se of a track_<m> in the same file: its standard errors, by cell
+    se_of = {name[:-len(_SE_SUFFIX)]: b for name, b in benches.items()
+             if name.endswith(_SE_SUFFIX) and name[:-len(_SE_SUFFIX)] in benches}
+    se_names = {b.name for b in se_of.values()}
+    for name, b in benches.items():
+        if name in se_names:
+            continue
+        se_bench = se_of.get(name)
+        if se_bench is not None and se_bench.combos != b.combos:
+            raise ValueError(f"benchmark {se_bench.name}: its parameters differ from {name}'s")
         method = name.rsplit(".", 1)[-1]
-        suite_module = name.split(".", 1)[0] if "." in name else ""
-        param_names = list(meta.get("param_names") or [])
-        if len(param_names) != len(params):  # benchmarks.json missing or from another version
-            param_names = [f"param{i + 1}" for i in range(len(params))]
-        param_cols = [_param_column(p) for p in param_names]
+        group = group_of(name, b.param_names)
+        has_measure_param = "measure" in b.param_names
+        param_cols = [_param_column(p) for p in b.param_names if p != "measure"]
         for p in param_cols:
             param_order.setdefault(p, None)
-        kind = meta.get("type") or next(
-            (t for pre, t in _TYPE_OF_PREFIX.items() if method.startswith(pre)), "track")
-        unit = meta.get("unit")
-        combos = list(itertools.product(*params)) if params else [()]
-        n = len(combos)
-        results = cols.get("result")
-        if not isinstance(results, list):  # every cell failed: asv stores a bare null
-            results = [None] * n
-        if len(results) != n:
-            raise ValueError(f"benchmark {name}: {len(results)} results for {n} parameter "
-                             f"combinations")
-        ci_a = _cells(cols.get("stats_ci_99_a"), n)
-        ci_b = _cells(cols.get("stats_ci_99_b"), n)
-        for combo, value, lo, hi in zip(combos, results, ci_a, ci_b):
-            if value is None:
-                status = "failed"
-            elif isinstance(value, float) and math.isnan(value):
-                status = "skipped"
-            else:
-                status = "ok"
-            rec: Dict[str, Any] = {
-                "benchmark": name, "suite_module": suite_module, "measure": measure_of(method),
-                "type": kind,
-            }
-            for col, raw in zip(param_cols, combo):
-                rec[col] = parse_param(raw)
-            rec.update(machine=machine, commit=commit, date=date, env=env,
-                       value=_as_float(value) if status == "ok" else math.nan,
-                       ci_low=_as_float(lo), ci_high=_as_float(hi), unit=unit, status=status)
+        invalid = 0
+        for i, (combo, value) in enumerate(zip(b.combos, b.results)):
+            status = _status(value)
+            if status == "invalid":
+                invalid, status = invalid + 1, "failed"
+            values = dict(zip(b.param_names, (parse_param(raw) for raw in combo)))
+            measure = str(values.pop("measure")) if has_measure_param else measure_of(method)
+            rec: Dict[str, Any] = {"benchmark": name, "group": group, "measure": measure,
+                                   "type": b.kind}
+            rec.update((_param_column(k), v) for k, v in values.items())
+            v = _finite(value) if status == "ok" else math.nan
+            se, lo, hi, level = math.nan, math.nan, math.nan, math.nan
+            if se_bench is not None and status == "ok":
+                se = _finite(se_bench.results[i])
+                if not math.isnan(se) and not math.isnan(v):
+                    lo, hi, level = v - CI_Z * se, v + CI_Z * se, CI_LEVEL
+            elif status == "ok":
+                lo, hi = _finite(b.ci_a[i]), _finite(b.ci_b[i])
+                level = _ASV_CI_LEVEL if not (math.isnan(lo) or math.isnan(hi)) else math.nan
+            rec.update(machine=machine, commit=commit, date=date, started_at=b.started_at,
+                       env=env, value=v, se=se,
+                       ci_low=lo, ci_high=hi, ci_level=level, unit=b.unit, status=status)
             yield rec
+        if invalid:
+            problems.append(f"{name}: {invalid} cell(s) hold something other than a number "
+                            f"(counted as failed)")
 
 
 def _tidy_column(values: pd.Series) -> pd.Series:
@@ -182,15 +267,14 @@ def _tidy_column(values: pd.Series) -> pd.Series:
                       else str(v)).astype("str")
 
 
-def _empty_frame(param_cols: Sequence[str] = ()) -> pd.DataFrame:
-    return pd.DataFrame(columns=PARAM_COLUMNS_START + list(param_cols) + FIXED_COLUMNS_END)
-
-
-def load_results(results_dir: os.PathLike | str, progress=None) -> Loaded:
+def load_results(results_dir: os.PathLike | str,
+                 progress: Optional[Callable[[str], None]] = None) -> Loaded:
     """Read every machine's and commit's result files under ``results_dir`` into one tidy frame.
 
-    Columns: ``benchmark, suite_module, measure, type``, one column per parameter name (any
-    benchmark's), then ``machine, commit, date, env, value, ci_low, ci_high, unit, status``
+    Columns: ``benchmark, group, measure, type``, one column per parameter name of any benchmark
+    (``task, estimator, num_samples, device, method, seed, checkpoint``, ...), then ``machine,
+    commit, date`` (the commit's date, as asv records it), ``started_at`` (when the benchmark
+    ran), ``env, value, se, ci_low, ci_high, ci_level, unit, status``
     (``ok``/``failed``/``skipped``). A corrupt or unreadable file is skipped with a warning (in
     ``Loaded.warnings``). Raises :class:`NoResultsError` when there is nothing to report.
     """
@@ -205,7 +289,7 @@ def load_results(results_dir: os.PathLike | str, progress=None) -> Loaded:
     if not files:
         raise NoResultsError(f"no asv result files under {root} (it holds no "
                              f"<machine>/<commit>-<env>.json)")
-    loaded = Loaded(frame=_empty_frame(), param_columns=[])
+    loaded = Loaded(frame=pd.DataFrame(columns=FIXED_COLUMNS), param_columns=[])
     benchmarks: Dict[str, Any] = {}
     bj = _find_benchmarks_json(root)
     if bj is None:
@@ -235,12 +319,14 @@ def load_results(results_dir: os.PathLike | str, progress=None) -> Loaded:
                 raise ValueError("no 'result_columns'")
             machine = ((data.get("params") or {}).get("machine")
                        or machine_info.get("machine") or path.parent.name)
-            file_rows = list(_rows_of_file(data, machine, benchmarks, param_order))
+            problems: List[str] = []
+            file_rows = list(_rows_of_file(data, machine, benchmarks, param_order, problems))
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
             param_order = order_before  # forget parameter names seen only in the bad file
             loaded.warnings.append(f"skipped {path}: {_short(exc)}")
             continue
         rows.extend(file_rows)
+        loaded.warnings.extend(f"{path}: {p}" for p in problems)
         loaded.files.append(str(path))
         loaded.machines.setdefault(machine, machine_info)
     if not rows:
@@ -253,17 +339,17 @@ def load_results(results_dir: os.PathLike | str, progress=None) -> Loaded:
     for col in param_cols:
         frame[col] = _tidy_column(frame[col])
     for col in FIXED_COLUMNS:
-        if col == "date":
+        if col in _DATE_COLUMNS:
             frame[col] = pd.to_datetime(frame[col], utc=True)
-        elif col in ("value", "ci_low", "ci_high"):
+        elif col in _FLOAT_COLUMNS:
             frame[col] = frame[col].astype(float)
         else:
-            frame[col] = frame[col].astype("str")
+            frame[col] = frame[col].map(lambda v: None if v is None else str(v)).astype("str")
     loaded.frame = frame
     loaded.param_columns = param_cols
-    say(f"read {len(frame)} cells from {len(loaded.files)} file(s) "
-        f"({(frame['status'] == 'ok').sum()} ok, {(frame['status'] == 'failed').sum()} failed, "
-        f"{(frame['status'] == 'skipped').sum()} skipped)")
+    counts = frame["status"].value_counts()
+    say(f"read {len(frame)} cells from {len(loaded.files)} file(s) ({counts.get('ok', 0)} ok, "
+        f"{counts.get('failed', 0)} failed, {counts.get('skipped', 0)} skipped)")
     return loaded
 
 
@@ -293,8 +379,7 @@ def write_tidy(frame: pd.DataFrame, path: os.PathLike | str) -> Path:
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet"):
         raise ValueError(f"--tidy expects a file ending in .csv or .parquet, got {path.name!r}")
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".csv":
         frame.to_csv(path, index=False)
     else:
@@ -311,7 +396,8 @@ def read_tidy(path: os.PathLike | str) -> pd.DataFrame:
     path = Path(path)
     if path.suffix.lower() == ".parquet":
         return pd.read_parquet(path)
-    text_cols = [c for c in FIXED_COLUMNS if c not in ("date", "value", "ci_low", "ci_high")]
+    text_cols = [c for c in FIXED_COLUMNS if c not in _DATE_COLUMNS + _FLOAT_COLUMNS]
     frame = pd.read_csv(path, dtype={c: "str" for c in text_cols})
-    frame["date"] = pd.to_datetime(frame["date"], utc=True)
+    for col in _DATE_COLUMNS:
+        frame[col] = pd.to_datetime(frame[col], utc=True)
     return frame

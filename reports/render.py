@@ -18,12 +18,15 @@ from typing import Any, Callable, Dict, List, Sequence, Tuple, Union
 import pandas as pd
 
 from . import figures as figs
+from . import measures as M
 from . import tables
-from .load import Loaded
+from .load import CI_LEVEL, CI_Z, Loaded
+from .style import Styles
 
-__all__ = ["Report", "build_report", "write_report", "fmt"]
+__all__ = ["Report", "build_report", "write_report", "save_report", "fmt"]
 
 _MAX_FAILED_LISTED = 50
+_MAX_OTHER_LISTED = 80
 
 
 @dataclass
@@ -46,6 +49,10 @@ class Items:
 class Table:
     frame: pd.DataFrame
     caption: str = ""
+
+
+class Bold(str):
+    """A table cell shown in bold (the best of its column)."""
 
 
 @dataclass
@@ -98,31 +105,77 @@ def _short_commit(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _display_best(best: pd.DataFrame) -> pd.DataFrame:
-    """The best-estimator table for people: margin as "×ratio" when it means something."""
+    """A best-estimator/method table for people: the ratio as "×1.23"."""
     shown = best.copy()
-    shown["margin"] = [
-        (f"×{r:.2f}" if not math.isnan(r) else (f"Δ {fmt(m)}" if not math.isnan(m) else "–"))
-        for m, r in zip(best["margin"], best["ratio"])]
-    return shown.drop(columns=["ratio"]).rename(columns={
+    shown["ratio"] = [("–" if not (isinstance(r, float) and math.isfinite(r))
+                       else f"×{r:.2f}" if r < 10 else f"×{r:.3g}") for r in best["ratio"]]
+    shown = shown.drop(columns=[c for c in ("competitors",) if c in shown])
+    return shown.rename(columns={
         "num_samples": "K", "runner_up": "runner-up", "runner_up_value": "runner-up value",
-        "better": "better is"})
+        "ratio": "margin", "better": "better is"})
+
+
+def _mean_sd(mean: float, sd: float, n: int) -> str:
+    if n > 1 and isinstance(sd, float) and math.isfinite(sd):
+        return f"{fmt(mean)} ± {fmt(sd)}"
+    return fmt(mean)
+
+
+def _summary_table(summary: pd.DataFrame, best: pd.DataFrame, task: str, source: str,
+                   info: M.TaskInfo) -> Table:
+    """Methods x measures, "mean ± sd" over seeds, the best of each measure in bold."""
+    wide = tables.summary_wide(summary, task, source)
+    measures = list(wide.columns.get_level_values(1).unique()) if not wide.empty else []
+    winners = best[best["task"] == task].set_index("measure")["best"].to_dict() \
+        if not best.empty else {}
+    rows = []
+    for method in wide.index:
+        row = {"method": method}
+        for m in measures:
+            mean, sd, n = wide.loc[method, ("mean", m)], wide.loc[method, ("sd", m)], \
+                wide.loc[method, ("seeds", m)]
+            text = "–" if pd.isna(mean) else _mean_sd(float(mean), float(sd), int(n))
+            if method in str(winners.get(m, "")).split(" = "):
+                text = Bold(text)
+            row[_column_label(m, info)] = text
+        rows.append(row)
+    seeds = int(wide.xs("seeds", axis=1, level=0).max().max()) if not wide.empty else 0
+    what = ("alignment summary (suite/training.py)" if source == "summary"
+            else "measures taken at the end of training")
+    caption = (f"{task}: {what}, mean ± standard deviation over {seeds} seed(s); bold: the best "
+               f"mean of each column (↑ higher / ↓ lower is better; unmarked: not ranked). "
+               f"Metric: {info.metric}"
+               + ("" if info.registered else " (task not registered here: its direction is "
+                                            "unknown, final metrics are not ranked)") + ".")
+    return Table(pd.DataFrame(rows, dtype=object), caption)  # object: keeps Bold cells
+
+
+def _column_label(measure: str, info: M.TaskInfo) -> str:
+    arrow = {True: " ↑", False: " ↓"}.get(M.direction(measure, info), "")
+    return f"{measure}{arrow}"
 
 
 # -- building --------------------------------------------------------------------------------------
 def build_report(loaded: Loaded, progress: Callable[[str], None] = lambda msg: None,
-                 source: str = "") -> Report:
+                 source: str = "", history_measure: str = figs.HISTORY_MEASURE) -> Report:
     frame = loaded.frame
     report = Report()
     machines = sorted(frame["machine"].unique())
-    colours = figs.palette(_names(frame))
+    align_tasks = sorted(frame.loc[frame["group"].isin(["summary", "final", "curve"]), "task"]
+                         .dropna().unique()) if "task" in frame else []
+    tasks = M.training_tasks(align_tasks)
+    styles = _styles(frame)
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    counts = frame["status"].value_counts()
     report.add(Heading("estibench report", 1), Para(
-        f"Generated {now} from {len(loaded.files)} asv result file(s){' in ' + source if source else ''}: "
-        f"{len(frame)} benchmark cells, {(frame['status'] == 'ok').sum()} ok, "
-        f"{(frame['status'] == 'failed').sum()} failed, "
-        f"{(frame['status'] == 'skipped').sum()} skipped. "
-        f"Figures and tables use each machine's latest commit; results of different machines "
-        f"are never compared."))
+        f"Generated {now} from {len(loaded.files)} asv result file(s)"
+        f"{' in ' + source if source else ''}: {len(frame)} benchmark cells, "
+        f"{counts.get('ok', 0)} ok, {counts.get('failed', 0)} failed, "
+        f"{counts.get('skipped', 0)} skipped. Each machine's tables and figures use its latest "
+        f"commit with results of their kind (the history figure uses every commit); results of "
+        f"different machines are never compared. Intervals: value ± {CI_Z:.2f}·se "
+        f"({round(100 * CI_LEVEL)} %) from the suite's standard errors, asv's 99 % interval for "
+        f"times."))
 
     # provenance
     report.add(Heading("Machines and runs"))
@@ -131,8 +184,8 @@ def build_report(loaded: Loaded, progress: Callable[[str], None] = lambda msg: N
         info = loaded.machines.get(name, {})
         mrows.append({"machine": name, **{k: info.get(k) for k in
                                           ("os", "arch", "cpu", "num_cpu", "ram")}})
-    mtable = pd.DataFrame(mrows).dropna(axis=1, how="all")
-    report.add(Table(mtable, "Machines (from asv's machine.json)."))
+    report.add(Table(pd.DataFrame(mrows).dropna(axis=1, how="all"),
+                     "Machines (from asv's machine.json)."))
     runs = tables.runs(frame)
     report.tables["runs"] = runs
     report.add(Table(_short_commit(runs), "Runs: one row per machine, commit and environment; "
@@ -140,43 +193,67 @@ def build_report(loaded: Loaded, progress: Callable[[str], None] = lambda msg: N
 
     for machine in machines:
         mframe = frame[frame["machine"] == machine]
-        latest = figs.latest_commit(mframe)
-        where = f" — {machine} @ {str(latest['commit'].iloc[0])[:8]}"
         suffix = f"-{figs._slug(machine)}" if len(machines) > 1 else ""
+        on = f" — {machine}" if len(machines) > 1 else ""
 
-        best = tables.best_estimators(latest)
-        summary = tables.training_summary(latest)
-        best_m = tables.best_methods(summary) if not summary.empty else summary
-        taus = tables.loss_metric_taus(latest)
-        report.tables.update({f"best_estimators{suffix}": best,
-                              f"training_summary{suffix}": summary,
-                              f"best_methods{suffix}": best_m, f"kendall_tau{suffix}": taus})
+        cover = tables.coverage(mframe)
+        best = tables.best_estimators(mframe)
+        summary = tables.alignment_summary(mframe)
+        best_m = tables.best_methods(summary, tasks)
+        report.tables.update({f"coverage{suffix}": cover, f"best_estimators{suffix}": best,
+                              f"alignment_summary{suffix}": summary,
+                              f"best_methods{suffix}": best_m})
+        grad = mframe[mframe["group"] == "gradient"]
+        if not cover.empty:
+            report.add(Heading(f"Gradient estimators{on} @ {_commit_of(grad)}"), Table(
+                cover, "What ran: the estimators and sample counts K with results, per task and "
+                       "device."))
         if not best.empty:
-            report.add(Heading(f"Best estimator per task and measure{where}"), Table(
+            report.add(Heading(f"Best estimator per task and measure{on}", 3), Table(
                 _display_best(best),
-                "Each (task, measure) compared at the largest K with two or more estimators; "
-                "margin: the runner-up's value over the best's (×) or their difference (Δ); "
-                f"bias compared as |bias|; left out as references: "
-                f"{', '.join(sorted(tables.REFERENCE_ESTIMATORS))}."))
+                "Each (task, measure) compared at the K where most estimators have a result; "
+                "costs on every device, the rest on one. margin: the runner-up's value over the "
+                "best's when lower is better, the best's over the runner-up's when higher is "
+                "(×1 = a tie); distinct: whether their confidence intervals are disjoint. "
+                "Estimators with variance 0 on a task (the exact reference) are left out."))
         if not summary.empty:
-            report.add(Heading(f"Training: methods per setting{where}"), Table(
-                summary, "Mean and standard deviation over seeds."))
+            align = mframe[mframe["group"].isin(["summary", "final"])]
+            report.add(Heading(f"Metric alignment{on} @ {_commit_of(align)}"))
+            for task in summary["task"].unique():
+                info = tasks.get(task, M.TaskInfo(task))
+                report.add(Heading(task, 3))
+                if info.description:
+                    report.add(Para(info.description))
+                for src in ("summary", "final"):
+                    if (summary[(summary["task"] == task)]["source"] == src).any():
+                        report.add(_summary_table(summary, best_m, task, src, info))
             if not best_m.empty:
-                report.add(Table(_display_best(best_m),
-                                 "Best method per setting and measure (means over seeds; a "
-                                 "metric is taken as higher-is-better)."))
-        if not taus.empty:
-            report.add(Table(taus, "Kendall's τ between training loss and the metric over "
-                                   "checkpoints and seeds (−1: perfectly aligned)."))
+                report.add(Heading(f"Best method per task and measure{on}", 3), Table(
+                    _display_best(best_m),
+                    "Means over seeds; margin as above; distinct: whether the 95 % t-intervals "
+                    "of the two means are disjoint."))
+
+        other = tables.other_results(mframe, loaded.param_columns)
+        if not other.empty:
+            report.tables[f"other{suffix}"] = other
+            shown = other.head(_MAX_OTHER_LISTED)
+            when = _commit_of(mframe[mframe["group"] == "other"])
+            report.add(Heading(f"Other benchmarks{on} @ {when}"),
+                       Table(shown.drop(columns=["ci_low", "ci_high"]),
+                             "Benchmarks the report has no figure for, as asv recorded them"
+                             + (f" (first {len(shown)} of {len(other)}; all in tables/)"
+                                if len(shown) < len(other) else "") + "."))
 
         progress(f"drawing figures for machine {machine}")
-        figures, skipped = figs.build_figures(mframe, colours, suffix=suffix, progress=progress)
+        figures, skipped = figs.build_figures(mframe, styles, tasks, suffix=suffix,
+                                              history_measure=history_measure,
+                                              progress=progress)
         report.figures.extend(figures)
         if figures:
-            report.add(Heading(f"Figures{where}"))
+            report.add(Heading(f"Figures{on}"))
             report.add(*(FigureBlock(f) for f in figures))
         if skipped:
-            report.add(Para("Figures not drawn (their data are absent):"),
+            report.add(Para("Figures not drawn:"),
                        Items([f"{label}: {why}" for label, why in skipped]))
 
     # failed and skipped cells
@@ -188,8 +265,10 @@ def build_report(loaded: Loaded, progress: Callable[[str], None] = lambda msg: N
         n_failed = int(counts["failed"].sum())
         n_skipped = int(counts["skipped"].sum())
         report.add(Para(f"{n_failed} failed (the benchmark raised; asv stores null) and "
-                        f"{n_skipped} skipped (not applicable here, e.g. a device this machine "
-                        f"lacks; asv stores NaN)."), Table(counts))
+                        f"{n_skipped} skipped (not applicable or undefined: an unsupported "
+                        f"estimator and task, a device this machine lacks, the SNR of a "
+                        f"deterministic estimator, Kendall τ of a constant series; asv stores "
+                        f"NaN)."), Table(counts))
         failed = tables.failed_cells(frame, loaded.param_columns)
         if failed:
             shown = failed[:_MAX_FAILED_LISTED]
@@ -201,17 +280,29 @@ def build_report(loaded: Loaded, progress: Callable[[str], None] = lambda msg: N
     return report
 
 
-def _names(frame: pd.DataFrame) -> List[str]:
-    names = set()
-    for col in ("estimator", "method"):
-        if col in frame.columns:
-            names.update(str(v) for v in frame[col].dropna().unique())
-    return sorted(names)
+def _commit_of(frame: pd.DataFrame) -> str:
+    latest = figs.latest_commit(frame)
+    if latest.empty:
+        return "–"
+    return f"{str(latest['commit'].iloc[0])[:8]} ({fmt(latest['date'].max())})"
+
+
+def _styles(frame: pd.DataFrame) -> Styles:
+    """Colour groups: every estimator of the results together; each training task's methods."""
+    groups = []
+    if "estimator" in frame:
+        groups.append(sorted(frame["estimator"].dropna().astype(str).unique()))
+    if "method" in frame:
+        rows = frame.dropna(subset=["method"])
+        for _, part in rows.groupby("task" if "task" in rows else "benchmark"):
+            groups.append(sorted(part["method"].astype(str).unique()))
+    return Styles(groups)
 
 
 # -- writing ---------------------------------------------------------------------------------------
 def _md_cell(value: Any) -> str:
-    return fmt(value).replace("|", "\\|").replace("\n", " ")
+    text = fmt(value).replace("|", "\\|").replace("\n", " ")
+    return f"**{text}**" if isinstance(value, Bold) else text
 
 
 def to_markdown(report: Report, out: Path) -> str:
@@ -274,9 +365,7 @@ def to_html(report: Report) -> str:
             head = "".join(f"<th>{esc(str(c))}</th>" for c in frame.columns)
             body = []
             for row in frame.itertuples(index=False):
-                cells = "".join(
-                    f"<td class=\"num\">{esc(fmt(v))}</td>" if isinstance(v, numbers.Number)
-                    else f"<td>{esc(fmt(v))}</td>" for v in row)
+                cells = "".join(_html_cell(v) for v in row)
                 body.append(f"<tr>{cells}</tr>")
             caption = f"<p class=\"caption\">{esc(block.caption)}</p>" if block.caption else ""
             out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}"
@@ -291,6 +380,14 @@ def to_html(report: Report) -> str:
     return "\n".join(out)
 
 
+def _html_cell(v: Any) -> str:
+    text = html.escape(fmt(v))
+    if isinstance(v, Bold):
+        return f"<td><b>{text}</b></td>"
+    return f"<td class=\"num\">{text}</td>" if isinstance(v, numbers.Number) else \
+        f"<td>{text}</td>"
+
+
 def _embedded(figure: figs.Figure) -> Tuple[str, str]:
     """SVG when it was saved (sharp at any zoom), else PNG (saved or drawn now)."""
     if "svg" in figure.files:
@@ -301,34 +398,42 @@ def _embedded(figure: figs.Figure) -> Tuple[str, str]:
 
 
 def write_report(loaded: Loaded, out: Path, formats: Sequence[str] = ("png",),
-                 progress: Callable[[str], None] = lambda msg: None,
-                 source: str = "") -> Dict[str, Path]:
-    """Write ``out/report.md``, ``out/report.html``, ``out/figures/*.<fmt>`` and
-    ``out/tables/*.csv``; returns the main paths."""
+                 progress: Callable[[str], None] = lambda msg: None, source: str = "",
+                 history_measure: str = figs.HISTORY_MEASURE) -> Dict[str, Path]:
+    """Build the report and write ``out/report.md``, ``out/report.html``,
+    ``out/figures/*.<fmt>`` and ``out/tables/*.csv``; returns the main paths."""
     import matplotlib.pyplot as plt
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    report = build_report(loaded, progress, source)
+    report = build_report(loaded, progress, source, history_measure)
     try:
-        for folder, suffixes in ((out / "figures", (".png", ".svg", ".pdf")),
-                                 (out / "tables", (".csv",))):
-            # figures/ and tables/ are the report's own: drop what an earlier run left there
-            for stale in folder.glob("*") if folder.is_dir() else ():
-                if stale.is_file() and stale.suffix in suffixes:
-                    stale.unlink()
-        for figure in report.figures:
-            figs.save(figure, out / "figures", formats)
-        (out / "tables").mkdir(exist_ok=True)
-        for name, table in report.tables.items():
-            if not table.empty:
-                table.to_csv(out / "tables" / f"{name}.csv", index=False)
-        md = out / "report.md"
-        md.write_text(to_markdown(report, out), encoding="utf-8")
-        page = out / "report.html"
-        page.write_text(to_html(report), encoding="utf-8")
+        return save_report(report, out, formats, progress)
     finally:
         for figure in report.figures:
             plt.close(figure.fig)
+
+
+def save_report(report: Report, out: Path, formats: Sequence[str] = ("png",),
+                progress: Callable[[str], None] = lambda msg: None) -> Dict[str, Path]:
+    """Write a built :class:`Report` under ``out`` (its figures stay open)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for folder, suffixes in ((out / "figures", (".png", ".svg", ".pdf")),
+                             (out / "tables", (".csv",))):
+        # figures/ and tables/ are the report's own: drop what an earlier run left there
+        for stale in folder.glob("*") if folder.is_dir() else ():
+            if stale.is_file() and stale.suffix in suffixes:
+                stale.unlink()
+    for figure in report.figures:
+        figure.files.clear()
+        figs.save(figure, out / "figures", formats)
+        progress(f"saved {figure.name}")
+    (out / "tables").mkdir(exist_ok=True)
+    for name, table in report.tables.items():
+        if not table.empty:
+            table.to_csv(out / "tables" / f"{name}.csv", index=False)
+    md = out / "report.md"
+    md.write_text(to_markdown(report, out), encoding="utf-8")
+    page = out / "report.html"
+    page.write_text(to_html(report), encoding="utf-8")
     progress(f"wrote {md} and {page} ({len(report.figures)} figure(s) in {out / 'figures'})")
     return {"markdown": md, "html": page, "figures": out / "figures", "tables": out / "tables"}

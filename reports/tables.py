@@ -1,161 +1,178 @@
-"""Tidy frame -> the report's tables (plain DataFrames; render.py formats them)."""
+"""Tidy frame -> the report's tables (plain DataFrames; render.py formats them).
+
+Rankings respect each measure's direction (:func:`reports.measures.direction`): lower variance,
+bias, MSE, time and memory are better; higher SNR, cosine, Kendall τ and metric gain are better;
+a training task's metric goes the way its registry entry says. Measures without a direction
+(``replicates``, a threshold) are shown but not ranked.
+"""
 from __future__ import annotations
 
 import math
-from typing import List, Optional
+from typing import Dict, List, Optional
 
+import numpy as np
 import pandas as pd
 
-from .figures import (_WORK_NORMALISED, gradient_cells, kendall_taus, pick_device, training_curves,
-                      variance_times_time)
+from . import measures as M
+from .figures import gradient_cells, latest_commit, pick_device
+from .load import CI_LEVEL
 
-__all__ = ["REFERENCE_ESTIMATORS", "higher_is_better", "best_estimators", "training_summary",
-           "best_methods", "loss_metric_taus", "status_counts", "failed_cells", "runs"]
+__all__ = ["COST_MEASURES", "best_estimators", "alignment_summary", "best_methods",
+           "summary_wide", "other_results", "status_counts", "failed_cells", "runs",
+           "coverage"]
 
-#: estimators that are references, not competitors: left out of "best" rankings
-REFERENCE_ESTIMATORS = frozenset({"exact"})
-_HIGHER = {"snr", "signal_to_noise", "cosine", "cosine_similarity", "metric", "accuracy", "f1",
-           "bleu", "metric_gain_per_second"}
-_TYPE_PREFIX = {"time": "time_", "peakmemory": "peakmem_", "memory": "mem_"}
-_NOT_RANKED = {"kendall_tau"}  # its sign convention belongs to the benchmark; shown, not ranked
-
-
-def higher_is_better(measure: str) -> bool:
-    return measure in _HIGHER or measure.startswith("final_metric") or "metric_gain" in measure
+#: measures that depend on the device: ranked on every device; the rest on pick_device's
+COST_MEASURES = frozenset({"time_estimate", "peakmem_estimate", "cuda_peakmem",
+                           "work_normalised_variance", "seconds_per_estimate"})
+_BEST_COLUMNS = ["best", "value", "runner_up", "runner_up_value", "ratio", "distinct", "better",
+                 "competitors"]
 
 
-def _score(measure: str, value: float) -> float:
-    """What "better" compares: |bias| (0 is best), else the value itself."""
-    return abs(value) if "bias" in measure else value
-
-
-def _label(measure: str, kind: str) -> str:
-    return _TYPE_PREFIX.get(kind, "") + measure
-
-
-def _rank(values: pd.Series, measure: str) -> pd.Series:
-    """Sorted best first (index: the competitor)."""
-    scores = values.map(lambda v: _score(measure, v))
-    return values.loc[scores.sort_values(ascending=not higher_is_better(measure)).index]
-
-
-def _margin(best: float, runner: float, measure: str) -> tuple:
-    """(absolute difference, ratio worse/better when both scores are positive)."""
-    b, r = _score(measure, best), _score(measure, runner)
-    ratio = math.nan
-    if b > 0 and r > 0:
-        ratio = (b / r) if higher_is_better(measure) else (r / b)
-    return abs(r - b), ratio
-
-
-def _best_row(values: pd.Series, measure: str) -> dict:
-    """The best (all names that tie for best, joined by " = ") and the first one behind."""
-    ranked = _rank(values, measure)
-    top = _score(measure, ranked.iloc[0])
-    tied = [name for name, v in ranked.items() if _score(measure, v) == top]
+def _best_row(values: pd.Series, lo: pd.Series, hi: pd.Series, higher: bool) -> dict:
+    """The best (names that tie for best joined by " = ") and the first one behind it, the
+    ratio worse/better (when both are positive), and whether their intervals are disjoint."""
+    ranked = values.sort_values(ascending=not higher, kind="stable")
+    top = ranked.iloc[0]
+    tied = [name for name, v in ranked.items() if v == top]
     behind = ranked.iloc[len(tied):]
-    row = {"best": " = ".join(str(n) for n in tied), "value": float(ranked.iloc[0]),
-           "runner_up": None, "runner_up_value": math.nan, "margin": math.nan,
-           "ratio": math.nan, "better": "higher" if higher_is_better(measure) else "lower"}
+    row = {"best": " = ".join(str(n) for n in tied), "value": float(top), "runner_up": None,
+           "runner_up_value": math.nan, "ratio": math.nan, "distinct": None,
+           "better": M.better_word(higher), "competitors": int(len(values))}
     if len(behind):
-        row["runner_up"] = behind.index[0]
-        row["runner_up_value"] = float(behind.iloc[0])
-        row["margin"], row["ratio"] = _margin(ranked.iloc[0], behind.iloc[0], measure)
+        name, value = behind.index[0], float(behind.iloc[0])
+        row["runner_up"], row["runner_up_value"] = name, value
+        if top > 0 and value > 0:
+            row["ratio"] = float(top / value) if higher else float(value / top)
+        best = tied[0]
+        bounds = [lo.get(best), hi.get(best), lo.get(name), hi.get(name)]
+        if all(b is not None and np.isfinite(b) for b in bounds):
+            b_lo, b_hi, r_lo, r_hi = bounds
+            row["distinct"] = "yes" if (b_hi < r_lo or r_hi < b_lo) else "no"
     return row
 
 
+def _rank_at(part: pd.DataFrame) -> Optional[int]:
+    """The K where most estimators have a result (the largest such K)."""
+    per_k = part.groupby("num_samples")["estimator"].nunique()
+    if per_k.empty:
+        return None
+    return int(per_k[per_k == per_k.max()].index.max())
+
+
 def best_estimators(frame: pd.DataFrame) -> pd.DataFrame:
-    """Best estimator per task and measure (and its margin over the runner-up), from the
-    gradient benchmarks of ``frame`` (one machine, one commit). Each (task, measure) is compared
-    at the largest K where at least two estimators have a result, on :func:`pick_device`'s
-    device; :data:`REFERENCE_ESTIMATORS` are left out."""
-    cells = gradient_cells(frame)
-    cols = ["task", "measure", "num_samples", "device", "best", "value", "runner_up",
-            "runner_up_value", "margin", "ratio", "better", "unit"]
+    """Best estimator per task and measure with its margin over the runner-up, from one
+    machine's latest gradient results.
+
+    Each (task, measure) is compared at the K where most estimators have a result; statistical
+    measures on :func:`pick_device`'s device, costs (:data:`COST_MEASURES`) on every device.
+    Estimators with variance 0 on a task (``exact``: the reference, deterministic) are left out
+    of that task's rankings. ``ratio``: the runner-up's value over the best's (or the best's
+    over the runner-up's when higher is better), so always ≥ 1; ``distinct``: whether their
+    confidence intervals are disjoint.
+    """
+    cells = gradient_cells(latest_commit(frame[frame["group"] == "gradient"]))
+    cols = ["task", "measure", "num_samples", "device"] + _BEST_COLUMNS + ["unit"]
     if cells.empty:
         return pd.DataFrame(columns=cols)
-    cells = cells[~cells["estimator"].isin(REFERENCE_ESTIMATORS)]
-    cells = cells.assign(label=[_label(m, t) for m, t in zip(cells["measure"], cells["type"])])
-    wnv = variance_times_time(cells)
-    if not wnv.empty and not set(_WORK_NORMALISED) & set(cells["label"]):
-        cells = pd.concat([cells, wnv.assign(label="variance_x_time", unit="variance·s",
-                                             type="track")], ignore_index=True)
+    var = cells[cells["measure"] == "variance"]
+    deterministic = set(map(tuple, var.loc[var["value"] == 0, ["task", "estimator"]]
+                            .drop_duplicates().to_numpy()))
+    keep = [(t, e) not in deterministic for t, e in zip(cells["task"], cells["estimator"])]
+    cells = cells[keep]
     out: List[dict] = []
-    for (task, label), part in cells.groupby(["task", "label"], sort=True):
-        if label in _NOT_RANKED:
+    order = {m: i for i, m in enumerate(M.GRADIENT)}
+    groups = sorted(cells.groupby(["task", "measure"]),
+                    key=lambda kv: (kv[0][0], order.get(kv[0][1], len(order)), kv[0][1]))
+    for (task, measure), part in groups:
+        higher = M.direction(measure)
+        if higher is None:
             continue
-        device = pick_device(part)
-        part = part[part["device"] == device]
-        per_k = part.groupby("num_samples")["estimator"].nunique()
-        ks = per_k[per_k >= 2].index
-        k = int(max(ks)) if len(ks) else int(per_k.index.max())
-        at_k = part[part["num_samples"] == k].groupby("estimator")["value"].mean()
-        measure = label.split("_", 1)[1] if label.startswith(tuple(_TYPE_PREFIX.values())) \
-            else label
-        row = {"task": task, "measure": label, "num_samples": k, "device": device,
-               **_best_row(at_k, measure), "unit": _unit(part)}
-        out.append(row)
+        devices = sorted(part["device"].unique()) if measure in COST_MEASURES \
+            else [pick_device(part)]
+        for device in devices:
+            on = part[part["device"] == device]
+            k = _rank_at(on)
+            if k is None:
+                continue
+            at = on[on["num_samples"] == k].groupby("estimator")[["value", "ci_low",
+                                                                   "ci_high"]].mean()
+            row = _best_row(at["value"], at["ci_low"], at["ci_high"], higher)
+            out.append({"task": task, "measure": measure, "num_samples": k, "device": device,
+                        **row, "unit": _unit(on)})
     return pd.DataFrame(out, columns=cols)
 
 
 def _unit(part: pd.DataFrame) -> Optional[str]:
     # asv's default for a track_ without .unit is the word "unit": say nothing then
-    units = [u for u in part["unit"].dropna().unique() if u != "unit"] if "unit" in part else []
+    units = [u for u in part["unit"].dropna().unique() if u not in ("unit", "None")]
     return str(units[0]) if units else None
 
 
-def _summary_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """ok cells of training summaries: a setting and method parameter, no checkpoint."""
-    if "method" not in frame.columns:
-        return frame.iloc[0:0]
-    rows = frame[(frame["status"] == "ok") & frame["method"].notna()]
-    if "checkpoint" in rows.columns:
-        rows = rows[rows["checkpoint"].isna()]
-    setting = "setting" if "setting" in rows.columns else "task"
-    if setting not in rows.columns:
-        return frame.iloc[0:0]
-    rows = rows[rows[setting].notna()]
-    return rows.assign(setting=rows[setting].astype(str), method=rows["method"].astype(str))
+# -- alignment -----------------------------------------------------------------------------------
+def alignment_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean, standard deviation and a 95 % t-interval of the mean over seeds, per task, method
+    and measure, of the ``<Task>Summary`` and ``<Task>Final`` results (latest commit with
+    alignment results). ``source`` says which (summary or final)."""
+    cols = ["task", "source", "measure", "method", "mean", "sd", "seeds", "ci_low", "ci_high"]
+    align = latest_commit(frame[frame["group"].isin(["summary", "final"])])
+    rows = align[align["status"] == "ok"]
+    if rows.empty or not {"task", "method"} <= set(rows.columns):
+        return pd.DataFrame(columns=cols)
+    from scipy.stats import t as student_t
 
-
-def training_summary(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation over seeds of every training summary measure, per setting
-    and method; plus the metric at the last checkpoint of the training curves."""
-    rows = _summary_rows(frame)
-    parts = []
-    if not rows.empty:
-        parts.append(rows[["setting", "method", "measure", "value"]])
-    curves = training_curves(frame)
-    if not curves.empty and "metric" in curves:
-        last = curves.sort_values("checkpoint").groupby(["setting", "method", "seed"]).tail(1)
-        parts.append(last.assign(measure="metric_at_last_checkpoint", value=last["metric"])[
-            ["setting", "method", "measure", "value"]])
-    if not parts:
-        return pd.DataFrame(columns=["setting", "measure", "method", "mean", "sd", "seeds"])
-    data = pd.concat(parts, ignore_index=True)
-    out = data.groupby(["setting", "measure", "method"], as_index=False).agg(
+    out = rows.groupby(["task", "group", "measure", "method"], as_index=False, sort=False).agg(
         mean=("value", "mean"), sd=("value", "std"), seeds=("value", "size"))
-    return out
+    half = [student_t.ppf(0.5 + CI_LEVEL / 2, n - 1) * s / math.sqrt(n) if n > 1 else math.nan
+            for n, s in zip(out["seeds"], out["sd"])]
+    out["ci_low"] = out["mean"] - half
+    out["ci_high"] = out["mean"] + half
+    out = out.rename(columns={"group": "source"})
+    order = {m: i for i, m in enumerate(M.SUMMARY)}
+    out["_o"] = [order.get(m, len(order)) for m in out["measure"]]
+    return out.sort_values(["task", "source", "_o", "measure", "method"],
+                           key=lambda s: s.map({"summary": 0, "final": 1}) if s.name == "source"
+                           else s).drop(columns="_o")[cols].reset_index(drop=True)
 
 
-def best_methods(summary: pd.DataFrame) -> pd.DataFrame:
-    """Best method per setting and summary measure (means over seeds)."""
-    cols = ["setting", "measure", "best", "value", "runner_up", "runner_up_value", "margin",
-            "ratio", "better"]
+def best_methods(summary: pd.DataFrame, tasks: Dict[str, M.TaskInfo]) -> pd.DataFrame:
+    """Best method per task and measure (means over seeds), with its margin; ``distinct``:
+    whether the 95 % t-intervals of the two means are disjoint."""
+    cols = ["task", "measure"] + _BEST_COLUMNS
     out = []
-    for (setting, measure), part in summary.groupby(["setting", "measure"], sort=True):
-        if measure in _NOT_RANKED:
+    for (task, measure), part in summary.groupby(["task", "measure"], sort=False):
+        higher = M.direction(measure, tasks.get(task))
+        part = part.dropna(subset=["mean"]).set_index("method")
+        if higher is None or part.empty:
             continue
-        ranked_measure = "metric" if measure == "metric_at_last_checkpoint" else measure
-        values = part.set_index("method")["mean"].dropna()
-        if values.empty:
-            continue
-        out.append({"setting": setting, "measure": measure, **_best_row(values, ranked_measure)})
+        out.append({"task": task, "measure": measure,
+                    **_best_row(part["mean"], part["ci_low"], part["ci_high"], higher)})
     return pd.DataFrame(out, columns=cols)
 
 
-def loss_metric_taus(frame: pd.DataFrame) -> pd.DataFrame:
-    return kendall_taus(training_curves(frame))
+def summary_wide(summary: pd.DataFrame, task: str, source: str) -> pd.DataFrame:
+    """One task's summary as methods x measures (the long table's ``mean`` and ``sd``)."""
+    part = summary[(summary["task"] == task) & (summary["source"] == source)]
+    if part.empty:
+        return pd.DataFrame()
+    measures = list(dict.fromkeys(part["measure"]))
+    methods = sorted(part["method"].unique())
+    return part.pivot(index="method", columns="measure", values=["mean", "sd", "seeds"]) \
+        .reindex(methods).reindex(columns=measures, level=1)
+
+
+def other_results(frame: pd.DataFrame, param_columns: List[str]) -> pd.DataFrame:
+    """Benchmarks of no kind the report draws (e.g. ``bench_metrics``), latest commit: one row
+    per cell with its parameters in words."""
+    cols = ["benchmark", "parameters", "measure", "value", "ci_low", "ci_high", "unit",
+            "status"]
+    rows = latest_commit(frame[frame["group"] == "other"])
+    if rows.empty:
+        return pd.DataFrame(columns=cols)
+    params = [p for p in param_columns if p in rows and rows[p].notna().any()]
+    words = [", ".join(f"{p}={r[p]}" for p in params if not _missing(r[p]))
+             for r in rows[params].to_dict("records")]
+    out = rows.assign(parameters=words)[cols]
+    return out.assign(unit=out["unit"].where(out["unit"] != "unit")).reset_index(drop=True)
 
 
 # -- provenance ----------------------------------------------------------------------------------
@@ -171,6 +188,18 @@ def runs(frame: pd.DataFrame) -> pd.DataFrame:
     out.columns.name = None
     return out.sort_values(["machine", "date"])[["machine", "commit", "date", "env", "ok",
                                                  "failed", "skipped"]]
+
+
+def coverage(frame: pd.DataFrame) -> pd.DataFrame:
+    """What ran (ok cells) in one machine's latest gradient results: per task and device, the
+    estimators and sample counts."""
+    cells = gradient_cells(latest_commit(frame[frame["group"] == "gradient"]))
+    if cells.empty:
+        return pd.DataFrame(columns=["task", "device", "estimators", "K"])
+    return cells.groupby(["task", "device"]).agg(
+        estimators=("estimator", lambda s: ", ".join(sorted(s.unique()))),
+        K=("num_samples", lambda s: ", ".join(str(k) for k in sorted(s.unique())))
+    ).reset_index()
 
 
 def status_counts(frame: pd.DataFrame) -> pd.DataFrame:
@@ -189,12 +218,16 @@ def status_counts(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def failed_cells(frame: pd.DataFrame, param_columns: List[str]) -> List[str]:
-    """``benchmark(param=value, ...) on machine @ commit`` for every failed cell."""
+    """``benchmark(param=value, ...) on machine @ commit`` for every failed cell (``measure=``
+    named when it came from a parameter)."""
     out = []
-    for _, row in frame[frame["status"] == "failed"].iterrows():
-        params = ", ".join(f"{p}={row[p]!r}" for p in param_columns
-                           if p in row and not _missing(row[p]))
-        out.append(f"{row['benchmark']}({params}) on {row['machine']} @ {str(row['commit'])[:8]}")
+    failed = frame[frame["status"] == "failed"]
+    for row in failed.to_dict("records"):
+        params = [f"{p}={row[p]!r}" for p in param_columns if p in row and not _missing(row[p])]
+        if row["benchmark"].endswith(".track_value"):
+            params.append(f"measure={row['measure']!r}")
+        out.append(f"{row['benchmark']}({', '.join(params)}) on {row['machine']} @ "
+                   f"{str(row['commit'])[:8]}")
     return out
 
 

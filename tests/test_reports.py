@@ -1,6 +1,6 @@
-"""The reports package on a fixture of real asv results (tests/fixtures/asv_results).
+"""The reports package on a fixture of asv results (tests/fixtures/asv_results, see its README).
 
-The expected numbers are read straight from the fixture's JSON here, independently of
+Expected numbers are read straight from the fixture's JSON here, independently of
 reports.load, and compared with the tidy frame, the tables and report.md.
 """
 from __future__ import annotations
@@ -10,9 +10,11 @@ import itertools
 import json
 import math
 import shutil
+import statistics
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections import defaultdict
 from pathlib import Path
 
 import matplotlib
@@ -21,45 +23,83 @@ matplotlib.use("Agg")
 
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from scipy.stats import kendalltau, norm  # noqa: E402
 
-from reports import cli  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+from reports import cli, figures, measures, render, tables  # noqa: E402
 from reports.load import (FIXED_COLUMNS_END, PARAM_COLUMNS_START, load_results,  # noqa: E402
                           parse_param, read_tidy)
+from reports.style import Styles  # noqa: E402
 
 FIXTURE = Path(__file__).parent / "fixtures" / "asv_results"
 ROOT = Path(__file__).resolve().parents[1]
+# cuda_peakmem exists only where a GPU does (see test_a_gpu_machine_gets_its_own_figures)
+GRADIENT_MEASURES = {"variance", "bias", "mse", "cosine_of_mean", "cosine",
+                     "work_normalised_variance", "snr", "time_estimate", "peakmem_estimate",
+                     "replicates"}
+SUMMARY_MEASURES = {"final_metric_equal_steps", "final_metric_equal_time", "kendall_tau",
+                    "metric_gain_per_second", "seconds_per_update", "evaluations_per_update"}
 
 
 # -- the fixture read without reports.load -----------------------------------------------------
-def raw_cells(results: Path = FIXTURE):
-    """One dict per cell, from the JSON files as asv documents them."""
-    benchmarks = json.loads((results / "benchmarks.json").read_text())
-    out = []
-    for path in sorted(results.glob("*/*.json")):
-        if path.name == "machine.json":
-            continue
-        data = json.loads(path.read_text())  # NaN tokens: Python's json reads them
-        for name, row in data["results"].items():
-            cols = dict(zip(data["result_columns"], row))
-            params = cols["params"]
-            values = cols["result"] or [None] * math.prod(len(p) for p in params)
-            names = benchmarks[name]["param_names"]
-            for combo, value in zip(itertools.product(*params), values):
-                cell = {n: ast.literal_eval(v) for n, v in zip(names, combo)}
-                cell.update(benchmark=name, commit=data["commit_hash"], date=data["date"],
-                            machine=data["params"]["machine"], raw=value)
-                out.append(cell)
-    return out
-
-
 def _status(raw):
     if raw is None:
         return "failed"
     return "skipped" if isinstance(raw, float) and math.isnan(raw) else "ok"
 
 
+def raw_cells(results: Path = FIXTURE):
+    """One dict per cell and measure, from the JSON files as asv documents them, with the
+    project's two conventions: ``track_<m>_se`` is the standard error of ``track_<m>``, and a
+    ``measure`` parameter names the measure."""
+    benchmarks = json.loads((results / "benchmarks.json").read_text())
+    out = []
+    for path in sorted(results.glob("*/*.json")):
+        if path.name == "machine.json":
+            continue
+        data = json.loads(path.read_text())  # NaN tokens: Python's json reads them
+        started = max(dict(zip(data["result_columns"], row))["started_at"]
+                      for row in data["results"].values())
+        for name, row in data["results"].items():
+            if name.endswith("_se") and name[:-3] in data["results"]:
+                continue
+            cols = dict(zip(data["result_columns"], row))
+            se_row = data["results"].get(name + "_se")
+            ses = dict(zip(data["result_columns"], se_row))["result"] if se_row else None
+            params = cols["params"]
+            n = math.prod(len(p) for p in params)
+            values = cols["result"] or [None] * n
+            names = benchmarks[name]["param_names"]
+            for i, (combo, value) in enumerate(zip(itertools.product(*params), values)):
+                cell = {k: ast.literal_eval(v) for k, v in zip(names, combo)}
+                method = name.rsplit(".", 1)[1]
+                cell.setdefault("measure", method[6:] if method.startswith("track_") else method)
+                cell.update(benchmark=name, commit=data["commit_hash"], date=data["date"],
+                            started=started, machine=data["params"]["machine"], raw=value,
+                            se=ses[i] if ses else None,
+                            ci=(cols.get("stats_ci_99_a") or [None] * n)[i],
+                            ci_b=(cols.get("stats_ci_99_b") or [None] * n)[i])
+                out.append(cell)
+    return out
+
+
 RAW = raw_cells()
-LATEST = max(c["date"] for c in RAW)
+MACHINES = sorted({c["machine"] for c in RAW})
+MAIN = "fixture"  # the machine with two commits and the alignment results
+
+
+def latest(machine=MAIN, group=lambda c: True):
+    mine = [c for c in RAW if c["machine"] == machine and group(c)]
+    top = max((c["date"], c["started"]) for c in mine)
+    return [c for c in mine if (c["date"], c["started"]) == top]
+
+
+def is_gradient(c):
+    return "estimator" in c
+
+
+def is_alignment(c):
+    return c["benchmark"].startswith("bench_alignment.")
 
 
 def run_cli(args, capsys):
@@ -68,70 +108,109 @@ def run_cli(args, capsys):
     return code, out, err
 
 
-@pytest.fixture(scope="session")
-def report_dir(tmp_path_factory):
+@pytest.fixture(scope="module")
+def loaded():
+    return load_results(FIXTURE)
+
+
+@pytest.fixture(scope="module")
+def built(loaded):
+    """The report of the whole fixture, built once (its figures stay open for inspection)."""
+    report = render.build_report(loaded, source=str(FIXTURE))
+    yield report
+    for figure in report.figures:
+        plt.close(figure.fig)
+
+
+@pytest.fixture(scope="module")
+def report_dir(built, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    code = cli.main(["report", "--results", str(FIXTURE), "--out", str(out),
-                     "--format", "png,svg,pdf", "--quiet"])
-    assert code == 0
+    render.save_report(built, out, ["png"])
     return out
 
 
-# -- loading -------------------------------------------------------------------------------------
-def test_fixture_is_small_and_real():
+# -- the fixture ---------------------------------------------------------------------------------
+def test_fixture_is_small_and_covers_every_case():
     size = sum(p.stat().st_size for p in FIXTURE.rglob("*") if p.is_file())
-    assert size < 1_000_000
+    assert size < 200_000
     assert {_status(c["raw"]) for c in RAW} == {"ok", "failed", "skipped"}
+    assert len(MACHINES) == 2
+    assert len({c["commit"] for c in RAW if c["machine"] == MAIN}) == 2
+    assert GRADIENT_MEASURES <= {c["measure"] for c in RAW if is_gradient(c)}
+    assert SUMMARY_MEASURES <= {c["measure"] for c in RAW if "Summary." in c["benchmark"]}
+    assert {"seconds", "loss", "metric"} <= {c["measure"] for c in RAW
+                                             if "Curve." in c["benchmark"]}
 
 
-def test_tidy_frame_holds_every_cell_with_its_value():
-    frame = load_results(FIXTURE).frame
+# -- loading -------------------------------------------------------------------------------------
+def _key(row, params):
+    return (row["benchmark"], row["commit"], row["machine"], row["measure"],
+            frozenset((p, row[p]) for p in params if p in row and row[p] is not None
+                      and not (isinstance(row[p], float) and math.isnan(row[p]))
+                      and row[p] is not pd.NA))
+
+
+def test_tidy_frame_holds_every_cell_with_its_value(loaded):
+    frame = loaded.frame
     assert len(frame) == len(RAW)
     assert list(frame.columns[:4]) == PARAM_COLUMNS_START
     assert list(frame.columns[-len(FIXED_COLUMNS_END):]) == FIXED_COLUMNS_END
-    for name in ("task", "estimator", "num_samples", "device", "setting", "method", "seed",
-                 "checkpoint"):
+    for name in ("task", "estimator", "num_samples", "device", "method", "seed", "step"):
         assert name in frame.columns
     assert str(frame["num_samples"].dtype) == "Int64"
-    params = [c for c in frame.columns if c not in PARAM_COLUMNS_START + FIXED_COLUMNS_END]
-
-    def key(benchmark, commit, values):
-        return benchmark, commit, frozenset((k, v) for k, v in values.items()
-                                            if v is not None and not pd.isna(v))
-
-    rows = {key(r["benchmark"], r["commit"], {p: r[p] for p in params}): r
-            for r in frame.to_dict("records")}
+    params = loaded.param_columns
+    rows = {_key(r, params): r for r in frame.to_dict("records")}
     assert len(rows) == len(frame)
     for cell in RAW:
-        row = rows[key(cell["benchmark"], cell["commit"],
-                       {p: cell[p] for p in params if p in cell})]
+        row = rows[_key(cell, params)]
         assert row["status"] == _status(cell["raw"])
         if row["status"] == "ok":
             assert row["value"] == pytest.approx(cell["raw"], rel=1e-12)
         else:
             assert math.isnan(row["value"])
-        assert row["machine"] == cell["machine"]
+        se = cell["se"]
+        if row["status"] == "ok" and isinstance(se, (int, float)) and math.isfinite(se):
+            assert row["se"] == pytest.approx(se, rel=1e-12)
+        else:
+            assert math.isnan(row["se"])
 
 
-def test_measure_and_type():
-    frame = load_results(FIXTURE).frame
-    sample = frame.drop_duplicates("benchmark").set_index("benchmark")
-    for name, row in sample.iterrows():
-        method = name.rsplit(".", 1)[-1]
-        prefix = method.split("_", 1)[0]
-        assert row["measure"] == method.split("_", 1)[1]
-        assert row["type"] == {"time": "time", "track": "track", "peakmem": "peakmemory",
-                               "mem": "memory"}[prefix]
-        assert row["suite_module"] == name.split(".")[0]
+def test_se_tracks_become_95_percent_intervals(loaded):
+    frame = loaded.frame
+    assert not frame["measure"].str.endswith("_se").any()
+    with_se = frame[frame["se"].notna()]
+    assert set(with_se["measure"]) >= {"variance", "bias", "mse", "cosine", "snr"}
+    z = norm.ppf(0.975)
+    assert (with_se["ci_low"] - (with_se["value"] - z * with_se["se"])).abs().max() < 1e-12 * \
+        with_se["value"].abs().max()
+    assert (with_se["ci_high"] - (with_se["value"] + z * with_se["se"])).abs().max() < 1e-12 * \
+        with_se["value"].abs().max()
+    assert (with_se["ci_level"] == 0.95).all()
 
 
-def test_ci_columns_come_from_asv_stats():
-    frame = load_results(FIXTURE).frame
-    timed = frame[(frame["type"] == "time") & (frame["status"] == "ok")]
-    assert not timed.empty and timed["ci_low"].notna().all()
-    assert (timed["ci_low"] <= timed["ci_high"]).all()
-    tracked = frame[frame["type"] == "track"]
-    assert tracked["ci_low"].isna().all()
+def test_time_cells_keep_asvs_99_percent_interval(loaded):
+    frame = loaded.frame
+    timed = frame[(frame["measure"] == "time_estimate") & (frame["status"] == "ok")]
+    cells = [c for c in RAW if c["measure"] == "time_estimate" and _status(c["raw"]) == "ok"]
+    assert len(timed) == len(cells) > 0
+    finite = [c for c in cells if c["ci"] is not None and math.isfinite(c["ci"])]
+    assert finite
+    assert sorted(timed["ci_low"].dropna()) == pytest.approx(sorted(c["ci"] for c in finite))
+    assert (timed["ci_level"].dropna() == 0.99).all()
+    assert (timed["ci_low"].dropna() <= timed.loc[timed["ci_low"].notna(), "value"]).all()
+
+
+def test_measure_parameter_names_the_measure(loaded):
+    frame = loaded.frame
+    assert "param_measure" not in frame.columns and "measure" not in loaded.param_columns
+    values = frame[frame["benchmark"].str.endswith(".track_value")]
+    assert not values.empty and "value" not in set(values["measure"])
+    expected = {c["measure"] for c in RAW if c["benchmark"].endswith(".track_value")}
+    assert set(values["measure"]) == expected
+    assert set(frame.loc[frame["benchmark"].str.contains("Curve."), "group"]) == {"curve"}
+    assert set(frame.loc[frame["benchmark"].str.contains("Final."), "group"]) == {"final"}
+    assert set(frame.loc[frame["benchmark"].str.contains("Summary."), "group"]) == {"summary"}
+    assert set(frame.loc[frame["estimator"].notna(), "group"]) == {"gradient"}
 
 
 @pytest.mark.parametrize("text,value", [("'cpu'", "cpu"), ("16", 16), ("0.5", 0.5),
@@ -141,85 +220,260 @@ def test_parse_param(text, value):
     assert parse_param(text) == value
 
 
-# -- the report ----------------------------------------------------------------------------------
+def test_failed_and_skipped_cells_are_counted(loaded):
+    frame = loaded.frame
+    for status in ("ok", "failed", "skipped"):
+        assert (frame["status"] == status).sum() == sum(_status(c["raw"]) == status for c in RAW)
+    assert frame.loc[frame["status"] != "ok", "value"].isna().all()
+
+
+# -- tables --------------------------------------------------------------------------------------
+def _expected_best(measure, higher, machine=MAIN):
+    """Per task: the K where most estimators have a result (estimators with variance 0 left
+    out), the best and runner-up there, on cpu, from the JSON."""
+    cells = [c for c in latest(machine, is_gradient) if _status(c["raw"]) == "ok"
+             and c["device"] == "cpu"]
+    zero = {(c["task"], c["estimator"]) for c in cells
+            if c["measure"] == "variance" and c["raw"] == 0}
+    cells = [c for c in cells
+             if c["measure"] == measure and (c["task"], c["estimator"]) not in zero]
+    out = {}
+    for task in {c["task"] for c in cells}:
+        mine = [c for c in cells if c["task"] == task]
+        count = defaultdict(set)
+        for c in mine:
+            count[c["num_samples"]].add(c["estimator"])
+        k = max(count, key=lambda k: (len(count[k]), k))
+        at_k = sorted((-c["raw"] if higher else c["raw"], c["estimator"]) for c in mine
+                      if c["num_samples"] == k)
+        best, runner = at_k[0], at_k[1]
+        out[task] = (k, best[1], abs(best[0]), runner[1], abs(runner[0]))
+    return out
+
+
+@pytest.mark.parametrize("measure,higher", [("variance", False), ("snr", True),
+                                            ("cosine", True), ("time_estimate", False)])
+def test_best_estimator_table_holds_the_fixture_numbers(report_dir, measure, higher):
+    table = pd.read_csv(report_dir / "tables" / f"best_estimators-{MAIN}.csv")
+    md = (report_dir / "report.md").read_text()
+    expected = _expected_best(measure, higher)
+    assert expected
+    for task, (k, best, value, runner, runner_value) in expected.items():
+        rows = table[(table["task"] == task) & (table["measure"] == measure)
+                     & (table["device"] == "cpu")]
+        assert len(rows) == 1
+        row = rows.iloc[0]
+        assert row["num_samples"] == k and row["better"] == ("higher" if higher else "lower")
+        assert row["best"] == best and row["runner_up"] == runner
+        assert row["value"] == pytest.approx(value, rel=1e-12)
+        assert row["runner_up_value"] == pytest.approx(runner_value, rel=1e-12)
+        ratio = value / runner_value if higher else runner_value / value
+        assert row["ratio"] == pytest.approx(ratio, rel=1e-9) and row["ratio"] >= 1
+        assert f"| {task} | {measure} | {k} | cpu | {best} | {value:.4g} |" in md
+
+
+def _summary_cells(task=None):
+    cells = [c for c in latest(MAIN, is_alignment) if "Summary." in c["benchmark"]
+             and _status(c["raw"]) == "ok"]
+    return [c for c in cells if task is None or c["task"] == task]
+
+
+def test_alignment_summary_is_mean_and_sd_over_seeds(report_dir):
+    table = pd.read_csv(report_dir / "tables" / f"alignment_summary-{MAIN}.csv")
+    md = (report_dir / "report.md").read_text()
+    groups = defaultdict(list)
+    for c in _summary_cells():
+        groups[(c["task"], c["method"], c["measure"])].append(c["raw"])
+    assert len(groups) >= 2 * len(SUMMARY_MEASURES)
+    for (task, method, measure), values in groups.items():
+        row = table[(table["task"] == task) & (table["method"] == method)
+                    & (table["measure"] == measure)].iloc[0]
+        mean, sd = statistics.fmean(values), statistics.stdev(values)
+        assert row["mean"] == pytest.approx(mean, rel=1e-12, abs=1e-15)
+        assert row["sd"] == pytest.approx(sd, rel=1e-9, abs=1e-15)
+        assert row["seeds"] == len(values)
+        if sd > 0 and mean != int(mean):
+            assert f"{mean:.4g} ± {sd:.4g}" in md
+
+
+def _task_means(task, measure):
+    means = defaultdict(list)
+    for c in _summary_cells(task):
+        if c["measure"] == measure:
+            means[c["method"]].append(c["raw"])
+    return {m: statistics.fmean(v) for m, v in means.items()}
+
+
+@pytest.mark.parametrize("task,higher", [("multilabel_digits", True),
+                                         ("markov_termination", False)])
+def test_best_method_follows_the_registered_direction(loaded, task, higher):
+    tasks = measures.training_tasks()
+    assert tasks[task].higher_is_better is higher  # from suite.registries.TRAINING_TASKS
+    frame = loaded.frame[loaded.frame["machine"] == MAIN]
+    best = tables.best_methods(tables.alignment_summary(frame), tasks)
+    for measure in ("final_metric_equal_steps", "final_metric_equal_time"):
+        means = _task_means(task, measure)
+        row = best[(best["task"] == task) & (best["measure"] == measure)].iloc[0]
+        pick = max if higher else min
+        assert row["best"] == pick(means, key=means.get)
+        assert row["better"] == ("higher" if higher else "lower")
+    means = _task_means(task, "seconds_per_update")
+    row = best[(best["task"] == task) & (best["measure"] == "seconds_per_update")].iloc[0]
+    assert row["best"] == min(means, key=means.get)
+
+
+def test_an_unknown_task_direction_is_not_ranked(loaded):
+    """Without the registry (a task registered nowhere here) the metric's direction is
+    unknown: final metrics are shown but not ranked; measures with a fixed direction are."""
+    frame = loaded.frame[loaded.frame["machine"] == MAIN]
+    summary = tables.alignment_summary(frame)
+    best = tables.best_methods(summary, {})
+    assert best[best["measure"].str.startswith("final_metric")].empty
+    assert not best[best["measure"] == "seconds_per_update"].empty
+    assert set(summary["measure"]) >= SUMMARY_MEASURES
+
+
+def test_training_tasks_fall_back_when_the_suite_cannot_be_imported(monkeypatch):
+    monkeypatch.setitem(sys.modules, "suite.registries", None)  # import raises ImportError
+    tasks = measures.training_tasks(["multilabel_digits"])
+    assert tasks == {"multilabel_digits": measures.TaskInfo("multilabel_digits")}
+    assert tasks["multilabel_digits"].higher_is_better is None
+
+
+@pytest.mark.parametrize("task", ["multilabel_digits", "markov_termination"])
+def test_kendall_tau_of_the_curves_matches_the_summary(loaded, task):
+    """reports recompute τ from the Curve cells as suite/training.py defines it (+1: a lower
+    loss came with a better metric); it must equal the Summary's, and an independent
+    computation from the JSON."""
+    tasks = measures.training_tasks()
+    curves = figures.training_curves(loaded.frame[loaded.frame["machine"] == MAIN])
+    taus = figures.run_taus(curves, tasks).set_index(["task", "method", "seed"])["tau"]
+    summary = [c for c in _summary_cells(task) if c["measure"] == "kendall_tau"]
+    assert len(summary) >= 2
+    for c in summary:
+        assert taus[(task, c["method"], c["seed"])] == pytest.approx(c["raw"], abs=1e-12)
+    sign = 1 if tasks[task].higher_is_better else -1
+    curve = defaultdict(dict)
+    for c in latest(MAIN, is_alignment):
+        if "Curve." in c["benchmark"] and c["task"] == task:
+            curve[(c["method"], c["seed"], c["step"])][c["measure"]] = c["raw"]
+    for c in summary:
+        points = [curve[k] for k in sorted(k for k in curve if k[:2] == (c["method"], c["seed"]))]
+        tau = kendalltau([-p["loss"] for p in points],
+                         [sign * p["metric"] for p in points]).statistic
+        assert c["raw"] == pytest.approx(tau, abs=1e-12)
+
+
+# -- figures and the report ----------------------------------------------------------------------
+EXPECTED_FIGURES = {"variance_vs_samples", "work_normalised_variance", "bias_vs_variance",
+                    "snr_vs_samples", "time_vs_samples_cpu", "training_curves",
+                    "loss_vs_metric", "history_time_estimate"}
+
+
 def test_report_writes_valid_figures(report_dir):
+    """PNGs of the whole fixture; SVG and PDF are checked on a thinner one (test_svg_pdf)."""
     from PIL import Image
 
     pngs = sorted((report_dir / "figures").glob("*.png"))
     names = {p.stem for p in pngs}
-    assert {"variance_vs_samples", "bias_vs_variance", "snr_vs_samples",
-            "work_normalised_variance", "training_curves", "loss_vs_metric",
-            "history"} <= names
-    assert any(n.startswith("time_vs_samples_") for n in names)
+    assert {f"{n}-{MAIN}" for n in EXPECTED_FIGURES} <= names
+    # the second machine has one commit and no alignment results: no history, no curves
+    assert {f"{n}-fixture-b" for n in EXPECTED_FIGURES
+            if n not in ("training_curves", "loss_vs_metric", "history_time_estimate")} <= names
     for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         with Image.open(png) as im:
             im.verify()
-        with Image.open(png) as im:  # 3.3 in at 300 dpi, legend may widen it a little
-            assert 900 <= im.size[0] <= 1400
-        svg = png.with_suffix(".svg")
-        assert ET.parse(svg).getroot().tag.endswith("svg")
-        assert png.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
+        with Image.open(png) as im:  # 3.3 in (column) or 7 in (text width) at 300 dpi
+            width, height = im.size
+            assert 800 <= width <= 2300 and 300 <= height <= 2.5 * width
+
+
+
+def test_svg_pdf(tmp_path, capsys):
+    results = _copy_fixture(tmp_path, _variance_only, machines=[MAIN])
+    code, out, err = run_cli(["report", "--results", results, "--out", tmp_path / "r", "-q",
+                              "--format", "svg,pdf"], capsys)
+    assert code == 0
+    svgs = list((tmp_path / "r" / "figures").glob("*.svg"))
+    assert svgs and all(ET.parse(p).getroot().tag.endswith("svg") for p in svgs)
+    assert all(p.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-" for p in svgs)
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert page.count('src="data:image/svg+xml;base64,') == len(svgs)  # sharp at any zoom
 
 
 def test_html_is_self_contained(report_dir):
     page = (report_dir / "report.html").read_text()
-    figures = list((report_dir / "figures").glob("*.png"))
-    assert page.count('src="data:image/svg+xml;base64,') == len(figures)
-    assert "src=\"http" not in page and "href=" not in page
+    figs = list((report_dir / "figures").glob("*.png"))
+    assert page.count('src="data:image/png;base64,') == len(figs)
+    assert 'src="http' not in page and "href=" not in page
     md = (report_dir / "report.md").read_text()
-    for fig in figures:
+    for fig in figs:
         assert f"(figures/{fig.name})" in md
 
 
-def _expected_best(measure_method: str, lower: bool = True):
-    """Best non-reference estimator per task at the largest K with >= 2 estimators, latest
-    commit, cpu: straight from the JSON."""
-    cells = [c for c in RAW if c["benchmark"].endswith("." + measure_method)
-             and c["date"] == LATEST and c.get("device", "cpu") == "cpu"
-             and c["estimator"] != "exact" and _status(c["raw"]) == "ok"]
-    out = {}
-    for task in {c["task"] for c in cells}:
-        mine = [c for c in cells if c["task"] == task]
-        ks = [k for k in {c["num_samples"] for c in mine}
-              if len({c["estimator"] for c in mine if c["num_samples"] == k}) >= 2]
-        k = max(ks)
-        at_k = sorted((c["raw"] if lower else -c["raw"], c["estimator"]) for c in mine
-                      if c["num_samples"] == k)
-        out[task] = (k, at_k[0][1], abs(at_k[0][0]), at_k[1][1], abs(at_k[1][0]))
-    return out
-
-
-@pytest.mark.parametrize("method,label,lower", [("track_variance", "variance", True),
-                                                ("track_snr", "snr", False)])
-def test_best_estimator_table_holds_the_fixture_numbers(report_dir, method, label, lower):
-    table = pd.read_csv(report_dir / "tables" / "best_estimators.csv")
+def test_report_shows_every_estimator_task_and_device_that_ran(report_dir):
     md = (report_dir / "report.md").read_text()
-    expected = _expected_best(method, lower)
-    assert expected
-    for task, (k, best, value, runner, runner_value) in expected.items():
-        row = table[(table["task"] == task) & (table["measure"] == label)].iloc[0]
-        assert row["num_samples"] == k
-        assert row["best"] == best and row["runner_up"] == runner
-        assert row["value"] == pytest.approx(value, rel=1e-12)
-        assert row["runner_up_value"] == pytest.approx(runner_value, rel=1e-12)
-        ratio = runner_value / value if lower else value / runner_value
-        assert row["ratio"] == pytest.approx(ratio, rel=1e-9)
-        assert f"| {task} | {label} | {k} | cpu | {best} | {value:.4g} |" in md
+    for machine in MACHINES:
+        ok = [c for c in latest(machine, is_gradient) if _status(c["raw"]) == "ok"]
+        cover = pd.read_csv(report_dir / "tables" / f"coverage-{machine}.csv")
+        for task, device in {(c["task"], c["device"]) for c in ok}:
+            row = cover[(cover["task"] == task) & (cover["device"] == device)].iloc[0]
+            ran = {c["estimator"] for c in ok if c["task"] == task and c["device"] == device}
+            assert row["estimators"] == ", ".join(sorted(ran))
+            assert f"| {task} | {device} | {row['estimators']} |" in md
+    for c in RAW:
+        assert c["commit"][:8] in md and c["machine"] in md
 
 
-def test_report_names_machine_commits_and_failed_cells(report_dir):
+def test_report_notes_failed_and_skipped_cells(report_dir):
     md = (report_dir / "report.md").read_text()
-    for cell in RAW:
-        assert cell["commit"][:8] in md
-        assert cell["machine"] in md
     n_failed = sum(_status(c["raw"]) == "failed" for c in RAW)
     n_skipped = sum(_status(c["raw"]) == "skipped" for c in RAW)
     assert f"{n_failed} failed" in md and f"{n_skipped} skipped" in md
     for cell in RAW:
         if _status(cell["raw"]) == "failed":
             assert cell["benchmark"] + "(" in md
-            assert f"estimator={cell['estimator']!r}" in md
+            if "estimator" in cell:
+                assert f"estimator={cell['estimator']!r}" in md
+
+
+def test_one_colour_per_name_in_every_figure(built, loaded):
+    """Every drawn line and scatter of an estimator or method has that name's colour, in every
+    figure of both machines."""
+    frame = loaded.frame
+    styles = render._styles(frame)
+    names = set(frame["estimator"].dropna()) | set(frame["method"].dropna())
+    seen = defaultdict(set)
+    for fig in built.figures:
+        for ax in fig.fig.axes:
+            for artist in list(ax.lines) + list(ax.collections):
+                label = artist.get_label()
+                if label not in names:
+                    continue
+                colour = artist.get_color() if hasattr(artist, "get_marker") else \
+                    artist.get_facecolor()[0][:3]
+                assert matplotlib.colors.to_rgb(colour) == pytest.approx(
+                    styles.colour(label), abs=1e-6), (fig.name, label)
+                seen[fig.name].add(label)
+    drawn = {c["estimator"] for c in latest(MAIN, is_gradient) if c["measure"] == "variance"
+             and _status(c["raw"]) == "ok" and c["raw"] > 0}
+    assert drawn and drawn == seen[f"variance_vs_samples-{MAIN}"]
+    methods = {c["method"] for c in latest(MAIN, is_alignment) if "Curve." in c["benchmark"]
+               and _status(c["raw"]) == "ok"}
+    assert methods and methods == seen[f"training_curves-{MAIN}"]
+
+
+def test_styles_never_repeat_within_a_group():
+    groups = [["a", "b", "c", "gumbel_softmax"], ["x", "gumbel_softmax", "y"],
+              [f"m{i}" for i in range(12)]]
+    styles = Styles(groups)
+    for group in groups:
+        pairs = {(styles.colour(n), styles.marker(n)) for n in group}
+        assert len(pairs) == len(group)
+        if len(group) <= 10:
+            assert len({styles.colour(n) for n in group}) == len(group)
+    assert Styles(groups).colour("y") == styles.colour("y")  # deterministic
 
 
 # -- bad input -----------------------------------------------------------------------------------
@@ -255,10 +509,13 @@ def test_only_corrupt_files(tmp_path, capsys):
     assert "nothing to report" in _one_line_error(err)
 
 
-def _copy_fixture(tmp_path, keep=lambda benchmark: True) -> Path:
+def _copy_fixture(tmp_path, keep=lambda benchmark: True, machines=None) -> Path:
     """A copy of the fixture; ``keep`` thins its benchmarks (fewer figures: a faster test)."""
     results = tmp_path / "results"
     shutil.copytree(FIXTURE, results)
+    for folder in results.iterdir():
+        if folder.is_dir() and machines is not None and folder.name not in machines:
+            shutil.rmtree(folder)
     for path in results.glob("*/*.json"):
         if path.name == "machine.json":
             continue
@@ -269,24 +526,24 @@ def _copy_fixture(tmp_path, keep=lambda benchmark: True) -> Path:
 
 
 def _variance_only(name):
-    return name.endswith(".track_variance")
+    return ".track_variance" in name
 
 
 def test_one_corrupt_file_among_good_ones(tmp_path, capsys):
-    results = _copy_fixture(tmp_path, _variance_only)
-    machine_dir = next(p.parent for p in results.glob("*/machine.json"))
-    (machine_dir / "deadbeef-env.json").write_text("{not json")
+    results = _copy_fixture(tmp_path, _variance_only, machines=[MAIN])
+    (results / MAIN / "deadbeef-env.json").write_text("{not json")
     code, out, err = run_cli(["report", "--results", results, "--out", tmp_path / "r", "-q"],
                              capsys)
     assert code == 0
     assert "deadbeef-env.json" in err and "Traceback" not in err
     md = (tmp_path / "r" / "report.md").read_text()
     assert "Files left out" in md and "deadbeef-env.json" in md
+    # one machine: figure names carry no machine suffix
     assert (tmp_path / "r" / "figures" / "variance_vs_samples.png").is_file()
 
 
 def test_missing_benchmarks_json_still_reports(tmp_path, capsys):
-    results = _copy_fixture(tmp_path, _variance_only)
+    results = _copy_fixture(tmp_path, _variance_only, machines=[MAIN])
     (results / "benchmarks.json").unlink()
     code, out, err = run_cli(["report", "--results", results, "--out", tmp_path / "r", "-q"],
                              capsys)
@@ -295,16 +552,9 @@ def test_missing_benchmarks_json_still_reports(tmp_path, capsys):
     assert {"param1", "param2", "param3", "param4"} <= set(frame.columns)
 
 
-def test_failed_and_skipped_cells_are_counted(tmp_path):
-    frame = load_results(FIXTURE).frame
-    for status in ("ok", "failed", "skipped"):
-        assert (frame["status"] == status).sum() == sum(_status(c["raw"]) == status for c in RAW)
-    assert frame.loc[frame["status"] != "ok", "value"].isna().all()
-
-
 def test_all_cells_failed_is_a_bare_null(tmp_path, capsys):
     """asv stores a benchmark whose every cell failed as ``null`` for the whole column."""
-    results = _copy_fixture(tmp_path, _variance_only)
+    results = _copy_fixture(tmp_path, _variance_only, machines=[MAIN])
     for path in results.glob("*/*-*.json"):
         data = json.loads(path.read_text())
         for row in data["results"].values():
@@ -315,34 +565,84 @@ def test_all_cells_failed_is_a_bare_null(tmp_path, capsys):
     code, out, err = run_cli(["report", "--results", results, "--out", tmp_path / "r", "-q"],
                              capsys)
     assert code == 0  # a report that says everything failed is still a report
-    assert "Failed cells" in (tmp_path / "r" / "report.md").read_text()
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "Failed cells" in md and "Figures not drawn" in md
 
 
-def test_many_machines(tmp_path, capsys):
-    results = _copy_fixture(tmp_path, _variance_only)
-    src = next(p.parent for p in results.glob("*/machine.json"))
-    twin = results / "twin"
-    shutil.copytree(src, twin)
-    for path in twin.glob("*.json"):
-        data = json.loads(path.read_text())
-        if path.name == "machine.json":
-            data["machine"] = "twin"
-        else:
-            data["params"]["machine"] = "twin"
-        path.write_text(json.dumps(data))
+def test_a_cell_that_is_not_a_number_is_failed_and_said(tmp_path):
+    results = _copy_fixture(tmp_path, _variance_only, machines=[MAIN])
+    path = sorted(results.glob(f"{MAIN}/*-*.json"))[0]
+    data = json.loads(path.read_text())
+    name = next(iter(data["results"]))
+    cells = data["results"][name][0]
+    i = next(i for i, v in enumerate(cells) if _status(v) == "ok")
+    cells[i] = [1, 2]  # asv stores what a track returns; a list is no result
+    path.write_text(json.dumps(data))
+    loaded = load_results(results)
+    assert any(name in w and "other than a number" in w for w in loaded.warnings)
+    before = load_results(_copy_fixture(tmp_path / "b", _variance_only, machines=[MAIN])).frame
+    assert (loaded.frame["status"] == "failed").sum() == (before["status"] == "failed").sum() + 1
+
+
+def test_partial_results_still_give_a_report(tmp_path, capsys):
+    """Only alignment results, of one machine: the gradient parts say why they are absent."""
+    results = _copy_fixture(tmp_path, lambda n: n.startswith("bench_alignment."),
+                            machines=[MAIN])
     code, out, err = run_cli(["report", "--results", results, "--out", tmp_path / "r", "-q"],
                              capsys)
     assert code == 0
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "variance vs samples: no gradient benchmark results" in md
+    assert (tmp_path / "r" / "figures" / "training_curves.png").is_file()
+
+
+def test_a_gpu_machine_gets_its_own_figures(tmp_path):
+    """The fixture ran on CPUs only; here its skipped cuda timings get numbers and a
+    CudaMemory benchmark is added, as a GPU machine would record them."""
+    results = _copy_fixture(tmp_path, lambda n: "CostBernoulli.time_estimate" in n
+                            or "QualityBernoulli.track_variance" in n, machines=[MAIN])
+    bench = json.loads((results / "benchmarks.json").read_text())
+    cost = "bench_gradients.CostBernoulli.time_estimate"
+    name = "bench_gradients.CudaMemoryBernoulli.track_cuda_peakmem"
+    params = [p if i < 3 else ["'cuda'"] for i, p in enumerate(bench[cost]["params"])]
+    bench[name] = {"name": name, "param_names": bench[cost]["param_names"], "params": params,
+                   "type": "track", "unit": "bytes"}
+    (results / "benchmarks.json").write_text(json.dumps(bench))
+    expected = {}
+    for path in results.glob(f"{MAIN}/*-*.json"):
+        data = json.loads(path.read_text())
+        row = data["results"][cost]
+        combos = list(itertools.product(*row[1]))
+        row[0] = [v if ast.literal_eval(c[3]) == "cpu" else (0.5 * row[0][i - 1]
+                  if isinstance(row[0][i - 1], float) and row[0][i - 1] == row[0][i - 1]
+                  else v) for i, (c, v) in enumerate(zip(combos, row[0]))]
+        cuda = [(c, 1000.0 * (j + 1)) for j, c in enumerate(itertools.product(*params))]
+        data["results"][name] = [[v for _, v in cuda], params]
+        expected[data["commit_hash"]] = {ast.literal_eval(c[1]): v for c, v in cuda
+                                         if ast.literal_eval(c[2]) == 16}
+        path.write_text(json.dumps(data))
     frame = load_results(results).frame
-    assert set(frame["machine"]) == {src.name, "twin"}
-    figures = {p.stem for p in (tmp_path / "r" / "figures").glob("*.png")}
-    assert {f"variance_vs_samples-{src.name}", "variance_vs_samples-twin"} <= figures
+    assert set(frame.loc[frame["status"] == "ok", "device"]) == {"cpu", "cuda"}
+    best = tables.best_estimators(frame)
+    cuda = best[(best["measure"] == "cuda_peakmem") & (best["device"] == "cuda")]
+    assert len(cuda) == 1 and cuda.iloc[0]["num_samples"] == 16
+    latest_commit = figures.latest_commit(frame)["commit"].iloc[0]
+    mem = {e: v for e, v in expected[latest_commit].items() if e != "exact"}  # variance 0
+    assert cuda.iloc[0]["best"] == min(mem, key=mem.get)
+    assert set(best.loc[best["measure"] == "time_estimate", "device"]) == {"cpu", "cuda"}
+    styles = render._styles(frame)
+    built, _ = figures.build_figures(frame, styles, {})
+    try:
+        assert {"time_vs_samples_cpu", "time_vs_samples_cuda"} <= {f.name for f in built}
+    finally:
+        for f in built:
+            plt.close(f.fig)
 
 
 # -- command line --------------------------------------------------------------------------------
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_tidy_export_round_trips(tmp_path, capsys, suffix):
-    results = _copy_fixture(tmp_path, _variance_only)
+    results = _copy_fixture(tmp_path, _variance_only, machines=[MAIN])
     tidy = tmp_path / f"tidy{suffix}"
     code, out, err = run_cli(["report", "--results", results, "--out", tmp_path / "r", "-q",
                               "--format", "png", "--tidy", tidy], capsys)
@@ -353,22 +653,31 @@ def test_tidy_export_round_trips(tmp_path, capsys, suffix):
     pd.testing.assert_frame_equal(back, frame, check_dtype=(suffix == ".parquet"))
 
 
-def test_bad_format_is_a_usage_error(tmp_path, capsys):
+def test_bad_format_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["report", "--results", str(FIXTURE), "--format", "gif"])
     assert exc.value.code == 2
     assert "png, svg, pdf" in capsys.readouterr().err
 
 
-def test_list_prints_every_registry(capsys):
+def test_list_prints_every_registry_with_its_info(capsys):
     code, out, err = run_cli(["list"], capsys)
     assert code == 0 and "Traceback" not in err
     import estimators
+    from suite.registries import TASKS, TRAINING_TASKS
 
-    for title in ("Estimators", "Losses", "Metrics", "Tasks", "Training tasks"):
+    for title in ("Estimators", "Losses", "Metrics", "Gradient tasks", "Training tasks"):
         assert f"\n{title} (" in "\n" + out
     for name in estimators.available():
-        assert f"  {name}" in out
+        info = estimators.info(name).info
+        assert f"  {name} — {info['description']}" in out
+        assert f"kind: {info['kind']}; unbiased: {info['unbiased']}" in out
+    for name in list(TASKS) + list(TRAINING_TASKS):
+        assert f"  {name} — " in out
+    for name in TRAINING_TASKS:
+        task = TRAINING_TASKS[name].factory
+        assert f"metric: {task.metric}" in out and f"higher_is_better: {task.higher_is_better}" \
+            in out
 
 
 def test_python_dash_m_reports(tmp_path):
@@ -379,26 +688,16 @@ def test_python_dash_m_reports(tmp_path):
     assert proc.stderr.startswith("estibench: nothing to report: no results folder")
 
 
-def test_palette_is_keyed_by_name():
-    from reports.figures import palette
-
-    a = palette(["score_function", "gumbel_softmax", "exact"])
-    b = palette(["score_function", "reparam"])
-    assert a["score_function"] == b["score_function"]
-    many = palette([f"est{i}" for i in range(10)])
-    assert len(set(many.values())) == 10
-
-
 def test_list_survives_a_broken_task_module(capsys, monkeypatch):
-    real = cli.importlib.import_module
+    real = measures.importlib.import_module
 
     def broken(name, *args, **kwargs):
         if name == "suite.tasks":
             raise RuntimeError("boom")
         return real(name, *args, **kwargs)
 
-    monkeypatch.setattr(cli.importlib, "import_module", broken)
+    monkeypatch.setattr(measures.importlib, "import_module", broken)
     code, out, err = run_cli(["list"], capsys)
     assert code == 0
-    assert "Estimators (" in out and "Tasks (" in out
+    assert "Estimators (" in out and "Gradient tasks (" in out
     assert "could not import suite.tasks: RuntimeError: boom" in err and "Traceback" not in err

@@ -1,0 +1,135 @@
+"""The one look of every estibench figure: fonts, sizes, and one colour and marker per name.
+
+Sizes are for a two-column paper: :data:`COLUMN_WIDTH` for one or two panels, :data:`TEXT_WIDTH`
+(a ``figure*``) for more; fonts 7-8 pt at that size, so a figure is printed at 100 % and never
+shrunk. Colours are seaborn's colour-blind-safe palette; each estimator or method keeps one
+colour and one marker in every figure of a report, and names shown together never share either.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Dict, Iterable, Iterator, List, Sequence, Tuple
+
+import matplotlib
+
+matplotlib.use("Agg")  # reports are files; never open a window
+import seaborn as sns  # noqa: E402
+from matplotlib.textpath import TextPath  # noqa: E402
+
+__all__ = ["COLUMN_WIDTH", "TEXT_WIDTH", "style", "Styles", "pretty"]
+
+COLUMN_WIDTH = 3.3  # inches: one column of a two-column paper
+TEXT_WIDTH = 7.0  # inches: the full text width (figure*)
+
+_RC = {
+    "font.size": 7.5, "axes.titlesize": 7.5, "axes.labelsize": 7.5, "xtick.labelsize": 6.5,
+    "ytick.labelsize": 6.5, "legend.fontsize": 6.5, "legend.title_fontsize": 7,
+    "lines.linewidth": 1.1, "lines.markersize": 3.5, "axes.linewidth": 0.6,
+    "xtick.major.width": 0.6, "ytick.major.width": 0.6, "xtick.minor.width": 0.4,
+    "ytick.minor.width": 0.4, "xtick.major.size": 2.5, "ytick.major.size": 2.5,
+    "xtick.minor.size": 1.5, "ytick.minor.size": 1.5, "savefig.dpi": 300,
+    # every figure uses constrained layout, which already fits labels and legends inside the
+    # figure: a "tight" bounding box would only cost a second draw per file
+    "savefig.bbox": "standard", "figure.constrained_layout.h_pad": 0.03,
+    "figure.constrained_layout.w_pad": 0.03, "svg.fonttype": "none",
+    "pdf.fonttype": 42, "axes.titlepad": 3.0, "axes.labelpad": 2.0, "legend.handlelength": 1.6,
+    "legend.frameon": False, "axes.grid": True, "grid.linewidth": 0.35, "grid.color": "0.88",
+}
+
+
+@contextlib.contextmanager
+def style() -> Iterator[None]:
+    """seaborn's 'paper' ticks theme with 7-7.5 pt fonts, inside the block only (importing this
+    module changes nothing globally)."""
+    with matplotlib.rc_context():
+        sns.set_theme(context="paper", style="ticks", rc=_RC)
+        yield
+
+
+# seaborn's 10 colour-blind-safe colours, the pale pink and yellow (hard to see on white) last,
+# then their dark variants when ten names are shown together
+_CB = sns.color_palette("colorblind", 10)
+_COLOURS = [_CB[i] for i in (0, 1, 2, 3, 4, 5, 9, 7, 6, 8)] + sns.color_palette("dark", 10)
+_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "*", "h", "p"]
+
+
+def _assign(order: List[str], neighbours: Dict[str, set], slots: int,
+            avoid: Dict[str, set] | None = None) -> Dict[str, int]:
+    """Greedy colouring: each name takes the first slot that no neighbour (a name shown with
+    it) holds, so every figure starts from the most distinct colours; ``avoid`` adds slots to
+    keep clear of where possible."""
+    taken: Dict[str, int] = {}
+    for name in order:
+        blocked = {taken[n] for n in neighbours[name] if n in taken}
+        soft = {taken[n] for n in (avoid or {}).get(name, ()) if n in taken}
+        free = [s for s in range(slots) if s not in blocked] or list(range(slots))
+        taken[name] = ([s for s in free if s not in soft] or free)[0]
+    return taken
+
+
+class Styles:
+    """One colour and marker per name (estimator or method), for every figure of a report.
+
+    ``groups`` are the sets of names that appear together (all estimators; each training task's
+    methods): names in a group never share a colour or a marker. A name in two groups (an
+    estimator that is also a training method) keeps one colour. Beyond ten names seen together
+    the dark variants of the palette are used.
+    """
+
+    def __init__(self, groups: Iterable[Iterable[str]]):
+        groups = [list(dict.fromkeys(str(n) for n in g)) for g in groups]
+        order = list(dict.fromkeys(n for g in groups for n in g))
+        neighbours: Dict[str, set] = {n: set() for n in order}
+        for g in groups:
+            for n in g:
+                neighbours[n].update(m for m in g if m != n)
+        width = max((len(g) for g in groups), default=1)
+        colour_slots = 10 if width <= 10 else len(_COLOURS)
+        self._colour = _assign(order, neighbours, colour_slots)
+        same_colour = {n: {m for m in order if m != n and self._colour[m] == self._colour[n]}
+                       for n in order}
+        self._marker = _assign(order, neighbours, len(_MARKERS), avoid=same_colour)
+
+    def colour(self, name: str) -> Tuple[float, float, float]:
+        return _COLOURS[self._colour.get(str(name), 0) % len(_COLOURS)]
+
+    def marker(self, name: str) -> str:
+        return _MARKERS[self._marker.get(str(name), 0) % len(_MARKERS)]
+
+    def colours(self, names: Iterable[str]) -> Dict[str, Tuple[float, float, float]]:
+        return {str(n): self.colour(n) for n in names}
+
+    def markers(self, names: Iterable[str]) -> Dict[str, str]:
+        return {str(n): self.marker(n) for n in names}
+
+    def __contains__(self, name: object) -> bool:
+        return str(name) in self._colour
+
+
+def pretty(name: str) -> str:
+    """An estimator spec for a legend: ``score_function:baseline=loo`` -> ``score_function
+    (loo)`` (a word value speaks for itself), ``gumbel_softmax:temperature=0.5`` ->
+    ``gumbel_softmax (temperature=0.5)``."""
+    base, _, options = str(name).partition(":")
+    if not options:
+        return base
+    parts = []
+    for option in options.split(","):
+        key, _, value = option.partition("=")
+        parts.append(value if value.isidentifier() else option)
+    return f"{base} ({', '.join(parts)})"
+
+
+def _text_width(text: str, points: float) -> float:
+    """Inches that ``text`` takes at ``points`` in the default font."""
+    return TextPath((0, 0), text, size=points).get_extents().width / 72.0
+
+
+def legend_columns(labels: Sequence[str], width: float, points: float = 6.5) -> int:
+    """How many legend entries fit side by side in ``width`` inches (entry: handle 1.6 em,
+    pad 0.8 em, the longest label, column spacing 1.2 em)."""
+    if not labels:
+        return 1
+    em = points / 72.0
+    entry = max(_text_width(label, points) for label in labels) + 3.6 * em
+    return max(1, min(len(labels), int((width - 0.1) // entry)))
