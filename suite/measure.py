@@ -40,7 +40,7 @@ __all__ = ["statistics", "rows_per_estimate", "replicate_estimates", "seconds_pe
            "measure_cell", "warmed_up", "is_stateful", "QUALITY_MEASURES"]
 
 NOISE_FLOOR = 1e-5  # relative noise below which replicates differ by rounding only
-WARMUP_CALLS = 10  # calls a stateful estimator gets before it is measured
+WARMUP_CALLS = 5  # calls a stateful estimator gets before it is measured
 QUALITY_MEASURES = ("variance", "bias", "mse", "cosine_of_mean", "cosine", "snr",
                     "work_normalised_variance")
 

@@ -291,7 +291,7 @@ class _DigitsVAE(GradientTask):
     """
 
     replicates = 1000
-    min_replicates = 16
+    min_replicates = 8
     row_budget = 2 ** 12
     batch = 16
 
