@@ -8,14 +8,15 @@ that support the family, so the grid holds few combinations that can only be ski
 
 * ``Quality<Family>``: ``track_<measure>`` and ``track_<measure>_se`` for variance, bias, mse,
   cosine_of_mean, cosine, work_normalised_variance, plus ``track_replicates`` (R). See
-  :mod:`suite.measure` for the definitions. Devices: the CPU, and CUDA when present (each cell
-  needs 13 tracks; a cell that can only be skipped still costs an asv process).
+  :mod:`suite.measure` for the definitions.
 * ``SNR<Family>``: ``track_snr`` and ``track_snr_se``; deterministic estimators (variance 0,
   e.g. ``exact``) are skipped there: their SNR is undefined.
 * ``Cost<Family>``: ``time_estimate`` (one estimate plus its backward) and ``peakmem_estimate``
-  (process RSS) over devices cpu and cuda (cuda cells skipped where no GPU is present);
-  ``CudaMemory<Family>.track_cuda_peakmem`` (bytes allocated on the GPU at peak), generated only
-  where a GPU is present.
+  (process RSS); ``CudaMemory<Family>.track_cuda_peakmem`` (bytes allocated on the GPU at peak)
+  where CUDA is in the grid.
+
+Devices: the CPU, and CUDA where a GPU is present (:func:`devices`; ``ESTIBENCH_DEVICES=cpu,cuda``
+lists CUDA cells on a machine without a GPU, where they are skipped cleanly).
 
 All quality numbers are computed once per asv run in ``setup_cache`` (one vectorised call of R
 replicates per cell, R stated by ``track_replicates``); the tracks read them. A combination the
@@ -25,7 +26,7 @@ is recorded with its error and fails on its own, and the rest of the run complet
 
 Environment variables narrow the grid for a focused study: ``ESTIBENCH_TASKS`` and
 ``ESTIBENCH_ESTIMATORS`` (comma-separated names or estimator specs), ``ESTIBENCH_NUM_SAMPLES``
-(comma-separated ints).
+(comma-separated ints), ``ESTIBENCH_DEVICES``.
 
 No torch work happens at import (asv's forkserver would hang): tasks are built in setup_cache.
 """
@@ -40,7 +41,6 @@ from suite import tasks as _tasks
 from suite.registries import TASKS
 
 NUM_SAMPLES = [1, 4, 16, 64]
-COST_DEVICES = ["cpu", "cuda"]
 SEED = 0
 QUALITY = ("variance", "bias", "mse", "cosine_of_mean", "cosine", "work_normalised_variance")
 UNITS = {"variance": "grad^2", "mse": "grad^2", "work_normalised_variance": "grad^2*s",
@@ -72,12 +72,29 @@ def num_samples() -> List[int]:
     return [int(k) for k in _env_list("ESTIBENCH_NUM_SAMPLES", [str(k) for k in NUM_SAMPLES])]
 
 
-def quality_devices() -> List[str]:
-    """The CPU, plus CUDA when a GPU is present. Asked through NVML so that the forkserver's
-    parent does not initialise CUDA (forked children could not use it then)."""
+def devices() -> List[str]:
+    """The devices in the grid: ``ESTIBENCH_DEVICES`` (comma-separated, e.g. ``cpu,cuda``) or by
+    default the CPU plus CUDA when a GPU is present (asked through NVML, so the forkserver's
+    parent does not initialise CUDA: forked children could not use it then).
+
+    By default absent devices are left out rather than listed and skipped: every cell costs asv
+    a process (~25 ms), and a CPU-only machine would pay that for ~2,000 CUDA cells that can only
+    say n/a. ``ESTIBENCH_DEVICES=cpu,cuda`` lists them anyway; there they skip cleanly."""
     os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     import torch
-    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    default = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    chosen = _env_list("ESTIBENCH_DEVICES", default)
+    unknown = [d for d in chosen if d not in ("cpu", "cuda")]
+    if unknown:
+        raise ValueError(f"ESTIBENCH_DEVICES: unknown device(s) {unknown}; expected cpu and/or "
+                         f"cuda")
+    return chosen
+
+
+def cuda_available() -> bool:
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    import torch
+    return torch.cuda.is_available()
 
 
 def families() -> Dict[str, Tuple[List[str], List[str]]]:
@@ -127,7 +144,7 @@ def compute_grid() -> dict:
     for family, (task_list, specs) in families().items():
         for task_name in task_list:
             keys = [(spec, k, device) for spec in specs for k in num_samples()
-                    for device in quality_devices()]
+                    for device in devices()]
             try:
                 task, problem = _build(task_name)
             except Exception as exc:  # noqa: BLE001 - a broken task fails its own cells
@@ -142,6 +159,8 @@ def compute_grid() -> dict:
 
 
 def _cell(task, problem, spec, k, device, measure_cell) -> dict:
+    if device == "cuda" and not cuda_available():
+        return {"status": "skipped", "error": "no CUDA device"}
     try:
         reason = applicable(estimators.get(spec), problem, k)
         if reason:
@@ -244,8 +263,7 @@ class _CostBase(_Grid):
     setup_cache.timeout = 600
 
     def setup(self, cache, task, estimator, num_samples, device):
-        import torch
-        if device == "cuda" and not torch.cuda.is_available():
+        if device == "cuda" and not cuda_available():
             raise NotImplementedError("no CUDA device")
         reason = cache["applies"].get((task, estimator, num_samples), "not in the grid")
         if reason:
@@ -291,10 +309,10 @@ class _CudaMemory(_CostBase):
 def _make_classes() -> None:
     for family, (task_list, specs) in families().items():
         ks = num_samples()
-        quality = [task_list, specs, ks, quality_devices()]
-        cost = [task_list, specs, ks, COST_DEVICES]
-        classes = [("Quality", _Quality, quality), ("SNR", _SNR, quality), ("Cost", _Cost, cost)]
-        if "cuda" in quality_devices():  # GPU memory exists only where a GPU does
+        present = devices()
+        grid = [task_list, specs, ks, present]
+        classes = [("Quality", _Quality, grid), ("SNR", _SNR, grid), ("Cost", _Cost, grid)]
+        if "cuda" in present:  # GPU memory exists only where a GPU does
             classes.append(("CudaMemory", _CudaMemory, [task_list, specs, ks, ["cuda"]]))
         for prefix, base, params in classes:
             name = f"{prefix}{family}"

@@ -291,17 +291,31 @@ def test_a_plugin_estimator_joins_the_benchmark_grid(plugin_site, run_python):
 @pytest.mark.skipif(shutil.which("asv") is None and not (Path(sys.executable).parent / "asv")
                     .exists(), reason="asv is a dependency; not installed here")
 def test_the_suite_runs_under_asv(tmp_path):
-    """A small grid through real asv (forkserver, setup_cache, skips): no cell fails."""
+    """A small grid through real asv (forkserver, setup_cache, skips): no cell fails, and CUDA
+    cells, listed on purpose, skip cleanly where there is no GPU."""
     asv = shutil.which("asv") or str(Path(sys.executable).parent / "asv")
     env = dict(os.environ, ESTIBENCH_TASKS="bernoulli_t045", ESTIBENCH_NUM_SAMPLES="4",
                ESTIBENCH_ESTIMATORS="score_function:baseline=loo,exact",
-               OMP_NUM_THREADS="1", HOME=str(tmp_path))
+               ESTIBENCH_DEVICES="cpu,cuda", OMP_NUM_THREADS="1", HOME=str(tmp_path))
     subprocess.run([asv, "machine", "--yes", "--machine", "test"], cwd=ROOT, env=env,
                    check=True, capture_output=True, text=True)
     out = subprocess.run([asv, "run", "--python=same", "--quick", "--dry-run", "--machine",
-                          "test", "--bench", "QualityBernoulli|SNRBernoulli|CostBernoulli",
+                          "test", "--bench",
+                          "QualityBernoulli|SNRBernoulli|CostBernoulli|CudaMemoryBernoulli",
                           "--show-stderr"], cwd=ROOT, env=env, capture_output=True, text=True)
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-3000:]
     assert "failed" not in log, log[-3000:]
     assert "QualityBernoulli.track_variance" in log and "n/a" in log  # exact's SNR is skipped
+    if not torch.cuda.is_available():
+        assert "no CUDA device" in log and "CudaMemoryBernoulli.track_cuda_peakmem" in log
+
+
+def test_devices_default_to_what_is_present_and_can_be_forced(monkeypatch):
+    monkeypatch.delenv("ESTIBENCH_DEVICES", raising=False)
+    assert bench_gradients.devices() == ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    monkeypatch.setenv("ESTIBENCH_DEVICES", "cpu,cuda")
+    assert bench_gradients.devices() == ["cpu", "cuda"]
+    monkeypatch.setenv("ESTIBENCH_DEVICES", "cpu,tpu")
+    with pytest.raises(ValueError, match="unknown device"):
+        bench_gradients.devices()
