@@ -89,6 +89,17 @@ class Loss(torch.nn.Module):
                           f"and {inf} infinite value(s) out of {scores.numel()} (a -inf logit is "
                           f"fine only where it does not carry the target); expected finite scores")
 
+    def _checked_binary(self, loss: torch.Tensor, scores: torch.Tensor,
+                        targets: torch.Tensor) -> torch.Tensor:
+        """With validation on: targets in {0, 1} and a finite loss, checked with one host sync."""
+        if validation_enabled():
+            flags = torch.stack([_binary_targets_ok(targets), torch.isfinite(loss)]).tolist()
+            if not flags[0]:
+                raise ValueError(f"{self.describe()}: {_binary_msg(targets)}")
+            if not flags[1]:
+                raise self._non_finite(scores)
+        return loss
+
 
 def _binary_targets_ok(targets: torch.Tensor) -> torch.Tensor:
     if targets.dtype == torch.bool:
@@ -136,13 +147,7 @@ class BinaryCrossEntropy(Loss):
         per_example = F.binary_cross_entropy_with_logits(
             scores, targets.to(scores.dtype), pos_weight=pw, reduction="none").sum(1)
         loss = per_example.mean()
-        if validation_enabled():
-            flags = torch.stack([_binary_targets_ok(targets), torch.isfinite(loss)]).tolist()
-            if not flags[0]:
-                raise ValueError(f"{self.describe()}: {_binary_msg(targets)}")
-            if not flags[1]:
-                raise self._non_finite(scores)
-        return loss
+        return self._checked_binary(loss, scores, targets)
 
 
 @register_loss("softmax_cross_entropy",
@@ -211,13 +216,7 @@ class MultilabelSoftmaxCrossEntropy(Loss):
         scores = self._check_scores(scores, 2, "[N, C] logits")
         targets = self._check_targets(targets, scores, scores.shape, "[N, C] in {0, 1}", False)
         loss = multilabel_softmax_cross_entropy(scores, targets).mean()
-        if validation_enabled():
-            flags = torch.stack([_binary_targets_ok(targets), torch.isfinite(loss)]).tolist()
-            if not flags[0]:
-                raise ValueError(f"{self.describe()}: {_binary_msg(targets)}")
-            if not flags[1]:
-                raise self._non_finite(scores)
-        return loss
+        return self._checked_binary(loss, scores, targets)
 
 
 @register_loss("sequence_cross_entropy",
