@@ -9,7 +9,7 @@ See :mod:`estimators.base` for the contract and :mod:`estimators.registry` for p
 """
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any
 
 from .base import Estimator, set_validation, validation_enabled
 from .registry import Entry, Registry, parse_spec
@@ -32,7 +32,7 @@ def register(name: str, *, kind: str = "gradient", unbiased: bool = False, famil
                                description=description, reference=reference, **info)
 
 
-def available(kind: Optional[str] = None) -> List[str]:
+def available(kind: str | None = None) -> list[str]:
     """Sorted names of registered estimators, optionally only ``kind="gradient"``/``"update"``."""
     if kind not in (None, "gradient", "update"):
         raise ValueError(f"kind must be None, 'gradient' or 'update', got {kind!r}")
@@ -75,9 +75,17 @@ def get_metric(spec: str, **kwargs: Any):
 
 
 # Built-ins register themselves on import; one family per module.
-from . import score_function, reparam, relaxed, straight_through, exact, control_variates  # noqa: E402,F401,E501
-from . import update_search  # noqa: E402,F401
-from . import losses, metrics  # noqa: E402,F401
+from . import (  # noqa: E402,F401,E501  # noqa: E402,F401
+    control_variates,
+    exact,
+    losses,
+    metrics,
+    relaxed,
+    reparam,
+    score_function,
+    straight_through,
+    update_search,  # noqa: E402,F401
+)
 
 __all__ = ["ESTIMATORS", "LOSSES", "METRICS", "register_loss", "register_metric", "get_loss",
            "get_metric", "Estimator", "Entry", "Registry", "available", "get", "info",

@@ -17,7 +17,7 @@ Every gradient estimator is called the same way::
 from __future__ import annotations
 
 import numbers
-from typing import Callable, Tuple, Type
+from collections.abc import Callable
 
 import torch
 from torch import distributions as D
@@ -25,8 +25,8 @@ from torch import distributions as D
 __all__ = ["Estimator", "unwrap", "family_name", "validation_enabled", "set_validation",
            "DISCRETE", "CONTINUOUS", "ALL_FAMILIES"]
 
-DISCRETE: Tuple[Type[D.Distribution], ...] = (D.Bernoulli, D.OneHotCategorical, D.Categorical)
-CONTINUOUS: Tuple[Type[D.Distribution], ...] = (D.Normal,)
+DISCRETE: tuple[type[D.Distribution], ...] = (D.Bernoulli, D.OneHotCategorical, D.Categorical)
+CONTINUOUS: tuple[type[D.Distribution], ...] = (D.Normal,)
 ALL_FAMILIES = DISCRETE + CONTINUOUS
 
 _VALIDATE = True
@@ -43,7 +43,7 @@ def validation_enabled() -> bool:
     return _VALIDATE
 
 
-def unwrap(dist: D.Distribution) -> Tuple[D.Distribution, int]:
+def unwrap(dist: D.Distribution) -> tuple[D.Distribution, int]:
     """``Independent(Independent(base, a), b)`` -> ``(base, a + b)``."""
     ndims = 0
     while isinstance(dist, D.Independent):
@@ -70,7 +70,7 @@ class Estimator(torch.nn.Module):
     name: str = "estimator"
     kind: str = "gradient"
     unbiased: bool = False
-    families: Tuple[Type[D.Distribution], ...] = ()
+    families: tuple[type[D.Distribution], ...] = ()
     needs_rsample: bool = False
 
     def supports(self, dist: object) -> bool:

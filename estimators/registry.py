@@ -12,8 +12,9 @@ import ast
 import difflib
 import importlib.metadata
 import warnings
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any
 
 __all__ = ["Entry", "Registry", "UnknownNameError", "parse_spec"]
 
@@ -48,13 +49,13 @@ def _literal(text: str) -> Any:
         return text  # bare words such as loo or moving_average
 
 
-def parse_spec(spec: str) -> Tuple[str, Dict[str, Any]]:
+def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """``"score_function:baseline=loo,decay=0.9"`` -> ``("score_function", {...})``."""
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"expected a non-empty name such as 'score_function' or "
                          f"'score_function:baseline=loo', got {spec!r}")
     name, _, rest = spec.partition(":")
-    kwargs: Dict[str, Any] = {}
+    kwargs: dict[str, Any] = {}
     for part in filter(None, (p.strip() for p in rest.split(","))):
         key, eq, value = part.partition("=")
         if not eq or not key.strip():
@@ -67,12 +68,12 @@ def parse_spec(spec: str) -> Tuple[str, Dict[str, Any]]:
 class Registry(Mapping[str, Entry]):
     """A mapping from names to :class:`Entry`; refuses duplicates, suggests close names."""
 
-    def __init__(self, what: str, group: Optional[str] = None):
+    def __init__(self, what: str, group: str | None = None):
         self.what = what  # "estimator", "loss", "metric": used in messages
         self.group = group  # entry-point group for plugins
-        self._entries: Dict[str, Entry] = {}
+        self._entries: dict[str, Entry] = {}
         self._plugins_loaded = False
-        self.plugin_errors: Dict[str, str] = {}
+        self.plugin_errors: dict[str, str] = {}
 
     # -- registering -----------------------------------------------------------------------
     def register(self, name: str, **info: Any) -> Callable[[Callable], Callable]:
@@ -145,7 +146,7 @@ class Registry(Mapping[str, Entry]):
         hint = f"; did you mean {close[0]!r}?" if close else ""
         return f"unknown {self.what} {name!r}{hint} Available: {', '.join(names) or '(none)'}"
 
-    def available(self, **filters: Any) -> List[str]:
+    def available(self, **filters: Any) -> list[str]:
         """Sorted names, optionally filtered on info, e.g. ``available(kind="gradient")``."""
         self.load_plugins()
         out = []

@@ -35,7 +35,7 @@ def logistic_noise(shape, like: torch.Tensor) -> torch.Tensor:
     return torch.log(u) - torch.log1p(-u)
 
 
-def gumbel_max_sample(logits: torch.Tensor, sample_shape=torch.Size()) -> torch.Tensor:
+def gumbel_max_sample(logits: torch.Tensor, sample_shape=()) -> torch.Tensor:
     """Category indices ``argmax(logits + g)``: exact samples of ``Categorical(logits=logits)``."""
     shape = torch.Size(sample_shape) + logits.shape
     return (logits + gumbel_noise(shape, logits)).argmax(-1)

@@ -22,8 +22,8 @@ parameters without a gradient, return the total norm before clipping, and make n
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from functools import partial
-from typing import Callable, Dict, Iterable, List
 
 import torch
 
@@ -31,7 +31,7 @@ __all__ = ["global_norm", "clip_hard", "clip_smooth", "CLIPPING", "clipping",
            "hard_factor", "smooth_factor"]
 
 
-def _grads(params: Iterable[torch.Tensor]) -> List[torch.Tensor]:
+def _grads(params: Iterable[torch.Tensor]) -> list[torch.Tensor]:
     if isinstance(params, torch.Tensor):
         params = [params]
     return [p.grad for p in params if p.grad is not None]
@@ -48,7 +48,7 @@ def _gamma(gamma, rule: str) -> float:
     return value
 
 
-def _norm(grads: List[torch.Tensor]) -> torch.Tensor:
+def _norm(grads: list[torch.Tensor]) -> torch.Tensor:
     if not grads:
         return torch.zeros(())
     device, dtype = grads[0].device, grads[0].dtype
@@ -98,7 +98,7 @@ def clip_smooth(params: Iterable[torch.Tensor], gamma: float) -> torch.Tensor:
 
 
 #: rule name -> in-place transform ``(params, gamma) -> norm before clipping``
-CLIPPING: Dict[str, Callable[..., torch.Tensor]] = {"hard": clip_hard, "smooth": clip_smooth}
+CLIPPING: dict[str, Callable[..., torch.Tensor]] = {"hard": clip_hard, "smooth": clip_smooth}
 
 
 def clipping(rule: str, gamma: float) -> Callable[[Iterable[torch.Tensor]], torch.Tensor]:

@@ -31,7 +31,7 @@ candidates and D parameters.
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 
@@ -42,7 +42,7 @@ __all__ = ["UpdateEstimator", "MGS", "EvolutionStrategies", "mixture_log_density
 
 
 # -- pure pieces (tested on their own) ---------------------------------------------------------
-def mixture_log_density(deltas: torch.Tensor, mean: Optional[torch.Tensor], sigma: float,
+def mixture_log_density(deltas: torch.Tensor, mean: torch.Tensor | None, sigma: float,
                         fraction: float) -> torch.Tensor:
     """log q(Δ_k) for ``q = (1 - m) N(0, σ²I) + m N(mean, σ²I)``, rows of ``deltas`` [K, D].
 
@@ -63,7 +63,7 @@ def mixture_log_density(deltas: torch.Tensor, mean: Optional[torch.Tensor], sigm
 
 
 def mgs_log_weights(losses: torch.Tensor, alpha: float,
-                    log_q: Optional[torch.Tensor] = None) -> torch.Tensor:
+                    log_q: torch.Tensor | None = None) -> torch.Tensor:
     """Normalised log weights ``log softmax(-l_k/α - log q_k)``; a non-finite loss gets -inf.
 
     ``l(θ)`` cancels in the normalisation, so it is never evaluated. The best finite loss is
@@ -122,7 +122,7 @@ class UpdateEstimator(torch.nn.Module):
         return self.describe()
 
     # -- checks ------------------------------------------------------------------------------
-    def _params(self, params: Iterable[torch.Tensor]) -> List[torch.Tensor]:
+    def _params(self, params: Iterable[torch.Tensor]) -> list[torch.Tensor]:
         if isinstance(params, torch.Tensor):
             params = [params]
         params = list(params)
@@ -142,8 +142,8 @@ class UpdateEstimator(torch.nn.Module):
                                  f"params[{i}] is {p.dtype} on {p.device}")
         return params
 
-    def _guide(self, guide: Optional[Sequence[torch.Tensor]],
-               params: List[torch.Tensor]) -> Optional[torch.Tensor]:
+    def _guide(self, guide: Sequence[torch.Tensor] | None,
+               params: list[torch.Tensor]) -> torch.Tensor | None:
         """Check the guide's shapes and flatten it (None stays None)."""
         if guide is None:
             return None
@@ -166,18 +166,18 @@ class UpdateEstimator(torch.nn.Module):
         return torch.cat([g.detach().reshape(-1).to(p0.device, p0.dtype) for g in guide])
 
     @staticmethod
-    def _flat(params: List[torch.Tensor]) -> torch.Tensor:
+    def _flat(params: list[torch.Tensor]) -> torch.Tensor:
         return torch.cat([p.detach().reshape(-1) for p in params])  # a copy, not a view
 
     @staticmethod
-    def _assign(params: List[torch.Tensor], vector: torch.Tensor) -> None:
+    def _assign(params: list[torch.Tensor], vector: torch.Tensor) -> None:
         offset = 0
         for p in params:
             n = p.numel()
             p.copy_(vector[offset:offset + n].view_as(p))
             offset += n
 
-    def _evaluate(self, task_loss: Callable[[], torch.Tensor], params: List[torch.Tensor],
+    def _evaluate(self, task_loss: Callable[[], torch.Tensor], params: list[torch.Tensor],
                   theta0: torch.Tensor, deltas: torch.Tensor, signs=(1.0,)) -> torch.Tensor:
         """Task losses at ``θ0 + s·Δ_k`` for every row k and sign s: float64 ``[len(signs), K]``.
 
@@ -206,7 +206,7 @@ class UpdateEstimator(torch.nn.Module):
         return out
 
     @staticmethod
-    def _write_grad(params: List[torch.Tensor], direction: torch.Tensor) -> None:
+    def _write_grad(params: list[torch.Tensor], direction: torch.Tensor) -> None:
         """Set each ``p.grad`` to its slice of ``direction`` (the descent pseudo-gradient)."""
         offset = 0
         for p in params:
@@ -285,7 +285,7 @@ class MGS(UpdateEstimator):
         return min(self.num_candidates, int(math.floor(self.mixture * self.num_candidates + 0.5)))
 
     def forward(self, params: Iterable[torch.Tensor], task_loss: Callable[[], torch.Tensor],
-                guide: Optional[Sequence[torch.Tensor]] = None) -> Dict[str, object]:
+                guide: Sequence[torch.Tensor] | None = None) -> dict[str, object]:
         params = self._params(params)
         flat_guide = self._guide(guide, params)
         theta0 = self._flat(params)
@@ -332,7 +332,7 @@ class EvolutionStrategies(UpdateEstimator):
         self.sigma = _positive("sigma", "evolution_strategies", sigma)
 
     def forward(self, params: Iterable[torch.Tensor], task_loss: Callable[[], torch.Tensor],
-                guide: Optional[Sequence[torch.Tensor]] = None) -> Dict[str, object]:
+                guide: Sequence[torch.Tensor] | None = None) -> dict[str, object]:
         params = self._params(params)
         self._guide(guide, params)
         theta0 = self._flat(params)

@@ -9,8 +9,9 @@ import argparse
 import sys
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any
 
 from .measures import import_registering_modules
 
@@ -36,7 +37,7 @@ def _progress(quiet: bool) -> Callable[[str], None]:
     return say
 
 
-def _formats(text: str) -> List[str]:
+def _formats(text: str) -> list[str]:
     chosen = [f.strip().lower().lstrip(".") for f in text.split(",") if f.strip()]
     bad = [f for f in chosen if f not in FORMATS]
     if bad or not chosen:
@@ -128,7 +129,7 @@ def _info_text(info: Any) -> str:
     return "; ".join(parts)
 
 
-def _training_task_attributes(entry: Any) -> Dict[str, Any]:
+def _training_task_attributes(entry: Any) -> dict[str, Any]:
     """A training task's metric, direction and methods, read from its class (not built)."""
     factory = entry.factory
     if not isinstance(factory, type):
@@ -138,8 +139,8 @@ def _training_task_attributes(entry: Any) -> Dict[str, Any]:
             if getattr(factory, k, None) not in (None, "", ())}
 
 
-def _section(title: str, registry: Any, out: List[str],
-             extra: Callable[[Any], Dict[str, Any]] = lambda entry: {}) -> None:
+def _section(title: str, registry: Any, out: list[str],
+             extra: Callable[[Any], dict[str, Any]] = lambda entry: {}) -> None:
     try:
         names = list(registry)
     except Exception as exc:  # noqa: BLE001
@@ -175,7 +176,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         except Exception as exc:  # noqa: BLE001
             TASKS = TRAINING_TASKS = None
             problems.append(f"suite.registries: {type(exc).__name__}: {exc}")
-        out: List[str] = []
+        out: list[str] = []
         _section("Estimators", estimators.ESTIMATORS, out)
         _section("Losses", estimators.LOSSES, out)
         _section("Metrics", estimators.METRICS, out)
@@ -188,7 +189,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

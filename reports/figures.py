@@ -11,9 +11,9 @@ import io
 import math
 import re
 import textwrap
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import matplotlib
 
@@ -22,8 +22,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import (FixedLocator, Formatter, FuncFormatter,  # noqa: E402
-                               LogLocator, NullFormatter, NullLocator)
+from matplotlib.ticker import (  # noqa: E402
+    FixedLocator,
+    Formatter,
+    FuncFormatter,
+    LogLocator,
+    NullFormatter,
+    NullLocator,
+)
 
 from . import measures as M  # noqa: E402
 from .load import CI_LEVEL, CI_Z  # noqa: E402
@@ -47,10 +53,10 @@ class Figure:
     title: str
     caption: str
     fig: matplotlib.figure.Figure
-    files: Dict[str, Path] = field(default_factory=dict)  # format -> saved file
+    files: dict[str, Path] = field(default_factory=dict)  # format -> saved file
 
 
-def save(figure: Figure, folder: Path, formats: Sequence[str]) -> Dict[str, Path]:
+def save(figure: Figure, folder: Path, formats: Sequence[str]) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     with style():  # savefig.* settings apply at save time
         for fmt in formats:
@@ -127,7 +133,7 @@ def training_curves(frame: pd.DataFrame) -> pd.DataFrame:
     return curves.reset_index(drop=True)
 
 
-def run_taus(curves: pd.DataFrame, tasks: Dict[str, M.TaskInfo]) -> pd.DataFrame:
+def run_taus(curves: pd.DataFrame, tasks: dict[str, M.TaskInfo]) -> pd.DataFrame:
     """Kendall τ between −loss and the oriented metric over each run's checkpoints, as
     ``suite.training.kendall_tau`` defines it (+1: a lower loss always came with a better
     metric); NaN where the task's direction is unknown or a series is constant."""
@@ -162,13 +168,13 @@ def _facets(n: int, height: float = PANEL_HEIGHT, legend_rows: int = 1):
     return fig, flat[:n], width, ncols
 
 
-def _handles(styles: Styles, names: Sequence[str]) -> List[Line2D]:
+def _handles(styles: Styles, names: Sequence[str]) -> list[Line2D]:
     return [Line2D([], [], color=styles.colour(n), marker=styles.marker(n), lw=1.1, ms=3.5)
             for n in names]
 
 
 def _legend_below(fig, styles: Styles, names: Sequence[str], title: str, width: float,
-                  extra: Sequence[Tuple[Line2D, str]] = ()) -> None:
+                  extra: Sequence[tuple[Line2D, str]] = ()) -> None:
     handles = _handles(styles, names) + [h for h, _ in extra]
     labels = [pretty(n) for n in names] + [label for _, label in extra]
     fig.legend(handles, labels, title=title, loc="outside lower center",
@@ -238,7 +244,7 @@ def _wrap(text: str, width: int = 24) -> str:
     return "\n".join(lines)
 
 
-def _one_value_per_cell(sub: pd.DataFrame, keys: List[str]) -> pd.DataFrame:
+def _one_value_per_cell(sub: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     # the latest commit holds one value per cell; means guard against a duplicated class
     cols = {c: (c, "mean") for c in ("value", "se", "ci_low", "ci_high") if c in sub.columns}
     return sub.groupby(keys, as_index=False, observed=True).agg(**cols)
@@ -282,8 +288,8 @@ def _ci_words(sub: pd.DataFrame) -> str:
 
 # -- gradient figures ----------------------------------------------------------------------------
 def _vs_samples(cells: pd.DataFrame, measure: str, styles: Styles, name: str, title: str,
-                caption: str, device: Optional[str] = None,
-                reference_slope: Optional[float] = None,
+                caption: str, device: str | None = None,
+                reference_slope: float | None = None,
                 expected_tasks: Sequence[str] = ()) -> Figure:
     sub = cells[cells["measure"] == measure]
     if sub.empty:
@@ -468,7 +474,7 @@ def fig_history(frame_machine: pd.DataFrame, styles: Styles, measure: str = HIST
     return Figure(f"history_{_slug(measure)}", f"History of {measure}", caption, fig)
 
 
-def _commit_order(frame: pd.DataFrame) -> List[str]:
+def _commit_order(frame: pd.DataFrame) -> list[str]:
     """Commits oldest first: by commit date, then by when they were benchmarked."""
     keys = frame.groupby("commit").agg(date=("date", "min"), started=("started_at", "min"))
     return list(keys.sort_values(["date", "started"]).index)
@@ -483,7 +489,7 @@ def _metric_label(info: M.TaskInfo) -> str:
     return _wrap(f"{words}{arrow}", 28)
 
 
-def fig_training(curves: pd.DataFrame, styles: Styles, tasks: Dict[str, M.TaskInfo]):
+def fig_training(curves: pd.DataFrame, styles: Styles, tasks: dict[str, M.TaskInfo]):
     if curves.empty or "metric" not in curves:
         raise Skip("no <Task>Curve results with a metric")
     xs = [x for x in ("step", "seconds") if x in curves and curves[x].notna().any()]
@@ -521,7 +527,7 @@ def fig_training(curves: pd.DataFrame, styles: Styles, tasks: Dict[str, M.TaskIn
     return Figure("training_curves", "Training curves", caption, fig)
 
 
-def fig_loss_metric(curves: pd.DataFrame, styles: Styles, tasks: Dict[str, M.TaskInfo],
+def fig_loss_metric(curves: pd.DataFrame, styles: Styles, tasks: dict[str, M.TaskInfo],
                     taus: pd.DataFrame):
     if curves.empty or not {"loss", "metric"} <= set(curves.columns):
         raise Skip("no <Task>Curve results recording both loss and metric")
@@ -572,10 +578,10 @@ def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(text))
 
 
-def build_figures(frame_machine: pd.DataFrame, styles: Styles, tasks: Dict[str, M.TaskInfo],
+def build_figures(frame_machine: pd.DataFrame, styles: Styles, tasks: dict[str, M.TaskInfo],
                   suffix: str = "", history_measure: str = HISTORY_MEASURE,
                   progress: Callable[[str], None] = lambda msg: None
-                  ) -> Tuple[List[Figure], List[Tuple[str, str]]]:
+                  ) -> tuple[list[Figure], list[tuple[str, str]]]:
     """Every figure that one machine's results allow: (figures, [(figure, why not drawn)])."""
     grad = latest_commit(frame_machine[frame_machine["group"] == "gradient"])
     cells = gradient_cells(grad)
@@ -586,7 +592,7 @@ def build_figures(frame_machine: pd.DataFrame, styles: Styles, tasks: Dict[str, 
     taus = _summary_taus(align)
     if taus.empty:
         taus = run_taus(curves, tasks)
-    builders: List[Tuple[str, Callable[[], Figure]]] = [
+    builders: list[tuple[str, Callable[[], Figure]]] = [
         ("variance vs samples", lambda: fig_variance(cells, styles, **ran)),
         ("work-normalised variance", lambda: fig_work_normalised(cells, styles, **ran)),
         ("bias vs variance", lambda: fig_bias_variance(cells, styles)),

@@ -29,10 +29,11 @@ import itertools
 import json
 import math
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import NormalDist
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any
 
 import pandas as pd
 
@@ -70,10 +71,10 @@ class Loaded:
     """The tidy frame plus what the report needs to say about where it came from."""
 
     frame: pd.DataFrame
-    param_columns: List[str]
-    machines: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # machine.json contents
-    files: List[str] = field(default_factory=list)  # result files read
-    warnings: List[str] = field(default_factory=list)  # files skipped and why
+    param_columns: list[str]
+    machines: dict[str, dict[str, Any]] = field(default_factory=dict)  # machine.json contents
+    files: list[str] = field(default_factory=list)  # result files read
+    warnings: list[str] = field(default_factory=list)  # files skipped and why
 
 
 def measure_of(method: str) -> str:
@@ -117,18 +118,18 @@ def _read_json(path: Path) -> Any:
         return json.load(fh)
 
 
-def _find_benchmarks_json(root: Path) -> Optional[Path]:
+def _find_benchmarks_json(root: Path) -> Path | None:
     for candidate in (root / "benchmarks.json", root.parent / "benchmarks.json"):
         if candidate.is_file():
             return candidate
     return None
 
 
-def _result_files(root: Path) -> List[Path]:
+def _result_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*.json") if p.name not in _SKIP_FILES and p.is_file())
 
 
-def _cells(value: Any, n: int) -> List[Any]:
+def _cells(value: Any, n: int) -> list[Any]:
     """A result-column value as one entry per cell (``None`` for the whole column -> Nones)."""
     if isinstance(value, list) and len(value) == n:
         return value
@@ -166,17 +167,17 @@ class _Bench:
     """One benchmark's entry in one result file, with its cells unrolled."""
 
     name: str
-    param_names: List[str]
-    combos: List[Tuple[str, ...]]
-    results: List[Any]
-    ci_a: List[Any]
-    ci_b: List[Any]
+    param_names: list[str]
+    combos: list[tuple[str, ...]]
+    results: list[Any]
+    ci_a: list[Any]
+    ci_b: list[Any]
     kind: str
-    unit: Optional[str]
+    unit: str | None
     started_at: Any
 
 
-def _unroll(name: str, row: Any, columns: List[str], meta: Dict[str, Any]) -> _Bench:
+def _unroll(name: str, row: Any, columns: list[str], meta: dict[str, Any]) -> _Bench:
     cols = dict(zip(columns, row if isinstance(row, list) else []))
     params = cols.get("params")
     if params is None:
@@ -202,8 +203,8 @@ def _unroll(name: str, row: Any, columns: List[str], meta: Dict[str, Any]) -> _B
                   _cells(cols.get("stats_ci_99_b"), n), kind, meta.get("unit"), started)
 
 
-def _rows_of_file(data: Dict[str, Any], machine: str, benchmarks: Dict[str, Any],
-                  param_order: Dict[str, None], problems: List[str]) -> Iterable[Dict[str, Any]]:
+def _rows_of_file(data: dict[str, Any], machine: str, benchmarks: dict[str, Any],
+                  param_order: dict[str, None], problems: list[str]) -> Iterable[dict[str, Any]]:
     columns = data["result_columns"]
     commit = data.get("commit_hash") or ""
     date = pd.to_datetime(data["date"], unit="ms", utc=True) if data.get("date") else pd.NaT
@@ -233,7 +234,7 @@ def _rows_of_file(data: Dict[str, Any], machine: str, benchmarks: Dict[str, Any]
                 invalid, status = invalid + 1, "failed"
             values = dict(zip(b.param_names, (parse_param(raw) for raw in combo)))
             measure = str(values.pop("measure")) if has_measure_param else measure_of(method)
-            rec: Dict[str, Any] = {"benchmark": name, "group": group, "measure": measure,
+            rec: dict[str, Any] = {"benchmark": name, "group": group, "measure": measure,
                                    "type": b.kind}
             rec.update((_param_column(k), v) for k, v in values.items())
             v = _finite(value) if status == "ok" else math.nan
@@ -268,7 +269,7 @@ def _tidy_column(values: pd.Series) -> pd.Series:
 
 
 def load_results(results_dir: os.PathLike | str,
-                 progress: Optional[Callable[[str], None]] = None) -> Loaded:
+                 progress: Callable[[str], None] | None = None) -> Loaded:
     """Read every machine's and commit's result files under ``results_dir`` into one tidy frame.
 
     Columns: ``benchmark, group, measure, type``, one column per parameter name of any benchmark
@@ -290,7 +291,7 @@ def load_results(results_dir: os.PathLike | str,
         raise NoResultsError(f"no asv result files under {root} (it holds no "
                              f"<machine>/<commit>-<env>.json)")
     loaded = Loaded(frame=pd.DataFrame(columns=FIXED_COLUMNS), param_columns=[])
-    benchmarks: Dict[str, Any] = {}
+    benchmarks: dict[str, Any] = {}
     bj = _find_benchmarks_json(root)
     if bj is None:
         loaded.warnings.append(f"no benchmarks.json next to {root}: parameter names are "
@@ -302,8 +303,8 @@ def load_results(results_dir: os.PathLike | str,
             loaded.warnings.append(f"could not read {bj} ({_short(exc)}): parameter names are "
                                    f"param1, param2, ... and units are unknown")
     say(f"reading {len(files)} result file(s) under {root}")
-    rows: List[Dict[str, Any]] = []
-    param_order: Dict[str, None] = {}
+    rows: list[dict[str, Any]] = []
+    param_order: dict[str, None] = {}
     for path in files:
         machine_info = _machine_info(path.parent, loaded)
         order_before = dict(param_order)
@@ -319,7 +320,7 @@ def load_results(results_dir: os.PathLike | str,
                 raise ValueError("no 'result_columns'")
             machine = ((data.get("params") or {}).get("machine")
                        or machine_info.get("machine") or path.parent.name)
-            problems: List[str] = []
+            problems: list[str] = []
             file_rows = list(_rows_of_file(data, machine, benchmarks, param_order, problems))
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
             param_order = order_before  # forget parameter names seen only in the bad file
@@ -353,7 +354,7 @@ def load_results(results_dir: os.PathLike | str,
     return loaded
 
 
-def _machine_info(folder: Path, loaded: Loaded) -> Dict[str, Any]:
+def _machine_info(folder: Path, loaded: Loaded) -> dict[str, Any]:
     path = folder / "machine.json"
     if not path.is_file():
         return {}

@@ -13,13 +13,12 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from dataclasses import dataclass
-from typing import Dict, List, Optional
 
 __all__ = ["GRADIENT", "SUMMARY", "TaskInfo", "training_tasks", "direction", "label",
            "import_registering_modules", "better_word"]
 
 #: gradient benchmark measures: name -> (label, higher is better; None: not ranked)
-GRADIENT: Dict[str, tuple] = {
+GRADIENT: dict[str, tuple] = {
     "variance": ("variance  tr Cov(ĝ)", False),
     "bias": ("relative bias  ‖Eĝ − g‖/‖g‖", False),
     "mse": ("MSE  E‖ĝ − g‖²", False),
@@ -34,7 +33,7 @@ GRADIENT: Dict[str, tuple] = {
     "replicates": ("replicates R", None),
 }
 #: alignment summary measures; "task" means the task's metric direction
-SUMMARY: Dict[str, tuple] = {
+SUMMARY: dict[str, tuple] = {
     "final_metric_equal_steps": ("final metric, equal steps", "task"),
     "final_metric_equal_time": ("final metric, equal time", "task"),
     "kendall_tau": ("Kendall τ (loss, metric)", True),
@@ -57,12 +56,12 @@ class TaskInfo:
 
     name: str
     metric: str = "metric"  # what the headline metric is, in words
-    higher_is_better: Optional[bool] = None  # None: the task is not registered here
+    higher_is_better: bool | None = None  # None: the task is not registered here
     description: str = ""
     registered: bool = False
 
 
-def import_registering_modules() -> List[str]:
+def import_registering_modules() -> list[str]:
     """Import the modules that register losses, metrics, tasks and training tasks
     (``estimators.losses``, ``estimators.metrics``, ``suite.tasks``, ``suite.train_*``).
     A module that does not exist is passed over; one that fails to import is returned as a
@@ -98,11 +97,11 @@ def _task_info(name: str, entry) -> TaskInfo:
                     str(info.get("description", getattr(source, "description", ""))), True)
 
 
-def training_tasks(names: Optional[List[str]] = None) -> Dict[str, TaskInfo]:
+def training_tasks(names: list[str] | None = None) -> dict[str, TaskInfo]:
     """:class:`TaskInfo` of every registered training task and of every name in ``names``
     (those not registered here get an unknown direction). Never raises: a registry that cannot
     be imported leaves every task unknown."""
-    out: Dict[str, TaskInfo] = {}
+    out: dict[str, TaskInfo] = {}
     try:
         import_registering_modules()
         from suite.registries import TRAINING_TASKS
@@ -119,7 +118,7 @@ def training_tasks(names: Optional[List[str]] = None) -> Dict[str, TaskInfo]:
     return out
 
 
-def _metric_direction(name: str) -> Optional[bool]:
+def _metric_direction(name: str) -> bool | None:
     try:
         import estimators
 
@@ -130,7 +129,7 @@ def _metric_direction(name: str) -> Optional[bool]:
     return None
 
 
-def direction(measure: str, task: Optional[TaskInfo] = None) -> Optional[bool]:
+def direction(measure: str, task: TaskInfo | None = None) -> bool | None:
     """True when higher is better, False when lower is, None when unknown or not a ranking
     (``replicates``, ``step``, a threshold)."""
     measure = str(measure)
@@ -165,5 +164,5 @@ def label(measure: str) -> str:
     return measure.replace("_", " ")
 
 
-def better_word(d: Optional[bool]) -> str:
+def better_word(d: bool | None) -> str:
     return {True: "higher", False: "lower"}.get(d, "–")

@@ -10,10 +10,11 @@ import base64
 import html
 import math
 import numbers
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Sequence, Tuple, Union
+from typing import Any
 
 import pandas as pd
 
@@ -42,7 +43,7 @@ class Para:
 
 @dataclass
 class Items:
-    items: List[str]
+    items: list[str]
 
 
 @dataclass
@@ -60,14 +61,14 @@ class FigureBlock:
     figure: figs.Figure
 
 
-Block = Union[Heading, Para, Items, Table, FigureBlock]
+Block = Heading | Para | Items | Table | FigureBlock
 
 
 @dataclass
 class Report:
-    blocks: List[Block] = field(default_factory=list)
-    figures: List[figs.Figure] = field(default_factory=list)
-    tables: Dict[str, pd.DataFrame] = field(default_factory=dict)  # name -> raw numbers
+    blocks: list[Block] = field(default_factory=list)
+    figures: list[figs.Figure] = field(default_factory=list)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # name -> raw numbers
 
     def add(self, *blocks: Block) -> None:
         self.blocks.extend(blocks)
@@ -306,7 +307,7 @@ def _md_cell(value: Any) -> str:
 
 
 def to_markdown(report: Report, out: Path) -> str:
-    lines: List[str] = []
+    lines: list[str] = []
     for block in report.blocks:
         if isinstance(block, Heading):
             lines += ["#" * block.level + " " + block.text, ""]
@@ -350,7 +351,7 @@ figcaption,.caption{color:#555;font-size:.9rem}
 
 
 def to_html(report: Report) -> str:
-    out: List[str] = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
+    out: list[str] = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
                       "<title>estibench report</title>", f"<style>{_CSS}</style></head><body>"]
     esc = html.escape
     for block in report.blocks:
@@ -388,7 +389,7 @@ def _html_cell(v: Any) -> str:
         f"<td>{text}</td>"
 
 
-def _embedded(figure: figs.Figure) -> Tuple[str, str]:
+def _embedded(figure: figs.Figure) -> tuple[str, str]:
     """SVG when it was saved (sharp at any zoom), else PNG (saved or drawn now)."""
     if "svg" in figure.files:
         return "image/svg+xml", base64.b64encode(figure.files["svg"].read_bytes()).decode()
@@ -399,7 +400,7 @@ def _embedded(figure: figs.Figure) -> Tuple[str, str]:
 
 def write_report(loaded: Loaded, out: Path, formats: Sequence[str] = ("png",),
                  progress: Callable[[str], None] = lambda msg: None, source: str = "",
-                 history_measure: str = figs.HISTORY_MEASURE) -> Dict[str, Path]:
+                 history_measure: str = figs.HISTORY_MEASURE) -> dict[str, Path]:
     """Build the report and write ``out/report.md``, ``out/report.html``,
     ``out/figures/*.<fmt>`` and ``out/tables/*.csv``; returns the main paths."""
     import matplotlib.pyplot as plt
@@ -413,7 +414,7 @@ def write_report(loaded: Loaded, out: Path, formats: Sequence[str] = ("png",),
 
 
 def save_report(report: Report, out: Path, formats: Sequence[str] = ("png",),
-                progress: Callable[[str], None] = lambda msg: None) -> Dict[str, Path]:
+                progress: Callable[[str], None] = lambda msg: None) -> dict[str, Path]:
     """Write a built :class:`Report` under ``out`` (its figures stay open)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

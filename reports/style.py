@@ -8,7 +8,7 @@ colour and one marker in every figure of a report, and names shown together neve
 from __future__ import annotations
 
 import contextlib
-from typing import Dict, Iterable, Iterator, List, Sequence, Tuple
+from collections.abc import Iterable, Iterator, Sequence
 
 import matplotlib
 
@@ -53,12 +53,12 @@ _COLOURS = [_CB[i] for i in (0, 1, 2, 3, 4, 5, 9, 7, 6, 8)] + sns.color_palette(
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "*", "h", "p"]
 
 
-def _assign(order: List[str], neighbours: Dict[str, set], slots: int,
-            avoid: Dict[str, set] | None = None) -> Dict[str, int]:
+def _assign(order: list[str], neighbours: dict[str, set], slots: int,
+            avoid: dict[str, set] | None = None) -> dict[str, int]:
     """Greedy colouring: each name takes the first slot that no neighbour (a name shown with
     it) holds, so every figure starts from the most distinct colours; ``avoid`` adds slots to
     keep clear of where possible."""
-    taken: Dict[str, int] = {}
+    taken: dict[str, int] = {}
     for name in order:
         blocked = {taken[n] for n in neighbours[name] if n in taken}
         soft = {taken[n] for n in (avoid or {}).get(name, ()) if n in taken}
@@ -79,7 +79,7 @@ class Styles:
     def __init__(self, groups: Iterable[Iterable[str]]):
         groups = [list(dict.fromkeys(str(n) for n in g)) for g in groups]
         order = list(dict.fromkeys(n for g in groups for n in g))
-        neighbours: Dict[str, set] = {n: set() for n in order}
+        neighbours: dict[str, set] = {n: set() for n in order}
         for g in groups:
             for n in g:
                 neighbours[n].update(m for m in g if m != n)
@@ -90,16 +90,16 @@ class Styles:
                        for n in order}
         self._marker = _assign(order, neighbours, len(_MARKERS), avoid=same_colour)
 
-    def colour(self, name: str) -> Tuple[float, float, float]:
+    def colour(self, name: str) -> tuple[float, float, float]:
         return _COLOURS[self._colour.get(str(name), 0) % len(_COLOURS)]
 
     def marker(self, name: str) -> str:
         return _MARKERS[self._marker.get(str(name), 0) % len(_MARKERS)]
 
-    def colours(self, names: Iterable[str]) -> Dict[str, Tuple[float, float, float]]:
+    def colours(self, names: Iterable[str]) -> dict[str, tuple[float, float, float]]:
         return {str(n): self.colour(n) for n in names}
 
-    def markers(self, names: Iterable[str]) -> Dict[str, str]:
+    def markers(self, names: Iterable[str]) -> dict[str, str]:
         return {str(n): self.marker(n) for n in names}
 
     def __contains__(self, name: object) -> bool:

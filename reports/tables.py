@@ -8,7 +8,6 @@ a training task's metric goes the way its registry entry says. Measures without 
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional
 
 import numpy as np
 import pandas as pd
@@ -51,7 +50,7 @@ def _best_row(values: pd.Series, lo: pd.Series, hi: pd.Series, higher: bool) -> 
     return row
 
 
-def _rank_at(part: pd.DataFrame) -> Optional[int]:
+def _rank_at(part: pd.DataFrame) -> int | None:
     """The K where most estimators have a result (the largest such K)."""
     per_k = part.groupby("num_samples")["estimator"].nunique()
     if per_k.empty:
@@ -79,7 +78,7 @@ def best_estimators(frame: pd.DataFrame) -> pd.DataFrame:
                             .drop_duplicates().to_numpy()))
     keep = [(t, e) not in deterministic for t, e in zip(cells["task"], cells["estimator"])]
     cells = cells[keep]
-    out: List[dict] = []
+    out: list[dict] = []
     order = {m: i for i, m in enumerate(M.GRADIENT)}
     groups = sorted(cells.groupby(["task", "measure"]),
                     key=lambda kv: (kv[0][0], order.get(kv[0][1], len(order)), kv[0][1]))
@@ -102,7 +101,7 @@ def best_estimators(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=cols)
 
 
-def _unit(part: pd.DataFrame) -> Optional[str]:
+def _unit(part: pd.DataFrame) -> str | None:
     # asv's default for a track_ without .unit is the word "unit": say nothing then
     units = [u for u in part["unit"].dropna().unique() if u not in ("unit", "None")]
     return str(units[0]) if units else None
@@ -134,7 +133,7 @@ def alignment_summary(frame: pd.DataFrame) -> pd.DataFrame:
                            else s).drop(columns="_o")[cols].reset_index(drop=True)
 
 
-def best_methods(summary: pd.DataFrame, tasks: Dict[str, M.TaskInfo]) -> pd.DataFrame:
+def best_methods(summary: pd.DataFrame, tasks: dict[str, M.TaskInfo]) -> pd.DataFrame:
     """Best method per task and measure (means over seeds), with its margin; ``distinct``:
     whether the 95 % t-intervals of the two means are disjoint."""
     cols = ["task", "measure"] + _BEST_COLUMNS
@@ -160,7 +159,7 @@ def summary_wide(summary: pd.DataFrame, task: str, source: str) -> pd.DataFrame:
         .reindex(methods).reindex(columns=measures, level=1)
 
 
-def other_results(frame: pd.DataFrame, param_columns: List[str]) -> pd.DataFrame:
+def other_results(frame: pd.DataFrame, param_columns: list[str]) -> pd.DataFrame:
     """Benchmarks of no kind the report draws (e.g. ``bench_metrics``), latest commit: one row
     per cell with its parameters in words."""
     cols = ["benchmark", "parameters", "measure", "value", "ci_low", "ci_high", "unit",
@@ -217,7 +216,7 @@ def status_counts(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def failed_cells(frame: pd.DataFrame, param_columns: List[str]) -> List[str]:
+def failed_cells(frame: pd.DataFrame, param_columns: list[str]) -> list[str]:
     """``benchmark(param=value, ...) on machine @ commit`` for every failed cell (``measure=``
     named when it came from a parameter)."""
     out = []

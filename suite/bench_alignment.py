@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import time
 import traceback
-from typing import Dict, List
 
 import suite  # noqa: F401  (registers the built-in training tasks)
 from suite.registries import TRAINING_TASKS
@@ -32,7 +31,7 @@ SUMMARY = {"final_metric_equal_steps": "metric", "final_metric_equal_time": "met
            "seconds_per_update": "seconds", "evaluations_per_update": "evaluations"}
 
 
-def task_names() -> List[str]:
+def task_names() -> list[str]:
     value = os.environ.get("ESTIBENCH_TRAINING_TASKS", "").strip()
     if value:
         return [v.strip() for v in value.split(",") if v.strip()]
@@ -43,7 +42,7 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def run_task(name: str) -> Dict[str, object]:
+def run_task(name: str) -> dict[str, object]:
     """Every (method, seed) run of one task: summaries, curves, final measures, errors."""
     import torch
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
@@ -66,7 +65,7 @@ def run_task(name: str) -> Dict[str, object]:
     }
 
 
-def compute_runs() -> Dict[str, Dict[str, object]]:
+def compute_runs() -> dict[str, dict[str, object]]:
     out = {}
     for name in task_names():
         start = time.perf_counter()

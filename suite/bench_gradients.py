@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import os
 import traceback
-from typing import Dict, List, Tuple
 
 import estimators
 from suite import tasks as _tasks
@@ -47,7 +46,7 @@ UNITS = {"variance": "grad^2", "mse": "grad^2", "work_normalised_variance": "gra
          "bias": "relative", "cosine_of_mean": "cosine", "cosine": "cosine", "snr": "ratio"}
 
 
-def _env_list(name: str, default: List[str]) -> List[str]:
+def _env_list(name: str, default: list[str]) -> list[str]:
     value = os.environ.get(name, "").strip()
     if not value:
         return default
@@ -55,24 +54,24 @@ def _env_list(name: str, default: List[str]) -> List[str]:
     return chosen
 
 
-def estimator_specs() -> List[str]:
+def estimator_specs() -> list[str]:
     """Every registered gradient estimator's benchmark variants (its ``variants`` info, or its
     bare name)."""
-    specs: List[str] = []
+    specs: list[str] = []
     for name in estimators.available(kind="gradient"):
         specs.extend(estimators.info(name).info.get("variants", (name,)))
     return _env_list("ESTIBENCH_ESTIMATORS", specs)
 
 
-def task_names() -> List[str]:
+def task_names() -> list[str]:
     return _env_list("ESTIBENCH_TASKS", TASKS.available())
 
 
-def num_samples() -> List[int]:
+def num_samples() -> list[int]:
     return [int(k) for k in _env_list("ESTIBENCH_NUM_SAMPLES", [str(k) for k in NUM_SAMPLES])]
 
 
-def devices() -> List[str]:
+def devices() -> list[str]:
     """The devices in the grid: ``ESTIBENCH_DEVICES`` (comma-separated, e.g. ``cpu,cuda``) or by
     default the CPU plus CUDA when a GPU is present (asked through NVML, so the forkserver's
     parent does not initialise CUDA: forked children could not use it then).
@@ -97,9 +96,9 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def families() -> Dict[str, Tuple[List[str], List[str]]]:
+def families() -> dict[str, tuple[list[str], list[str]]]:
     """family -> (its tasks, the estimator specs whose registered families include it)."""
-    out: Dict[str, Tuple[List[str], List[str]]] = {}
+    out: dict[str, tuple[list[str], list[str]]] = {}
     specs = estimator_specs()
     for task in task_names():
         # a task registered without a family is paired with every estimator; support is then
@@ -141,7 +140,7 @@ def compute_grid() -> dict:
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
     cells = {}
-    for family, (task_list, specs) in families().items():
+    for _family, (task_list, specs) in families().items():
         for task_name in task_list:
             keys = [(spec, k, device) for spec in specs for k in num_samples()
                     for device in devices()]
@@ -176,7 +175,7 @@ def build_for_cost() -> dict:
     """The tasks (pickled for the cost benchmarks) and which cells apply. Kept apart from the
     quality numbers: unpickling tasks costs every quality track ~10 ms otherwise."""
     built, applies = {}, {}
-    for family, (task_list, specs) in families().items():
+    for _family, (task_list, specs) in families().items():
         for task_name in task_list:
             try:
                 task, problem = _build(task_name)

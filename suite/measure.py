@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Dict, Optional
+from collections.abc import Callable
 
 import torch
 
@@ -45,7 +45,7 @@ QUALITY_MEASURES = ("variance", "bias", "mse", "cosine_of_mean", "cosine", "snr"
                     "work_normalised_variance")
 
 
-def statistics(G: torch.Tensor, g: torch.Tensor) -> Dict[str, Optional[float]]:
+def statistics(G: torch.Tensor, g: torch.Tensor) -> dict[str, float | None]:
     """Quality measures of the rows of ``G`` ``[R, P]`` against the exact gradient ``g`` ``[P]``:
     ``{measure: value, measure_se: standard error}`` plus ``replicates``."""
     G = G.to(torch.float64)
@@ -165,7 +165,7 @@ def seconds_per_estimate(est, task: GradientTask, num_samples: int, device="cpu"
 
 def measure_cell(make_estimator: Callable[[], torch.nn.Module], task: GradientTask,
                  num_samples: int, device="cpu", seed: int = 0,
-                 dtype=torch.float32) -> Dict[str, Optional[float]]:
+                 dtype=torch.float32) -> dict[str, float | None]:
     """Every quality measure of one (task, estimator, num_samples, device) cell.
 
     The estimator is built fresh (stateful baselines start from scratch) and the RNG seeded, so

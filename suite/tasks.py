@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, List, Sequence
 
 import torch
 from torch import distributions as D
@@ -33,7 +33,7 @@ __all__ = ["Problem", "GradientTask", "register_task", "build_task", "BernoulliT
 class Problem:
     """R replicates of one task: ``leaves`` are ``[R, ...]`` and require grad."""
 
-    leaves: List[torch.Tensor]
+    leaves: list[torch.Tensor]
     dist: D.Distribution
     f: Callable[[torch.Tensor], torch.Tensor]
 
@@ -52,7 +52,7 @@ def register_task(name: str, *, description: str, reference: str = "", family: s
                           **info)
 
 
-def build_task(name: str) -> "GradientTask":
+def build_task(name: str) -> GradientTask:
     """Build a registered task (``"name"`` or ``"name:key=value"``)."""
     task = TASKS.get(name)
     task.name = name
@@ -271,7 +271,7 @@ def _mlp(params: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     return h
 
 
-def _init_mlp(sizes: Sequence[int], g: torch.Generator) -> List[torch.Tensor]:
+def _init_mlp(sizes: Sequence[int], g: torch.Generator) -> list[torch.Tensor]:
     params = []
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
         params.append(torch.randn(n_in, n_out, generator=g, dtype=torch.float64) / math.sqrt(n_in))

@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Dict, List, Tuple
 
 import numpy as np
 import torch
@@ -44,7 +43,7 @@ DIGIT_SIDE = 8
 
 
 @lru_cache(maxsize=1)
-def _digits() -> Tuple[np.ndarray, np.ndarray]:
+def _digits() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's bundled 8x8 digits (read from disk, no download): images in [0, 1], labels."""
     from sklearn.datasets import load_digits
     data = load_digits()
@@ -73,7 +72,7 @@ class CompositeDigits:
         return self.images.reshape(len(self.images), -1)
 
 
-def split_sources(rng: np.random.Generator, fractions=(0.6, 0.2, 0.2)) -> List[np.ndarray]:
+def split_sources(rng: np.random.Generator, fractions=(0.6, 0.2, 0.2)) -> list[np.ndarray]:
     """Disjoint index pools into ``load_digits()`` for train / valid / test."""
     n = len(_digits()[0])
     order = rng.permutation(n)
@@ -150,11 +149,11 @@ class MultilabelDigits(TrainingTask):
     def num_classes(self) -> int:
         return self.rows * self.cols * DIGIT_CLASSES
 
-    def schedule(self) -> List[int]:
+    def schedule(self) -> list[int]:
         """Checkpoint steps, shared by every method: evenly spaced from 0 to ``steps``."""
         return sorted({int(round(s)) for s in np.linspace(0, self.steps, self.num_checkpoints)})
 
-    def data(self, seed: int) -> Dict[str, CompositeDigits]:
+    def data(self, seed: int) -> dict[str, CompositeDigits]:
         """The train / valid / test splits of one seed (built from disjoint source digits)."""
         rng = np.random.default_rng([seed, 0x3117])
         pools = split_sources(rng)
@@ -195,7 +194,7 @@ class MultilabelDigits(TrainingTask):
                            for _ in range(epochs)])
         order = order[:self.steps * self.batch_size].view(self.steps, -1).to(device)
 
-        def evaluate() -> Dict[str, float]:
+        def evaluate() -> dict[str, float]:
             model.eval()
             with torch.no_grad():
                 x_valid, y_valid = tensors["valid"]

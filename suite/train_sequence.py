@@ -52,8 +52,8 @@ import contextlib
 import dataclasses
 import functools
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -130,7 +130,7 @@ class SequenceConfig:
     es_sigma: float = 0.05
     es_lr: float = 0.01
 
-    def checkpoints(self) -> List[int]:
+    def checkpoints(self) -> list[int]:
         """The shared step schedule: ``num_checkpoints`` evenly spaced steps from 0 to ``steps``."""
         n = min(self.num_checkpoints, self.steps + 1)
         return sorted({int(round(i * self.steps / (n - 1))) for i in range(n)})
@@ -186,15 +186,15 @@ class Split:
 
     prefix: torch.Tensor
     target: torch.Tensor
-    refs: Tuple[Tuple[int, ...], ...]
+    refs: tuple[tuple[int, ...], ...]
 
-    def to(self, device) -> "Split":
+    def to(self, device) -> Split:
         return Split(self.prefix.to(device), self.target.to(device), self.refs)
 
-    def head(self, n: int) -> "Split":
+    def head(self, n: int) -> Split:
         return Split(self.prefix[:n], self.target[:n], self.refs[:n])
 
-    def take(self, index: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, List[Tuple[int, ...]]]:
+    def take(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, ...]]]:
         """Rows ``index`` (a CPU tensor: the references are looked up on the host)."""
         on_device = index.to(self.prefix.device)
         return (self.prefix[on_device], self.target[on_device],
@@ -214,7 +214,7 @@ def _split(prefix: np.ndarray, cont: np.ndarray, lengths: np.ndarray, eos: int) 
 
 
 def markov_chain(num_tokens: int, p_next: float, p_eos: float,
-                 rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Transition matrix [n, n + 1] (column n is EOS) and the cycle ``successor`` [n].
 
     From state s: ``successor[s]`` with ``p_next``, EOS with ``p_eos`` (below ``p_next``, so
@@ -290,12 +290,12 @@ class GRUModel(torch.nn.Module):
         self.gru = torch.nn.GRU(embed, hidden, batch_first=True)
         self.readout = torch.nn.Linear(hidden, vocab)
 
-    def start(self, prefix: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def start(self, prefix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Read the prefix [B, P]; return the next-token logits [B, V] and the GRU state."""
         out, state = self.gru(self.embedding(prefix))
         return self.readout(out[:, -1]), state
 
-    def step(self, token: torch.Tensor, state: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def step(self, token: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out, state = self.gru(self.embedding(token)[:, None], state)
         return self.readout(out[:, 0]), state
 
@@ -328,7 +328,7 @@ def decode(model: GRUModel, prefix: torch.Tensor, max_len: int,
         return torch.stack(tokens, 1)
 
 
-def decoded_lengths(tokens: torch.Tensor, eos: int) -> Tuple[torch.Tensor, torch.Tensor]:
+def decoded_lengths(tokens: torch.Tensor, eos: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(tokens before the first EOS, whether an EOS was produced) of decodes [B, T]."""
     is_eos = tokens == eos
     ended = is_eos.any(1)
@@ -336,7 +336,7 @@ def decoded_lengths(tokens: torch.Tensor, eos: int) -> Tuple[torch.Tensor, torch
     return torch.where(ended, first, torch.full_like(first, tokens.shape[1])), ended
 
 
-def _as_lists(tokens: torch.Tensor, lengths: torch.Tensor) -> List[List[int]]:
+def _as_lists(tokens: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
     # the metric (rapidfuzz) takes Python sequences: one transfer, then slicing
     return [row[:k] for row, k in zip(tokens.tolist(), lengths.tolist())]
 
@@ -369,11 +369,11 @@ def _only(config: SequenceConfig, names: Sequence[str]) -> SequenceConfig:
 
 
 @functools.lru_cache(maxsize=8)
-def _make_data(task_cls: type, config: SequenceConfig) -> Tuple[Split, Split]:
+def _make_data(task_cls: type, config: SequenceConfig) -> tuple[Split, Split]:
     return task_cls.make_data(config)
 
 
-def _dataset(task_cls: type, config: SequenceConfig) -> Tuple[Split, Split]:
+def _dataset(task_cls: type, config: SequenceConfig) -> tuple[Split, Split]:
     """(train, valid) on the CPU, built once per process."""
     return _make_data(task_cls, _only(config, _DATA_FIELDS))
 
@@ -387,7 +387,7 @@ def _seeded(seed: int, device: torch.device):
 
 
 @functools.lru_cache(maxsize=16)
-def _pretrain(task_cls: type, config: SequenceConfig, seed: int) -> Dict[str, torch.Tensor]:
+def _pretrain(task_cls: type, config: SequenceConfig, seed: int) -> dict[str, torch.Tensor]:
     train, _ = _dataset(task_cls, config)
     eos = config.num_tokens
     with _seeded(seed, torch.device("cpu")):
@@ -405,13 +405,13 @@ def _pretrain(task_cls: type, config: SequenceConfig, seed: int) -> Dict[str, to
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def pretrained(task_cls: type, config: SequenceConfig, seed: int) -> Dict[str, torch.Tensor]:
+def pretrained(task_cls: type, config: SequenceConfig, seed: int) -> dict[str, torch.Tensor]:
     """The MLE-pretrained weights (CPU state dict) for ``seed``, computed once per process."""
     return _pretrain(task_cls, _only(config, _DATA_FIELDS + _MODEL_FIELDS), seed)
 
 
 # -- the tasks -----------------------------------------------------------------------------------
-Update = Callable[[torch.Tensor, torch.Tensor, List[Tuple[int, ...]]], None]
+Update = Callable[[torch.Tensor, torch.Tensor, list[tuple[int, ...]]], None]
 
 
 class SequenceTask(TrainingTask):
@@ -421,7 +421,7 @@ class SequenceTask(TrainingTask):
     higher_is_better = False
     methods = ("mle", "pg", "pg_clip", "mgs", "mgs_clip", "evolution_strategies")
     checkpoint_measures = ("nll", "nontermination", "avg_length")
-    defaults: Dict[str, object] = {}  # a subclass's own defaults for SequenceConfig fields
+    defaults: dict[str, object] = {}  # a subclass's own defaults for SequenceConfig fields
 
     def __init__(self, **options):
         fields = [f.name for f in dataclasses.fields(SequenceConfig)]
@@ -433,7 +433,7 @@ class SequenceTask(TrainingTask):
         self.check_config(self.config)
         self._edit = estimators.get_metric("edit_distance", reduction="none")
 
-    def schedule(self) -> List[int]:
+    def schedule(self) -> list[int]:
         return list(self.config.checkpoints())
 
     # -- subclass hooks ---------------------------------------------------------------------
@@ -441,7 +441,7 @@ class SequenceTask(TrainingTask):
         """Task-specific checks of the options (raise ValueError)."""
 
     @staticmethod
-    def make_data(config: SequenceConfig) -> Tuple[Split, Split]:
+    def make_data(config: SequenceConfig) -> tuple[Split, Split]:
         raise NotImplementedError
 
     @staticmethod
@@ -466,12 +466,12 @@ class SequenceTask(TrainingTask):
         model.load_state_dict(pretrained(cls, self.config, seed))
         return model.to(device)
 
-    def data(self, device="cpu") -> Tuple[Split, Split]:
+    def data(self, device="cpu") -> tuple[Split, Split]:
         """(train, valid) splits on ``device`` (valid cut to ``eval_size``)."""
         train, valid = _dataset(type(self), self.config)
         return train.to(device), valid.head(self.config.eval_size).to(device)
 
-    def evaluate(self, model: GRUModel, split: Split) -> Dict[str, float]:
+    def evaluate(self, model: GRUModel, split: Split) -> dict[str, float]:
         """Held-out measures: loss = nll (teacher forced), metric and termination of greedy
         decodes."""
         model.eval()
@@ -484,12 +484,12 @@ class SequenceTask(TrainingTask):
                 "nontermination": float((~ended).float().mean()),
                 "avg_length": float(lengths.float().mean())}
 
-    def _optimizer(self, params: List[torch.Tensor], lr: float) -> torch.optim.Optimizer:
+    def _optimizer(self, params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
         if self.config.optimizer == "adam":
             return torch.optim.Adam(params, lr=lr)
         return torch.optim.SGD(params, lr=lr)
 
-    def updater(self, method: str, model: GRUModel) -> Tuple[Update, float]:
+    def updater(self, method: str, model: GRUModel) -> tuple[Update, float]:
         """``(update, decodes per update)``: ``update(prefix, target, refs)`` makes one step of
         ``method`` on a minibatch."""
         self.check_method(method)
@@ -603,7 +603,7 @@ class MarkovTermination(SequenceTask):
         return config.num_tokens + 2  # content tokens, EOS, BOS
 
     @staticmethod
-    def make_data(config: SequenceConfig) -> Tuple[Split, Split]:
+    def make_data(config: SequenceConfig) -> tuple[Split, Split]:
         rng = np.random.default_rng(config.data_seed)
         trans, _ = markov_chain(config.num_tokens, config.p_next, config.p_eos, rng)
         return (_markov_data(config, config.num_train, rng, trans),
@@ -634,7 +634,7 @@ class SequenceReversal(SequenceTask):
         return config.num_tokens + 4  # content tokens, EOS, BOS, SEP, PAD
 
     @staticmethod
-    def make_data(config: SequenceConfig) -> Tuple[Split, Split]:
+    def make_data(config: SequenceConfig) -> tuple[Split, Split]:
         rng = np.random.default_rng(config.data_seed)
         return (_reversal_data(config, config.num_train, rng),
                 _reversal_data(config, config.num_valid, rng))

@@ -36,9 +36,9 @@ mean image). The rest of the network is identical across methods.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -54,7 +54,7 @@ __all__ = ["VQVAEDigits", "DiscreteAutoencoder", "perplexity", "quantise", "vq_t
 PIXELS = 64
 
 #: method name -> (estimator spec, options) for the estimator-trained bottleneck
-ESTIMATOR_METHODS: Dict[str, Tuple[str, Dict[str, object]]] = {
+ESTIMATOR_METHODS: dict[str, tuple[str, dict[str, object]]] = {
     "gumbel_softmax": ("gumbel_softmax", {}),
     "straight_through_gumbel": ("straight_through_gumbel", {}),
     "score_function_loo": ("score_function", {"baseline": "loo"}),
@@ -78,7 +78,7 @@ def perplexity(codes: torch.Tensor, codebook_size: int) -> torch.Tensor:
     return torch.exp(-torch.special.xlogy(p, p).sum())
 
 
-def quantise(z_e: torch.Tensor, codebook: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+def quantise(z_e: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Nearest codebook entries: ``k* = argmin_k ||z_e - e_k||^2`` over the last dim.
     Returns ``(k*, z_q = e_{k*})``."""
     distances = ((z_e.unsqueeze(-2) - codebook) ** 2).sum(-1)
@@ -86,7 +86,7 @@ def quantise(z_e: torch.Tensor, codebook: torch.Tensor) -> Tuple[torch.Tensor, t
     return codes, codebook[codes]
 
 
-def vq_terms(model: DiscreteAutoencoder, x: torch.Tensor, beta: float) -> Dict[str, torch.Tensor]:
+def vq_terms(model: DiscreteAutoencoder, x: torch.Tensor, beta: float) -> dict[str, torch.Tensor]:
     """The VQ-VAE loss terms per example (van den Oord et al. 2017, eq. 3):
 
     ``recon = ||x - dec(z_e + sg[z_q - z_e])||^2`` (straight-through: the decoder sees z_q, the
@@ -182,7 +182,7 @@ class VQVAEDigits(TrainingTask):
     def __init__(self, *, latents: int = 4, codebook_size: int = 16, code_dim: int = 8,
                  hidden: int = 64, steps: int = 500, batch_size: int = 64, lr: float = 3e-3,
                  beta: float = 0.25, num_samples: int = 4, num_checkpoints: int = 6,
-                 estimator_options: Optional[Dict[str, Dict[str, object]]] = None):
+                 estimator_options: dict[str, dict[str, object]] | None = None):
         self.latents = _check_int("latents", latents)
         self.codebook_size = _check_int("codebook_size", codebook_size, minimum=2)
         self.code_dim = _check_int("code_dim", code_dim)
@@ -204,19 +204,19 @@ class VQVAEDigits(TrainingTask):
         self.estimator_options = options
 
     # -- pieces ----------------------------------------------------------------------------
-    def schedule(self) -> List[int]:
+    def schedule(self) -> list[int]:
         """Checkpoint steps, shared by every method: evenly spaced from 0 to ``steps``."""
         return sorted({int(round(s)) for s in np.linspace(0, self.steps, self.num_checkpoints)})
 
     @staticmethod
-    def split_indices(seed: int) -> Dict[str, np.ndarray]:
+    def split_indices(seed: int) -> dict[str, np.ndarray]:
         """Disjoint train / valid / test indices (60 / 20 / 20 %) into ``load_digits()``."""
         n = len(_digits())
         order = np.random.default_rng([seed, 0x7A3]).permutation(n)
         cuts = np.cumsum([int(round(f * n)) for f in (0.6, 0.2)])
         return dict(zip(("train", "valid", "test"), np.split(order, cuts)))
 
-    def data(self, seed: int) -> Dict[str, np.ndarray]:
+    def data(self, seed: int) -> dict[str, np.ndarray]:
         """The train / valid / test images [n, 64] of one seed."""
         pixels = _digits()
         return {k: pixels[i] for k, i in self.split_indices(seed).items()}
@@ -291,7 +291,7 @@ class VQVAEDigits(TrainingTask):
                                for _ in range(epochs)])
             order = order[:self.steps * self.batch_size].view(self.steps, -1).to(device)
 
-            def evaluate() -> Dict[str, float]:
+            def evaluate() -> dict[str, float]:
                 model.eval()
                 with torch.no_grad(), torch.random.fork_rng(devices=rng_devices):
                     torch.manual_seed(seed)  # same evaluation noise at every checkpoint

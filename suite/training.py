@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
+from typing import Any
 
 from .registries import TRAINING_TASKS
 
@@ -52,8 +53,8 @@ class Run:
     task: str
     method: str
     seed: int
-    checkpoints: List[Dict[str, float]]
-    final: Dict[str, float] = field(default_factory=dict)
+    checkpoints: list[dict[str, float]]
+    final: dict[str, float] = field(default_factory=dict)
     evaluations_per_update: float = 1.0
 
     def __post_init__(self) -> None:
@@ -75,9 +76,9 @@ class Run:
     def seconds(self) -> float:
         return self.checkpoints[-1]["seconds"]
 
-    def measures(self) -> List[str]:
+    def measures(self) -> list[str]:
         """Every key recorded at the checkpoints, in first-seen order."""
-        seen: Dict[str, None] = {}
+        seen: dict[str, None] = {}
         for point in self.checkpoints:
             seen.update(dict.fromkeys(point))
         return list(seen)
@@ -97,14 +98,14 @@ class TrainingTask:
     description: str = ""
     metric: str = "metric"  # what the headline metric is, e.g. "micro F1 at threshold 0"
     higher_is_better: bool = True
-    methods: Tuple[str, ...] = ()
-    seeds: Tuple[int, ...] = (0, 1, 2)
+    methods: tuple[str, ...] = ()
+    seeds: tuple[int, ...] = (0, 1, 2)
     #: extra keys every checkpoint records besides step, seconds, loss and metric
-    checkpoint_measures: Tuple[str, ...] = ()
+    checkpoint_measures: tuple[str, ...] = ()
     #: keys of ``Run.final`` (measures taken once at the end)
-    final_measures: Tuple[str, ...] = ()
+    final_measures: tuple[str, ...] = ()
 
-    def schedule(self) -> List[int]:
+    def schedule(self) -> list[int]:
         """The checkpoint steps every method's run records (step 0 included)."""
         raise NotImplementedError
 
@@ -121,14 +122,14 @@ class TrainingTask:
 
 
 def train_on_schedule(schedule: Sequence[int], update: Callable[[int], None],
-                      evaluate: Callable[[], Dict[str, float]], device="cpu"
-                      ) -> List[Dict[str, float]]:
+                      evaluate: Callable[[], dict[str, float]], device="cpu"
+                      ) -> list[dict[str, float]]:
     """Run ``update(step)`` for every step up to the last of ``schedule`` and ``evaluate()`` at
     each scheduled step; the checkpoints' ``seconds`` count training only (evaluation excluded;
     CUDA is synchronised around each timed segment)."""
     import torch
     cuda = torch.device(device).type == "cuda"
-    points: List[Dict[str, float]] = []
+    points: list[dict[str, float]] = []
     seconds, done = 0.0, 0
     for stop in schedule:
         if stop > done:
@@ -145,7 +146,7 @@ def train_on_schedule(schedule: Sequence[int], update: Callable[[int], None],
     return points
 
 
-def check_run(task: "TrainingTask", run: Run) -> None:
+def check_run(task: TrainingTask, run: Run) -> None:
     """A run keeps its task's declarations: the schedule and the declared measures."""
     steps = [int(p["step"]) for p in run.checkpoints]
     if steps != list(task.schedule()):
@@ -212,9 +213,9 @@ def seconds_per_update(run: Run) -> float:
     return run.seconds / max(run.updates, 1)
 
 
-def summarise(runs: Mapping[Tuple[str, int], Run], higher_is_better: bool) -> Dict[Tuple[str, int], Dict[str, float]]:
+def summarise(runs: Mapping[tuple[str, int], Run], higher_is_better: bool) -> dict[tuple[str, int], dict[str, float]]:
     """Alignment measures of every ``(method, seed)`` run of one task (equal-time needs them all)."""
-    out: Dict[Tuple[str, int], Dict[str, float]] = {}
+    out: dict[tuple[str, int], dict[str, float]] = {}
     seeds = sorted({seed for _, seed in runs})
     budgets = {s: equal_time_budget([r for (m, sd), r in runs.items() if sd == s]) for s in seeds}
     for (method, seed), run in runs.items():

@@ -11,14 +11,21 @@ import pytest
 
 from suite import bench_alignment
 from suite.registries import TRAINING_TASKS
-from suite.training import (Run, TrainingTask, check_run, kendall_tau, metric_at_seconds,
-                            metric_gain_per_second, summarise)
+from suite.training import (
+    Run,
+    TrainingTask,
+    check_run,
+    kendall_tau,
+    metric_at_seconds,
+    metric_gain_per_second,
+    summarise,
+)
 
 
 def run(method, seed, metrics, losses, seconds, **extra):
-    points = [{"step": 10 * i, "seconds": s, "loss": l, "metric": m,
+    points = [{"step": 10 * i, "seconds": s, "loss": loss, "metric": m,
                **{k: v[i] for k, v in extra.items()}}
-              for i, (m, l, s) in enumerate(zip(metrics, losses, seconds))]
+              for i, (m, loss, s) in enumerate(zip(metrics, losses, seconds))]
     return Run("toy", method, seed, points)
 
 

@@ -11,7 +11,8 @@ i.i.d. estimates, with a Bonferroni correction over the coordinates compared.
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, List, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import pytest
 import torch
@@ -37,7 +38,7 @@ EXPECTED = {
 }
 
 
-def gradient_specs() -> List[str]:
+def gradient_specs() -> list[str]:
     specs = []
     for name in estimators.available(kind="gradient"):
         specs.extend(estimators.info(name).info.get("variants", (name,)))
@@ -57,7 +58,7 @@ def z_crit(m: int, alpha: float = ALPHA) -> float:
 # Problems: each builds R independent copies (leading replicate dim) of (dist, f) with leaves
 # [R, ...] and an exact objective; the exact gradient comes from autograd through it.
 class Problem(NamedTuple):
-    leaves: List[torch.Tensor]  # [R, ...] leaves whose .grad holds R estimates
+    leaves: list[torch.Tensor]  # [R, ...] leaves whose .grad holds R estimates
     dist: D.Distribution
     f: Callable
     exact: Callable[[], torch.Tensor]  # objective for the first replicate, differentiable
@@ -137,7 +138,7 @@ def normal_closed_form(r, dtype, device):
     return Problem([mu, s], D.Normal(mu, s), f, exact)
 
 
-PROBLEMS: Dict[str, Callable] = {
+PROBLEMS: dict[str, Callable] = {
     "bernoulli_batch": bernoulli_batch,
     "independent_bernoulli_decoder": independent_bernoulli_decoder,
     "categorical_table": categorical_table,
@@ -156,8 +157,8 @@ def estimates(spec, problem, k, warmup=0):
     est(problem.dist, problem.f, num_samples=k).backward()
     g_hat = torch.cat([leaf.grad.reshape(leaf.shape[0], -1) for leaf in problem.leaves], 1)
     exact_grads = torch.autograd.grad(problem.exact(), problem.leaves, allow_unused=True)
-    g = torch.cat([(e if e is not None else torch.zeros_like(l))[0].reshape(-1)
-                   for e, l in zip(exact_grads, problem.leaves)])
+    g = torch.cat([(e if e is not None else torch.zeros_like(leaf))[0].reshape(-1)
+                   for e, leaf in zip(exact_grads, problem.leaves)])
     return g_hat, g
 
 

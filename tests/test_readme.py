@@ -27,6 +27,7 @@ def test_readme_python_examples_run():
 def test_readme_task_example_has_the_right_reference():
     """The task example in the README is a correct task: its reference is the exact gradient."""
     import torch
+
     from suite.registries import TASKS
     block = next(b for b in re.findall(r"```python\n(.*?)```", README, re.S)
                  if "register_task(" in b)

@@ -21,14 +21,19 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from scipy.stats import kendalltau, norm  # noqa: E402
 
-import matplotlib.pyplot as plt  # noqa: E402
 from reports import cli, figures, measures, render, tables  # noqa: E402
-from reports.load import (FIXED_COLUMNS_END, PARAM_COLUMNS_START, load_results,  # noqa: E402
-                          parse_param, read_tidy)
+from reports.load import (  # noqa: E402
+    FIXED_COLUMNS_END,
+    PARAM_COLUMNS_START,
+    load_results,
+    parse_param,
+    read_tidy,
+)
 from reports.style import Styles  # noqa: E402
 
 FIXTURE = Path(__file__).parent / "fixtures" / "asv_results"

@@ -13,8 +13,15 @@ import torch
 from scipy import stats
 
 from suite.registries import TRAINING_TASKS
-from suite.train_sequence import (IGNORE, MarkovTermination, SequenceConfig, SequenceReversal,
-                                  decode, decoded_lengths, markov_chain)
+from suite.train_sequence import (
+    IGNORE,
+    MarkovTermination,
+    SequenceConfig,
+    SequenceReversal,
+    decode,
+    decoded_lengths,
+    markov_chain,
+)
 from suite.training import REQUIRED_KEYS, Run
 
 ALPHA = 1e-3

@@ -41,10 +41,22 @@ from hypothesis import strategies as st
 from scipy import integrate, special, stats
 
 import estimators
-from estimators.transforms import (CLIPPING, clip_hard, clip_smooth, clipping, global_norm,
-                                   hard_factor, smooth_factor)
-from estimators.update_search import (EvolutionStrategies, MGS, effective_sample_size,
-                                      mgs_log_weights, mixture_log_density)
+from estimators.transforms import (
+    CLIPPING,
+    clip_hard,
+    clip_smooth,
+    clipping,
+    global_norm,
+    hard_factor,
+    smooth_factor,
+)
+from estimators.update_search import (
+    MGS,
+    EvolutionStrategies,
+    effective_sample_size,
+    mgs_log_weights,
+    mixture_log_density,
+)
 
 ALPHA = 1e-3  # stated failure rate of each statistical test
 
