@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import distributions as D
 
+from .data import binarised_digits
 from .registries import TASKS
 
 __all__ = ["Problem", "GradientTask", "register_task", "build_task", "BernoulliToy",
@@ -246,15 +247,6 @@ for _kind, _f in _GAUSSIAN_F.items():
 
 
 # -- VAEs on scikit-learn's digits ------------------------------------------------------------
-@functools.lru_cache(maxsize=1)
-def binarised_digits() -> torch.Tensor:
-    """scikit-learn's bundled 8x8 digits (1797 images, read from disk), binarised at half
-    intensity: float64 ``[1797, 64]`` in {0, 1}."""
-    from sklearn.datasets import load_digits
-    x = torch.as_tensor(load_digits().data, dtype=torch.float64)
-    return (x > 8).to(torch.float64)
-
-
 def _mlp(params: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     """A linear map ``[W, b]`` or a tanh MLP ``[W1, b1, W2, b2]``; weights may carry a leading
     replicate dim R (then x is ``[..., R, N, in]`` or ``[N, in]``)."""

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import torch
@@ -33,25 +32,17 @@ import torch
 import estimators
 from estimators.metrics import best_threshold
 
-from .training import Run, TrainingTask, register_training_task, train_on_schedule
+from .checks import check_int, check_number
+from .data import DIGIT_CLASSES, DIGIT_SIDE, digit_pixels, digits, split_indices
+from .training import Run, TrainingTask, evenly_spaced, register_training_task, train_on_schedule
 
 __all__ = ["MultilabelDigits", "CompositeDigits", "make_composite_digits", "split_sources",
            "DIGIT_CLASSES"]
 
-DIGIT_CLASSES = 10
-DIGIT_SIDE = 8
 
-
-@lru_cache(maxsize=1)
 def _digits() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's bundled 8x8 digits (read from disk, no download): images in [0, 1], labels."""
-    from sklearn.datasets import load_digits
-    data = load_digits()
-    images = (data.images / 16.0).astype(np.float32)
-    images.setflags(write=False)
-    target = data.target.astype(np.int64)
-    target.setflags(write=False)
-    return images, target
+    """The source digits: images [1797, 8, 8] float32 in [0, 1] and their labels (read-only)."""
+    return digit_pixels().reshape(-1, DIGIT_SIDE, DIGIT_SIDE), digits()[1]
 
 
 @dataclass(frozen=True)
@@ -74,10 +65,7 @@ class CompositeDigits:
 
 def split_sources(rng: np.random.Generator, fractions=(0.6, 0.2, 0.2)) -> list[np.ndarray]:
     """Disjoint index pools into ``load_digits()`` for train / valid / test."""
-    n = len(_digits()[0])
-    order = rng.permutation(n)
-    cuts = np.cumsum([int(round(f * n)) for f in fractions[:-1]])
-    return np.split(order, cuts)
+    return split_indices(len(digits()[1]), rng, fractions)
 
 
 def make_composite_digits(pool: np.ndarray, n: int, rng: np.random.Generator, *, rows: int = 2,
@@ -95,12 +83,6 @@ def make_composite_digits(pool: np.ndarray, n: int, rng: np.random.Generator, *,
     labels[example, slot, target[sources[example, slot]]] = 1.0
     return CompositeDigits(np.ascontiguousarray(grid, dtype=np.float32),
                            labels.reshape(n, slots * DIGIT_CLASSES), sources)
-
-
-def _check_positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"multilabel_digits: {name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 @register_training_task(
@@ -125,24 +107,21 @@ class MultilabelDigits(TrainingTask):
                  rows: int = 2, cols: int = 5, fill_prob: float = 0.2, hidden: int = 128,
                  steps: int = 500, batch_size: int = 64, lr: float = 3e-3,
                  num_checkpoints: int = 6):
-        self.n_train = _check_positive_int("n_train", n_train)
-        self.n_valid = _check_positive_int("n_valid", n_valid)
-        self.n_test = _check_positive_int("n_test", n_test)
-        self.rows = _check_positive_int("rows", rows)
-        self.cols = _check_positive_int("cols", cols)
-        if not 0.0 < float(fill_prob) <= 1.0:
-            raise ValueError(f"multilabel_digits: fill_prob must be in (0, 1], got {fill_prob!r}")
-        self.fill_prob = float(fill_prob)
-        self.hidden = _check_positive_int("hidden", hidden, minimum=0)
-        self.steps = _check_positive_int("steps", steps)
-        self.batch_size = _check_positive_int("batch_size", batch_size)
+        owner = self.name
+        self.n_train = check_int(owner, "n_train", n_train)
+        self.n_valid = check_int(owner, "n_valid", n_valid)
+        self.n_test = check_int(owner, "n_test", n_test)
+        self.rows = check_int(owner, "rows", rows)
+        self.cols = check_int(owner, "cols", cols)
+        self.fill_prob = check_number(owner, "fill_prob", fill_prob, maximum=1.0)
+        self.hidden = check_int(owner, "hidden", hidden, minimum=0)
+        self.steps = check_int(owner, "steps", steps)
+        self.batch_size = check_int(owner, "batch_size", batch_size)
         if self.batch_size > self.n_train:
-            raise ValueError(f"multilabel_digits: batch_size ({batch_size}) must be <= n_train "
+            raise ValueError(f"{owner}: batch_size ({batch_size}) must be <= n_train "
                              f"({n_train})")
-        if not float(lr) > 0:
-            raise ValueError(f"multilabel_digits: lr must be positive, got {lr!r}")
-        self.lr = float(lr)
-        self.num_checkpoints = _check_positive_int("num_checkpoints", num_checkpoints, minimum=2)
+        self.lr = check_number(owner, "lr", lr)
+        self.num_checkpoints = check_int(owner, "num_checkpoints", num_checkpoints, minimum=2)
 
     # -- data and model --------------------------------------------------------------------
     @property
@@ -151,7 +130,7 @@ class MultilabelDigits(TrainingTask):
 
     def schedule(self) -> list[int]:
         """Checkpoint steps, shared by every method: evenly spaced from 0 to ``steps``."""
-        return sorted({int(round(s)) for s in np.linspace(0, self.steps, self.num_checkpoints)})
+        return evenly_spaced(self.steps, self.num_checkpoints)
 
     def data(self, seed: int) -> dict[str, CompositeDigits]:
         """The train / valid / test splits of one seed (built from disjoint source digits)."""

@@ -38,7 +38,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import torch
@@ -46,7 +45,9 @@ from torch import distributions as D
 
 import estimators
 
-from .training import Run, TrainingTask, register_training_task, train_on_schedule
+from .checks import check_int, check_number
+from .data import digit_pixels, split_indices
+from .training import Run, TrainingTask, evenly_spaced, register_training_task, train_on_schedule
 
 __all__ = ["VQVAEDigits", "DiscreteAutoencoder", "perplexity", "quantise", "vq_terms",
            "ESTIMATOR_METHODS"]
@@ -59,15 +60,6 @@ ESTIMATOR_METHODS: dict[str, tuple[str, dict[str, object]]] = {
     "straight_through_gumbel": ("straight_through_gumbel", {}),
     "score_function_loo": ("score_function", {"baseline": "loo"}),
 }
-
-
-@lru_cache(maxsize=1)
-def _digits() -> np.ndarray:
-    """scikit-learn's bundled digits (from disk, no download) as [1797, 64] float32 in [0, 1]."""
-    from sklearn.datasets import load_digits
-    pixels = (load_digits().data / 16.0).astype(np.float32)
-    pixels.setflags(write=False)
-    return pixels
 
 
 def perplexity(codes: torch.Tensor, codebook_size: int) -> torch.Tensor:
@@ -146,12 +138,6 @@ class DiscreteAutoencoder(torch.nn.Module):
         return self.decode(z @ self.codebook)
 
 
-def _check_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"vqvae_digits: {name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
 @dataclass
 class _Objective:
     """The training objective of one method: per-batch loss and hard codes for evaluation."""
@@ -183,19 +169,17 @@ class VQVAEDigits(TrainingTask):
                  hidden: int = 64, steps: int = 500, batch_size: int = 64, lr: float = 3e-3,
                  beta: float = 0.25, num_samples: int = 4, num_checkpoints: int = 6,
                  estimator_options: dict[str, dict[str, object]] | None = None):
-        self.latents = _check_int("latents", latents)
-        self.codebook_size = _check_int("codebook_size", codebook_size, minimum=2)
-        self.code_dim = _check_int("code_dim", code_dim)
-        self.hidden = _check_int("hidden", hidden)
-        self.steps = _check_int("steps", steps)
-        self.batch_size = _check_int("batch_size", batch_size)
-        self.num_samples = _check_int("num_samples", num_samples)
-        self.num_checkpoints = _check_int("num_checkpoints", num_checkpoints, minimum=2)
-        if not float(lr) > 0:
-            raise ValueError(f"vqvae_digits: lr must be positive, got {lr!r}")
-        if not float(beta) >= 0:
-            raise ValueError(f"vqvae_digits: beta must be >= 0, got {beta!r}")
-        self.lr, self.beta = float(lr), float(beta)
+        owner = self.name
+        self.latents = check_int(owner, "latents", latents)
+        self.codebook_size = check_int(owner, "codebook_size", codebook_size, minimum=2)
+        self.code_dim = check_int(owner, "code_dim", code_dim)
+        self.hidden = check_int(owner, "hidden", hidden)
+        self.steps = check_int(owner, "steps", steps)
+        self.batch_size = check_int(owner, "batch_size", batch_size)
+        self.num_samples = check_int(owner, "num_samples", num_samples)
+        self.num_checkpoints = check_int(owner, "num_checkpoints", num_checkpoints, minimum=2)
+        self.lr = check_number(owner, "lr", lr)
+        self.beta = check_number(owner, "beta", beta, allow_zero=True)
         options = dict(estimator_options or {})
         unknown = sorted(set(options) - set(ESTIMATOR_METHODS))
         if unknown:
@@ -206,19 +190,17 @@ class VQVAEDigits(TrainingTask):
     # -- pieces ----------------------------------------------------------------------------
     def schedule(self) -> list[int]:
         """Checkpoint steps, shared by every method: evenly spaced from 0 to ``steps``."""
-        return sorted({int(round(s)) for s in np.linspace(0, self.steps, self.num_checkpoints)})
+        return evenly_spaced(self.steps, self.num_checkpoints)
 
     @staticmethod
     def split_indices(seed: int) -> dict[str, np.ndarray]:
         """Disjoint train / valid / test indices (60 / 20 / 20 %) into ``load_digits()``."""
-        n = len(_digits())
-        order = np.random.default_rng([seed, 0x7A3]).permutation(n)
-        cuts = np.cumsum([int(round(f * n)) for f in (0.6, 0.2)])
-        return dict(zip(("train", "valid", "test"), np.split(order, cuts)))
+        parts = split_indices(len(digit_pixels()), np.random.default_rng([seed, 0x7A3]))
+        return dict(zip(("train", "valid", "test"), parts))
 
     def data(self, seed: int) -> dict[str, np.ndarray]:
         """The train / valid / test images [n, 64] of one seed."""
-        pixels = _digits()
+        pixels = digit_pixels()
         return {k: pixels[i] for k, i in self.split_indices(seed).items()}
 
     def model(self, method: str) -> DiscreteAutoencoder:

@@ -40,7 +40,7 @@ from typing import Any
 from .registries import TRAINING_TASKS
 
 __all__ = ["TrainingTask", "Run", "register_training_task", "check_run", "summarise",
-           "train_on_schedule", "final_metric", "metric_at_seconds",
+           "train_on_schedule", "evenly_spaced", "final_metric", "metric_at_seconds",
            "kendall_tau", "metric_gain_per_second", "seconds_per_update", "REQUIRED_KEYS"]
 
 REQUIRED_KEYS = ("step", "seconds", "loss", "metric")
@@ -119,6 +119,15 @@ class TrainingTask:
 
     def run(self, method: str, seed: int = 0, device: str = "cpu") -> Run:
         raise NotImplementedError
+
+
+def evenly_spaced(steps: int, count: int) -> list[int]:
+    """``count`` checkpoint steps evenly spaced from 0 to ``steps`` (both included): step
+    ``round(i * steps / (count - 1))``; fewer when ``steps < count - 1`` (no step twice)."""
+    n = min(count, steps + 1)
+    if n < 2:
+        return [0]
+    return sorted({int(round(i * steps / (n - 1))) for i in range(n)})
 
 
 def train_on_schedule(schedule: Sequence[int], update: Callable[[int], None],

@@ -166,5 +166,5 @@ def test_bad_method_and_options():
         VQVAEDigits(codebook_size=1)
     with pytest.raises(ValueError, match=r"batch_size \(5000\) must be <= the 1078 training"):
         VQVAEDigits(batch_size=5000).run("vq_straight_through")
-    with pytest.raises(ValueError, match="lr must be positive"):
+    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
         VQVAEDigits(lr=0.0)
