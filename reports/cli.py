@@ -13,8 +13,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .measures import import_registering_modules
-
 __all__ = ["main"]
 
 PROG = "estibench"
@@ -109,6 +107,35 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 # -- list ------------------------------------------------------------------------------------------
+def import_registering_modules() -> list[str]:
+    """Import the modules that register losses, metrics, tasks and training tasks
+    (``estimators.losses``, ``estimators.metrics``, ``suite.tasks``, ``suite.train_*``) for
+    ``estibench list``, the one command that reads the registries (``estibench report`` reads only
+    the results). A module that does not exist is passed over; one that fails to import is
+    returned as a problem (``"module: error"``), shown as a warning, and the rest go on."""
+    import importlib
+    import pkgutil
+
+    names = ["estimators.losses", "estimators.metrics", "suite.tasks"]
+    problems = []
+    try:
+        import suite
+
+        names += sorted(f"suite.{m.name}" for m in pkgutil.iter_modules(suite.__path__)
+                        if m.name.startswith("train_"))
+    except Exception as exc:  # noqa: BLE001 - reported as a warning by cmd_list
+        problems.append(f"suite: {type(exc).__name__}: {exc}")
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # the module exists but one of its imports does not
+                problems.append(f"{name}: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - reported as a warning by cmd_list
+            problems.append(f"{name}: {type(exc).__name__}: {exc}")
+    return problems
+
+
 #: info keys shown first, in this order (the rest follow as they come)
 _INFO_ORDER = ("kind", "unbiased", "families", "family", "exact", "metric", "higher_is_better",
                "methods", "seeds", "checkpoint_measures", "final_measures", "variants", "options",

@@ -51,7 +51,7 @@ _SE_SUFFIX = "_se"
 _TYPE_OF_PREFIX = {"time_": "time", "timeraw_": "time", "track_": "track",
                    "peakmem_": "peakmemory", "mem_": "memory"}
 _SKIP_FILES = {"machine.json", "benchmarks.json"}
-_ALIGNMENT_GROUPS = {"Summary": "summary", "Final": "final", "Curve": "curve"}
+_ALIGNMENT_GROUPS = {"Summary": "summary", "Final": "final", "Curve": "curve", "Info": "info"}
 
 #: columns before the parameter columns, and after them
 PARAM_COLUMNS_START = ["benchmark", "group", "measure", "type"]
@@ -85,16 +85,19 @@ def measure_of(method: str) -> str:
 
 def group_of(benchmark: str, param_names: Iterable[str]) -> str:
     """What kind of cell a benchmark holds: ``gradient`` (task, estimator, num_samples
-    parameters), ``summary``/``final``/``curve`` (``bench_alignment.<Task>Summary`` etc.), or
-    ``other``."""
+    parameters), ``summary``/``final``/``curve``/``info`` (the alignment benchmarks
+    ``<Task>Summary``, ``<Task>Final``, ``<Task>Curve`` with a ``task`` parameter, and
+    ``<Task>Info`` with the training task's facts, wherever their module lives), or ``other``."""
     names = set(param_names)
-    parts = benchmark.split(".")
-    if len(parts) >= 3 and parts[-3] == "bench_alignment":
-        for suffix, group in _ALIGNMENT_GROUPS.items():
-            if parts[-2].endswith(suffix):
-                return group
     if {"task", "estimator", "num_samples"} <= names:
         return "gradient"
+    parts = benchmark.split(".")
+    in_alignment = len(parts) >= 3 and "alignment" in parts[-3]
+    if len(parts) >= 2 and (in_alignment or "task" in names):
+        for suffix, group in _ALIGNMENT_GROUPS.items():
+            if parts[-2].endswith(suffix) and (in_alignment or suffix == "Info"
+                                               or "method" in names):
+                return group
     return "other"
 
 

@@ -1,145 +1,199 @@
-"""What the measures mean: a readable label, and which direction is better.
+"""THE table of measures: for every measure estibench records, its name, asv unit, axis label,
+which direction is better, and what it is.
 
-Gradient measures are defined in ``suite/measure.py`` (variance = tr Cov(ĝ), relative bias,
-MSE, cosines, SNR, variance x seconds); the alignment summary measures in ``suite/training.py``
-(Kendall tau oriented so that +1 means "a lower loss came with a better metric", metric gain
-signed so that positive is an improvement). Each training task's headline metric, and so the
-direction of ``final_metric_*`` and of the curves' ``metric``, comes from its entry in
-:data:`suite.registries.TRAINING_TASKS`; a task that is not registered where the report runs keeps
-an unknown direction and is not ranked on those measures.
+This module imports nothing but the standard library (no torch, pandas, suite or estimators),
+so the asv harness, the benchmark modules, the training tasks and the reports all read the same
+facts from it::
+
+    from reports.measures import MEASURES        # name -> Measure
+    MEASURES["variance"].unit                    # "grad^2" (the asv unit string)
+    MEASURES["time_estimate"].better             # "lower"
+
+``Measure.better`` is one of :data:`HIGHER`, :data:`LOWER`, :data:`TASK` (the direction of the
+training task's headline metric, read per task from the results: the asv benchmark
+``<TaskPrefix>Info.track_higher_is_better``, 1.0 or 0.0) or ``None`` (not a ranking: counts,
+thresholds, test statistics). A task whose direction is not in the results (results written before
+that benchmark existed) is not ranked on its ``TASK`` measures; the report says so.
+
+Gradient measures are defined in ``suite/measure.py`` (variance = tr Cov(ĝ), relative bias, MSE,
+cosines, SNR, variance x seconds); the alignment summary measures in ``suite/training.py``
+(Kendall tau oriented so that +1 means "a lower loss came with a better metric", metric gain signed
+so that positive is an improvement).
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass
 
-__all__ = ["GRADIENT", "SUMMARY", "TaskInfo", "training_tasks", "direction", "label",
-           "import_registering_modules", "better_word"]
+__all__ = ["Measure", "MEASURES", "HIGHER", "LOWER", "TASK", "GRADIENT", "SUMMARY", "CLAIM",
+           "COST", "CHECKPOINT", "METRICS", "TaskInfo", "get", "lookup", "unit", "label",
+           "direction", "better_word", "base_name", "SE_SUFFIX", "INFO_MEASURE"]
 
-#: gradient benchmark measures: name -> (label, higher is better; None: not ranked)
-GRADIENT: dict[str, tuple] = {
-    "variance": ("variance  tr Cov(ĝ)", False),
-    "bias": ("relative bias  ‖Eĝ − g‖/‖g‖", False),
-    "mse": ("MSE  E‖ĝ − g‖²", False),
-    "cosine_of_mean": ("cosine of the mean estimate", True),
-    "cosine": ("mean cosine per estimate", True),
-    "snr": ("SNR  ‖Eĝ‖/√tr Cov", True),
-    "work_normalised_variance": ("variance × seconds", False),
-    "time_estimate": ("seconds per estimate", False),
-    "peakmem_estimate": ("peak RSS (bytes)", False),
-    "cuda_peakmem": ("peak CUDA memory (bytes)", False),
-    "seconds_per_estimate": ("seconds per estimate", False),
-    "replicates": ("replicates R", None),
-}
-#: alignment summary measures; "task" means the task's metric direction
-SUMMARY: dict[str, tuple] = {
-    "final_metric_equal_steps": ("final metric, equal steps", "task"),
-    "final_metric_equal_time": ("final metric, equal time", "task"),
-    "kendall_tau": ("Kendall τ (loss, metric)", True),
-    "metric_gain_per_second": ("metric gain per second", True),
-    "seconds_per_update": ("seconds per update", False),
-    "evaluations_per_update": ("evaluations per update", False),
-}
-#: checkpoint and end-of-training measures whose direction is known by name
-_NAMED = {"loss": False, "metric": "task", "nll": False, "nontermination": False,
-          "step": None, "seconds": None, "best_threshold": None, "avg_length": None,
-          "perplexity": None}
-#: name parts that say where a measure was taken, not what it is
-_PREFIXES = ("final_", "valid_", "test_")
-_SUFFIXES = ("_at_best_threshold",)
+HIGHER = "higher"
+LOWER = "lower"
+TASK = "task"  # the training task's metric direction
+_BETTER = (HIGHER, LOWER, TASK, None)
+#: suffix of a standard-error track (``track_variance_se``): same unit as its measure
+SE_SUFFIX = "_se"
+#: the per-training-task benchmark measure that says which way its metric is better
+INFO_MEASURE = "higher_is_better"
 
 
 @dataclass(frozen=True)
-class TaskInfo:
-    """A training task as the report needs it."""
+class Measure:
+    """One row of the table of measures."""
 
     name: str
-    metric: str = "metric"  # what the headline metric is, in words
-    higher_is_better: bool | None = None  # None: the task is not registered here
-    description: str = ""
-    registered: bool = False
+    unit: str  # the asv unit string ("grad^2", "seconds", "bytes", ...)
+    label: str  # axis label, without the unit
+    better: str | None  # HIGHER, LOWER, TASK or None (not ranked)
+    description: str
+    kind: str = "gradient"  # gradient | cost | claim | summary | checkpoint | metric | info
+
+    def __post_init__(self):
+        if self.better not in _BETTER:
+            raise ValueError(f"measure {self.name!r}: better must be one of {_BETTER}, "
+                             f"got {self.better!r}")
+
+    def higher_is_better(self, task_higher: bool | None = None) -> bool | None:
+        """True/False, or None when not ranked (or ``TASK`` with an unknown task direction)."""
+        if self.better == TASK:
+            return task_higher
+        return {HIGHER: True, LOWER: False}.get(self.better)
+
+    @property
+    def axis_label(self) -> str:
+        """``label [unit]`` for an axis (the unit left out where it only repeats the name)."""
+        if self.unit in _UNITLESS:
+            return self.label
+        return f"{self.label} [{self.unit}]"
 
 
-def import_registering_modules() -> list[str]:
-    """Import the modules that register losses, metrics, tasks and training tasks
-    (``estimators.losses``, ``estimators.metrics``, ``suite.tasks``, ``suite.train_*``).
-    A module that does not exist is passed over; one that fails to import is returned as a
-    problem (``"module: error"``) and the rest go on without it."""
-    names = ["estimators.losses", "estimators.metrics", "suite.tasks"]
-    problems = []
-    try:
-        import suite
-
-        names += sorted(f"suite.{m.name}" for m in pkgutil.iter_modules(suite.__path__)
-                        if m.name.startswith("train_"))
-    except Exception as exc:  # noqa: BLE001 - a broken package must not break the report
-        problems.append(f"suite: {type(exc).__name__}: {exc}")
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # the module exists but one of its imports does not
-                problems.append(f"{name}: {type(exc).__name__}: {exc}")
-        except Exception as exc:  # noqa: BLE001
-            problems.append(f"{name}: {type(exc).__name__}: {exc}")
-    return problems
+_UNITLESS = {"", "relative", "cosine", "ratio", "tau", "replicates", "z", "p-value", "metric",
+             "evaluations", "fraction", "steps", "threshold", "flag", "spearman", "perplexity"}
 
 
-def _task_info(name: str, entry) -> TaskInfo:
-    info = dict(getattr(entry, "info", {}) or {})
-    source = entry.factory
-    if not isinstance(source, type):  # a factory function: its product holds the attributes
-        source = source()
-    metric = info.get("metric", getattr(source, "metric", "metric"))
-    hib = info.get("higher_is_better", getattr(source, "higher_is_better", None))
-    return TaskInfo(name, str(metric), None if hib is None else bool(hib),
-                    str(info.get("description", getattr(source, "description", ""))), True)
+def _rows(kind: str, *rows: tuple) -> dict[str, Measure]:
+    return {r[0]: Measure(*r, kind=kind) for r in rows}
 
 
-def training_tasks(names: list[str] | None = None) -> dict[str, TaskInfo]:
-    """:class:`TaskInfo` of every registered training task and of every name in ``names``
-    (those not registered here get an unknown direction). Never raises: a registry that cannot
-    be imported leaves every task unknown."""
-    out: dict[str, TaskInfo] = {}
-    try:
-        import_registering_modules()
-        from suite.registries import TRAINING_TASKS
+#: gradient quality measures per (task, estimator, num_samples, device) cell
+GRADIENT = _rows(
+    "gradient",
+    ("variance", "grad^2", "variance  tr Cov(ĝ)", LOWER,
+     "trace of the covariance of one estimate"),
+    ("bias", "relative", "relative bias  ‖Eĝ − g‖/‖g‖", LOWER,
+     "norm of the mean estimate's error over the exact gradient's norm, debiased for the "
+     "noise of the mean"),
+    ("mse", "grad^2", "MSE  E‖ĝ − g‖²", LOWER, "mean squared error against the exact gradient"),
+    ("cosine_of_mean", "cosine", "cosine of the mean estimate", HIGHER,
+     "cosine between the mean estimate and the exact gradient"),
+    ("cosine", "cosine", "mean cosine per estimate", HIGHER,
+     "mean cosine between one estimate and the exact gradient"),
+    ("snr", "ratio", "SNR  ‖Eĝ‖/√tr Cov", HIGHER,
+     "signal-to-noise ratio; undefined for a deterministic estimator"),
+    ("work_normalised_variance", "grad^2*s", "variance × seconds", LOWER,
+     "variance times seconds per estimate (Glynn & Whitt 1992)"),
+    ("replicates", "replicates", "replicates R", None,
+     "independent estimates the measures were computed from"),
+)
+#: what an estimate costs
+COST = _rows(
+    "cost",
+    ("time_estimate", "seconds", "seconds per estimate", LOWER,
+     "wall-clock of one estimate and its backward (asv timing)"),
+    ("peakmem_estimate", "bytes", "peak RSS", LOWER,
+     "peak resident memory of the process during one estimate (asv peakmem)"),
+    ("cuda_peakmem", "bytes", "peak CUDA memory", LOWER,
+     "peak CUDA memory allocated during one estimate"),
+    ("seconds_per_estimate", "seconds", "seconds per estimate", LOWER,
+     "seconds per estimate measured by the harness (for work-normalised variance)"),
+    ("evaluations", "evaluations", "f evaluations per estimate", LOWER,
+     "rows of f evaluated per estimate (an equal-compute axis)"),
+    ("floor_ratio", "ratio", "time / plain-torch floor", LOWER,
+     "time per estimate over the time of the plain-torch floor on the same task"),
+)
+#: the unbiasedness claim test per cell
+CLAIM = _rows(
+    "claim",
+    ("detectable_bias", "relative", "detectable relative bias (95 % power)", LOWER,
+     "smallest relative bias the claim test detects with 95 % power at its false-alarm rate"),
+    ("bias_z", "z", "claim test statistic z", None,
+     "test statistic of E[ĝ] = g"),
+    ("bias_p", "p-value", "claim test p-value", None,
+     "p-value of the test of E[ĝ] = g"),
+)
+#: alignment summary measures per (training task, method, seed)
+SUMMARY = _rows(
+    "summary",
+    ("final_metric_equal_steps", "metric", "final metric, equal steps", TASK,
+     "the headline metric after the same number of steps"),
+    ("final_metric_equal_time", "metric", "final metric, equal time", TASK,
+     "the headline metric after the same wall-clock"),
+    ("kendall_tau", "tau", "Kendall τ (loss, metric)", HIGHER,
+     "rank correlation of loss and metric over checkpoints; +1: a lower loss came with a "
+     "better metric"),
+    ("metric_gain_per_second", "metric/s", "metric gain per second", HIGHER,
+     "improvement of the metric per second of training (signed: positive is better)"),
+    ("seconds_per_update", "seconds", "seconds per update", LOWER, "wall-clock per update"),
+    ("evaluations_per_update", "evaluations", "evaluations per update", LOWER,
+     "task-loss evaluations per update"),
+)
+#: checkpoint and end-of-training measures of the training tasks
+CHECKPOINT = _rows(
+    "checkpoint",
+    ("loss", "loss", "training loss", LOWER, "the training loss at a checkpoint"),
+    ("metric", "metric", "metric", TASK, "the task's headline metric at a checkpoint"),
+    ("nll", "nats", "NLL", LOWER, "negative log-likelihood per token"),
+    ("nontermination", "fraction", "non-termination", LOWER,
+     "fraction of greedy decodes that never end"),
+    ("step", "steps", "step", None, "optimiser steps taken"),
+    ("seconds", "seconds", "seconds", None, "training wall-clock so far"),
+    ("best_threshold", "threshold", "best threshold", None,
+     "decision threshold chosen on validation data"),
+    ("avg_length", "tokens", "mean length", None, "mean length of greedy decodes"),
+    ("perplexity", "perplexity", "codebook perplexity", None, "perplexity of code usage"),
+)
+#: metrics that appear as checkpoint or final measures (valid_f1_micro_at_best_threshold, ...)
+METRICS = _rows(
+    "metric",
+    ("f1_micro", "metric", "micro F1", HIGHER, "micro-averaged F1"),
+    ("f1_macro", "metric", "macro F1", HIGHER, "macro-averaged F1"),
+    ("accuracy", "metric", "accuracy", HIGHER, "fraction correct"),
+    ("edit_distance", "metric", "edit distance", LOWER, "normalised Levenshtein distance"),
+    ("bleu", "metric", "BLEU", HIGHER, "sacreBLEU"),
+    ("wmd", "metric", "WMD", LOWER, "word mover's distance"),
+    ("wrd", "metric", "WRD", LOWER, "word rotator's distance"),
+    ("relative_gap", "relative", "relative gap", LOWER,
+     "relative gap of a transport approximation to the exact distance"),
+    ("rank_correlation", "spearman", "rank correlation", HIGHER,
+     "Spearman correlation of an approximation with the exact distance"),
+)
+#: per-training-task facts recorded as benchmarks
+INFO = _rows(
+    "info",
+    (INFO_MEASURE, "flag", "higher is better", None,
+     "1.0 when the training task's headline metric is better higher, 0.0 when lower"),
+)
 
-        for name in TRAINING_TASKS:
-            try:
-                out[name] = _task_info(name, TRAINING_TASKS[name])
-            except Exception:  # noqa: BLE001 - a broken task is reported as unknown
-                pass
-    except Exception:  # noqa: BLE001
-        pass
-    for name in names or ():
-        out.setdefault(str(name), TaskInfo(str(name)))
-    return out
+#: every measure: name -> :class:`Measure`
+MEASURES: dict[str, Measure] = {**GRADIENT, **COST, **CLAIM, **SUMMARY, **CHECKPOINT,
+                                 **METRICS, **INFO}
+
+#: name parts that say where a measure was taken, not what it is
+_PREFIXES = ("final_", "valid_", "test_", "train_")
+_SUFFIXES = ("_at_best_threshold",)
 
 
-def _metric_direction(name: str) -> bool | None:
-    try:
-        import estimators
-
-        if name in estimators.METRICS:
-            return bool(estimators.METRICS[name].info.get("higher_is_better", True))
-    except Exception:  # noqa: BLE001
-        pass
-    return None
-
-
-def direction(measure: str, task: TaskInfo | None = None) -> bool | None:
-    """True when higher is better, False when lower is, None when unknown or not a ranking
-    (``replicates``, ``step``, a threshold)."""
-    measure = str(measure)
-    for table in (GRADIENT, SUMMARY):
-        if measure in table:
-            d = table[measure][1]
-            return (task.higher_is_better if task else None) if d == "task" else d
-    stripped = measure
-    changed = True
-    while changed:  # valid_f1_micro_at_best_threshold -> f1_micro
+def base_name(measure: str) -> str:
+    """``valid_f1_micro_at_best_threshold`` -> ``f1_micro``; ``variance_se`` -> ``variance``
+    (the name whose row describes it); unknown names come back unchanged."""
+    name = str(measure)
+    if name in MEASURES:
+        return name
+    if name.endswith(SE_SUFFIX) and name[:-len(SE_SUFFIX)] in MEASURES:
+        return name[:-len(SE_SUFFIX)]
+    stripped, changed = name, True
+    while changed:
         changed = False
         for p in _PREFIXES:
             if stripped.startswith(p) and len(stripped) > len(p):
@@ -147,22 +201,55 @@ def direction(measure: str, task: TaskInfo | None = None) -> bool | None:
         for s in _SUFFIXES:
             if stripped.endswith(s) and len(stripped) > len(s):
                 stripped, changed = stripped[:-len(s)], True
-    for name in dict.fromkeys((measure, stripped)):
-        if name in _NAMED:
-            d = _NAMED[name]
-            return (task.higher_is_better if task else None) if d == "task" else d
-        d = _metric_direction(name)
-        if d is not None:
-            return d
-    return None
+        if stripped in MEASURES:
+            return stripped
+    return name
+
+
+def lookup(measure: str) -> Measure | None:
+    """The row describing ``measure`` (after :func:`base_name`), or None when unknown."""
+    return MEASURES.get(base_name(measure))
+
+
+def get(measure: str) -> Measure:
+    """The row of ``measure``; a name not in the table gets a row with an unknown unit and
+    direction (it is shown, never ranked)."""
+    row = lookup(measure)
+    if row is not None:
+        return row
+    return Measure(str(measure), "", str(measure).replace("_", " "), None, "", kind="unknown")
+
+
+def unit(measure: str) -> str:
+    return get(measure).unit
 
 
 def label(measure: str) -> str:
-    for table in (GRADIENT, SUMMARY):
-        if measure in table:
-            return table[measure][0]
+    """The axis label of ``measure`` (exact rows only keep their own label; a prefixed name like
+    ``valid_f1_micro`` is spelled out)."""
+    measure = str(measure)
+    if measure in MEASURES:
+        return MEASURES[measure].label
     return measure.replace("_", " ")
 
 
+@dataclass(frozen=True)
+class TaskInfo:
+    """A training task as the report knows it from the results."""
+
+    name: str
+    metric: str = "metric"  # what the headline metric is, in words
+    higher_is_better: bool | None = None  # None: not in the results
+
+
+def direction(measure: str, task: TaskInfo | None = None) -> bool | None:
+    """True when higher is better, False when lower is, None when unknown or not a ranking
+    (``replicates``, ``step``, a threshold, a ``TASK`` measure of a task of unknown direction)."""
+    row = lookup(measure)
+    if row is None:
+        return None
+    return row.higher_is_better(task.higher_is_better if task else None)
+
+
 def better_word(d: bool | None) -> str:
-    return {True: "higher", False: "lower"}.get(d, "–")
+    return {True: HIGHER, False: LOWER}.get(d, "–")

@@ -146,8 +146,9 @@ def _summary_table(summary: pd.DataFrame, best: pd.DataFrame, task: str, source:
     caption = (f"{task}: {what}, mean ± standard deviation over {seeds} seed(s); bold: the best "
                f"mean of each column (↑ higher / ↓ lower is better; unmarked: not ranked). "
                f"Metric: {info.metric}"
-               + ("" if info.registered else " (task not registered here: its direction is "
-                                            "unknown, final metrics are not ranked)") + ".")
+               + ("" if info.higher_is_better is not None else
+                  " (the results do not say which way this task's metric is better: its final "
+                  "metrics are not ranked)") + ".")
     return Table(pd.DataFrame(rows, dtype=object), caption)  # object: keeps Bold cells
 
 
@@ -162,9 +163,7 @@ def build_report(loaded: Loaded, progress: Callable[[str], None] = lambda msg: N
     frame = loaded.frame
     report = Report()
     machines = sorted(frame["machine"].unique())
-    align_tasks = sorted(frame.loc[frame["group"].isin(["summary", "final", "curve"]), "task"]
-                         .dropna().unique()) if "task" in frame else []
-    tasks = M.training_tasks(align_tasks)
+    tasks = tables.training_tasks(frame)
     styles = _styles(frame)
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     counts = frame["status"].value_counts()
@@ -223,8 +222,6 @@ def build_report(loaded: Loaded, progress: Callable[[str], None] = lambda msg: N
             for task in summary["task"].unique():
                 info = tasks.get(task, M.TaskInfo(task))
                 report.add(Heading(task, 3))
-                if info.description:
-                    report.add(Para(info.description))
                 for src in ("summary", "final"):
                     if (summary[(summary["task"] == task)]["source"] == src).any():
                         report.add(_summary_table(summary, best_m, task, src, info))

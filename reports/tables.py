@@ -2,7 +2,7 @@
 
 Rankings respect each measure's direction (:func:`reports.measures.direction`): lower variance,
 bias, MSE, time and memory are better; higher SNR, cosine, Kendall τ and metric gain are better;
-a training task's metric goes the way its registry entry says. Measures without a direction
+a training task's metric goes the way its results say (:func:`training_tasks`). Measures without a direction
 (``replicates``, a threshold) are shown but not ranked.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from . import measures as M
 from .figures import gradient_cells, latest_commit, pick_device
 from .load import CI_LEVEL
 
-__all__ = ["COST_MEASURES", "best_estimators", "alignment_summary", "best_methods",
+__all__ = ["training_tasks", "COST_MEASURES", "best_estimators", "alignment_summary", "best_methods",
            "summary_wide", "other_results", "status_counts", "failed_cells", "runs",
            "coverage"]
 
@@ -79,7 +79,7 @@ def best_estimators(frame: pd.DataFrame) -> pd.DataFrame:
     keep = [(t, e) not in deterministic for t, e in zip(cells["task"], cells["estimator"])]
     cells = cells[keep]
     out: list[dict] = []
-    order = {m: i for i, m in enumerate(M.GRADIENT)}
+    order = {m: i for i, m in enumerate([*M.GRADIENT, *M.COST, *M.CLAIM])}
     groups = sorted(cells.groupby(["task", "measure"]),
                     key=lambda kv: (kv[0][0], order.get(kv[0][1], len(order)), kv[0][1]))
     for (task, measure), part in groups:
@@ -108,6 +108,26 @@ def _unit(part: pd.DataFrame) -> str | None:
 
 
 # -- alignment -----------------------------------------------------------------------------------
+def training_tasks(frame: pd.DataFrame) -> dict[str, M.TaskInfo]:
+    """:class:`~reports.measures.TaskInfo` of every training task in the results. The direction
+    of a task's metric is the latest ``<Task>Info.track_higher_is_better`` result (1.0: higher is
+    better, 0.0: lower); a task without one (results written before that benchmark existed)
+    keeps an unknown direction, and its metric is not ranked."""
+    if "task" not in frame:
+        return {}
+    groups = frame["group"]
+    names = sorted(frame.loc[groups.isin(["summary", "final", "curve", "info"]), "task"]
+                   .dropna().astype(str).unique())
+    info = frame[(groups == "info") & (frame["measure"] == M.INFO_MEASURE)
+                 & (frame["status"] == "ok")].dropna(subset=["value"])
+    out = {}
+    for name in names:
+        rows = info[info["task"].astype(str) == name].sort_values("date", kind="stable")
+        hib = bool(rows["value"].iloc[-1] >= 0.5) if len(rows) else None
+        out[name] = M.TaskInfo(name, higher_is_better=hib)
+    return out
+
+
 def alignment_summary(frame: pd.DataFrame) -> pd.DataFrame:
     """Mean, standard deviation and a 95 % t-interval of the mean over seeds, per task, method
     and measure, of the ``<Task>Summary`` and ``<Task>Final`` results (latest commit with

@@ -118,6 +118,42 @@ def loaded():
     return load_results(FIXTURE)
 
 
+#: the fixture's training tasks and which way their metric is better (its README)
+DIRECTIONS = {"multilabel_digits": True, "markov_termination": False}
+
+
+def add_task_info(results: Path, directions=DIRECTIONS) -> Path:
+    """Add ``bench_alignment.<Task>Info.track_higher_is_better`` (the suite's record of each
+    training task's direction) to the latest result file of machine ``fixture`` under
+    ``results`` (a copy of the fixture, which was written before that benchmark existed)."""
+    bj = results / "benchmarks.json"
+    benchmarks = json.loads(bj.read_text())
+    latest_file = max((results / MAIN).glob("*-*.json"),
+                      key=lambda p: json.loads(p.read_text())["date"])
+    data = json.loads(latest_file.read_text())
+    for task, higher in directions.items():
+        prefix = "".join(part.title() for part in task.split("_"))
+        name = f"bench_alignment.{prefix}Info.track_higher_is_better"
+        benchmarks[name] = {"name": name, "param_names": ["task"], "params": [[repr(task)]],
+                            "type": "track", "unit": "flag"}
+        row = [None] * len(data["result_columns"])
+        cols = data["result_columns"]
+        row[cols.index("result")] = [1.0 if higher else 0.0]
+        row[cols.index("params")] = [[repr(task)]]
+        data["results"][name] = row
+    bj.write_text(json.dumps(benchmarks))
+    latest_file.write_text(json.dumps(data))
+    return results
+
+
+@pytest.fixture(scope="module")
+def with_info(tmp_path_factory):
+    """The fixture plus each training task's direction, as the suite now records it."""
+    results = tmp_path_factory.mktemp("with_info") / "asv_results"
+    shutil.copytree(FIXTURE, results)
+    return load_results(add_task_info(results))
+
+
 @pytest.fixture(scope="module")
 def built(loaded):
     """The report of the whole fixture, built once (its figures stay open for inspection)."""
@@ -311,10 +347,10 @@ def _task_means(task, measure):
 
 @pytest.mark.parametrize("task,higher", [("multilabel_digits", True),
                                          ("markov_termination", False)])
-def test_best_method_follows_the_registered_direction(loaded, task, higher):
-    tasks = measures.training_tasks()
-    assert tasks[task].higher_is_better is higher  # from suite.registries.TRAINING_TASKS
-    frame = loaded.frame[loaded.frame["machine"] == MAIN]
+def test_best_method_follows_the_recorded_direction(with_info, task, higher):
+    tasks = tables.training_tasks(with_info.frame)
+    assert tasks[task].higher_is_better is higher  # from <Task>Info.track_higher_is_better
+    frame = with_info.frame[with_info.frame["machine"] == MAIN]
     best = tables.best_methods(tables.alignment_summary(frame), tasks)
     for measure in ("final_metric_equal_steps", "final_metric_equal_time"):
         means = _task_means(task, measure)
@@ -338,20 +374,44 @@ def test_an_unknown_task_direction_is_not_ranked(loaded):
     assert set(summary["measure"]) >= SUMMARY_MEASURES
 
 
-def test_training_tasks_fall_back_when_the_suite_cannot_be_imported(monkeypatch):
-    monkeypatch.setitem(sys.modules, "suite.registries", None)  # import raises ImportError
-    tasks = measures.training_tasks(["multilabel_digits"])
-    assert tasks == {"multilabel_digits": measures.TaskInfo("multilabel_digits")}
-    assert tasks["multilabel_digits"].higher_is_better is None
+def test_results_without_task_info_leave_the_direction_unknown(loaded, tmp_path, capsys):
+    """Results written before ``<Task>Info`` existed (the fixture): every training task is
+    known by name, its direction is unknown, and the report says its metrics are not ranked."""
+    tasks = tables.training_tasks(loaded.frame)
+    assert tasks == {t: measures.TaskInfo(t) for t in DIRECTIONS}
+    assert all(info.higher_is_better is None for info in tasks.values())
+    code, _, _ = run_cli(["report", "-q", "--results", FIXTURE, "--out", tmp_path / "r"], capsys)
+    assert code == 0
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "do not say which way this task's metric is better" in md
+
+
+def test_reports_import_neither_the_suite_nor_estimators(tmp_path):
+    """Rendering a report imports no suite, estimators or torch (the results say it all);
+    ``reports.measures`` alone imports only the standard library."""
+    code = (
+        "import sys\n"
+        "import reports.measures\n"
+        "light = {m for m in sys.modules if m.split('.')[0] in "
+        "('torch', 'pandas', 'matplotlib', 'numpy', 'suite', 'estimators')}\n"
+        "assert not light, light\n"
+        "from reports import cli\n"
+        f"assert cli.main(['report', '-q', '--results', {str(FIXTURE)!r}, "
+        f"'--out', {str(tmp_path / 'r')!r}]) == 0\n"
+        "bad = {m for m in sys.modules if m.split('.')[0] in ('torch', 'suite', 'estimators')}\n"
+        "assert not bad, bad\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 @pytest.mark.parametrize("task", ["multilabel_digits", "markov_termination"])
-def test_kendall_tau_of_the_curves_matches_the_summary(loaded, task):
+def test_kendall_tau_of_the_curves_matches_the_summary(with_info, task):
     """reports recompute τ from the Curve cells as suite/training.py defines it (+1: a lower
     loss came with a better metric); it must equal the Summary's, and an independent
     computation from the JSON."""
-    tasks = measures.training_tasks()
-    curves = figures.training_curves(loaded.frame[loaded.frame["machine"] == MAIN])
+    tasks = tables.training_tasks(with_info.frame)
+    curves = figures.training_curves(with_info.frame[with_info.frame["machine"] == MAIN])
     taus = figures.run_taus(curves, tasks).set_index(["task", "method", "seed"])["tau"]
     summary = [c for c in _summary_cells(task) if c["measure"] == "kendall_tau"]
     assert len(summary) >= 2
@@ -694,14 +754,16 @@ def test_python_dash_m_reports(tmp_path):
 
 
 def test_list_survives_a_broken_task_module(capsys, monkeypatch):
-    real = measures.importlib.import_module
+    import importlib
+
+    real = importlib.import_module
 
     def broken(name, *args, **kwargs):
         if name == "suite.tasks":
             raise RuntimeError("boom")
         return real(name, *args, **kwargs)
 
-    monkeypatch.setattr(measures.importlib, "import_module", broken)
+    monkeypatch.setattr(importlib, "import_module", broken)
     code, out, err = run_cli(["list"], capsys)
     assert code == 0
     assert "Estimators (" in out and "Gradient tasks (" in out
