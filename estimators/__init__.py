@@ -9,27 +9,57 @@ See :mod:`estimators.base` for the contract and :mod:`estimators.registry` for p
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Any
 
 from .base import Estimator, set_validation, validation_enabled
 from .registry import Entry, Registry, parse_spec
 
-ESTIMATORS = Registry("estimator", group="estibench.estimators")
+KINDS = ("gradient", "update")
 
 
-def register(name: str, *, kind: str = "gradient", unbiased: bool = False, families=(),
-             description: str = "", reference: str = "", **info: Any):
-    """Register an estimator factory (usually an :class:`Estimator` subclass).
+def _declare_estimator(facts: dict[str, Any]) -> dict[str, Any]:
+    """Check an estimator's declared facts; ``families`` become ``torch.distributions`` classes
+    (names such as ``"Bernoulli"`` are looked up there)."""
+    import torch.distributions as D
 
-    ``kind`` is ``"gradient"`` (called as ``est(dist, f, num_samples)``) or ``"update"``
-    (writes an update direction into parameters' ``.grad``). ``families`` lists the
-    ``torch.distributions`` classes it supports (names are stored in the info).
-    """
-    if kind not in ("gradient", "update"):
-        raise ValueError(f"kind must be 'gradient' or 'update', got {kind!r}")
-    fam = tuple(c if isinstance(c, str) else c.__name__ for c in families)
-    return ESTIMATORS.register(name, kind=kind, unbiased=bool(unbiased), families=fam,
-                               description=description, reference=reference, **info)
+    if facts["kind"] not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {facts['kind']!r}")
+    families = []
+    for fam in facts["families"]:
+        if isinstance(fam, str):
+            cls = getattr(D, fam, None)
+            if not (isinstance(cls, type) and issubclass(cls, D.Distribution)):
+                raise ValueError(f"families: {fam!r} is not a torch.distributions class")
+            fam = cls
+        families.append(fam)
+    facts["families"] = tuple(families)
+    facts["unbiased"] = bool(facts["unbiased"])
+    facts["variants"] = tuple(facts["variants"] or ())
+    return facts
+
+
+def _estimator_info(facts: dict[str, Any]) -> dict[str, Any]:
+    facts["families"] = tuple(c.__name__ for c in facts["families"])
+    if not facts["variants"]:
+        del facts["variants"]
+    if not facts["display_name"]:
+        del facts["display_name"]
+    return facts
+
+
+#: Gradient and update-search estimators. An estimator class declares its facts once, as class
+#: attributes (``name``, ``kind``, ``unbiased``, ``families``, ``reference``, optionally
+#: ``description``, ``variants``, ``display_name``), and registers with a bare ``@register``.
+ESTIMATORS = Registry("estimator", group="estibench.estimators",
+                      fields={"kind": "gradient", "unbiased": False, "families": (),
+                              "description": "", "reference": "", "variants": (),
+                              "display_name": ""},
+                      declare=_declare_estimator, info=_estimator_info)
+
+#: ``@register`` on an estimator class (reads its declaration), or ``@register("name", **facts)``.
+register = ESTIMATORS.register
 
 
 def available(kind: str | None = None) -> list[str]:
@@ -50,20 +80,16 @@ def info(name: str) -> Entry:
     return ESTIMATORS.entry(name)
 
 
-LOSSES = Registry("loss", group="estibench.losses")
-METRICS = Registry("metric", group="estibench.metrics")
+_DOCUMENTED = {"description": "", "reference": ""}
+LOSSES = Registry("loss", group="estibench.losses", fields=_DOCUMENTED)
+METRICS = Registry("metric", group="estibench.metrics",
+                   fields={**_DOCUMENTED, "higher_is_better": True})
 
-
-def register_loss(name: str, *, description: str = "", reference: str = "", **info: Any):
-    """Register a loss factory; ``get_loss(spec)`` builds it (same spec strings as ``get``)."""
-    return LOSSES.register(name, description=description, reference=reference, **info)
-
-
-def register_metric(name: str, *, description: str = "", reference: str = "",
-                    higher_is_better: bool = True, **info: Any):
-    """Register a metric factory; ``get_metric(spec)`` builds it."""
-    return METRICS.register(name, description=description, reference=reference,
-                            higher_is_better=higher_is_better, **info)
+#: ``@register_loss`` on a loss class (reads ``name``, ``description``, ``reference``), or
+#: ``@register_loss("name", **facts)`` on a class or factory; ``get_loss(spec)`` builds it.
+register_loss = LOSSES.register
+#: the same for metrics, which also declare ``higher_is_better``.
+register_metric = METRICS.register
 
 
 def get_loss(spec: str, **kwargs: Any):
@@ -74,19 +100,16 @@ def get_metric(spec: str, **kwargs: Any):
     return METRICS.get(spec, **kwargs)
 
 
-# Built-ins register themselves on import; one family per module.
-from . import (  # noqa: E402,F401,E501  # noqa: E402,F401
-    control_variates,
-    exact,
-    losses,
-    metrics,
-    relaxed,
-    reparam,
-    score_function,
-    straight_through,
-    update_search,  # noqa: E402,F401
-)
+def _import_builtins() -> None:
+    """Import every module of this package: built-ins register themselves on import (one
+    estimator family per module), so a new module needs no line here."""
+    for module in pkgutil.iter_modules(__path__):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}")
+
+
+_import_builtins()
 
 __all__ = ["ESTIMATORS", "LOSSES", "METRICS", "register_loss", "register_metric", "get_loss",
            "get_metric", "Estimator", "Entry", "Registry", "available", "get", "info",
-           "parse_spec", "register", "set_validation", "validation_enabled"]
+           "parse_spec", "register", "KINDS", "set_validation", "validation_enabled"]

@@ -49,13 +49,13 @@ def _perturbations(base: D.Distribution, num_samples: int):
     return z, b, z_tilde
 
 
-@register("rebar", kind="gradient", unbiased=True, families=RELAXABLE,
-          description="score function with REBAR's Gumbel-relaxation control variate (fixed eta)",
-          reference="Tucker et al. 2017")
+@register
 class Rebar(Estimator):
     name = "rebar"
     unbiased = True
     families = RELAXABLE
+    description = "score function with REBAR's Gumbel-relaxation control variate (fixed eta)"
+    reference = "Tucker et al. 2017"
 
     def __init__(self, temperature: float = 0.5, eta: float = 1.0):
         super().__init__()

@@ -53,13 +53,13 @@ def enumerate_support(dist: D.Distribution) -> torch.Tensor:
     return points.reshape(view).expand((combos,) + tuple(outer) + tuple(inner) + tuple(base_event))
 
 
-@register("exact", kind="gradient", unbiased=True, families=DISCRETE,
-          description="enumerates the support: sum_z p(z) f(z) (the reference gradient)",
-          reference="exact enumeration")
+@register
 class Exact(Estimator):
     name = "exact"
     unbiased = True
     families = DISCRETE
+    description = "enumerates the support: sum_z p(z) f(z) (the reference gradient)"
+    reference = "exact enumeration"
 
     def __init__(self, max_support: int = 2 ** 16):
         super().__init__()

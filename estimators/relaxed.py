@@ -71,13 +71,13 @@ def _check_temperature(name: str, temperature) -> float:
     return t
 
 
-@register("gumbel_softmax", kind="gradient", unbiased=False, families=RELAXABLE,
-          description="Gumbel-softmax / binary Concrete: f at softmax((log p + g)/tau)",
-          reference="Jang et al. 2017; Maddison et al. 2017")
+@register
 class GumbelSoftmax(Estimator):
     name = "gumbel_softmax"
     unbiased = False
     families = RELAXABLE
+    description = "Gumbel-softmax / binary Concrete: f at softmax((log p + g)/tau)"
+    reference = "Jang et al. 2017; Maddison et al. 2017"
 
     def __init__(self, temperature: float = 0.5):
         super().__init__()

@@ -11,13 +11,13 @@ from . import register
 from .base import CONTINUOUS, Estimator
 
 
-@register("reparam", kind="gradient", unbiased=True, families=CONTINUOUS,
-          description="pathwise gradient through rsample: E_eps[grad f(g(eps))]",
-          reference="Kingma & Welling 2014; Rezende et al. 2014; Mohamed et al. 2020")
+@register
 class Reparam(Estimator):
     name = "reparam"
     unbiased = True
     families = CONTINUOUS
+    description = "pathwise gradient through rsample: E_eps[grad f(g(eps))]"
+    reference = "Kingma & Welling 2014; Rezende et al. 2014; Mohamed et al. 2020"
     needs_rsample = True
 
     def estimate(self, dist, f, num_samples):

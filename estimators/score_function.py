@@ -24,14 +24,14 @@ from .base import ALL_FAMILIES, Estimator
 BASELINES = ("none", "moving_average", "loo")
 
 
-@register("score_function", kind="gradient", unbiased=True, families=ALL_FAMILIES,
-          description="REINFORCE: E[(f(z) - b) grad log p(z)], baselines none | moving_average | loo",
-          reference="Williams 1992; Kool et al. 2019 (leave-one-out baseline)",
-          variants=tuple(f"score_function:baseline={b}" for b in BASELINES))
+@register
 class ScoreFunction(Estimator):
     name = "score_function"
     unbiased = True
     families = ALL_FAMILIES
+    description = "REINFORCE: E[(f(z) - b) grad log p(z)], baselines none | moving_average | loo"
+    reference = "Williams 1992; Kool et al. 2019 (leave-one-out baseline)"
+    variants = tuple(f"score_function:baseline={b}" for b in BASELINES)
 
     def __init__(self, baseline: str = "none", decay: float = 0.9):
         super().__init__()

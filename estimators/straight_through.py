@@ -16,13 +16,13 @@ from .base import Estimator, unwrap
 from .relaxed import RELAXABLE, _check_temperature, hard_sample, relaxed_sample
 
 
-@register("straight_through", kind="gradient", unbiased=False, families=RELAXABLE,
-          description="hard sample forward, sigmoid/softmax (probs) gradient backward",
-          reference="Bengio et al. 2013")
+@register
 class StraightThrough(Estimator):
     name = "straight_through"
     unbiased = False
     families = RELAXABLE
+    description = "hard sample forward, sigmoid/softmax (probs) gradient backward"
+    reference = "Bengio et al. 2013"
 
     def estimate(self, dist, f, num_samples):
         base, _ = unwrap(dist)
@@ -32,13 +32,13 @@ class StraightThrough(Estimator):
         return self.costs(f, z, dist, num_samples).mean(0).sum()
 
 
-@register("straight_through_gumbel", kind="gradient", unbiased=False, families=RELAXABLE,
-          description="hard Gumbel-max sample forward, Gumbel-softmax gradient backward",
-          reference="Jang et al. 2017")
+@register
 class StraightThroughGumbel(Estimator):
     name = "straight_through_gumbel"
     unbiased = False
     families = RELAXABLE
+    description = "hard Gumbel-max sample forward, Gumbel-softmax gradient backward"
+    reference = "Jang et al. 2017"
 
     def __init__(self, temperature: float = 1.0):
         super().__init__()

@@ -220,12 +220,7 @@ class UpdateEstimator(torch.nn.Module):
 
 
 # -- MGS -----------------------------------------------------------------------------------------
-@register("mgs", kind="update", unbiased=False, families=(),
-          description="MLE-guided parameter search: K candidates from a mixture N(0,σ²I) / "
-                      "N(-η·guide,σ²I), self-normalised weights exp(-Δl/α)/q, update Σ w_k Δ_k",
-          reference="Welleck & Cho, AAAI 2021 (MLE-guided parameter search)",
-          options=("num_candidates", "sigma", "alpha", "guide_scale", "mixture",
-                   "proposal_correction"))
+@register
 class MGS(UpdateEstimator):
     """MLE-guided parameter search (Welleck & Cho, "MLE-guided parameter search for task loss
     minimization in neural sequence modeling", AAAI 2021).
@@ -254,6 +249,10 @@ class MGS(UpdateEstimator):
     """
 
     name = "mgs"
+    kind = "update"
+    description = ("MLE-guided parameter search: K candidates from a mixture N(0,σ²I) / "
+                   "N(-η·guide,σ²I), self-normalised weights exp(-Δl/α)/q, update Σ w_k Δ_k")
+    reference = "Welleck & Cho, AAAI 2021 (MLE-guided parameter search)"
 
     def __init__(self, num_candidates: int = 8, sigma: float = 0.01, alpha: float = 1.0,
                  guide_scale: float = 1.0, mixture: float = 0.5,
@@ -308,12 +307,7 @@ class MGS(UpdateEstimator):
 
 
 # -- evolution strategies ------------------------------------------------------------------------
-@register("evolution_strategies", kind="update", unbiased=False, families=(),
-          description="antithetic Gaussian random search: g = 1/(2Kσ) Σ_k [l(θ+σε_k) - "
-                      "l(θ-σε_k)] ε_k, the gradient of the Gaussian-smoothed loss",
-          reference="Salimans et al. 2017 (Evolution strategies as a scalable alternative to "
-                    "reinforcement learning); Nesterov & Spokoiny 2017",
-          options=("num_directions", "sigma"))
+@register
 class EvolutionStrategies(UpdateEstimator):
     """Antithetic evolution strategies (Salimans et al. 2017): with ε_k ~ N(0, I),
     ``g = 1/(2Kσ) Σ_k [l(θ+σε_k) - l(θ-σε_k)] ε_k``, an unbiased estimate of the gradient of the
@@ -325,6 +319,11 @@ class EvolutionStrategies(UpdateEstimator):
     """
 
     name = "evolution_strategies"
+    kind = "update"
+    description = ("antithetic Gaussian random search: g = 1/(2Kσ) Σ_k [l(θ+σε_k) - "
+                   "l(θ-σε_k)] ε_k, the gradient of the Gaussian-smoothed loss")
+    reference = ("Salimans et al. 2017 (Evolution strategies as a scalable alternative to "
+                 "reinforcement learning); Nesterov & Spokoiny 2017")
 
     def __init__(self, num_directions: int = 8, sigma: float = 0.01):
         super().__init__()

@@ -1,7 +1,8 @@
 """Generic estimator tests, driven by the registry.
 
-Every registered gradient estimator (each of its benchmark ``variants``) is picked up here: a new
-built-in needs only its row in ``EXPECTED`` below (which pins its public claims).
+Every registered gradient estimator (each of its benchmark ``variants``) is picked up here, and
+its claims (``unbiased``, ``families``) are read from the registry: a new built-in needs only its
+module (and its name in ``BUILTIN``, the golden list of what the package ships).
 
 Note [Randomized statistical tests] (as in torch's test_distributions.py): each statistical test
 fixes its seed and derives its tolerance from a stated failure rate ``ALPHA``: the probability
@@ -17,25 +18,17 @@ from typing import NamedTuple
 import pytest
 import torch
 from scipy import stats
+from statcheck import ALPHA, z_crit
 from torch import distributions as D
 
 import estimators
 from estimators.relaxed import gumbel_max_sample, hard_sample, relaxed_sample
 
-ALPHA = 1e-3  # stated failure rate of each statistical test
 R = 20_000  # independent estimates per statistical test, drawn in one vectorised call
 
-# The public claims of each built-in estimator (one row per estimator).
-EXPECTED = {
-    "score_function": dict(unbiased=True, families={"Bernoulli", "OneHotCategorical",
-                                                     "Categorical", "Normal"}),
-    "reparam": dict(unbiased=True, families={"Normal"}),
-    "gumbel_softmax": dict(unbiased=False, families={"Bernoulli", "OneHotCategorical"}),
-    "straight_through": dict(unbiased=False, families={"Bernoulli", "OneHotCategorical"}),
-    "straight_through_gumbel": dict(unbiased=False, families={"Bernoulli", "OneHotCategorical"}),
-    "exact": dict(unbiased=True, families={"Bernoulli", "OneHotCategorical", "Categorical"}),
-    "rebar": dict(unbiased=True, families={"Bernoulli", "OneHotCategorical"}),
-}
+#: golden list of the built-in gradient estimators (independent of the code under test)
+BUILTIN = {"score_function", "reparam", "gumbel_softmax", "straight_through",
+           "straight_through_gumbel", "exact", "rebar"}
 
 
 def gradient_specs() -> list[str]:
@@ -47,11 +40,6 @@ def gradient_specs() -> list[str]:
 
 SPECS = gradient_specs()
 UNBIASED = [s for s in SPECS if estimators.get(s).unbiased]
-
-
-def z_crit(m: int, alpha: float = ALPHA) -> float:
-    """Two-sided normal critical value with Bonferroni over m comparisons."""
-    return float(stats.norm.isf(alpha / (2 * m)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,14 +166,14 @@ def supported_cases(specs):
 
 
 # ---------------------------------------------------------------------------------------------
-def test_every_builtin_has_a_table_row_and_keeps_its_claims():
+def test_builtins_are_registered_with_one_consistent_declaration():
     builtin = [n for n in estimators.available(kind="gradient")
                if estimators.info(n).factory.__module__.startswith("estimators.")]
-    assert sorted(builtin) == sorted(EXPECTED), "add the new estimator's row to EXPECTED"
+    assert set(builtin) == BUILTIN, "a built-in was added or lost: update the golden list"
     for name in builtin:
-        entry = estimators.info(name)
-        assert entry.info["unbiased"] == EXPECTED[name]["unbiased"] == estimators.get(name).unbiased
-        assert set(entry.info["families"]) == EXPECTED[name]["families"]
+        entry, est = estimators.info(name), estimators.get(name)
+        assert entry.info["unbiased"] == est.unbiased
+        assert set(entry.info["families"]) == {c.__name__ for c in est.families}
         assert entry.info["description"] and entry.info["reference"]
 
 
@@ -412,9 +400,9 @@ def test_temperature_must_be_positive():
 # -- registry ----------------------------------------------------------------------------------
 def test_available_and_kinds():
     names = estimators.available()
-    assert names == sorted(names) and set(EXPECTED) <= set(names)
-    assert set(estimators.available(kind="gradient")) >= set(EXPECTED)
-    assert not set(estimators.available(kind="update")) & set(EXPECTED)
+    assert names == sorted(names) and BUILTIN <= set(names)
+    assert set(estimators.available(kind="gradient")) >= BUILTIN
+    assert not set(estimators.available(kind="update")) & BUILTIN
     with pytest.raises(ValueError, match="kind"):
         estimators.available(kind="gradients")
 
@@ -479,3 +467,71 @@ def estimates_with(est, problem, k, warmup):
     g_hat = problem.leaves[0].grad.reshape(R, -1)
     g = torch.autograd.grad(problem.exact(), problem.leaves[0])[0][0].reshape(-1)
     return g_hat, g
+
+
+# -- one declaration per estimator, typed spec options ---------------------------------------
+def _scratch_class(**attrs):
+    from estimators.base import Estimator
+
+    def estimate(self, dist, f, num_samples):
+        return self.costs(f, dist.sample((num_samples,)), dist, num_samples).mean(0).sum()
+    return type("Scratch", (Estimator,), {"estimate": estimate, **attrs})
+
+
+def test_a_class_declares_its_facts_once_and_the_registry_reads_them():
+    cls = _scratch_class(name="scratch_declared", unbiased=False, families=("Bernoulli",),
+                         reference="test", __doc__="A scratch estimator.\n\nMore text.")
+    try:
+        estimators.register(cls)
+        entry = estimators.info("scratch_declared")
+        assert entry.info["families"] == ("Bernoulli",) and entry.info["unbiased"] is False
+        assert entry.info["description"] == "A scratch estimator."
+        assert cls.families == (D.Bernoulli,)  # names resolved on the class itself
+        assert estimators.get("scratch_declared").supports(D.Bernoulli(logits=torch.zeros(2)))
+    finally:
+        estimators.ESTIMATORS.unregister("scratch_declared")
+
+
+def test_decorator_facts_are_written_onto_the_class_and_a_mismatch_is_refused():
+    cls = _scratch_class(name="scratch_a")
+    try:
+        estimators.register("scratch_a", unbiased=True, families=(D.Normal,))(cls)
+        assert cls.unbiased is True and estimators.get("scratch_a").families == (D.Normal,)
+        with pytest.raises(ValueError, match="declares name 'scratch_b'"):
+            estimators.register("scratch_c")(_scratch_class(name="scratch_b"))
+        with pytest.raises(ValueError, match="kind"):
+            estimators.register(_scratch_class(name="scratch_d", kind="gradients"))
+        with pytest.raises(ValueError, match="not a torch.distributions class"):
+            estimators.register(_scratch_class(name="scratch_e", families=("Bernouli",)))
+    finally:
+        for n in ("scratch_a", "scratch_c", "scratch_d", "scratch_e"):
+            estimators.ESTIMATORS.unregister(n)
+
+
+@pytest.mark.parametrize("text,value", [("false", False), ("False", False), ("no", False),
+                                        ("off", False), ("0", False), ("true", True),
+                                        ("YES", True), ("on", True), ("1", True)])
+def test_spec_booleans_are_read_by_the_declared_type(text, value):
+    assert estimators.get(f"mgs:proposal_correction={text}").proposal_correction is value
+
+
+@pytest.mark.parametrize("spec,needle", [
+    ("mgs:proposal_correction=maybe", "proposal_correction='maybe' is not a boolean"),
+    ("score_function:decay=abc", "score_function': option decay='abc' is not a number"),
+    ("mgs:num_candidates=2.5", "num_candidates='2.5' is not an int"),
+    ("score_function:baseline=loo:x=1", "cannot contain ':'"),
+    ("score_function:baseline=loo,baseline=none", "given twice"),
+    ("score_function:basline=loo", "no option 'basline'; its options are: baseline, decay"),
+])
+def test_bad_spec_options_name_the_option(spec, needle):
+    with pytest.raises((ValueError, TypeError)) as err:
+        estimators.get(spec)
+    assert needle in str(err.value)
+
+
+def test_typed_spec_options_keep_every_existing_spec_working():
+    assert estimators.get("score_function:baseline=loo,decay=0.5").decay == 0.5
+    assert estimators.get("gumbel_softmax:temperature=2").temperature == 2.0
+    assert estimators.get("mgs:num_candidates=4,sigma=1e-3").num_candidates == 4
+    with pytest.raises(TypeError, match="no option 'nope'"):
+        estimators.get("exact", nope=1)
