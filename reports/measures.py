@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["Measure", "MEASURES", "HIGHER", "LOWER", "TASK", "GRADIENT", "SUMMARY", "CLAIM",
-           "COST", "CHECKPOINT", "METRICS", "TaskInfo", "get", "lookup", "unit", "label",
+           "COST", "CHECKPOINT", "METRICS", "INFO", "TaskInfo", "get", "lookup", "unit", "label",
            "direction", "better_word", "base_name", "SE_SUFFIX", "INFO_MEASURE"]
 
 HIGHER = "higher"
@@ -72,112 +72,109 @@ _UNITLESS = {"", "relative", "cosine", "ratio", "tau", "replicates", "z", "p-val
              "evaluations", "fraction", "steps", "threshold", "flag", "spearman", "perplexity"}
 
 
-def _rows(kind: str, *rows: tuple) -> dict[str, Measure]:
-    return {r[0]: Measure(*r, kind=kind) for r in rows}
+#: The table. ``[kind]`` starts a section; a row is ``name | unit | better | label |
+#: description`` (better ``-``: not ranked); an indented line continues the description above.
+_TABLE = """
+[gradient]  per (task, estimator, num_samples, device) cell
+variance | grad^2 | lower | variance  tr Cov(ĝ) | trace of the covariance of one estimate
+bias | relative | lower | relative bias  ‖Eĝ − g‖/‖g‖ | norm of the mean estimate's error over the exact
+    gradient's norm, debiased for the noise of the mean
+mse | grad^2 | lower | MSE  E‖ĝ − g‖² | mean squared error against the exact gradient
+cosine_of_mean | cosine | higher | cosine of the mean estimate | cosine of the mean estimate and the exact gradient
+cosine | cosine | higher | mean cosine per estimate | mean cosine of one estimate and the exact gradient
+snr | ratio | higher | SNR  ‖Eĝ‖/√tr Cov | signal-to-noise ratio; undefined for a deterministic estimator
+work_normalised_variance | grad^2*s | lower | variance × seconds | variance times seconds per estimate
+    (Glynn & Whitt 1992)
+replicates | replicates | - | replicates R | independent estimates the measures were computed from
+[cost]  what an estimate costs
+time_estimate | seconds | lower | seconds per estimate | wall-clock of one estimate and its backward (asv timing)
+peakmem_estimate | bytes | lower | peak RSS | peak resident memory during one estimate (asv peakmem)
+cuda_peakmem | bytes | lower | peak CUDA memory | peak CUDA memory allocated during one estimate
+seconds_per_estimate | seconds | lower | seconds per estimate | seconds per estimate as the harness measured it
+    (for work-normalised variance)
+evaluations | evaluations | lower | f evaluations per estimate | rows of f evaluated per estimate
+    (an equal-compute axis)
+floor_ratio | ratio | lower | time / plain-torch floor | time per estimate over the plain-torch floor's
+    on the same task
+[claim]  the test of an estimator's unbiasedness claim, per cell
+detectable_bias | relative | lower | detectable relative bias (95 % power) | smallest relative bias the claim
+    test detects with 95 % power at its false-alarm rate
+bias_z | z | - | claim test statistic | test statistic of E[ĝ] = g
+bias_p | p-value | - | claim test p-value | p-value of the test of E[ĝ] = g
+[summary]  alignment summary per (training task, method, seed)
+final_metric_equal_steps | metric | task | final metric, equal steps | the headline metric after the same
+    number of steps
+final_metric_equal_time | metric | task | final metric, equal time | the headline metric after the same
+    wall-clock
+kendall_tau | tau | higher | Kendall τ (loss, metric) | rank correlation of loss and metric over checkpoints;
+    +1: a lower loss came with a better metric
+metric_gain_per_second | metric/s | higher | metric gain per second | improvement of the metric per second
+    of training (signed: positive is better)
+seconds_per_update | seconds | lower | seconds per update | wall-clock per update
+evaluations_per_update | evaluations | lower | evaluations per update | task-loss evaluations per update
+[checkpoint]  checkpoint and end-of-training measures of the training tasks
+loss | loss | lower | training loss | the training loss at a checkpoint
+metric | metric | task | metric | the task's headline metric at a checkpoint
+nll | nats | lower | NLL | negative log-likelihood per token
+nontermination | fraction | lower | non-termination | fraction of greedy decodes that never end
+step | steps | - | step | optimiser steps taken
+seconds | seconds | - | seconds | training wall-clock so far
+best_threshold | threshold | - | best threshold | decision threshold chosen on validation data
+avg_length | tokens | - | mean length | mean length of greedy decodes
+perplexity | perplexity | - | codebook perplexity | perplexity of code usage
+[metric]  metrics, also inside names such as valid_f1_micro_at_best_threshold
+f1_micro | metric | higher | micro F1 | micro-averaged F1
+f1_macro | metric | higher | macro F1 | macro-averaged F1
+accuracy | metric | higher | accuracy | fraction correct
+edit_distance | metric | lower | edit distance | normalised Levenshtein distance
+bleu | metric | higher | BLEU | sacreBLEU
+wmd | metric | lower | WMD | word mover's distance
+wrd | metric | lower | WRD | word rotator's distance
+relative_gap | relative | lower | relative gap | relative gap of a transport approximation to the exact
+    distance
+rank_correlation | spearman | higher | rank correlation | Spearman correlation of an approximation with the
+    exact distance
+[info]  per-training-task facts recorded as benchmarks (<TaskPrefix>Info.track_<name>)
+higher_is_better | flag | - | higher is better | 1.0 when the training task's headline metric is better
+    higher, 0.0 when lower
+"""
 
 
-#: gradient quality measures per (task, estimator, num_samples, device) cell
-GRADIENT = _rows(
-    "gradient",
-    ("variance", "grad^2", "variance  tr Cov(ĝ)", LOWER,
-     "trace of the covariance of one estimate"),
-    ("bias", "relative", "relative bias  ‖Eĝ − g‖/‖g‖", LOWER,
-     "norm of the mean estimate's error over the exact gradient's norm, debiased for the "
-     "noise of the mean"),
-    ("mse", "grad^2", "MSE  E‖ĝ − g‖²", LOWER, "mean squared error against the exact gradient"),
-    ("cosine_of_mean", "cosine", "cosine of the mean estimate", HIGHER,
-     "cosine between the mean estimate and the exact gradient"),
-    ("cosine", "cosine", "mean cosine per estimate", HIGHER,
-     "mean cosine between one estimate and the exact gradient"),
-    ("snr", "ratio", "SNR  ‖Eĝ‖/√tr Cov", HIGHER,
-     "signal-to-noise ratio; undefined for a deterministic estimator"),
-    ("work_normalised_variance", "grad^2*s", "variance × seconds", LOWER,
-     "variance times seconds per estimate (Glynn & Whitt 1992)"),
-    ("replicates", "replicates", "replicates R", None,
-     "independent estimates the measures were computed from"),
-)
-#: what an estimate costs
-COST = _rows(
-    "cost",
-    ("time_estimate", "seconds", "seconds per estimate", LOWER,
-     "wall-clock of one estimate and its backward (asv timing)"),
-    ("peakmem_estimate", "bytes", "peak RSS", LOWER,
-     "peak resident memory of the process during one estimate (asv peakmem)"),
-    ("cuda_peakmem", "bytes", "peak CUDA memory", LOWER,
-     "peak CUDA memory allocated during one estimate"),
-    ("seconds_per_estimate", "seconds", "seconds per estimate", LOWER,
-     "seconds per estimate measured by the harness (for work-normalised variance)"),
-    ("evaluations", "evaluations", "f evaluations per estimate", LOWER,
-     "rows of f evaluated per estimate (an equal-compute axis)"),
-    ("floor_ratio", "ratio", "time / plain-torch floor", LOWER,
-     "time per estimate over the time of the plain-torch floor on the same task"),
-)
-#: the unbiasedness claim test per cell
-CLAIM = _rows(
-    "claim",
-    ("detectable_bias", "relative", "detectable relative bias (95 % power)", LOWER,
-     "smallest relative bias the claim test detects with 95 % power at its false-alarm rate"),
-    ("bias_z", "z", "claim test statistic z", None,
-     "test statistic of E[ĝ] = g"),
-    ("bias_p", "p-value", "claim test p-value", None,
-     "p-value of the test of E[ĝ] = g"),
-)
-#: alignment summary measures per (training task, method, seed)
-SUMMARY = _rows(
-    "summary",
-    ("final_metric_equal_steps", "metric", "final metric, equal steps", TASK,
-     "the headline metric after the same number of steps"),
-    ("final_metric_equal_time", "metric", "final metric, equal time", TASK,
-     "the headline metric after the same wall-clock"),
-    ("kendall_tau", "tau", "Kendall τ (loss, metric)", HIGHER,
-     "rank correlation of loss and metric over checkpoints; +1: a lower loss came with a "
-     "better metric"),
-    ("metric_gain_per_second", "metric/s", "metric gain per second", HIGHER,
-     "improvement of the metric per second of training (signed: positive is better)"),
-    ("seconds_per_update", "seconds", "seconds per update", LOWER, "wall-clock per update"),
-    ("evaluations_per_update", "evaluations", "evaluations per update", LOWER,
-     "task-loss evaluations per update"),
-)
-#: checkpoint and end-of-training measures of the training tasks
-CHECKPOINT = _rows(
-    "checkpoint",
-    ("loss", "loss", "training loss", LOWER, "the training loss at a checkpoint"),
-    ("metric", "metric", "metric", TASK, "the task's headline metric at a checkpoint"),
-    ("nll", "nats", "NLL", LOWER, "negative log-likelihood per token"),
-    ("nontermination", "fraction", "non-termination", LOWER,
-     "fraction of greedy decodes that never end"),
-    ("step", "steps", "step", None, "optimiser steps taken"),
-    ("seconds", "seconds", "seconds", None, "training wall-clock so far"),
-    ("best_threshold", "threshold", "best threshold", None,
-     "decision threshold chosen on validation data"),
-    ("avg_length", "tokens", "mean length", None, "mean length of greedy decodes"),
-    ("perplexity", "perplexity", "codebook perplexity", None, "perplexity of code usage"),
-)
-#: metrics that appear as checkpoint or final measures (valid_f1_micro_at_best_threshold, ...)
-METRICS = _rows(
-    "metric",
-    ("f1_micro", "metric", "micro F1", HIGHER, "micro-averaged F1"),
-    ("f1_macro", "metric", "macro F1", HIGHER, "macro-averaged F1"),
-    ("accuracy", "metric", "accuracy", HIGHER, "fraction correct"),
-    ("edit_distance", "metric", "edit distance", LOWER, "normalised Levenshtein distance"),
-    ("bleu", "metric", "BLEU", HIGHER, "sacreBLEU"),
-    ("wmd", "metric", "WMD", LOWER, "word mover's distance"),
-    ("wrd", "metric", "WRD", LOWER, "word rotator's distance"),
-    ("relative_gap", "relative", "relative gap", LOWER,
-     "relative gap of a transport approximation to the exact distance"),
-    ("rank_correlation", "spearman", "rank correlation", HIGHER,
-     "Spearman correlation of an approximation with the exact distance"),
-)
-#: per-training-task facts recorded as benchmarks
-INFO = _rows(
-    "info",
-    (INFO_MEASURE, "flag", "higher is better", None,
-     "1.0 when the training task's headline metric is better higher, 0.0 when lower"),
-)
+def _parse(text: str) -> dict[str, Measure]:
+    rows: list[list[str]] = []
+    kind = ""
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if line.startswith("["):
+            kind = line[1:line.index("]")]
+        elif line[0].isspace():
+            rows[-1][4] += " " + line.strip()
+        else:
+            name, unit_, better, label_, description = (c.strip() for c in line.split(" | "))
+            rows.append([name, unit_, better, label_, description, kind])
+    return {r[0]: Measure(r[0], r[1], r[3], None if r[2] == "-" else r[2], r[4], kind=r[5])
+            for r in rows}
+
+
+_ALL = _parse(_TABLE)
+
+
+def _of_kind(kind: str) -> dict[str, Measure]:
+    return {name: m for name, m in _ALL.items() if m.kind == kind}
+
+
+#: the rows by kind, in table order
+GRADIENT = _of_kind("gradient")
+COST = _of_kind("cost")
+CLAIM = _of_kind("claim")
+SUMMARY = _of_kind("summary")
+CHECKPOINT = _of_kind("checkpoint")
+METRICS = _of_kind("metric")
+INFO = _of_kind("info")
 
 #: every measure: name -> :class:`Measure`
-MEASURES: dict[str, Measure] = {**GRADIENT, **COST, **CLAIM, **SUMMARY, **CHECKPOINT,
-                                 **METRICS, **INFO}
+MEASURES: dict[str, Measure] = dict(_ALL)
 
 #: name parts that say where a measure was taken, not what it is
 _PREFIXES = ("final_", "valid_", "test_", "train_")
