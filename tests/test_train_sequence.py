@@ -15,6 +15,7 @@ from scipy import stats
 from suite.registries import TRAINING_TASKS
 from suite.train_sequence import (
     IGNORE,
+    DataConfig,
     MarkovTermination,
     SequenceConfig,
     SequenceReversal,
@@ -59,9 +60,9 @@ def test_short_run_of_each_method_follows_the_run_schema(name, method):
     for p in run.checkpoints:
         assert all(math.isfinite(v) for v in p.values())
         assert 0.0 <= p["metric"] <= 1.0 and 0.0 <= p["nontermination"] <= 1.0
-        assert 0.0 <= p["avg_length"] <= task.config.max_len
+        assert 0.0 <= p["avg_length"] <= task.config.data.max_len
         assert p["loss"] == p["nll"] > 0
-    b = task.config.batch_size
+    b = task.config.run.batch_size
     expected = {"mle": 0, "pg": 2 * b, "pg_clip": 2 * b, "mgs": 2 * b, "mgs_clip": 2 * b,
                 "evolution_strategies": 2 * b}[method]
     assert run.evaluations_per_update == expected
@@ -105,7 +106,7 @@ def test_markov_chain_has_a_cycle_and_eos_is_never_the_argmax():
 
 
 def test_markov_data_follows_the_chain():
-    cfg = SequenceConfig(num_train=3000)
+    cfg = DataConfig(num_train=3000)
     train, _ = MarkovTermination.make_data(cfg)
     assert (train.prefix[:, 0] == cfg.num_tokens + 1).all()  # BOS
     assert ((train.prefix[:, 1:] >= 0) & (train.prefix[:, 1:] < cfg.num_tokens)).all()
@@ -126,9 +127,9 @@ def test_greedy_mle_decodes_of_the_markov_task_do_not_terminate():
     _, valid = task.data()
     greedy = task.evaluate(model, valid)
     assert greedy["nontermination"] > 0.9
-    assert greedy["avg_length"] > 0.9 * task.config.max_len
+    assert greedy["avg_length"] > 0.9 * task.config.data.max_len
     torch.manual_seed(0)
-    _, ended = decoded_lengths(decode(model, valid.prefix, task.config.max_len, greedy=False),
+    _, ended = decoded_lengths(decode(model, valid.prefix, task.config.data.max_len, greedy=False),
                                task.eos)
     assert float(ended.float().mean()) > 0.9
     # and the chain's entropy rate bounds the NLL from below
@@ -137,7 +138,7 @@ def test_greedy_mle_decodes_of_the_markov_task_do_not_terminate():
 
 
 def test_reversal_data_and_references():
-    cfg = SequenceConfig(**SequenceReversal.defaults)
+    cfg = SequenceConfig.from_options(**SequenceReversal.defaults).data
     train, _ = SequenceReversal.make_data(cfg)
     n = cfg.num_tokens
     for prefix, ref in zip(train.prefix[:100].tolist(), train.refs[:100]):
@@ -165,7 +166,7 @@ def test_unknown_method_suggests_and_lists():
 
 @pytest.mark.parametrize("options, error, match", [
     (dict(hiden=4), TypeError, "unknown option.*'hiden'.*hidden"),
-    (dict(steps=0), ValueError, "steps must be >= 1"),
+    (dict(steps=0), ValueError, "steps must be an int >= 1"),
     (dict(steps=2.5), TypeError, "steps must be an int"),
     (dict(mgs_sigma=0.0), ValueError, "mgs_sigma must be a finite number > 0"),
     (dict(mgs_mixture=1.5), ValueError, r"mgs_mixture must be in \[0, 1\]"),
@@ -192,5 +193,20 @@ def test_bad_seed(seed):
 
 def test_checkpoint_schedule():
     assert SequenceConfig().checkpoints() == [0, 8, 16, 24, 32, 40]
-    assert SequenceConfig(steps=3, num_checkpoints=6).checkpoints() == [0, 1, 2, 3]
-    assert SequenceConfig(steps=10, num_checkpoints=2).checkpoints() == [0, 10]
+    assert SequenceConfig.from_options(steps=3, num_checkpoints=6).checkpoints() == [0, 1, 2, 3]
+    assert SequenceConfig.from_options(steps=10, num_checkpoints=2).checkpoints() == [0, 10]
+
+
+def test_options_are_routed_to_their_parts_and_the_caches_ignore_the_rest():
+    """The data cache is keyed by the data part and the checkpoint by data and model parts, so a
+    sweep over a method's options reuses both (same objects)."""
+    cfg = SequenceConfig.from_options(hidden=8, steps=3, mgs_sigma=0.1, num_train=64)
+    assert (cfg.model.hidden, cfg.run.steps, cfg.methods.mgs_sigma, cfg.data.num_train) == (
+        8, 3, 0.1, 64)
+    assert SequenceConfig.option_names()[:2] == ["num_tokens", "num_train"]
+    assert cfg.checked("t") == cfg
+    assert type(SequenceConfig.from_options(steps=np.int64(3)).checked("t").run.steps) is int
+    a, b = tiny("markov_termination"), tiny("markov_termination", mgs_sigma=0.2, steps=4)
+    assert a.data()[0].prefix is b.data()[0].prefix
+    assert all(torch.equal(x, y) for x, y in zip(a.model(0).parameters(),
+                                                  b.model(0).parameters()))
