@@ -90,3 +90,15 @@ def run_python():
 def plugin_pyproject():
     """The plugin's pyproject.toml text (entry points in every estibench group it uses)."""
     return PYPROJECT
+
+
+def pytest_addoption(parser):
+    parser.addoption("--estimator", action="append", default=[], metavar="SPEC",
+                     help="also run the registry-driven estimator checks on SPEC (e.g. a "
+                          "plugin's estimator); by default only the built-ins are checked")
+
+
+def pytest_configure(config):
+    import statcheck
+
+    statcheck.EXTRA_SPECS[:] = config.getoption("estimator")

@@ -7,11 +7,9 @@ Bonferroni correction over the ``m`` quantities it compares.
 """
 from __future__ import annotations
 
-from scipy import stats
+from estimators.conformance import ALPHA, z_crit
 
-ALPHA = 1e-3  # stated failure rate of each statistical test
+#: estimator specs named with ``pytest --estimator SPEC`` (plugins to check with the built-ins)
+EXTRA_SPECS: list[str] = []
 
-
-def z_crit(m: int = 1, alpha: float = ALPHA) -> float:
-    """Two-sided normal critical value with a Bonferroni correction over ``m`` comparisons."""
-    return float(stats.norm.isf(alpha / (2 * m)))
+__all__ = ["ALPHA", "EXTRA_SPECS", "z_crit"]

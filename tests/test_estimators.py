@@ -11,158 +11,23 @@ i.i.d. estimates, with a Bonferroni correction over the coordinates compared.
 """
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from typing import NamedTuple
-
 import pytest
 import torch
 from scipy import stats
-from statcheck import ALPHA, z_crit
+from statcheck import ALPHA, EXTRA_SPECS, z_crit
 from torch import distributions as D
 
 import estimators
+from estimators import conformance
+from estimators.conformance import R, bernoulli_batch, estimates, mean_test
 from estimators.relaxed import gumbel_max_sample, hard_sample, relaxed_sample
-
-R = 20_000  # independent estimates per statistical test, drawn in one vectorised call
 
 #: golden list of the built-in gradient estimators (independent of the code under test)
 BUILTIN = {"score_function", "reparam", "gumbel_softmax", "straight_through",
            "straight_through_gumbel", "exact", "rebar"}
 
-
-def gradient_specs() -> list[str]:
-    specs = []
-    for name in estimators.available(kind="gradient"):
-        specs.extend(estimators.info(name).info.get("variants", (name,)))
-    return specs
-
-
-SPECS = gradient_specs()
-UNBIASED = [s for s in SPECS if estimators.get(s).unbiased]
-
-
-# ---------------------------------------------------------------------------------------------
-# Problems: each builds R independent copies (leading replicate dim) of (dist, f) with leaves
-# [R, ...] and an exact objective; the exact gradient comes from autograd through it.
-class Problem(NamedTuple):
-    leaves: list[torch.Tensor]  # [R, ...] leaves whose .grad holds R estimates
-    dist: D.Distribution
-    f: Callable
-    exact: Callable[[], torch.Tensor]  # objective for the first replicate, differentiable
-
-
-def _leaf(x: torch.Tensor, r: int) -> torch.Tensor:
-    return x.expand((r,) + x.shape).clone().requires_grad_()
-
-
-def bernoulli_batch(r, dtype, device):
-    """Scalar Bernoulli problems in a batch of 3: f(b) = (b - t)^2, t = 0.45 (REBAR's toy)."""
-    g = torch.Generator().manual_seed(1)
-    logits = torch.randn(3, generator=g, dtype=dtype).to(device)
-    t = torch.tensor([0.45, 0.499, 0.2], dtype=dtype, device=device)
-    leaf = _leaf(logits, r)
-    f = lambda b: (b - t) ** 2
-
-    def exact():
-        p = torch.sigmoid(leaf[0])
-        return (p * (1 - t) ** 2 + (1 - p) * t ** 2).sum()
-    return Problem([leaf], D.Bernoulli(logits=leaf), f, exact)
-
-
-def independent_bernoulli_decoder(r, dtype, device):
-    """Independent(Bernoulli) with event [4] and a non-factorising f with its own parameters:
-    f(b) = (b·w - c)^2 + 0.5·sin(b·w); w is f's parameter and gets its gradient too."""
-    g = torch.Generator().manual_seed(2)
-    logits = torch.randn(4, generator=g, dtype=dtype).to(device)
-    w0 = torch.randn(4, generator=g, dtype=dtype).to(device)
-    leaf, w = _leaf(logits, r), _leaf(w0, r)
-    f = lambda b: ((b * w).sum(-1) - 0.3) ** 2 + 0.5 * torch.sin((b * w).sum(-1))
-
-    def exact():
-        d = D.Independent(D.Bernoulli(logits=leaf[:1]), 1)
-        return estimators.get("exact")(d, lambda b: ((b * w[:1]).sum(-1) - 0.3) ** 2
-                                       + 0.5 * torch.sin((b * w[:1]).sum(-1)))
-    return Problem([leaf, w], D.Independent(D.Bernoulli(logits=leaf), 1), f, exact)
-
-
-def categorical_table(r, dtype, device):
-    """Categorical over 5 classes, batch of 2, random cost table."""
-    g = torch.Generator().manual_seed(3)
-    logits = torch.randn(2, 5, generator=g, dtype=dtype).to(device)
-    table = torch.randn(2, 5, generator=g, dtype=dtype).to(device)
-    leaf = _leaf(logits, r)
-    f = lambda z: table.expand(z.shape + (5,)).gather(-1, z.unsqueeze(-1)).squeeze(-1)
-
-    def exact():
-        return (torch.softmax(leaf[0], -1) * table).sum()
-    return Problem([leaf], D.Categorical(logits=leaf), f, exact)
-
-
-def onehot_independent(r, dtype, device):
-    """Independent(OneHotCategorical) with event [3, 4], f = squared distance of a readout."""
-    g = torch.Generator().manual_seed(4)
-    logits = torch.randn(3, 4, generator=g, dtype=dtype).to(device)
-    emb = torch.randn(4, 2, generator=g, dtype=dtype).to(device)
-    leaf = _leaf(logits, r)
-    f = lambda z: ((z @ emb).sum(-2) - 1.0).pow(2).sum(-1)
-
-    def exact():
-        d = D.Independent(D.OneHotCategorical(logits=leaf[:1]), 1)
-        return estimators.get("exact")(d, lambda z: ((z @ emb).sum(-2) - 1.0).pow(2).sum(-1))
-    return Problem([leaf], D.Independent(D.OneHotCategorical(logits=leaf), 1), f, exact)
-
-
-def normal_closed_form(r, dtype, device):
-    """Normal, batch of 2, f(x) = (x - k)^2 + cos(x): E = (mu-k)^2 + s^2 + cos(mu) e^{-s^2/2}."""
-    mu0 = torch.tensor([0.3, -1.0], dtype=dtype, device=device)
-    s0 = torch.tensor([0.7, 1.3], dtype=dtype, device=device)
-    k = torch.tensor([1.0, 0.5], dtype=dtype, device=device)
-    mu, s = _leaf(mu0, r), _leaf(s0, r)
-    f = lambda x: (x - k) ** 2 + torch.cos(x)
-
-    def exact():
-        return ((mu[0] - k) ** 2 + s[0] ** 2 + torch.cos(mu[0]) * torch.exp(-s[0] ** 2 / 2)).sum()
-    return Problem([mu, s], D.Normal(mu, s), f, exact)
-
-
-PROBLEMS: dict[str, Callable] = {
-    "bernoulli_batch": bernoulli_batch,
-    "independent_bernoulli_decoder": independent_bernoulli_decoder,
-    "categorical_table": categorical_table,
-    "onehot_independent": onehot_independent,
-    "normal_closed_form": normal_closed_form,
-}
-
-
-def estimates(spec, problem, k, warmup=0):
-    """R gradient estimates, flattened to [R, P], and the exact gradient [P]."""
-    est = estimators.get(spec)
-    for _ in range(warmup):  # stateful baselines: run them in before measuring
-        est(problem.dist, problem.f, num_samples=k)
-        for leaf in problem.leaves:
-            leaf.grad = None
-    est(problem.dist, problem.f, num_samples=k).backward()
-    g_hat = torch.cat([leaf.grad.reshape(leaf.shape[0], -1) for leaf in problem.leaves], 1)
-    exact_grads = torch.autograd.grad(problem.exact(), problem.leaves, allow_unused=True)
-    g = torch.cat([(e if e is not None else torch.zeros_like(leaf))[0].reshape(-1)
-                   for e, leaf in zip(exact_grads, problem.leaves)])
-    return g_hat, g
-
-
-def mean_test(g_hat, g):
-    """Largest |z| of the per-coordinate mean vs the exact gradient, and its critical value."""
-    se = g_hat.std(0) / math.sqrt(g_hat.shape[0])
-    z = (g_hat.mean(0) - g).abs() / se.clamp_min(1e-12)
-    return float(z.max()), z_crit(g.numel())
-
-
-def supported_cases(specs):
-    for spec in specs:
-        est = estimators.get(spec)
-        for pname, build in PROBLEMS.items():
-            if est.supports(build(1, torch.float64, "cpu").dist):
-                yield spec, pname
+#: the built-ins' benchmark variants, plus any plugin named with ``pytest --estimator SPEC``
+SPECS = conformance.builtin_specs() + [s for s in EXTRA_SPECS if s not in conformance.builtin_specs()]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,15 +42,31 @@ def test_builtins_are_registered_with_one_consistent_declaration():
         assert entry.info["description"] and entry.info["reference"]
 
 
-@pytest.mark.parametrize("spec,pname,k", [
-    (spec, pname, k) for spec, pname in supported_cases(UNBIASED) for k in (1, 3)
-    if k >= estimators.get(spec).min_samples()])
-def test_unbiased_against_exact(spec, pname, k):
-    torch.manual_seed(1234 + k)
-    problem = PROBLEMS[pname](R, torch.float64, "cpu")
-    g_hat, g = estimates(spec, problem, k, warmup=3)
-    z, crit = mean_test(g_hat, g)
-    assert z < crit, f"{spec} on {pname}: mean differs from the exact gradient (|z| = {z:.2f})"
+@pytest.mark.parametrize("check", list(conformance.CHECKS))
+@pytest.mark.parametrize("spec", SPECS)
+def test_conformance(spec, check):
+    """The contract (shapes, dtypes, devices, determinism, bad input, supported families) and,
+    for an estimator that claims it, unbiasedness against exact enumeration: the checks that
+    ``estibench check SPEC`` runs."""
+    results = conformance.check(spec, check)
+    failed = [f"{r.case}: {r.detail}" for r in results if not r.passed]
+    assert results and not failed, "\n".join(failed)
+
+
+def test_the_unbiasedness_check_can_fail():
+    """A deliberately biased estimator that claims unbiased=True fails the conformance check."""
+    from estimators.straight_through import StraightThrough
+
+    class FalseClaim(StraightThrough):
+        name = "false_claim_st"
+        unbiased = True
+    try:
+        estimators.register(FalseClaim)
+        results = conformance.check("false_claim_st", "unbiased")
+        assert any(not r.passed for r in results)
+        assert all(r.passed for r in conformance.check("false_claim_st", "contract"))
+    finally:
+        estimators.ESTIMATORS.unregister("false_claim_st")
 
 
 def test_statistical_check_detects_a_biased_estimator():
@@ -194,22 +75,6 @@ def test_statistical_check_detects_a_biased_estimator():
     problem = bernoulli_batch(R, torch.float64, "cpu")
     z, crit = mean_test(*estimates("straight_through", problem, 1))
     assert z > crit
-
-
-@pytest.mark.parametrize("spec,pname", list(supported_cases(UNBIASED)))
-def test_loss_value_is_unbiased_for_the_objective(spec, pname):
-    """The loss's value is the Monte Carlo estimate of E f. Per-replicate values are read off a
-    probe: f·probe with probe = 1, whose gradient is d loss/d probe_r = that replicate's value."""
-    est = estimators.get(spec)
-    k = max(2, est.min_samples())
-    torch.manual_seed(7)
-    problem = PROBLEMS[pname](R, torch.float64, "cpu")
-    probe = torch.ones((R,) + problem.dist.batch_shape[1:], dtype=torch.float64,
-                       requires_grad=True)
-    est(problem.dist, lambda z: problem.f(z) * probe, k).backward()
-    values = probe.grad.reshape(R, -1).sum(1)
-    z, crit = mean_test(values[:, None], problem.exact().detach().reshape(1))
-    assert z < crit, f"{spec} on {pname}: loss value is not the MC estimate of E f (|z|={z:.2f})"
 
 
 def test_relaxation_bias_shrinks_as_temperature_falls():
@@ -262,83 +127,6 @@ def test_hard_samples_of_relaxations_are_exact_samples(family):
     assert stats.chisquare(counts.numpy(), expected.numpy()).pvalue > ALPHA
 
 
-# -- contract: shapes, dtypes, devices, determinism --------------------------------------------
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="no CUDA device"))]
-
-
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("spec,pname", list(supported_cases(SPECS)))
-def test_contract_shapes_dtypes_devices(spec, pname, dtype, device):
-    est = estimators.get(spec).to(device)
-    problem = PROBLEMS[pname](5, dtype, device)
-    k = max(4, est.min_samples())
-    loss = est(problem.dist, problem.f, num_samples=k)
-    assert loss.shape == () and loss.dtype == dtype and loss.device.type == device
-    assert torch.isfinite(loss)
-    loss.backward()
-    for leaf in problem.leaves[:1]:
-        assert leaf.grad is not None and leaf.grad.shape == leaf.shape
-        assert leaf.grad.dtype == dtype and torch.isfinite(leaf.grad).all()
-
-
-@pytest.mark.parametrize("spec,pname", list(supported_cases(SPECS)))
-def test_same_seed_same_gradients(spec, pname):
-    grads = []
-    for _ in range(2):
-        torch.manual_seed(99)
-        problem = PROBLEMS[pname](4, torch.float32, "cpu")
-        est = estimators.get(spec)
-        est(problem.dist, problem.f, num_samples=max(3, est.min_samples())).backward()
-        grads.append(problem.leaves[0].grad.clone())
-    assert torch.equal(grads[0], grads[1])
-
-
-@pytest.mark.parametrize("spec", SPECS)
-def test_supports_matches_the_registered_families(spec):
-    est = estimators.get(spec)
-    families = set(estimators.info(spec.split(":")[0]).info["families"])
-    logits = torch.zeros(2, 3, requires_grad=True)
-    dists = {
-        "Bernoulli": D.Bernoulli(logits=logits),
-        "OneHotCategorical": D.OneHotCategorical(logits=logits),
-        "Categorical": D.Categorical(logits=logits),
-        "Normal": D.Normal(logits, torch.ones(2, 3)),
-    }
-    for fam, dist in dists.items():
-        assert est.supports(dist) == (fam in families), fam
-        assert est.supports(D.Independent(dist, 1) if dist.batch_shape else dist) == (fam in families)
-        if fam not in families:
-            with pytest.raises(TypeError, match=fam) as err:
-                est(dist, lambda z: z.sum(-1), num_samples=2)
-            assert spec.split(":")[0] in str(err.value)
-    assert not est.supports(D.Exponential(torch.ones(2)))
-    assert not est.supports("not a distribution")
-
-
-# -- bad input ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("spec", SPECS)
-@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "4"])
-def test_bad_num_samples(spec, bad):
-    est = estimators.get(spec)
-    dist = next(d for d in _all_dists() if est.supports(d))
-    with pytest.raises(ValueError, match="num_samples"):
-        est(dist, event_sum(dist), num_samples=bad)
-
-
-def event_sum(dist):
-    """A cost function for any of _all_dists(): the sum over the event dims."""
-    nd = len(dist.event_shape)
-    return lambda z: z.sum(tuple(range(-nd, 0))) if nd else z
-
-
-def _all_dists():
-    logits = torch.zeros(2, 3, requires_grad=True)
-    return [D.Bernoulli(logits=logits), D.OneHotCategorical(logits=logits),
-            D.Normal(logits, torch.ones(2, 3))]
-
-
 def test_numpy_integer_num_samples_are_accepted():
     import numpy as np
     logits = torch.zeros(3, requires_grad=True)
@@ -352,18 +140,6 @@ def test_loo_with_one_sample():
     est = estimators.get("score_function:baseline=loo")
     with pytest.raises(ValueError, match="num_samples >= 2"):
         est(D.Bernoulli(logits=torch.zeros(3, requires_grad=True)), lambda z: z, num_samples=1)
-
-
-@pytest.mark.parametrize("spec", SPECS)
-def test_wrong_cost_shape_and_non_finite_costs(spec):
-    est = estimators.get(spec)
-    dist = next(d for d in _all_dists() if est.supports(d))
-    with pytest.raises(ValueError, match=r"expected \[num_samples, \*batch_shape\]"):
-        est(dist, lambda z: z.sum(), num_samples=2)
-    with pytest.raises(ValueError, match="expected a tensor|must return a tensor"):
-        est(dist, lambda z: 1.0, num_samples=2)
-    with pytest.raises(ValueError, match="non-finite"):
-        est(dist, lambda z: event_sum(dist)(z) / 0.0 - float("inf"), num_samples=2)
 
 
 def test_validation_switch_skips_the_finite_check_only():
