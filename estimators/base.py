@@ -22,6 +22,8 @@ from collections.abc import Callable
 import torch
 from torch import distributions as D
 
+from .checks import Described
+
 __all__ = ["Estimator", "unwrap", "family_name", "validation_enabled", "set_validation",
            "DISCRETE", "CONTINUOUS", "ALL_FAMILIES"]
 
@@ -60,7 +62,7 @@ def family_name(dist: object) -> str:
     return f"Independent({name}, {ndims})" if ndims else name
 
 
-class Estimator(torch.nn.Module):
+class Estimator(Described, torch.nn.Module):
     """Base class: subclasses set ``families`` and implement :meth:`estimate`.
 
     A ``torch.nn.Module`` so that stateful estimators (moving-average baselines, learned control
@@ -99,12 +101,17 @@ class Estimator(torch.nn.Module):
                              f"got {num_samples}")
 
     def costs(self, f: Callable, z: torch.Tensor, dist: D.Distribution, k: int) -> torch.Tensor:
-        """Call f and check what it returned: shape ``[k, *batch_shape]``, finite values."""
+        """Call f and check what it returned: a real floating tensor of shape
+        ``[k, *batch_shape]`` with finite values (the value check only while validating)."""
         out = f(z)
         expected = (k, *dist.batch_shape)
         if not isinstance(out, torch.Tensor):
             raise ValueError(f"{self.describe()}: f must return a tensor of costs with shape "
                              f"{list(expected)}, got {type(out).__name__}")
+        if not out.is_floating_point():  # complex, integer or bool: no real gradient to give
+            raise ValueError(f"{self.describe()}: f returned costs of dtype {out.dtype}; expected "
+                             f"a real floating tensor (float16, bfloat16, float32 or float64) of "
+                             f"shape {list(expected)}")
         if tuple(out.shape) != expected:
             raise ValueError(f"{self.describe()}: f returned costs of shape {list(out.shape)} for "
                              f"samples of shape {list(z.shape)}; expected [num_samples, "
@@ -114,12 +121,6 @@ class Estimator(torch.nn.Module):
             raise ValueError(f"{self.describe()}: f returned {bad} non-finite cost(s) "
                              f"(NaN or inf) out of {out.numel()}; expected finite costs")
         return out
-
-    def describe(self) -> str:
-        return getattr(self, "spec", None) or self.name
-
-    def extra_repr(self) -> str:
-        return self.describe()
 
     # -- the contract ----------------------------------------------------------------------
     def forward(self, dist: D.Distribution, f: Callable, num_samples: int = 1) -> torch.Tensor:

@@ -13,6 +13,7 @@ from torch import distributions as D
 
 from . import register
 from .base import Estimator, unwrap
+from .checks import number
 
 RELAXABLE = (D.Bernoulli, D.OneHotCategorical)
 
@@ -62,13 +63,8 @@ def hard_sample(soft: torch.Tensor, dist: D.Distribution) -> torch.Tensor:
 
 
 def _check_temperature(name: str, temperature) -> float:
-    try:
-        t = float(temperature)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: temperature must be a positive number, got {temperature!r}") from None
-    if not t > 0 or t == float("inf"):
-        raise ValueError(f"{name}: temperature must be a positive finite number, got {temperature!r}")
-    return t
+    """``temperature`` as a finite float > 0, else a ValueError naming ``name`` and the option."""
+    return number(name, "temperature", temperature, low=0.0, low_open=True)
 
 
 @register

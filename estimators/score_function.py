@@ -20,6 +20,7 @@ import torch
 
 from . import register
 from .base import ALL_FAMILIES, Estimator
+from .checks import choice, number
 
 BASELINES = ("none", "moving_average", "loo")
 
@@ -35,16 +36,8 @@ class ScoreFunction(Estimator):
 
     def __init__(self, baseline: str = "none", decay: float = 0.9):
         super().__init__()
-        if baseline not in BASELINES:
-            import difflib
-            close = difflib.get_close_matches(str(baseline), BASELINES, n=1, cutoff=0.0)
-            raise ValueError(f"score_function: unknown baseline {baseline!r}; expected one of "
-                             f"{', '.join(BASELINES)}" + (f" (did you mean {close[0]!r}?)" if close
-                                                          else ""))
-        if not 0.0 <= float(decay) < 1.0:
-            raise ValueError(f"score_function: decay must be in [0, 1), got {decay!r}")
-        self.baseline = baseline
-        self.decay = float(decay)
+        self.baseline = choice("score_function", "baseline", baseline, BASELINES)
+        self.decay = number("score_function", "decay", decay, low=0.0, high=1.0, high_open=True)
         self.name = f"score_function:baseline={baseline}"
         if baseline == "moving_average":
             # Running mean of f per batch element; empty until the first call sets its shape.
@@ -52,6 +45,18 @@ class ScoreFunction(Estimator):
             # estimators up before measuring them).
             self.register_buffer("running_cost", torch.zeros(0))
             self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        # A fresh moving average is empty (shape [0]) until its first call sets the problem's
+        # shape: adopt the stored shape so a trained baseline loads into a fresh estimator.
+        stored = state_dict.get(prefix + "running_cost")
+        if (self.baseline == "moving_average" and isinstance(stored, torch.Tensor)
+                and stored.shape != self.running_cost.shape):
+            self.running_cost = torch.zeros(stored.shape, dtype=stored.dtype,
+                                            device=self.running_cost.device)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
 
     def min_samples(self) -> int:
         return 2 if self.baseline == "loo" else 1

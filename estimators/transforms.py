@@ -21,11 +21,12 @@ parameters without a gradient, return the total norm before clipping, and make n
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from functools import partial
 
 import torch
+
+from .checks import choice, number
 
 __all__ = ["global_norm", "clip_hard", "clip_smooth", "CLIPPING", "clipping",
            "hard_factor", "smooth_factor"]
@@ -38,14 +39,7 @@ def _grads(params: Iterable[torch.Tensor]) -> list[torch.Tensor]:
 
 
 def _gamma(gamma, rule: str) -> float:
-    try:
-        value = float(gamma)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{rule}: the threshold gamma must be a positive finite number, "
-                         f"got {gamma!r}")
-    return value
+    return number(rule, "gamma", gamma, low=0.0, low_open=True)
 
 
 def _norm(grads: list[torch.Tensor]) -> torch.Tensor:
@@ -103,8 +97,6 @@ CLIPPING: dict[str, Callable[..., torch.Tensor]] = {"hard": clip_hard, "smooth":
 
 def clipping(rule: str, gamma: float) -> Callable[[Iterable[torch.Tensor]], torch.Tensor]:
     """A one-argument transform for composition: ``clip = clipping("hard", 1.0); clip(params)``."""
-    if rule not in CLIPPING:
-        raise ValueError(f"unknown clipping rule {rule!r}; expected one of "
-                         f"{', '.join(sorted(CLIPPING))}")
+    choice("clipping", "rule", rule, sorted(CLIPPING))
     _gamma(gamma, f"clip_{rule}")
     return partial(CLIPPING[rule], gamma=gamma)

@@ -14,7 +14,10 @@ Every update estimator (``kind="update"``) is called the same way::
 * ``task_loss``: ``() -> scalar tensor`` (or float), evaluated at the params' current values.
   A non-finite value (NaN, inf) gives that candidate weight 0 instead of poisoning the update.
 * ``guide``: optional list of tensors shaped like ``params`` (e.g. the maximum-likelihood
-  gradient); estimators that cannot use one ignore it after checking its shapes.
+  gradient); estimators that cannot use one ignore it after checking its shapes. ``mgs`` refuses
+  a guide holding NaN or inf with a ValueError naming the tensor (one host sync, only while
+  :func:`estimators.set_validation` is on); with validation off, a candidate whose step is not
+  finite gets weight 0, so the update stays finite (0 when no candidate is usable).
 * Sign convention: with Δθ the proposed step, each ``p.grad`` is SET to ``-Δθ_p`` (a descent
   pseudo-gradient: the quantity an optimizer subtracts). ``SGD(lr=1)`` therefore applies
   ``θ ← θ + Δθ`` exactly, and any ``torch.optim`` optimizer moves towards a lower task loss.
@@ -36,6 +39,8 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 
 from . import register
+from .base import validation_enabled
+from .checks import Described, integer, number
 
 __all__ = ["UpdateEstimator", "MGS", "EvolutionStrategies", "mixture_log_density",
            "mgs_log_weights", "effective_sample_size"]
@@ -89,37 +94,12 @@ def effective_sample_size(weights: torch.Tensor) -> torch.Tensor:
 
 
 # -- shared machinery ----------------------------------------------------------------------------
-def _positive(name: str, owner: str, value) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{owner}: {name} must be a positive number, got {value!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{owner}: {name} must be a positive finite number, got {value!r}")
-    return v
-
-
-def _count(name: str, owner: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{owner}: {name} must be an int >= 1, got {value!r} "
-                         f"({type(value).__name__})")
-    if value < 1:
-        raise ValueError(f"{owner}: {name} must be >= 1, got {value}")
-    return value
-
-
-class UpdateEstimator(torch.nn.Module):
+class UpdateEstimator(Described, torch.nn.Module):
     """Base class of update-search estimators: parameter checks, flattening, exact restore."""
 
     name: str = "update"
     kind: str = "update"
     unbiased: bool = False
-
-    def describe(self) -> str:
-        return getattr(self, "spec", None) or self.name
-
-    def extra_repr(self) -> str:
-        return self.describe()
 
     # -- checks ------------------------------------------------------------------------------
     def _params(self, params: Iterable[torch.Tensor]) -> list[torch.Tensor]:
@@ -164,6 +144,23 @@ class UpdateEstimator(torch.nn.Module):
                                  f"the params one for one")
         p0 = params[0]
         return torch.cat([g.detach().reshape(-1).to(p0.device, p0.dtype) for g in guide])
+
+    def _check_finite_guide(self, guide: Sequence[torch.Tensor] | torch.Tensor,
+                            flat: torch.Tensor) -> None:
+        """With validation on (one host sync): refuse a guide holding NaN or inf, naming which
+        tensor, since a step built from it would not be finite."""
+        if not validation_enabled() or bool(torch.isfinite(flat).all()):
+            return
+        guide = [guide] if isinstance(guide, torch.Tensor) else list(guide)
+        for i, g in enumerate(guide):
+            bad = int((~torch.isfinite(g.detach())).sum())
+            if bad:
+                raise ValueError(f"{self.describe()}: guide[{i}] holds {bad} non-finite value(s) "
+                                 f"(NaN or inf) out of {g.numel()}; expected a finite guide "
+                                 f"(e.g. the maximum-likelihood gradient); check the loss it "
+                                 f"came from, or pass guide=None")
+        raise ValueError(f"{self.describe()}: the guide is not finite after conversion to "
+                         f"{flat.dtype} (a value overflows); expected a finite guide")
 
     @staticmethod
     def _flat(params: list[torch.Tensor]) -> torch.Tensor:
@@ -258,24 +255,12 @@ class MGS(UpdateEstimator):
                  guide_scale: float = 1.0, mixture: float = 0.5,
                  proposal_correction: bool = True):
         super().__init__()
-        self.num_candidates = _count("num_candidates", "mgs", num_candidates)
-        self.sigma = _positive("sigma", "mgs", sigma)
-        self.alpha = _positive("alpha", "mgs", alpha)
-        try:
-            eta = float(guide_scale)
-        except (TypeError, ValueError):
-            eta = math.nan
-        if not math.isfinite(eta) or eta < 0:
-            raise ValueError(f"mgs: guide_scale must be a finite number >= 0, got {guide_scale!r}")
-        self.guide_scale = eta
-        try:
-            m = float(mixture)
-        except (TypeError, ValueError):
-            m = math.nan
-        if not 0.0 <= m <= 1.0:
-            raise ValueError(f"mgs: mixture (fraction of candidates around the guide) must be in "
-                             f"[0, 1], got {mixture!r}")
-        self.mixture = m
+        self.num_candidates = integer("mgs", "num_candidates", num_candidates)
+        self.sigma = number("mgs", "sigma", sigma, low=0.0, low_open=True)
+        self.alpha = number("mgs", "alpha", alpha, low=0.0, low_open=True)
+        self.guide_scale = number("mgs", "guide_scale", guide_scale, low=0.0)
+        # the fraction of candidates drawn around the guide
+        self.mixture = number("mgs", "mixture", mixture, low=0.0, high=1.0)
         self.proposal_correction = bool(proposal_correction)
 
     def num_guided(self, has_guide: bool) -> int:
@@ -287,6 +272,8 @@ class MGS(UpdateEstimator):
                 guide: Sequence[torch.Tensor] | None = None) -> dict[str, object]:
         params = self._params(params)
         flat_guide = self._guide(guide, params)
+        if flat_guide is not None:
+            self._check_finite_guide(guide, flat_guide)
         theta0 = self._flat(params)
         k = self.num_candidates
         kg = self.num_guided(flat_guide is not None)
@@ -300,7 +287,16 @@ class MGS(UpdateEstimator):
         log_q = (mixture_log_density(deltas, mean, self.sigma, kg / k)
                  if self.proposal_correction else None)
         weights = mgs_log_weights(losses, self.alpha, log_q).exp()
-        update = weights.to(deltas.dtype) @ deltas
+        # A candidate of weight 0 contributes exactly 0, even if its step is not finite (a
+        # non-finite guide with validation off): 0 x NaN would otherwise poison the update.
+        # A non-finite step can still carry weight when task_loss ignores the params; such a
+        # candidate is dropped too. Tensor ops only: no host sync.
+        usable = torch.isfinite(deltas).all(1) & (weights > 0)
+        dropped = (~usable & (weights > 0)).any()
+        weights = torch.where(usable, weights, torch.zeros_like(weights))
+        weights = torch.where(dropped, weights / weights.sum().clamp_min(1e-300), weights)
+        update = weights.to(deltas.dtype) @ torch.where(usable[:, None], deltas,
+                                                        torch.zeros_like(deltas))
         self._write_grad(params, -update)
         return {"evaluations": k, "num_guided": kg, "ess": effective_sample_size(weights),
                 "weights": weights, "losses": losses, "update_norm": update.norm()}
@@ -327,8 +323,8 @@ class EvolutionStrategies(UpdateEstimator):
 
     def __init__(self, num_directions: int = 8, sigma: float = 0.01):
         super().__init__()
-        self.num_directions = _count("num_directions", "evolution_strategies", num_directions)
-        self.sigma = _positive("sigma", "evolution_strategies", sigma)
+        self.num_directions = integer("evolution_strategies", "num_directions", num_directions)
+        self.sigma = number("evolution_strategies", "sigma", sigma, low=0.0, low_open=True)
 
     def forward(self, params: Iterable[torch.Tensor], task_loss: Callable[[], torch.Tensor],
                 guide: Sequence[torch.Tensor] | None = None) -> dict[str, object]:
