@@ -2,9 +2,13 @@
 
 Autograd through this sum gives the true gradient, the reference every unbiased estimator is
 checked against. ``Independent`` wrappers are enumerated jointly (n^D points for D reinterpreted
-dimensions of an n-point base), so the cost is exponential: past ``max_support`` points it refuses
-with a ``ValueError`` rather than exhausting memory. ``num_samples`` is ignored; f receives all
-support points at once, ``[N, *batch_shape, *event_shape]``.
+dimensions of an n-point base), so the cost is exponential. Two guards refuse with a
+``ValueError`` (and make ``supports()`` False) rather than exhaust memory: more than
+``max_support`` points per batch element, or an enumeration ``[N, *batch_shape, *event_shape]``
+of more than ``max_elements`` values in all, which counts the batch (2,000 x 16 Bernoullis is
+2^16 points per element but 2,000 x 2^16 x 16 values). Sizes are compared in log space, so a
+support of 2^20000 points is refused, and described, without building a 6,000-digit integer.
+``num_samples`` is ignored; f receives all support points at once.
 """
 from __future__ import annotations
 
@@ -15,13 +19,35 @@ from torch import distributions as D
 
 from . import register
 from .base import DISCRETE, Estimator, family_name, unwrap
+from .checks import integer
+
+
+def _support_base_and_dims(dist: D.Distribution) -> tuple[int, int]:
+    """``(n, d)``: the support of one batch element has ``n ** d`` points."""
+    base, ndims = unwrap(dist)
+    reinterpreted = base.batch_shape[len(base.batch_shape) - ndims:] if ndims else ()
+    return _base_size(base), math.prod(reinterpreted)
+
+
+def support_log10(dist: D.Distribution) -> float:
+    """``log10`` of the number of support points of one batch element (-inf for none)."""
+    n, d = _support_base_and_dims(dist)
+    return d * math.log10(n) if n > 0 else (-math.inf if d else 0.0)
 
 
 def support_size(dist: D.Distribution) -> int:
-    base, ndims = unwrap(dist)
-    n = _base_size(base)
-    reinterpreted = base.batch_shape[len(base.batch_shape) - ndims:] if ndims else ()
-    return n ** math.prod(reinterpreted)
+    """The number of support points of one batch element (an exact int: may be huge; see
+    :func:`support_log10` for a size that is cheap to compare and print)."""
+    n, d = _support_base_and_dims(dist)
+    return n ** d
+
+
+def _size_text(n: int, d: int) -> str:
+    """``1048576`` when it is short, ``2^20000 (about 10^6020.6)`` when it is not: Python
+    refuses to print an int of more than 4,300 digits."""
+    if d * math.log10(max(n, 1)) < 15:
+        return str(n ** d)
+    return f"{n}^{d} (about 10^{d * math.log10(n):.1f})"
 
 
 def _base_size(base: D.Distribution) -> int:
@@ -61,26 +87,46 @@ class Exact(Estimator):
     description = "enumerates the support: sum_z p(z) f(z) (the reference gradient)"
     reference = "exact enumeration"
 
-    def __init__(self, max_support: int = 2 ** 16):
+    def __init__(self, max_support: int = 2 ** 16, max_elements: int = 2 ** 26):
         super().__init__()
-        if isinstance(max_support, bool) or not isinstance(max_support, int) or max_support < 1:
-            raise ValueError(f"exact: max_support must be a positive int, got {max_support!r}")
-        self.max_support = max_support
+        self.max_support = integer("exact", "max_support", max_support)
+        self.max_elements = integer("exact", "max_elements", max_elements)
+
+    def _too_large(self, dist) -> str | None:
+        """Why enumerating ``dist`` is refused (None when it is not): too many support points
+        per batch element, or too many values in the enumeration ``[N, *batch, *event]``."""
+        n, d = _support_base_and_dims(dist)
+        log_n = support_log10(dist)
+        where = (f"{family_name(dist)} with batch_shape {list(dist.batch_shape)} and "
+                 f"event_shape {list(dist.event_shape)}")
+        if log_n > math.log10(self.max_support) + 1e-12:
+            return (f"exact: the support of {where} has {_size_text(n, d)} points, more than "
+                    f"max_support={self.max_support}; use a sampling estimator or raise "
+                    f"max_support")
+        if log_n == -math.inf:
+            return None
+        batch = math.prod(dist.batch_shape)
+        event = math.prod(dist.event_shape)
+        elements = n ** d * batch * event  # small here: n ** d <= max_support
+        if elements > self.max_elements:
+            return (f"exact: enumerating {where} takes {n ** d} support points x {batch} batch "
+                    f"element(s) x {event} event value(s) = {elements} values, more than "
+                    f"max_elements={self.max_elements} (the memory budget, which counts the "
+                    f"batch); use a sampling estimator, a smaller batch, or raise max_elements")
+        return None
 
     def supports(self, dist) -> bool:
-        """The family must be discrete and the support no larger than ``max_support``."""
-        return super().supports(dist) and support_size(dist) <= self.max_support
+        """The family must be discrete and the enumeration within ``max_support`` points per
+        batch element and ``max_elements`` values in all."""
+        return super().supports(dist) and self._too_large(dist) is None
 
     def check(self, dist, num_samples, min_samples=1):
         # A supported family with too large a support is a ValueError (a size problem), not a
         # TypeError (a family problem): say how large it is.
-        if super().supports(dist) and support_size(dist) > self.max_support:
-            size = support_size(dist)
-            raise ValueError(
-                f"exact: the support of {family_name(dist)} with batch_shape "
-                f"{list(dist.batch_shape)} and event_shape {list(dist.event_shape)} has {size} "
-                f"points, more than max_support={self.max_support}; use a sampling estimator or "
-                f"raise max_support")
+        if super().supports(dist):
+            reason = self._too_large(dist)
+            if reason is not None:
+                raise ValueError(reason)
         super().check(dist, num_samples, min_samples)
 
     def estimate(self, dist, f, num_samples):

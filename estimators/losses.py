@@ -32,23 +32,20 @@ import torch.nn.functional as F
 
 from . import register_loss
 from .base import validation_enabled
+from .checks import Described, integer
 
 __all__ = ["Loss", "BinaryCrossEntropy", "SoftmaxCrossEntropy", "MultilabelSoftmaxCrossEntropy",
            "SequenceCrossEntropy", "multilabel_softmax_cross_entropy"]
 
 
-class Loss(torch.nn.Module):
+class Loss(Described, torch.nn.Module):
     """Base class: ``loss(scores, targets) -> scalar`` (``forward``), with the shared shape, dtype
     and device checks; a ``torch.nn.Module`` so that options such as ``pos_weight`` move with
     ``.to(device)``."""
 
     name: str = "loss"
-
-    def describe(self) -> str:
-        return getattr(self, "spec", None) or self.name
-
-    def extra_repr(self) -> str:
-        return self.describe()
+    description: str = ""
+    reference: str = ""
 
     # -- checks shared by all losses -------------------------------------------------------
     def _check_scores(self, scores: object, ndim: int, layout: str) -> torch.Tensor:
@@ -113,15 +110,15 @@ def _binary_msg(targets: torch.Tensor) -> str:
             f"{bad.flatten()[:3].tolist()}")
 
 
-@register_loss("binary_cross_entropy",
-               description="per-class binary cross-entropy with logits, summed over classes, "
-                           "mean over examples; option pos_weight",
-               reference="standard multi-label baseline (one-vs-rest logistic regression)")
+@register_loss
 class BinaryCrossEntropy(Loss):
     """``mean_n Σ_c -[w y_nc log σ(s_nc) + (1 - y_nc) log(1 - σ(s_nc))]``, ``w`` = ``pos_weight``
     (a float, or one per class), computed as BCE-with-logits (``softplus``, stable for any s)."""
 
     name = "binary_cross_entropy"
+    description = ("per-class binary cross-entropy with logits, summed over classes, mean over examples; option "
+                   "pos_weight")
+    reference = "standard multi-label baseline (one-vs-rest logistic regression)"
 
     def __init__(self, pos_weight: None | float | Sequence[float] | torch.Tensor = None):
         super().__init__()
@@ -150,14 +147,13 @@ class BinaryCrossEntropy(Loss):
         return self._checked_binary(loss, scores, targets)
 
 
-@register_loss("softmax_cross_entropy",
-               description="single-label softmax cross-entropy -s_t + logsumexp(s), mean over "
-                           "examples",
-               reference="standard (multinomial logistic regression)")
+@register_loss
 class SoftmaxCrossEntropy(Loss):
     """``mean_n [-s_{n, t_n} + logsumexp_c s_nc]`` (``F.cross_entropy``, log-softmax internally)."""
 
     name = "softmax_cross_entropy"
+    description = "single-label softmax cross-entropy -s_t + logsumexp(s), mean over examples"
+    reference = "standard (multinomial logistic regression)"
 
     def __init__(self) -> None:  # no options
         super().__init__()
@@ -197,17 +193,16 @@ def multilabel_softmax_cross_entropy(scores: torch.Tensor, targets: torch.Tensor
     return neg_term + pos_term
 
 
-@register_loss("multilabel_softmax_cross_entropy",
-               description="multi-label softmax cross-entropy (ZLPR): log(1 + sum_neg e^s) + "
-                           "log(1 + sum_pos e^-s), threshold 0 built in",
-               reference="Su 2020 (kexue.fm/archives/7359); Su et al. 2022, ZLPR: A novel loss "
-                         "for multi-label classification",
-               predict_threshold=0.0)
+@register_loss(predict_threshold=0.0)
 class MultilabelSoftmaxCrossEntropy(Loss):
     """``mean_n [log(1 + Σ_{i∈neg_n} e^{s_ni}) + log(1 + Σ_{j∈pos_n} e^{-s_nj})]``; predict class i
     iff ``s_i > 0``. See :func:`multilabel_softmax_cross_entropy`."""
 
     name = "multilabel_softmax_cross_entropy"
+    description = ("multi-label softmax cross-entropy (ZLPR): log(1 + sum_neg e^s) + log(1 + sum_pos e^-s), "
+                   "threshold 0 built in")
+    reference = ("Su 2020 (kexue.fm/archives/7359); Su et al. 2022, ZLPR: A novel loss for multi-label "
+                 "classification")
 
     def __init__(self) -> None:  # no options
         super().__init__()
@@ -219,22 +214,19 @@ class MultilabelSoftmaxCrossEntropy(Loss):
         return self._checked_binary(loss, scores, targets)
 
 
-@register_loss("sequence_cross_entropy",
-               description="teacher-forced token cross-entropy, mean over tokens whose target is "
-                           "not ignore_index",
-               reference="standard maximum-likelihood training of sequence models (teacher "
-                         "forcing: Williams & Zipser 1989)")
+@register_loss
 class SequenceCrossEntropy(Loss):
     """``Σ_{n,t: y_nt ≠ ignore} [-s_{n,t,y_nt} + logsumexp_v s_ntv] / #{counted tokens}``."""
 
     name = "sequence_cross_entropy"
+    description = "teacher-forced token cross-entropy, mean over tokens whose target is not ignore_index"
+    reference = ("standard maximum-likelihood training of sequence models (teacher forcing: Williams & Zipser "
+                 "1989)")
 
     def __init__(self, ignore_index: int = -100):
         super().__init__()
-        if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-            raise ValueError(f"sequence_cross_entropy: ignore_index must be an int, got "
-                             f"{ignore_index!r}")
-        self.ignore_index = ignore_index
+        self.ignore_index = integer("sequence_cross_entropy", "ignore_index", ignore_index,
+                                    minimum=None)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         logits = self._check_scores(logits, 3, "[N, T, V] logits")
