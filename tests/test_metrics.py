@@ -309,7 +309,7 @@ def test_transport_bad_input():
         wmd()([["a"], ["b"]], [["c"]])
     with pytest.raises(ValueError, match=r"did you mean 'emd'"):
         wmd("emdd")
-    with pytest.raises(ValueError, match="reg must be > 0"):
+    with pytest.raises(ValueError, match=r"wrd: option reg must be a finite number in \(0, inf\)"):
         wrd("sinkhorn", reg=0.0)
     with pytest.raises(ValueError, match="oov"):
         wmd(oov="ignore")
@@ -323,3 +323,40 @@ def test_transport_bad_input():
         wrd()(np.zeros((2, 3)), np.ones((1, 3)))
     with pytest.raises(TypeError, match="list of words"):
         wmd()([1, 2], [3, 4])
+
+
+@pytest.mark.parametrize("name", ["f1_micro", "f1_macro"])
+@pytest.mark.parametrize("threshold", [math.nan, math.inf, "high", None])
+def test_f1_refuses_a_non_finite_threshold(name, threshold):
+    # issue 13 item 8: threshold=nan predicted nothing and returned 0.0
+    with pytest.raises(ValueError, match=rf"{name}: option threshold must be a finite number"):
+        estimators.get_metric(name, threshold=threshold)
+    with pytest.raises(ValueError, match="threshold"):
+        estimators.get_metric(f"{name}:threshold=nan")
+
+
+@pytest.mark.parametrize("empty", [[], ()])
+def test_an_empty_document_in_a_batch_is_named_by_its_index(empty):
+    # issue 13 item 8: the error did not say which item was empty
+    docs = [["the", "cat"], ["a", "dog"], empty]
+    with pytest.raises(ValueError, match=r"wmd: b\[2\]: empty document"):
+        wmd()([["a"], ["b"], ["c"]], docs)
+    with pytest.raises(TypeError, match=r"wrd: a\[1\]: expected .* got int"):
+        wrd()([["a"], 3], [["b"], ["c"]])
+
+
+def test_metrics_declare_their_facts_on_the_class():
+    from estimators.metrics import BLEU, WMD, Accuracy, EditDistance
+    for cls in (Accuracy, EditDistance, BLEU, WMD):
+        entry = estimators.METRICS.entry(cls.name)
+        assert entry.factory is cls
+        assert (entry.description, entry.reference, entry.higher_is_better) == (
+            cls.description, cls.reference, cls.higher_is_better)
+    assert estimators.METRICS.entry("wmd").variants[0] == "wmd:method=emd"
+
+
+def test_public_names_still_import_from_estimators_metrics():
+    import estimators.metrics as m
+    for name in m.__all__:
+        assert getattr(m, name) is not None
+    assert repr(estimators.get_metric("bleu:smooth_method=floor")) == "BLEU('bleu:smooth_method=floor')"
