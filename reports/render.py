@@ -22,6 +22,7 @@ from . import figures as figs
 from . import measures as M
 from . import tables
 from .load import CI_LEVEL, CI_Z, Loaded
+from .safe import slug
 from .style import Styles
 
 __all__ = ["Report", "build_report", "write_report", "save_report", "fmt"]
@@ -193,7 +194,7 @@ def build_report(loaded: Loaded, progress: Callable[[str], None] = lambda msg: N
 
     for machine in machines:
         mframe = frame[frame["machine"] == machine]
-        suffix = f"-{figs._slug(machine)}" if len(machines) > 1 else ""
+        suffix = f"-{slug(machine)}" if len(machines) > 1 else ""
         on = f" — {machine}" if len(machines) > 1 else ""
 
         cover = tables.coverage(mframe)

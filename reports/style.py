@@ -16,6 +16,8 @@ matplotlib.use("Agg")  # reports are files; never open a window
 import seaborn as sns  # noqa: E402
 from matplotlib.textpath import TextPath  # noqa: E402
 
+from .safe import plain  # noqa: E402
+
 __all__ = ["COLUMN_WIDTH", "TEXT_WIDTH", "style", "Styles", "pretty"]
 
 COLUMN_WIDTH = 3.3  # inches: one column of a two-column paper
@@ -110,7 +112,7 @@ def pretty(name: str) -> str:
     """An estimator spec for a legend: ``score_function:baseline=loo`` -> ``score_function
     (loo)`` (a word value speaks for itself), ``gumbel_softmax:temperature=0.5`` ->
     ``gumbel_softmax (temperature=0.5)``."""
-    base, _, options = str(name).partition(":")
+    base, _, options = plain(name).partition(":")
     if not options:
         return base
     parts = []

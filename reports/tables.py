@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from . import measures as M
-from .figures import gradient_cells, latest_commit, pick_device
 from .load import CI_LEVEL
+from .select import gradient_cells, latest_commit, pick_device
 
 __all__ = ["training_tasks", "COST_MEASURES", "best_estimators", "alignment_summary", "best_methods",
            "summary_wide", "other_results", "status_counts", "failed_cells", "runs",
