@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 
-__all__ = ["OptionTypeError", "check_int", "check_number", "check_bool", "check_choice",
+__all__ = ["OptionTypeError", "check_int", "check_ints", "check_number", "check_bool", "check_choice",
            "check_seed"]
 
 
@@ -30,6 +30,15 @@ def check_int(owner: str, name: str, value, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{owner}: {name} must be an int >= {minimum}, got {value!r}")
     return int(value)
+
+
+def check_ints(owner: str, values: dict[str, object],
+               minimum: dict[str, int] | None = None) -> dict[str, int]:
+    """:func:`check_int` of every ``name: value`` in ``values``, each at least 1 unless
+    ``minimum`` says otherwise."""
+    minimum = minimum or {}
+    return {name: check_int(owner, name, value, minimum.get(name, 1))
+            for name, value in values.items()}
 
 
 def check_number(owner: str, name: str, value, *, allow_zero: bool = False,

@@ -32,7 +32,7 @@ import torch
 import estimators
 from estimators.metrics import best_threshold
 
-from .checks import check_int, check_number
+from .checks import check_ints, check_number
 from .data import DIGIT_CLASSES, DIGIT_SIDE, digit_pixels, digits, split_indices
 from .training import Run, TrainingTask, evenly_spaced, register_training_task, train_on_schedule
 
@@ -108,20 +108,15 @@ class MultilabelDigits(TrainingTask):
                  steps: int = 500, batch_size: int = 64, lr: float = 3e-3,
                  num_checkpoints: int = 6):
         owner = self.name
-        self.n_train = check_int(owner, "n_train", n_train)
-        self.n_valid = check_int(owner, "n_valid", n_valid)
-        self.n_test = check_int(owner, "n_test", n_test)
-        self.rows = check_int(owner, "rows", rows)
-        self.cols = check_int(owner, "cols", cols)
+        vars(self).update(check_ints(owner, dict(
+            n_train=n_train, n_valid=n_valid, n_test=n_test, rows=rows, cols=cols, hidden=hidden,
+            steps=steps, batch_size=batch_size, num_checkpoints=num_checkpoints),
+            minimum={"hidden": 0, "num_checkpoints": 2}))
         self.fill_prob = check_number(owner, "fill_prob", fill_prob, maximum=1.0)
-        self.hidden = check_int(owner, "hidden", hidden, minimum=0)
-        self.steps = check_int(owner, "steps", steps)
-        self.batch_size = check_int(owner, "batch_size", batch_size)
+        self.lr = check_number(owner, "lr", lr)
         if self.batch_size > self.n_train:
             raise ValueError(f"{owner}: batch_size ({batch_size}) must be <= n_train "
                              f"({n_train})")
-        self.lr = check_number(owner, "lr", lr)
-        self.num_checkpoints = check_int(owner, "num_checkpoints", num_checkpoints, minimum=2)
 
     # -- data and model --------------------------------------------------------------------
     @property

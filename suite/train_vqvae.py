@@ -45,7 +45,7 @@ from torch import distributions as D
 
 import estimators
 
-from .checks import check_int, check_number
+from .checks import check_ints, check_number
 from .data import digit_pixels, split_indices
 from .training import Run, TrainingTask, evenly_spaced, register_training_task, train_on_schedule
 
@@ -170,14 +170,10 @@ class VQVAEDigits(TrainingTask):
                  beta: float = 0.25, num_samples: int = 4, num_checkpoints: int = 6,
                  estimator_options: dict[str, dict[str, object]] | None = None):
         owner = self.name
-        self.latents = check_int(owner, "latents", latents)
-        self.codebook_size = check_int(owner, "codebook_size", codebook_size, minimum=2)
-        self.code_dim = check_int(owner, "code_dim", code_dim)
-        self.hidden = check_int(owner, "hidden", hidden)
-        self.steps = check_int(owner, "steps", steps)
-        self.batch_size = check_int(owner, "batch_size", batch_size)
-        self.num_samples = check_int(owner, "num_samples", num_samples)
-        self.num_checkpoints = check_int(owner, "num_checkpoints", num_checkpoints, minimum=2)
+        vars(self).update(check_ints(owner, dict(
+            latents=latents, codebook_size=codebook_size, code_dim=code_dim, hidden=hidden,
+            steps=steps, batch_size=batch_size, num_samples=num_samples,
+            num_checkpoints=num_checkpoints), minimum={"codebook_size": 2, "num_checkpoints": 2}))
         self.lr = check_number(owner, "lr", lr)
         self.beta = check_number(owner, "beta", beta, allow_zero=True)
         options = dict(estimator_options or {})
