@@ -33,6 +33,7 @@ from collections.abc import Callable
 import torch
 
 import estimators
+from reports.measures import GRADIENT
 
 from .tasks import GradientTask
 
@@ -41,8 +42,9 @@ __all__ = ["statistics", "rows_per_estimate", "replicate_estimates", "seconds_pe
 
 NOISE_FLOOR = 1e-5  # relative noise below which replicates differ by rounding only
 WARMUP_CALLS = 5  # calls a stateful estimator gets before it is measured
-QUALITY_MEASURES = ("variance", "bias", "mse", "cosine_of_mean", "cosine", "snr",
-                    "work_normalised_variance")
+#: the quality measures of a cell: the gradient rows of the table of measures (units, labels,
+#: directions there) but ``replicates``, which is a count, not a quality
+QUALITY_MEASURES = tuple(m for m in GRADIENT if m != "replicates")
 
 
 def statistics(G: torch.Tensor, g: torch.Tensor) -> dict[str, float | None]:

@@ -2,8 +2,8 @@
 
 A training task trains one small model per ``(method, seed)`` and records a curve of checkpoints.
 Tasks register in :data:`suite.registries.TRAINING_TASKS` (plugins: entry-point group
-``estibench.training_tasks``) and the asv classes in ``suite/bench_alignment.py`` run every
-registered task. The contract::
+``estibench.training_tasks``) and the asv classes in ``suite/benchmarks/bench_alignment.py`` run
+every registered task. The contract::
 
     task = TRAINING_TASKS.get("multilabel_digits")     # a TrainingTask
     task.methods                                        # ("bce", "multilabel_softmax", ...)
@@ -36,6 +36,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from reports.measures import SUMMARY
 
 from .registries import TRAINING_TASKS
 
@@ -205,7 +207,7 @@ def kendall_tau(run: Run, higher_is_better: bool) -> float:
     loss always came with a better metric. NaN (undefined) when either is constant."""
     if len(run.checkpoints) < 2:
         return math.nan
-    from scipy import stats  # imported late: see the note in suite/bench_metrics.py
+    from scipy import stats  # imported late: see the note in suite/benchmarks/bench_metrics.py
     loss = [-p["loss"] for p in run.checkpoints]
     metric = [_sign(higher_is_better) * p["metric"] for p in run.checkpoints]
     tau = stats.kendalltau(loss, metric).statistic
@@ -222,20 +224,34 @@ def seconds_per_update(run: Run) -> float:
     return run.seconds / max(run.updates, 1)
 
 
-def summarise(runs: Mapping[tuple[str, int], Run], higher_is_better: bool) -> dict[tuple[str, int], dict[str, float]]:
-    """Alignment measures of every ``(method, seed)`` run of one task (equal-time needs them all)."""
+#: how each alignment summary measure of the table (:data:`reports.measures.SUMMARY`: names,
+#: units, directions) is computed from a run, its seed's equal-time budget and the direction
+_SUMMARISERS: dict[str, Callable[[Run, float, bool], float]] = {
+    "final_metric_equal_steps": lambda run, budget, hib: final_metric(run),
+    "final_metric_equal_time": lambda run, budget, hib: metric_at_seconds(run, budget),
+    "kendall_tau": lambda run, budget, hib: kendall_tau(run, hib),
+    "metric_gain_per_second": lambda run, budget, hib: metric_gain_per_second(run, hib),
+    "seconds_per_update": lambda run, budget, hib: seconds_per_update(run),
+    "evaluations_per_update": lambda run, budget, hib: float(run.evaluations_per_update),
+}
+if set(_SUMMARISERS) != set(SUMMARY):
+    raise ImportError(f"suite.training computes the summary measures {sorted(_SUMMARISERS)} but "
+                      f"the table of measures lists {sorted(SUMMARY)}")
+
+
+def summarise(runs: Mapping[tuple[str, int], Run],
+              higher_is_better: bool) -> dict[tuple[str, int], dict[str, float]]:
+    """Alignment measures of every ``(method, seed)`` run of one task (equal-time needs them all):
+    every summary measure of the table, plus ``equal_time_budget`` and ``final_<key>`` for each
+    of the run's final measures."""
     out: dict[tuple[str, int], dict[str, float]] = {}
     seeds = sorted({seed for _, seed in runs})
     budgets = {s: equal_time_budget([r for (m, sd), r in runs.items() if sd == s]) for s in seeds}
     for (method, seed), run in runs.items():
+        budget = budgets[seed]
         out[(method, seed)] = {
-            "final_metric_equal_steps": final_metric(run),
-            "final_metric_equal_time": metric_at_seconds(run, budgets[seed]),
-            "equal_time_budget": budgets[seed],
-            "kendall_tau": kendall_tau(run, higher_is_better),
-            "metric_gain_per_second": metric_gain_per_second(run, higher_is_better),
-            "seconds_per_update": seconds_per_update(run),
-            "evaluations_per_update": float(run.evaluations_per_update),
+            **{name: _SUMMARISERS[name](run, budget, higher_is_better) for name in SUMMARY},
+            "equal_time_budget": budget,
             **{f"final_{k}": float(v) for k, v in run.final.items()},
         }
     return out

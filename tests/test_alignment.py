@@ -1,6 +1,6 @@
 """The alignment measures (suite/training.py) on hand-made runs, and the alignment benchmarks'
-grid (suite/bench_alignment.py): layout from the tasks' declarations, failures kept to their
-own cells."""
+grid (suite/grid.py, suite/benchmarks/bench_alignment.py): layout from the tasks' declarations,
+failures kept to their own cells."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,10 @@ import sys
 
 import pytest
 
-from suite import bench_alignment
+from reports.measures import MEASURES, SUMMARY
+from suite import grid
+from suite.benchmarks import bench_alignment
+from suite.benchutil import class_prefix
 from suite.registries import TRAINING_TASKS
 from suite.training import (
     Run,
@@ -82,7 +85,7 @@ def test_runs_must_keep_their_declarations():
 def test_every_training_task_has_its_benchmark_classes():
     for name in TRAINING_TASKS.available():
         task = TRAINING_TASKS.get(name)
-        prefix = bench_alignment.class_prefix(name)
+        prefix = class_prefix(name)
         summary = getattr(bench_alignment, prefix + "Summary")
         curve = getattr(bench_alignment, prefix + "Curve")
         assert summary.params == [[name], list(task.methods), list(task.seeds)]
@@ -90,8 +93,18 @@ def test_every_training_task_has_its_benchmark_classes():
         assert curve.params[4] == list(task.schedule())
         assert {"seconds", "loss", "metric"} <= set(curve.params[3])
         assert hasattr(bench_alignment, prefix + "Final") == bool(task.final_measures)
-        for measure in bench_alignment.SUMMARY:
-            assert hasattr(summary, f"track_{measure}")
+        for measure, row in SUMMARY.items():
+            assert getattr(summary, f"track_{measure}").unit == row.unit
+        info = getattr(bench_alignment, prefix + "Info")
+        assert info.params == [[name]] and info.param_names == ["task"]
+        assert info().track_higher_is_better(name) == float(task.higher_is_better)
+        assert info.track_higher_is_better.unit == MEASURES["higher_is_better"].unit
+        assert not hasattr(info, "setup_cache")  # it runs no training
+
+
+def test_summaries_hold_every_summary_measure_of_the_table():
+    table = summarise({("m", 0): run("m", 0, [0.1, 0.5], [2.0, 1.0], [0, 1])}, True)
+    assert set(SUMMARY) <= set(table[("m", 0)])
 
 
 class Flaky(TrainingTask):
@@ -124,7 +137,7 @@ def flaky(monkeypatch):
 
 
 def test_a_failing_method_fails_only_its_cells(flaky):
-    cache = bench_alignment.compute_runs()
+    cache = grid.compute_runs()
     entry = cache["flaky_for_test"]
     assert set(entry["errors"]) == {("breaks", 0), ("breaks", 1)}
     assert "always fails" in entry["errors"][("breaks", 0)]
@@ -139,7 +152,7 @@ def test_a_failing_method_fails_only_its_cells(flaky):
 
 def test_a_task_that_cannot_be_built_fails_its_cells(monkeypatch):
     monkeypatch.setenv("ESTIBENCH_TRAINING_TASKS", "no_such_task")
-    cache = bench_alignment.compute_runs()
+    cache = grid.compute_runs()
     assert "unknown training task 'no_such_task'" in cache["no_such_task"]["task_error"]
     with pytest.raises(RuntimeError, match="unknown training task"):
         bench_alignment._Summary().track_kendall_tau(cache, "no_such_task", "m", 0)
@@ -148,7 +161,8 @@ def test_a_task_that_cannot_be_built_fails_its_cells(monkeypatch):
 def test_benchmark_modules_import_light():
     """asv forks one process per cell from a parent that imported every suite module; heavy
     imports there (POT, scikit-learn, pandas, scipy) made every cell ~27 ms slower."""
-    code = ("import sys, suite.bench_gradients, suite.bench_alignment, suite.bench_metrics; "
+    code = ("import sys, suite.benchmarks.bench_gradients, suite.benchmarks.bench_alignment, "
+            "suite.benchmarks.bench_metrics; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & "
             "{'ot', 'sklearn', 'pandas', 'scipy', 'seaborn', 'matplotlib'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

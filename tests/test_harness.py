@@ -22,7 +22,9 @@ from scipy import stats
 
 import estimators
 from estimators.base import DISCRETE, Estimator
-from suite import bench_gradients, measure, tasks
+from reports.measures import GRADIENT, MEASURES
+from suite import grid, measure, tasks
+from suite.benchmarks import bench_gradients
 
 ALPHA = 1e-3
 ROOT = Path(__file__).resolve().parents[1]
@@ -226,12 +228,12 @@ def broken_estimator():
 
 def test_grid_skips_what_does_not_apply_and_fails_only_what_breaks(small_grid,
                                                                    broken_estimator):
-    families = bench_gradients.families()
+    families = grid.families()
     assert families["Bernoulli"] == (["bernoulli_t045"],
                                      ["score_function:baseline=loo", "exact", "broken_for_test"])
     assert families["Normal"] == (["gaussian_quadratic"], ["score_function:baseline=loo",
                                                            "reparam"])
-    cells = bench_gradients.compute_grid()["cells"]
+    cells = grid.compute_grid()["cells"]
     status = {key: cell["status"] for key, cell in cells.items()}
     assert status[("bernoulli_t045", "score_function:baseline=loo", 1, "cpu")] == "skipped"
     assert status[("bernoulli_t045", "score_function:baseline=loo", 4, "cpu")] == "ok"
@@ -245,8 +247,8 @@ def test_grid_skips_what_does_not_apply_and_fails_only_what_breaks(small_grid,
 
 
 def test_grid_cells_are_reproducible(small_grid, broken_estimator):
-    a = bench_gradients.compute_grid()["cells"]
-    b = bench_gradients.compute_grid()["cells"]
+    a = grid.compute_grid()["cells"]
+    b = grid.compute_grid()["cells"]
     for key, cell in a.items():
         if cell["status"] == "ok":
             va = {k: v for k, v in cell["values"].items() if "seconds" not in k
@@ -258,7 +260,7 @@ def test_grid_cells_are_reproducible(small_grid, broken_estimator):
 def test_unknown_names_in_the_grid_environment_are_refused(monkeypatch):
     monkeypatch.setenv("ESTIBENCH_ESTIMATORS", "score_fuction")
     with pytest.raises(ValueError, match="did you mean 'score_function'"):
-        bench_gradients.families()
+        grid.families()
 
 
 def test_benchmark_classes_cover_every_family():
@@ -273,13 +275,25 @@ def test_benchmark_classes_cover_every_family():
     for m in measure.QUALITY_MEASURES:
         if m != "snr":
             assert hasattr(quality, f"track_{m}") and hasattr(quality, f"track_{m}_se")
+            # units from the one table of measures
+            assert getattr(quality, f"track_{m}").unit == MEASURES[m].unit
+    assert bench_gradients.SNRBernoulli.track_snr.unit == MEASURES["snr"].unit
+    assert quality.track_replicates.unit == "replicates"
+
+
+def test_the_harness_measures_every_gradient_measure_of_the_table():
+    assert set(measure.QUALITY_MEASURES) | {"replicates"} == set(GRADIENT)
+    G = torch.randn(50, 3, dtype=torch.float64) + 1
+    assert set(GRADIENT) <= set(measure.statistics(G, torch.ones(3))) | {
+        "work_normalised_variance"}  # measure_cell adds it from the timing
 
 
 def test_a_plugin_estimator_joins_the_benchmark_grid(plugin_site, run_python):
     got = run_python(plugin_site, '''
         import json
-        from suite import bench_gradients as b
-        print(json.dumps({"specs": b.estimator_specs(),
+        from suite import grid
+        from suite.benchmarks import bench_gradients as b
+        print(json.dumps({"specs": grid.estimator_specs(),
                           "bernoulli": b.QualityBernoulli.params[1],
                           "normal": b.QualityNormal.params[1]}))
     ''')
@@ -313,9 +327,9 @@ def test_the_suite_runs_under_asv(tmp_path):
 
 def test_devices_default_to_what_is_present_and_can_be_forced(monkeypatch):
     monkeypatch.delenv("ESTIBENCH_DEVICES", raising=False)
-    assert bench_gradients.devices() == ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    assert grid.devices() == ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     monkeypatch.setenv("ESTIBENCH_DEVICES", "cpu,cuda")
-    assert bench_gradients.devices() == ["cpu", "cuda"]
+    assert grid.devices() == ["cpu", "cuda"]
     monkeypatch.setenv("ESTIBENCH_DEVICES", "cpu,tpu")
     with pytest.raises(ValueError, match="unknown device"):
-        bench_gradients.devices()
+        grid.devices()

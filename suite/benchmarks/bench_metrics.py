@@ -26,6 +26,8 @@ import numpy as np
 # module, and a parent holding POT made each of the suite's thousands of cells ~27 ms slower
 # (measured: 500 trivial cells, 17.5 s -> 31 s). The few timed cells here import it in setup.
 import estimators
+from reports.measures import MEASURES
+from suite.benchutil import Timed
 
 METRICS = ["wmd", "wrd"]
 METHODS = ["emd", "sinkhorn", "centroid", "relaxed"]
@@ -58,12 +60,9 @@ def make_data():
     return data, distances
 
 
-class _Timed:
+class _Timed(Timed):
     params = (METRICS, METHODS, LENGTHS)
     param_names = ["metric", "method", "words"]
-    rounds = 1
-    repeat = 10
-    warmup_time = 0.05
     timeout = 120
     setup_cache = staticmethod(make_data)
 
@@ -83,14 +82,11 @@ class TimeTransportBatch(_Timed):
         self.fn(self.a, self.b)
 
 
-class TimeGloveLookup:
+class TimeGloveLookup(Timed):
     """Looking up 64 sentences' words in GloVe (after the vocabulary is loaded)."""
 
     params = (LENGTHS,)
     param_names = ["words"]
-    rounds = 1
-    repeat = 10
-    warmup_time = 0.05
     timeout = 120
     setup_cache = staticmethod(make_data)
 
@@ -118,7 +114,7 @@ class Gap:
         approx = cache[1][metric, method, words]
         return float(np.mean((approx - exact) / exact))
 
-    track_relative_gap.unit = "relative"
+    track_relative_gap.unit = MEASURES["relative_gap"].unit
 
     def track_rank_correlation(self, cache, metric, method, words):
         exact = cache[1][metric, "emd", words]
@@ -126,4 +122,4 @@ class Gap:
         import scipy.stats
         return float(scipy.stats.spearmanr(approx, exact).statistic)
 
-    track_rank_correlation.unit = "spearman"
+    track_rank_correlation.unit = MEASURES["rank_correlation"].unit

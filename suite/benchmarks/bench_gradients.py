@@ -1,0 +1,163 @@
+"""asv benchmarks: every registered gradient estimator on every gradient task it supports.
+
+Grid: (task, estimator, num_samples in {1, 4, 16, 64}, device); laid out and computed by
+:mod:`suite.grid` (``estimator`` runs over every registered gradient estimator's benchmark
+variants, plugins included; ``task`` over :data:`suite.registries.TASKS`). One set of classes per
+distribution family (``Bernoulli``, ``OneHotCategorical``, ``Normal``, ...), each pairing that
+family's tasks with the estimators that support the family, so the grid holds few combinations
+that can only be skipped.
+
+* ``Quality<Family>``: ``track_<measure>`` and ``track_<measure>_se`` for every gradient measure
+  of the table of measures (:data:`reports.measures.GRADIENT`: variance, bias, mse,
+  cosine_of_mean, cosine, work_normalised_variance) but the SNR, plus ``track_replicates`` (R).
+  See :mod:`suite.measure` for the definitions.
+* ``SNR<Family>``: ``track_snr`` and ``track_snr_se``; deterministic estimators (variance 0,
+  e.g. ``exact``) are skipped there: their SNR is undefined.
+* ``Cost<Family>``: ``time_estimate`` (one estimate plus its backward) and ``peakmem_estimate``
+  (process RSS); ``CudaMemory<Family>.track_cuda_peakmem`` (bytes allocated on the GPU at peak)
+  where CUDA is in the grid.
+
+Units come from :data:`reports.measures.MEASURES`. Devices: the CPU, and CUDA where a GPU is
+present (:func:`suite.grid.devices`; ``ESTIBENCH_DEVICES=cpu,cuda`` lists CUDA cells on a
+machine without a GPU, where they are skipped cleanly).
+
+All quality numbers are computed once per asv run in ``setup_cache`` (one vectorised call of R
+replicates per cell, R stated by ``track_replicates``); the tracks read them. A combination the
+estimator does not support (its family, exact enumeration past its size limit, the
+leave-one-out baseline with one sample) is skipped (n/a); a cell whose estimator or task raises
+is recorded with its error and fails on its own, and the rest of the run completes.
+
+``ESTIBENCH_TASKS``, ``ESTIBENCH_ESTIMATORS``, ``ESTIBENCH_NUM_SAMPLES`` and ``ESTIBENCH_DEVICES``
+narrow the grid (see :mod:`suite.grid`). No torch work happens at import (asv's forkserver would
+hang): tasks are built in setup_cache.
+"""
+from __future__ import annotations
+
+import estimators
+from reports.measures import MEASURES
+from suite import grid
+from suite.benchutil import Timed, make_track
+from suite.measure import QUALITY_MEASURES
+
+#: the measures ``Quality<Family>`` tracks with their standard errors (the SNR has its own class)
+QUALITY = tuple(m for m in QUALITY_MEASURES if m != "snr")
+
+
+class _Grid(Timed):
+    """Base of the generated classes: the shared setup_cache (computed once per asv run: asv
+    keys setup_cache by function, and every class inherits this one) and the cell lookup."""
+
+    param_names = ["task", "estimator", "num_samples", "device"]
+    timeout = 600
+    number = 1
+
+    def setup_cache(self):
+        return grid.compute_grid()
+
+    setup_cache.timeout = 3600
+
+    def cell(self, cache, task, estimator, num_samples, device) -> dict:
+        cell = cache["cells"].get((task, estimator, num_samples, device))
+        if cell is None or cell["status"] == "skipped":
+            raise NotImplementedError(cell["error"] if cell else "not in the grid")
+        return cell
+
+    def value(self, key, cache, *params) -> float:
+        cell = self.cell(cache, *params)
+        if cell["status"] == "failed":  # raised in the body: asv marks this cell failed
+            raise RuntimeError(f"{params}: {cell['error']}\n{cell.get('traceback', '')}")
+        return float(cell["values"][key])
+
+
+def _track(key: str, measure: str):
+    return make_track(key, MEASURES[measure].unit, _Grid.value)
+
+
+class _Quality(_Grid):
+    def setup(self, cache, *params):
+        self.cell(cache, *params)
+
+
+for _m in QUALITY:
+    setattr(_Quality, f"track_{_m}", _track(_m, _m))
+    setattr(_Quality, f"track_{_m}_se", _track(f"{_m}_se", _m))
+_Quality.track_replicates = _track("replicates", "replicates")
+
+
+class _SNR(_Grid):
+    def setup(self, cache, *params):
+        cell = self.cell(cache, *params)
+        if cell["status"] == "ok" and cell["values"]["snr"] is None:
+            raise NotImplementedError("deterministic estimator: SNR undefined (variance 0)")
+
+    track_snr = _track("snr", "snr")
+    track_snr_se = _track("snr_se", "snr")
+
+
+class _CostBase(_Grid):
+    """One estimate plus its backward, on one replicate, validation off (no host sync)."""
+
+    def setup_cache(self):
+        return grid.build_for_cost()
+
+    setup_cache.timeout = 600
+
+    def setup(self, cache, task, estimator, num_samples, device):
+        if device == "cuda" and not grid.cuda_available():
+            raise NotImplementedError("no CUDA device")
+        reason = cache["applies"].get((task, estimator, num_samples), "not in the grid")
+        if reason:
+            raise NotImplementedError(reason)
+        estimators.set_validation(False)
+        self.device = device
+        self.est = estimators.get(estimator).to(device)
+        self.task = cache["tasks"][task]
+        self.k = num_samples
+        self._run()  # warm up allocators and kernels
+
+    def teardown(self, *args):
+        estimators.set_validation(True)
+
+    def _run(self):
+        # A fresh problem each call, as in training: a distribution caches tensors derived from
+        # its parameters (normalised logits, probs) whose graph one backward() frees.
+        problem = self.task.problem(1, self.device)
+        self.est(problem.dist, problem.f, num_samples=self.k).backward()
+        if self.device == "cuda":
+            import torch
+            torch.cuda.synchronize()
+
+
+class _Cost(_CostBase):
+    def time_estimate(self, cache, task, estimator, num_samples, device):
+        self._run()
+
+    def peakmem_estimate(self, cache, task, estimator, num_samples, device):
+        self._run()
+
+
+class _CudaMemory(_CostBase):
+    def track_cuda_peakmem(self, cache, task, estimator, num_samples, device):
+        import torch
+        torch.cuda.reset_peak_memory_stats()
+        self._run()
+        return float(torch.cuda.max_memory_allocated())
+
+    track_cuda_peakmem.unit = MEASURES["cuda_peakmem"].unit
+
+
+def _make_classes() -> None:
+    for family, (task_list, specs) in grid.families().items():
+        ks = grid.num_samples()
+        present = grid.devices()
+        params = [task_list, specs, ks, present]
+        classes = [("Quality", _Quality, params), ("SNR", _SNR, params), ("Cost", _Cost, params)]
+        if "cuda" in present:  # GPU memory exists only where a GPU does
+            classes.append(("CudaMemory", _CudaMemory, [task_list, specs, ks, ["cuda"]]))
+        for prefix, base, class_params in classes:
+            name = f"{prefix}{family}"
+            globals()[name] = type(name, (base,), {"params": class_params,
+                                                   "__module__": __name__})
+
+
+_make_classes()

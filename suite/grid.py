@@ -1,0 +1,212 @@
+"""What the asv benchmarks lay out and compute, as a library (no asv needed): the gradient grid
+and the training runs.
+
+**Gradient grid** (``suite/benchmarks/bench_gradients.py``): (task, estimator, num_samples,
+device), one set of cells per distribution family (:func:`families`), every quality number
+measured once (:func:`compute_grid`) and the tasks built once for the cost benchmarks
+(:func:`build_for_cost`). A combination the estimator does not support is ``skipped``; a cell
+whose estimator or task raises is ``failed`` with its error, and the rest complete.
+
+**Training runs** (``suite/benchmarks/bench_alignment.py``): every (method, seed) run of every
+training task (:func:`compute_runs`), with the alignment summaries of
+:func:`suite.training.summarise`; a failing run or task fails only its own cells.
+
+Environment variables narrow the grids: ``ESTIBENCH_TASKS`` and ``ESTIBENCH_ESTIMATORS``
+(comma-separated names or estimator specs), ``ESTIBENCH_NUM_SAMPLES`` (comma-separated ints),
+``ESTIBENCH_DEVICES`` (``cpu``, ``cuda``) and ``ESTIBENCH_TRAINING_TASKS``.
+"""
+from __future__ import annotations
+
+import os
+import time
+import traceback
+
+import estimators
+
+from . import tasks as _tasks
+from .benchutil import env_list, set_threads, short_error
+from .registries import TASKS, TRAINING_TASKS
+
+__all__ = ["NUM_SAMPLES", "SEED", "estimator_specs", "task_names", "num_samples", "devices",
+           "cuda_available", "families", "applicable", "compute_grid", "build_for_cost",
+           "training_task_names", "run_task", "compute_runs"]
+
+NUM_SAMPLES = [1, 4, 16, 64]
+SEED = 0
+
+
+# -- the gradient grid's axes ------------------------------------------------------------------
+def estimator_specs() -> list[str]:
+    """Every registered gradient estimator's benchmark variants (its ``variants`` info, or its
+    bare name), or ``ESTIBENCH_ESTIMATORS``."""
+    specs: list[str] = []
+    for name in estimators.available(kind="gradient"):
+        specs.extend(estimators.info(name).info.get("variants", (name,)))
+    return env_list("ESTIBENCH_ESTIMATORS", specs)
+
+
+def task_names() -> list[str]:
+    return env_list("ESTIBENCH_TASKS", TASKS.available())
+
+
+def num_samples() -> list[int]:
+    return [int(k) for k in env_list("ESTIBENCH_NUM_SAMPLES", [str(k) for k in NUM_SAMPLES])]
+
+
+def devices() -> list[str]:
+    """The devices in the grid: ``ESTIBENCH_DEVICES`` (comma-separated, e.g. ``cpu,cuda``) or by
+    default the CPU plus CUDA when a GPU is present (asked through NVML, so the forkserver's
+    parent does not initialise CUDA: forked children could not use it then).
+
+    By default absent devices are left out rather than listed and skipped: every cell costs asv
+    a process (~25 ms), and a CPU-only machine would pay that for ~2,000 CUDA cells that can only
+    say n/a. ``ESTIBENCH_DEVICES=cpu,cuda`` lists them anyway; there they skip cleanly."""
+    default = ["cpu"] + (["cuda"] if cuda_available() else [])
+    chosen = env_list("ESTIBENCH_DEVICES", default)
+    unknown = [d for d in chosen if d not in ("cpu", "cuda")]
+    if unknown:
+        raise ValueError(f"ESTIBENCH_DEVICES: unknown device(s) {unknown}; expected cpu and/or "
+                         f"cuda")
+    return chosen
+
+
+def cuda_available() -> bool:
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    import torch
+    return torch.cuda.is_available()
+
+
+def families() -> dict[str, tuple[list[str], list[str]]]:
+    """family -> (its tasks, the estimator specs whose registered families include it)."""
+    out: dict[str, tuple[list[str], list[str]]] = {}
+    specs = estimator_specs()
+    for task in task_names():
+        # a task registered without a family is paired with every estimator; support is then
+        # decided per cell at run time
+        family = TASKS.entry(task.split(":")[0]).info.get("family", "Any")
+        out.setdefault(family, ([], []))[0].append(task)
+    for family, (_, ests) in out.items():
+        ests.extend(s for s in specs if family == "Any"
+                    or family in estimators.info(s.split(":")[0]).info.get("families", ()))
+    return {f: v for f, v in out.items() if v[1]}
+
+
+# -- the gradient grid's cells ---------------------------------------------------------------------
+def applicable(est, problem, num_samples: int):
+    """None if the estimator applies to this problem and sample count, else why not."""
+    if not est.supports(problem.dist):
+        return f"{est.describe()} does not support this task's distribution"
+    if num_samples < est.min_samples():
+        return f"{est.describe()} needs num_samples >= {est.min_samples()}"
+    return None
+
+
+def _build(task_name: str):
+    task = _tasks.build_task(task_name)
+    task.reference()
+    return task, task.problem(1)
+
+
+def compute_grid() -> dict:
+    """Build every task once and measure every applicable cell: ``{"cells": {(task, estimator,
+    num_samples, device): {"status": "ok" | "skipped" | "failed", ...}}}``, plain data only."""
+    from .measure import measure_cell
+
+    set_threads()
+    cells = {}
+    for _family, (task_list, specs) in families().items():
+        for task_name in task_list:
+            keys = [(spec, k, device) for spec in specs for k in num_samples()
+                    for device in devices()]
+            try:
+                task, problem = _build(task_name)
+            except Exception as exc:  # noqa: BLE001 - a broken task fails its own cells
+                for key in keys:
+                    cells[(task_name, *key)] = {"status": "failed",
+                                                "error": f"task {task_name}: {short_error(exc)}"}
+                continue
+            for spec, k, device in keys:
+                cells[(task_name, spec, k, device)] = _cell(task, problem, spec, k, device,
+                                                            measure_cell)
+    return {"cells": cells}
+
+
+def _cell(task, problem, spec, k, device, measure_cell) -> dict:
+    if device == "cuda" and not cuda_available():
+        return {"status": "skipped", "error": "no CUDA device"}
+    try:
+        reason = applicable(estimators.get(spec), problem, k)
+        if reason:
+            return {"status": "skipped", "error": reason}
+        values = measure_cell(lambda: estimators.get(spec), task, k, device, seed=SEED)
+        return {"status": "ok", "values": values}
+    except Exception as exc:  # noqa: BLE001 - a failing estimator fails its own cell
+        return {"status": "failed", "error": short_error(exc),
+                "traceback": traceback.format_exc(limit=4)}
+
+
+def build_for_cost() -> dict:
+    """The tasks (pickled for the cost benchmarks) and which cells apply. Kept apart from the
+    quality numbers: unpickling tasks costs every quality track ~10 ms otherwise."""
+    built, applies = {}, {}
+    for _family, (task_list, specs) in families().items():
+        for task_name in task_list:
+            try:
+                task, problem = _build(task_name)
+            except Exception as exc:  # noqa: BLE001
+                built[task_name] = None
+                applies.update({(task_name, s, k): f"task failed: {short_error(exc)}"
+                                for s in specs for k in num_samples()})
+                continue
+            built[task_name] = task
+            for spec in specs:
+                for k in num_samples():
+                    try:
+                        applies[(task_name, spec, k)] = applicable(estimators.get(spec),
+                                                                   problem, k)
+                    except Exception as exc:  # noqa: BLE001
+                        applies[(task_name, spec, k)] = f"failed: {short_error(exc)}"
+    return {"tasks": built, "applies": applies}
+
+
+# -- the training runs -------------------------------------------------------------------------
+def training_task_names() -> list[str]:
+    return env_list("ESTIBENCH_TRAINING_TASKS", TRAINING_TASKS.available())
+
+
+def run_task(name: str) -> dict[str, object]:
+    """Every (method, seed) run of one task: summaries, curves, final measures, errors."""
+    from .training import check_run, summarise
+
+    set_threads()
+    task = TRAINING_TASKS.get(name)
+    runs, errors = {}, {}
+    for method in task.methods:
+        for seed in task.seeds:
+            try:
+                run = task.run(method, seed=seed)
+                check_run(task, run)
+                runs[(method, seed)] = run
+            except Exception as exc:  # noqa: BLE001 - a failing run fails its own cells
+                errors[(method, seed)] = f"{short_error(exc)}\n{traceback.format_exc(limit=4)}"
+    return {
+        "summary": summarise(runs, task.higher_is_better) if runs else {},
+        "curves": {key: {int(p["step"]): dict(p) for p in run.checkpoints}
+                   for key, run in runs.items()},
+        "final": {key: dict(run.final) for key, run in runs.items()},
+        "errors": errors,
+    }
+
+
+def compute_runs() -> dict[str, dict[str, object]]:
+    """:func:`run_task` of every training task in the grid (``task_error`` for a task that
+    cannot be built or run), with its ``wall_seconds``."""
+    out = {}
+    for name in training_task_names():
+        start = time.perf_counter()
+        try:
+            out[name] = run_task(name)
+        except Exception as exc:  # noqa: BLE001 - a broken task fails its own cells
+            out[name] = {"task_error": f"{short_error(exc)}\n{traceback.format_exc(limit=4)}"}
+        out[name]["wall_seconds"] = time.perf_counter() - start
+    return out

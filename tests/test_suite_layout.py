@@ -1,0 +1,81 @@
+"""The suite's layout: asv discovers benchmark modules only, under stable names; the library
+imports without them; no library module grows past 450 lines."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARK_DIR = ROOT / json.loads((ROOT / "asv.conf.json").read_text())["benchmark_dir"]
+NARROW = dict(ESTIBENCH_TASKS="bernoulli_t045,gaussian_quadratic", ESTIBENCH_NUM_SAMPLES="4",
+              ESTIBENCH_ESTIMATORS="score_function:baseline=loo,reparam", ESTIBENCH_DEVICES="cpu",
+              ESTIBENCH_TRAINING_TASKS="multilabel_digits", OMP_NUM_THREADS="1")
+
+
+def _python(code: str) -> str:
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ, **NARROW),
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_the_benchmark_dir_is_the_benchmarks_subpackage():
+    assert BENCHMARK_DIR == ROOT / "suite" / "benchmarks"
+    assert sorted(p.name for p in BENCHMARK_DIR.rglob("*.py")) == [
+        "__init__.py", "bench_alignment.py", "bench_gradients.py", "bench_metrics.py"]
+
+
+def test_asv_discovers_only_benchmark_modules_and_every_one_defines_benchmarks():
+    """asv's own discovery, as ``asv run`` does it (the benchmark dir's parent on sys.path): every
+    module it imports from the benchmark dir yields benchmarks, and the names keep the form
+    ``<module>.<Class>.<method>`` that results written before this layout use."""
+    code = f"""
+import json, sys
+sys.path.insert(0, {str(BENCHMARK_DIR.parent)!r})
+from asv_runner.discovery import disc_benchmarks, disc_modules
+names = sorted(b.name for b in disc_benchmarks({str(BENCHMARK_DIR)!r}))
+files = sorted(getattr(m, "__file__", None) or "" for m in disc_modules("benchmarks"))
+print(json.dumps({{"names": names, "files": files}}))
+"""
+    got = json.loads(_python(code))
+    files = [Path(f).name for f in got["files"] if f]
+    assert files == ["__init__.py", "bench_alignment.py", "bench_gradients.py", "bench_metrics.py"]
+    # the package's own benchmarks have no module part in their names
+    modules = {n.split(".")[0] if n.startswith("bench_") else "__init__" for n in got["names"]}
+    assert modules == {"__init__", "bench_alignment", "bench_gradients", "bench_metrics"}
+    names = set(got["names"])
+    for name in ("bench_gradients.QualityBernoulli.track_variance",
+                 "bench_gradients.QualityNormal.track_bias_se",
+                 "bench_gradients.SNRBernoulli.track_snr",
+                 "bench_gradients.CostNormal.time_estimate",
+                 "bench_alignment.MultilabelDigitsSummary.track_kendall_tau",
+                 "bench_alignment.MultilabelDigitsCurve.track_value",
+                 "bench_alignment.MultilabelDigitsFinal.track_value",
+                 "bench_alignment.MultilabelDigitsInfo.track_higher_is_better",
+                 "bench_metrics.Gap.track_relative_gap",
+                 "bench_metrics.TimeTransportPair.time_pair",
+                 "SuiteSize.track_gradient_cells", "SuiteSize.track_training_runs"):
+        assert name in names, name
+
+
+def test_the_library_imports_without_the_benchmarks():
+    code = ("import sys, suite, suite.grid, suite.measure, suite.benchutil; "
+            "print(sorted(m for m in sys.modules if 'benchmarks' in m or m.startswith('asv')))")
+    assert _python(code) == "[]"
+
+
+def test_the_suite_tracks_its_own_size():
+    code = ("from suite.benchmarks import SuiteSize; s = SuiteSize(); "
+            "print(s.track_gradient_cells(), s.track_training_runs())")
+    # narrowed: bernoulli_t045 x score_function, gaussian_quadratic x (score_function, reparam),
+    # at K = 4 on the CPU; multilabel_digits: 2 methods x 3 seeds
+    assert _python(code) == "3.0 6.0"
+
+
+def test_no_library_module_is_over_450_lines():
+    sizes = {str(p.relative_to(ROOT)): len(p.read_text().splitlines())
+             for p in (ROOT / "suite").rglob("*.py")}
+    assert {p: n for p, n in sizes.items() if n > 450} == {}
