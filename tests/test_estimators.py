@@ -24,7 +24,8 @@ from estimators.relaxed import gumbel_max_sample, hard_sample, relaxed_sample
 
 #: golden list of the built-in gradient estimators (independent of the code under test)
 BUILTIN = {"score_function", "reparam", "gumbel_softmax", "straight_through",
-           "straight_through_gumbel", "exact", "rebar"}
+           "straight_through_gumbel", "exact", "rebar", "relax", "arm", "disarm", "muprop",
+           "gumbel_rao", "reinmax", "unordered_set", "indecater", "measure_valued"}
 
 #: the built-ins' benchmark variants, plus any plugin named with ``pytest --estimator SPEC``
 SPECS = conformance.builtin_specs() + [s for s in EXTRA_SPECS if s not in conformance.builtin_specs()]
