@@ -46,7 +46,10 @@ class MuProp(Estimator):
 
     def estimate(self, dist, f, num_samples):
         base, _ = unwrap(dist)
-        mean = base.probs  # μ_θ, with its graph to the parameters
+        # μ_θ with its graph to the parameters, recomputed per call: ``base.probs`` is cached on
+        # the distribution and its graph is freed by the first backward
+        logits = base.logits
+        mean = torch.sigmoid(logits) if isinstance(base, D.Bernoulli) else torch.softmax(logits, -1)
         extra = mean.dim() - len(dist.batch_shape)  # event dims
         event_dims = tuple(range(-extra, 0))
         with torch.enable_grad():

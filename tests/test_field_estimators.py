@@ -196,3 +196,16 @@ def test_muprop_needs_f_differentiable_at_the_mean():
     leaf, dist, _ = coupled_problem(2)
     with pytest.raises(ValueError, match="mean-field"):
         estimators.get("muprop")(dist, lambda b: (b > 0.5).to(b.dtype).sum(-1).detach(), 2)
+
+
+@pytest.mark.parametrize("spec", MINE)
+def test_repeated_calls_on_one_distribution(spec):
+    """A timing loop calls the estimator and backward() again and again on the same Bernoulli:
+    nothing cached on the distribution (``probs``) may carry a freed graph into the next call.
+    (A OneHotCategorical normalises its logits once, at construction, so torch itself cannot
+    backward twice through one; every estimator shares that.)"""
+    est = estimators.get(spec)
+    leaf, dist, f = coupled_problem(2)
+    for _ in range(3):
+        est(dist, f, num_samples=2).backward()
+    assert torch.isfinite(leaf.grad).all()
