@@ -95,12 +95,19 @@ def cmd_report(args: argparse.Namespace) -> int:
             say(f"wrote tidy table {path} ({len(loaded.frame)} rows)")
         except (OSError, ValueError) as exc:
             _err(f"warning: could not write {args.tidy}: {exc}")
-    from .render import write_report
+    from .outdir import OutputError
+    from .write import write_report
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # matplotlib/seaborn chatter is not the user's problem
-        paths = write_report(loaded, args.out, args.formats, progress=say,
-                             source=str(args.results), history_measure=args.history)
+        try:
+            paths = write_report(loaded, args.out, args.formats, progress=say,
+                                 source=str(args.results), history_measure=args.history)
+        except OutputError as exc:
+            _err(f"error: {exc}")
+            return EXIT_NOTHING
+    for note in paths.get("notes", []):
+        _err(note)
     print(paths["markdown"])
     print(paths["html"])
     return 0

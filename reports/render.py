@@ -1,19 +1,16 @@
-"""Loaded results -> ``report.md``, a self-contained ``report.html`` and ``figures/``.
+"""Loaded results -> a :class:`Report`: a list of blocks (heading, paragraph, list, table, figure)
+plus the raw tables and the figures.
 
-The report is a list of blocks (heading, paragraph, list, table, figure) written twice: as
-Markdown that links the figure files, and as one HTML file with the figures embedded (base64),
-which can be mailed or attached as it is.
+:mod:`reports.write` writes it twice: as Markdown that links the figure files, and as one HTML
+file with the figures embedded (base64), which can be mailed or attached as it is.
 """
 from __future__ import annotations
 
-import base64
-import html
 import math
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -25,7 +22,8 @@ from .load import CI_LEVEL, CI_Z, Loaded
 from .safe import slug
 from .style import Styles
 
-__all__ = ["Report", "build_report", "write_report", "save_report", "fmt"]
+__all__ = ["Report", "build_report", "fmt", "Bold", "Heading",
+           "Para", "Items", "Table", "FigureBlock"]
 
 _MAX_FAILED_LISTED = 50
 _MAX_OTHER_LISTED = 80
@@ -296,143 +294,3 @@ def _styles(frame: pd.DataFrame) -> Styles:
         for _, part in rows.groupby("task" if "task" in rows else "benchmark"):
             groups.append(sorted(part["method"].astype(str).unique()))
     return Styles(groups)
-
-
-# -- writing ---------------------------------------------------------------------------------------
-def _md_cell(value: Any) -> str:
-    text = fmt(value).replace("|", "\\|").replace("\n", " ")
-    return f"**{text}**" if isinstance(value, Bold) else text
-
-
-def to_markdown(report: Report, out: Path) -> str:
-    lines: list[str] = []
-    for block in report.blocks:
-        if isinstance(block, Heading):
-            lines += ["#" * block.level + " " + block.text, ""]
-        elif isinstance(block, Para):
-            lines += [block.text, ""]
-        elif isinstance(block, Items):
-            lines += [f"- {item}" for item in block.items] + [""]
-        elif isinstance(block, Table):
-            frame = block.frame
-            lines.append("| " + " | ".join(str(c) for c in frame.columns) + " |")
-            lines.append("|" + "|".join("---" for _ in frame.columns) + "|")
-            for row in frame.itertuples(index=False):
-                lines.append("| " + " | ".join(_md_cell(v) for v in row) + " |")
-            lines.append("")
-            if block.caption:
-                lines += [f"*{block.caption}*", ""]
-        elif isinstance(block, FigureBlock):
-            f = block.figure
-            link = _figure_link(f, out)
-            lines += [f"### {f.title}", "", f"![{f.title}]({link})" if link else
-                      "(figure not saved)", "", f"*{f.caption}*", ""]
-    return "\n".join(lines)
-
-
-def _figure_link(figure: figs.Figure, out: Path) -> str:
-    for fmt_ in ("png", "svg", "pdf"):
-        if fmt_ in figure.files:
-            return figure.files[fmt_].relative_to(out).as_posix()
-    return ""
-
-
-_CSS = """
-body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:60rem;margin:2rem auto;
-padding:0 1rem;color:#222;line-height:1.45}
-table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
-th,td{border:1px solid #ccc;padding:.2rem .5rem;text-align:left}
-th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums}
-figure{margin:1rem 0} figure img{max-width:100%;width:30rem}
-figcaption,.caption{color:#555;font-size:.9rem}
-"""
-
-
-def to_html(report: Report) -> str:
-    out: list[str] = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
-                      "<title>estibench report</title>", f"<style>{_CSS}</style></head><body>"]
-    esc = html.escape
-    for block in report.blocks:
-        if isinstance(block, Heading):
-            out.append(f"<h{block.level}>{esc(block.text)}</h{block.level}>")
-        elif isinstance(block, Para):
-            out.append(f"<p>{esc(block.text)}</p>")
-        elif isinstance(block, Items):
-            out.append("<ul>" + "".join(f"<li>{esc(i)}</li>" for i in block.items) + "</ul>")
-        elif isinstance(block, Table):
-            frame = block.frame
-            head = "".join(f"<th>{esc(str(c))}</th>" for c in frame.columns)
-            body = []
-            for row in frame.itertuples(index=False):
-                cells = "".join(_html_cell(v) for v in row)
-                body.append(f"<tr>{cells}</tr>")
-            caption = f"<p class=\"caption\">{esc(block.caption)}</p>" if block.caption else ""
-            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}"
-                       f"</tbody></table>{caption}")
-        elif isinstance(block, FigureBlock):
-            f = block.figure
-            mime, data = _embedded(f)
-            out.append(f"<figure><h3>{esc(f.title)}</h3><img alt=\"{esc(f.title)}\" "
-                       f"src=\"data:{mime};base64,{data}\"><figcaption>{esc(f.caption)}"
-                       f"</figcaption></figure>")
-    out.append("</body></html>")
-    return "\n".join(out)
-
-
-def _html_cell(v: Any) -> str:
-    text = html.escape(fmt(v))
-    if isinstance(v, Bold):
-        return f"<td><b>{text}</b></td>"
-    return f"<td class=\"num\">{text}</td>" if isinstance(v, numbers.Number) else \
-        f"<td>{text}</td>"
-
-
-def _embedded(figure: figs.Figure) -> tuple[str, str]:
-    """SVG when it was saved (sharp at any zoom), else PNG (saved or drawn now)."""
-    if "svg" in figure.files:
-        return "image/svg+xml", base64.b64encode(figure.files["svg"].read_bytes()).decode()
-    data = figure.files["png"].read_bytes() if "png" in figure.files else \
-        figs.image_bytes(figure, "png")
-    return "image/png", base64.b64encode(data).decode()
-
-
-def write_report(loaded: Loaded, out: Path, formats: Sequence[str] = ("png",),
-                 progress: Callable[[str], None] = lambda msg: None, source: str = "",
-                 history_measure: str = figs.HISTORY_MEASURE) -> dict[str, Path]:
-    """Build the report and write ``out/report.md``, ``out/report.html``,
-    ``out/figures/*.<fmt>`` and ``out/tables/*.csv``; returns the main paths."""
-    import matplotlib.pyplot as plt
-
-    report = build_report(loaded, progress, source, history_measure)
-    try:
-        return save_report(report, out, formats, progress)
-    finally:
-        for figure in report.figures:
-            plt.close(figure.fig)
-
-
-def save_report(report: Report, out: Path, formats: Sequence[str] = ("png",),
-                progress: Callable[[str], None] = lambda msg: None) -> dict[str, Path]:
-    """Write a built :class:`Report` under ``out`` (its figures stay open)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    for folder, suffixes in ((out / "figures", (".png", ".svg", ".pdf")),
-                             (out / "tables", (".csv",))):
-        # figures/ and tables/ are the report's own: drop what an earlier run left there
-        for stale in folder.glob("*") if folder.is_dir() else ():
-            if stale.is_file() and stale.suffix in suffixes:
-                stale.unlink()
-    for figure in report.figures:
-        figure.files.clear()
-        figs.save(figure, out / "figures", formats)
-        progress(f"saved {figure.name}")
-    (out / "tables").mkdir(exist_ok=True)
-    for name, table in report.tables.items():
-        if not table.empty:
-            table.to_csv(out / "tables" / f"{name}.csv", index=False)
-    md = out / "report.md"
-    md.write_text(to_markdown(report, out), encoding="utf-8")
-    page = out / "report.html"
-    page.write_text(to_html(report), encoding="utf-8")
-    progress(f"wrote {md} and {page} ({len(report.figures)} figure(s) in {out / 'figures'})")
-    return {"markdown": md, "html": page, "figures": out / "figures", "tables": out / "tables"}

@@ -16,7 +16,9 @@ __all__ = ["slug", "plain", "md_text", "md_cell", "html_text", "csv_cell", "MAX_
 MAX_SLUG = 100  # characters of a file stem (file systems allow 255 bytes)
 _UNSAFE_FILE = re.compile(r"[^A-Za-z0-9_-]")
 _CSV_FORMULA = ("=", "+", "-", "@", "\t", "\r", "\n", "|", "%")
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~$])")
+# what could become markup: HTML, code, links/images, table cells, math; emphasis (* _) is left
+# as it is: it cannot run anything, and names such as score_function read better unescaped
+_MD_SPECIAL = re.compile(r"([\\`\[\]<>|$])")
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?%?")
 
 
@@ -40,9 +42,10 @@ def plain(text: object) -> str:
 
 def md_text(text: object) -> str:
     """Text for Markdown prose: one line, markup characters backslash-escaped (so ``<script>``,
-    links, emphasis and table pipes are shown, not interpreted)."""
+    links, code, math and table pipes are shown, not interpreted)."""
     one_line = re.sub(r"[\x00-\x1f\x7f\u2028\u2029]+", " ", str(text))
-    return _MD_SPECIAL.sub(r"\\\1", one_line)
+    escaped = _MD_SPECIAL.sub(r"\\\1", one_line)
+    return "\\" + escaped if escaped.startswith(("#", "-", "+", "=", ">")) else escaped
 
 
 def md_cell(text: object) -> str:

@@ -26,7 +26,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from scipy.stats import kendalltau, norm  # noqa: E402
 
-from reports import cli, figures, measures, render, tables  # noqa: E402
+from reports import cli, figures, measures, render, tables, write  # noqa: E402
 from reports.load import (  # noqa: E402
     FIXED_COLUMNS_END,
     PARAM_COLUMNS_START,
@@ -166,7 +166,7 @@ def built(loaded):
 @pytest.fixture(scope="module")
 def report_dir(built, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    render.save_report(built, out, ["png"])
+    write.save_report(built, out, ["png"])
     return out
 
 

@@ -1,0 +1,175 @@
+"""The report's output folder: written whole or not at all, replacing only what a report wrote.
+
+``with OutputDir(out) as target:`` checks ``out`` (refusing a ``figures/`` or ``tables/`` that is a
+link or not a folder, and a folder it cannot write), gives a fresh staging folder next to ``out``
+(``target.stage``) and, when the block ends without an error, moves the staged files in:
+
+1. every file the previous report wrote (listed in ``out/.estibench-manifest.json``) is moved
+   aside into the staging folder, then every new file is moved in (renames on one file system);
+2. if any move fails (a read-only ``tables/``, a full disk), every move done so far is undone, so
+   the previous report is left exactly as it was, and :class:`OutputError` says what failed;
+3. on success the manifest lists the new files and the staging folder (with the old files) is
+   removed.
+
+Files the report did not write (not in the manifest) are never removed or overwritten: a foreign
+file where the report wants to write is moved to ``<name>.kept-<n><suffix>`` beside it and a note
+says so. Only ``report.md``, ``report.html``, ``figures/*`` and ``tables/*`` are ever written.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path, PurePosixPath
+
+__all__ = ["OutputDir", "OutputError", "MANIFEST"]
+
+MANIFEST = ".estibench-manifest.json"
+SUBDIRS = ("figures", "tables")
+_TOP_FILES = ("report.md", "report.html")
+
+
+class OutputError(Exception):
+    """The report cannot be written to its folder; the previous report is left as it was."""
+
+
+def _allowed(rel: str) -> bool:
+    """A manifest entry the report may remove: report.md/.html or a plain file name directly in
+    figures/ or tables/ (no ``..``, no absolute path, no deeper folder)."""
+    parts = PurePosixPath(rel).parts
+    if rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        return False
+    return (len(parts) == 1 and parts[0] in _TOP_FILES) or \
+        (len(parts) == 2 and parts[0] in SUBDIRS)
+
+
+class OutputDir:
+    def __init__(self, out: os.PathLike | str):
+        self.out = Path(out)
+        self.stage: Path = Path()
+        self.notes: list[str] = []
+        self._tmp: Path | None = None
+
+    # -- checks ----------------------------------------------------------------------------------
+    def _check(self) -> None:
+        out = self.out
+        if out.exists() and not out.is_dir():
+            raise OutputError(f"--out {out} exists and is not a folder")
+        for sub in SUBDIRS:
+            path = out / sub
+            if path.is_symlink():
+                raise OutputError(f"{path} is a symbolic link; the report never writes through "
+                                  f"a link out of {out} (remove the link or choose another --out)")
+            if path.exists() and not path.is_dir():
+                raise OutputError(f"{path} exists and is not a folder")
+        for path in [out] + [out / s for s in SUBDIRS]:
+            if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+                raise OutputError(f"cannot write into {path} (permission denied); the previous "
+                                  f"report is left as it was")
+
+    def _old_manifest(self) -> list[str]:
+        path = self.out / MANIFEST
+        if not path.is_file() or path.is_symlink():
+            return []
+        try:
+            entries = json.loads(path.read_text(encoding="utf-8")).get("files", [])
+        except (OSError, ValueError, AttributeError) as exc:
+            self.notes.append(f"warning: could not read {path} ({type(exc).__name__}); no earlier "
+                              f"report file is removed")
+            return []
+        good = [e for e in entries if isinstance(e, str) and _allowed(e)]
+        if len(good) < len(entries):
+            self.notes.append(f"warning: {path} lists {len(entries) - len(good)} path(s) outside "
+                              f"the report's own files; they are left alone")
+        return good
+
+    # -- context ---------------------------------------------------------------------------------
+    def __enter__(self) -> OutputDir:
+        self._check()
+        parent = self.out.absolute().parent
+        parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.estibench-", dir=parent))
+        except OSError:  # a parent we cannot write: stage inside out (same file system)
+            self.out.mkdir(parents=True, exist_ok=True)
+            self._tmp = Path(tempfile.mkdtemp(prefix=".estibench-stage-", dir=self.out))
+        self.stage = self._tmp / "new"
+        for sub in SUBDIRS:
+            (self.stage / sub).mkdir(parents=True)
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        try:
+            if kind is None:
+                self._commit()
+        finally:
+            if self._tmp is not None:
+                shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def final(self, staged: Path) -> Path:
+        """Where a staged file lives once moved in."""
+        return self.out / Path(staged).relative_to(self.stage)
+
+    # -- moving in -------------------------------------------------------------------------------
+    def _commit(self) -> None:
+        self._check()  # again: the folder may have changed while the report was drawn
+        new = sorted(p.relative_to(self.stage).as_posix() for p in self.stage.rglob("*")
+                     if p.is_file())
+        old = [rel for rel in self._old_manifest() if (self.out / rel).is_file()
+               and not (self.out / rel).is_symlink()]
+        aside = self._tmp / "old"
+        done: list[tuple[Path, Path]] = []  # (from, to) renames, to undo in reverse
+        made: list[Path] = []  # folders created here
+        try:
+            for folder in [self.out] + [self.out / s for s in SUBDIRS]:
+                if not folder.is_dir():
+                    folder.mkdir()
+                    made.append(folder)
+            for rel in old:  # what the last report wrote: aside, kept until the end
+                dest = aside / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(self.out / rel, dest)
+                done.append((self.out / rel, dest))
+            for rel in new:
+                target = self.out / rel
+                if target.exists() or target.is_symlink():  # not ours: keep it, beside
+                    kept = self._free_name(target)
+                    os.replace(target, kept)
+                    done.append((target, kept))
+                    self.notes.append(f"warning: {target} was not written by a report; kept as "
+                                      f"{kept}")
+                os.replace(self.stage / rel, target)
+                done.append((self.stage / rel, target))
+            self._write_manifest(new)
+        except OSError as exc:
+            for src, dest in reversed(done):
+                try:
+                    os.replace(dest, src)
+                except OSError as undo:
+                    self.notes.append(f"warning: could not restore {src}: {undo}")
+            for folder in reversed(made):
+                try:
+                    folder.rmdir()
+                except OSError as undo:
+                    self.notes.append(f"warning: could not remove {folder}: {undo}")
+            raise OutputError(f"could not write the report into {self.out} "
+                              f"({type(exc).__name__}: {exc}); the previous report is left as "
+                              f"it was") from None
+
+    @staticmethod
+    def _free_name(path: Path) -> Path:
+        for n in range(1, 10_000):
+            candidate = path.with_name(f"{path.stem}.kept-{n}{path.suffix}")
+            if not candidate.exists() and not candidate.is_symlink():
+                return candidate
+        raise OSError(f"no free name to keep {path} under")
+
+    def _write_manifest(self, files: list[str]) -> None:
+        path = self.out / MANIFEST
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            raise OSError(f"{path} is not a plain file")
+        tmp = self.out / f"{MANIFEST}.tmp"
+        tmp.write_text(json.dumps({"written_by": "estibench report", "files": files}, indent=1),
+                       encoding="utf-8")
+        os.replace(tmp, path)
