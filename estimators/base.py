@@ -16,6 +16,7 @@ Every gradient estimator is called the same way::
 """
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Callable
 
@@ -60,6 +61,18 @@ def family_name(dist: object) -> str:
     base, ndims = unwrap(dist)
     name = type(base).__name__
     return f"Independent({name}, {ndims})" if ndims else name
+
+
+def _empty_batch_loss(dist: D.Distribution) -> torch.Tensor:
+    """The objective of an empty batch: an empty sum, 0, with a zero gradient for every parameter
+    of the distribution (connected to them, so ``backward()`` works as for any other batch)."""
+    base, _ = unwrap(dist)
+    names = ("logits", "loc", "scale") if isinstance(base, ALL_FAMILIES) else ("mean",)
+    params = [getattr(base, n) for n in names if isinstance(getattr(base, n, None), torch.Tensor)]
+    params = [p for p in params if p.is_floating_point()]
+    if not params:
+        return torch.zeros(())
+    return sum((p * 0).sum() for p in params[1:]) + (params[0] * 0).sum()
 
 
 class Estimator(Described, torch.nn.Module):
@@ -125,6 +138,10 @@ class Estimator(Described, torch.nn.Module):
     # -- the contract ----------------------------------------------------------------------
     def forward(self, dist: D.Distribution, f: Callable, num_samples: int = 1) -> torch.Tensor:
         self.check(dist, num_samples, self.min_samples())
+        if math.prod(dist.batch_shape) == 0:
+            # An empty batch: the objective is an empty sum, 0, and so is its gradient. f is not
+            # called (torch's Independent.log_prob cannot even reshape empty samples).
+            return _empty_batch_loss(dist)
         return self.estimate(dist, f, int(num_samples))  # numpy ints become plain ints
 
     def min_samples(self) -> int:

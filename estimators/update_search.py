@@ -34,6 +34,7 @@ candidates and D parameters.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Iterable, Sequence
 
 import torch
@@ -193,7 +194,14 @@ class UpdateEstimator(Described, torch.nn.Module):
                         self._assign(params, theta0 + s * deltas[i])
                         value = task_loss()
                         if not isinstance(value, torch.Tensor):
-                            value = torch.as_tensor(value, dtype=torch.float64)
+                            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                                raise TypeError(f"{self.describe()}: task_loss must return a "
+                                                f"real scalar (tensor or float), got "
+                                                f"{type(value).__name__}")
+                            value = torch.tensor(float(value), dtype=torch.float64)
+                        if value.is_complex() or value.dtype == torch.bool:
+                            raise TypeError(f"{self.describe()}: task_loss must return a real "
+                                            f"scalar, got a tensor of dtype {value.dtype}")
                         if value.numel() != 1:
                             raise ValueError(f"{self.describe()}: task_loss must return a "
                                              f"scalar, got shape {list(value.shape)}")
