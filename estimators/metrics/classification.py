@@ -126,6 +126,9 @@ class Accuracy(Metric):
             raise ValueError(f"accuracy: targets must be class indices [N] of an integer dtype, "
                              f"got shape {list(y.shape)} dtype {y.dtype}")
         if p.ndim == 2:
+            if not (np.issubdtype(p.dtype, np.number) or p.dtype == bool) \
+                    or np.issubdtype(p.dtype, np.complexfloating):
+                raise TypeError(f"accuracy: scores must be real numbers, got dtype {p.dtype}")
             if np.isnan(p.astype(np.float64)).any():
                 raise ValueError("accuracy: scores contain NaN; expected real scores")
             p = p.argmax(1)

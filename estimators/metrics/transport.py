@@ -110,7 +110,10 @@ def _bag(item: Any, weighting: str, oov: str, what: str) -> tuple[np.ndarray, np
         if not counts:
             raise ValueError(f"{what}: no word is in the GloVe vocabulary (oov='skip' dropped "
                              f"them all); expected at least one known word")
-        x = glove_vectors(list(counts))
+        try:
+            x = glove_vectors(list(counts))
+        except ValueError as exc:
+            raise ValueError(f"{what}: {exc}") from None
         count = np.array(list(counts.values()), dtype=np.float64)
     else:
         x = _numpy(item, what).astype(np.float64)
@@ -150,7 +153,7 @@ def _cost(x: np.ndarray, y: np.ndarray, cost: str) -> np.ndarray:
 def transport_distances(a: list[tuple[np.ndarray, np.ndarray]],
                         b: list[tuple[np.ndarray, np.ndarray]], cost: str = "euclidean",
                         method: str = "emd", reg: float = 0.05, max_iter: int = 10000,
-                        tol: float = 1e-4) -> np.ndarray:
+                        tol: float = 1e-4, owner: str = "transport_distances") -> np.ndarray:
     """Optimal-transport distance of each pair of weighted point sets ``(x [n, d], p [n])``.
 
     ``cost="euclidean"``: ``c_ij = ||x_i - y_j||``; ``cost="cosine"``: ``c_ij = 1 - cos(x_i, y_j)``.
@@ -176,14 +179,16 @@ def transport_distances(a: list[tuple[np.ndarray, np.ndarray]],
     array with one distance per pair.
     """
     if cost not in ("euclidean", "cosine"):
-        raise ValueError(f"cost must be 'euclidean' or 'cosine', got {cost!r}")
+        raise ValueError(f"{owner}: cost must be 'euclidean' or 'cosine', got {cost!r}")
     if method not in TRANSPORT_METHODS:
-        raise ValueError(f"method must be one of {', '.join(TRANSPORT_METHODS)}, got {method!r}")
+        raise ValueError(f"{owner}: method must be one of {', '.join(TRANSPORT_METHODS)}, got "
+                         f"{method!r}")
     if len(a) != len(b):
-        raise ValueError(f"got {len(a)} and {len(b)} point sets; expected pairs")
+        raise ValueError(f"{owner}: got {len(a)} and {len(b)} point sets; expected pairs")
     dims = {x.shape[1] for x, _ in a + b}
     if len(dims) != 1:
-        raise ValueError(f"all vectors must have one dimension, got dimensions {sorted(dims)}")
+        raise ValueError(f"{owner}: all vectors must have one dimension, got dimensions "
+                         f"{sorted(dims)}")
     if cost == "cosine":
         def unit(x):
             return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-300)
@@ -253,7 +258,7 @@ class _Transport(Metric):
         bags_b = [_bag(x, self.weighting, self.oov, f"{self.name}: b[{i}]")
                   for i, x in enumerate(items_b)]
         return transport_distances(bags_a, bags_b, self.cost, self.method, self.reg,
-                                   self.max_iter, self.tol)
+                                   self.max_iter, self.tol, owner=self.name)
 
 
 @register_metric(variants=tuple(f"wmd:method={m}" for m in TRANSPORT_METHODS))
