@@ -51,6 +51,7 @@ _SE_SUFFIX = "_se"
 _TYPE_OF_PREFIX = {"time_": "time", "timeraw_": "time", "track_": "track",
                    "peakmem_": "peakmemory", "mem_": "memory"}
 _SKIP_FILES = {"machine.json", "benchmarks.json"}
+_MAX_CELLS = 1_000_000  # parameter combinations of one benchmark: more is not an asv file
 _ALIGNMENT_GROUPS = {"Summary": "summary", "Final": "final", "Curve": "curve", "Info": "info"}
 
 #: columns before the parameter columns, and after them
@@ -105,7 +106,8 @@ def parse_param(text: Any) -> Any:
     """A ``repr()`` parameter value from asv: ``"'cpu'"`` -> ``'cpu'``, ``'16'`` -> ``16``;
     anything that is not a literal (``<function f>``) stays the string it was."""
     if not isinstance(text, str):
-        return text
+        # a value asv would never write (a list, a dict): kept as text, one hashable scalar
+        return text if isinstance(text, (int, float, bool)) or text is None else repr(text)
     try:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
@@ -185,14 +187,21 @@ def _unroll(name: str, row: Any, columns: list[str], meta: dict[str, Any]) -> _B
     params = cols.get("params")
     if params is None:
         params = meta.get("params") or []
-    param_names = list(meta.get("param_names") or [])
-    if len(param_names) != len(params):  # benchmarks.json missing or from another version
+    if not isinstance(params, list) or not all(isinstance(p, list) for p in params):
+        raise ValueError(f"benchmark {name}: 'params' is not a list of lists")
+    n = math.prod(len(p) for p in params)
+    if n > _MAX_CELLS:
+        raise ValueError(f"benchmark {name}: {n} parameter combinations (more than "
+                         f"{_MAX_CELLS})")
+    param_names = meta.get("param_names")
+    if not isinstance(param_names, list) or len(param_names) != len(params) \
+            or not all(isinstance(p, str) for p in param_names):
+        # benchmarks.json missing, malformed or from another version
         param_names = [f"param{i + 1}" for i in range(len(params))]
     method = name.rsplit(".", 1)[-1]
-    kind = meta.get("type") or next(
+    kind = meta.get("type") if isinstance(meta.get("type"), str) else next(
         (t for pre, t in _TYPE_OF_PREFIX.items() if method.startswith(pre)), "track")
     combos = list(itertools.product(*params)) if params else [()]
-    n = len(combos)
     results = cols.get("result")
     if not isinstance(results, list):  # every cell failed: asv stores a bare null
         results = [None] * n
@@ -209,9 +218,13 @@ def _unroll(name: str, row: Any, columns: list[str], meta: dict[str, Any]) -> _B
 def _rows_of_file(data: dict[str, Any], machine: str, benchmarks: dict[str, Any],
                   param_order: dict[str, None], problems: list[str]) -> Iterable[dict[str, Any]]:
     columns = data["result_columns"]
-    commit = data.get("commit_hash") or ""
-    date = pd.to_datetime(data["date"], unit="ms", utc=True) if data.get("date") else pd.NaT
-    env = data.get("env_name") or ""
+    commit = _text(data.get("commit_hash"))
+    raw_date = data.get("date")
+    if raw_date is not None and (isinstance(raw_date, bool)
+                                 or not isinstance(raw_date, (int, float))):
+        raise ValueError(f"'date' is {type(raw_date).__name__}, not milliseconds")
+    date = pd.to_datetime(raw_date, unit="ms", utc=True) if raw_date else pd.NaT
+    env = _text(data.get("env_name"))
     benches = {name: _unroll(name, row, columns, benchmarks.get(name, {}))
                for name, row in data["results"].items()}
     # track_<m>_se of a track_<m> in the same file: its standard errors, by cell
@@ -258,6 +271,14 @@ def _rows_of_file(data: dict[str, Any], machine: str, benchmarks: dict[str, Any]
                             f"(counted as failed)")
 
 
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise ValueError(f"expected text, got {type(value).__name__}")
+    return str(value)
+
+
 def _tidy_column(values: pd.Series) -> pd.Series:
     """Parameter values -> one typed column: integers -> nullable ``Int64``, other numbers ->
     float, strings -> strings, a mix -> strings (parquet needs one type per column)."""
@@ -302,7 +323,7 @@ def load_results(results_dir: os.PathLike | str,
     else:
         try:
             benchmarks = {k: v for k, v in _read_json(bj).items() if isinstance(v, dict)}
-        except (OSError, ValueError, AttributeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any malformed file: a warning naming it
             loaded.warnings.append(f"could not read {bj} ({_short(exc)}): parameter names are "
                                    f"param1, param2, ... and units are unknown")
     say(f"reading {len(files)} result file(s) under {root}")
@@ -321,11 +342,14 @@ def load_results(results_dir: os.PathLike | str,
                                  f"{RESULTS_API_VERSION} (asv >= 0.6)")
             if "result_columns" not in data:
                 raise ValueError("no 'result_columns'")
-            machine = ((data.get("params") or {}).get("machine")
-                       or machine_info.get("machine") or path.parent.name)
+            machine = _machine_name(data, machine_info, path)
+            if not isinstance(data["results"], dict) or not isinstance(data["result_columns"],
+                                                                        list):
+                raise ValueError("'results' is not a mapping or 'result_columns' not a list")
             problems: list[str] = []
             file_rows = list(_rows_of_file(data, machine, benchmarks, param_order, problems))
-        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any malformed file (RecursionError too) is
+            # skipped with a warning naming it; the good files still make a report
             param_order = order_before  # forget parameter names seen only in the bad file
             loaded.warnings.append(f"skipped {path}: {_short(exc)}")
             continue
@@ -357,14 +381,30 @@ def load_results(results_dir: os.PathLike | str,
     return loaded
 
 
+def _machine_name(data: dict[str, Any], machine_info: dict[str, Any], path: Path) -> str:
+    """``params.machine``, else machine.json's ``machine``, else the folder's name; a value that
+    is not a non-empty string is refused (the file is skipped with a warning)."""
+    params = data.get("params")
+    if params is not None and not isinstance(params, dict):
+        raise ValueError(f"'params' is a {type(params).__name__}, not a mapping")
+    machine = (params or {}).get("machine")
+    if machine is None:
+        machine = machine_info.get("machine") or path.parent.name
+    if not isinstance(machine, str) or not machine.strip():
+        raise ValueError(f"params.machine is {type(machine).__name__} {machine!r:.60}, not a "
+                         f"machine name")
+    return machine
+
+
 def _machine_info(folder: Path, loaded: Loaded) -> dict[str, Any]:
     path = folder / "machine.json"
     if not path.is_file():
         return {}
     try:
         info = _read_json(path)
-        return {k: v for k, v in info.items() if k != "version"} if isinstance(info, dict) else {}
-    except (OSError, ValueError) as exc:
+        return {str(k): v for k, v in info.items() if k != "version"} \
+            if isinstance(info, dict) else {}
+    except Exception as exc:  # noqa: BLE001 - any malformed machine.json: a warning naming it
         msg = f"could not read {path} ({_short(exc)}): machine details left out"
         if msg not in loaded.warnings:
             loaded.warnings.append(msg)
