@@ -88,6 +88,9 @@ class Estimator(Described, torch.nn.Module):
     families: tuple[type[D.Distribution], ...] = ()
     needs_rsample: bool = False
 
+    def __init__(self) -> None:  # no options: its signature is what the registry reads
+        super().__init__()
+
     def supports(self, dist: object) -> bool:
         if not isinstance(dist, D.Distribution):
             return False

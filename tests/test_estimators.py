@@ -312,3 +312,9 @@ def test_typed_spec_options_keep_every_existing_spec_working():
     assert estimators.get("mgs:num_candidates=4,sigma=1e-3").num_candidates == 4
     with pytest.raises(TypeError, match="no option 'nope'"):
         estimators.get("exact", nope=1)
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN))
+def test_an_unknown_option_names_the_estimator_and_its_options(name):
+    with pytest.raises(TypeError, match=f"{name}' has no option 'bogus'; its options are"):
+        estimators.get(f"{name}:bogus=1")
