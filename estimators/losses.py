@@ -46,6 +46,10 @@ class Loss(Described, torch.nn.Module):
     name: str = "loss"
     description: str = ""
     reference: str = ""
+    #: what the loss's (scores, targets) are, read by the training tasks (suite.methods) to pick
+    #: the losses that fit them: "multilabel" (scores [N, C], targets {0,1} [N, C]),
+    #: "multiclass" (targets [N] class ids), "sequence" (scores [N, T, V], targets [N, T])
+    applies_to: str | tuple[str, ...] = ()
 
     # -- checks shared by all losses -------------------------------------------------------
     def _check_scores(self, scores: object, ndim: int, layout: str) -> torch.Tensor:
@@ -119,6 +123,7 @@ class BinaryCrossEntropy(Loss):
     description = ("per-class binary cross-entropy with logits, summed over classes, mean over examples; option "
                    "pos_weight")
     reference = "standard multi-label baseline (one-vs-rest logistic regression)"
+    applies_to = "multilabel"
 
     def __init__(self, pos_weight: None | float | Sequence[float] | torch.Tensor = None):
         super().__init__()
@@ -154,6 +159,7 @@ class SoftmaxCrossEntropy(Loss):
     name = "softmax_cross_entropy"
     description = "single-label softmax cross-entropy -s_t + logsumexp(s), mean over examples"
     reference = "standard (multinomial logistic regression)"
+    applies_to = "multiclass"
 
     def __init__(self) -> None:  # no options
         super().__init__()
@@ -203,6 +209,7 @@ class MultilabelSoftmaxCrossEntropy(Loss):
                    "threshold 0 built in")
     reference = ("Su 2020 (kexue.fm/archives/7359); Su et al. 2022, ZLPR: A novel loss for multi-label "
                  "classification")
+    applies_to = "multilabel"
 
     def __init__(self) -> None:  # no options
         super().__init__()
@@ -222,6 +229,7 @@ class SequenceCrossEntropy(Loss):
     description = "teacher-forced token cross-entropy, mean over tokens whose target is not ignore_index"
     reference = ("standard maximum-likelihood training of sequence models (teacher forcing: Williams & Zipser "
                  "1989)")
+    applies_to = "sequence"
 
     def __init__(self, ignore_index: int = -100):
         super().__init__()

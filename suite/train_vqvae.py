@@ -11,13 +11,16 @@ sees the chosen entries (flattened) and outputs 64 pixel intensities through a s
   ``||x - dec(z)||^2 + ||sg[z_e] - z_q||^2 + beta ||z_e - sg[z_q]||^2`` (beta = 0.25): the
   reconstruction gradient is copied straight through to the encoder, the codebook learns only
   from the codebook term (seed notes section 2).
-* ``gumbel_softmax``, ``straight_through_gumbel``, ``score_function_loo``: the encoder outputs
+* every registered gradient estimator that supports the bottleneck
+  (:class:`suite.methods.RegistryMethods`: its ``variants``, e.g. ``gumbel_softmax``,
+  ``straight_through_gumbel``, ``score_function:baseline=loo``, plugins included, narrowed by
+  ``ESTIBENCH_ESTIMATORS``; the method name is the estimator spec): the encoder outputs
   logits, ``dist = Independent(OneHotCategorical(logits), 1)`` over the codebook at each position,
   ``f(z) = ||x - dec(z E)||^2`` per example, and the registered gradient estimator
-  (``estimators.get(...)``) turns ``est(dist, f, num_samples)`` into the training loss (divided
+  (``estimators.get(spec)``) turns ``est(dist, f, num_samples)`` into the training loss (divided
   by the batch size); the decoder and the codebook get their gradient through f in the same
-  backward (seed notes section 1). ``score_function_loo`` is REINFORCE with the leave-one-out
-  baseline (Kool et al. 2019) and needs ``num_samples >= 2``.
+  backward (seed notes section 1). ``exact`` is not among them at the default sizes (16^4
+  codes per image is beyond its enumeration budget).
 
 Headline metric (lower is better): test reconstruction error with hard codes (nearest entry for
 VQ, argmax of the logits otherwise), the mean over images of the per-image mean squared error
@@ -47,19 +50,23 @@ import estimators
 
 from .checks import check_ints, check_number
 from .data import digit_pixels, split_indices
+from .methods import RegistryMethods, example_distribution
 from .training import Run, TrainingTask, evenly_spaced, register_training_task, train_on_schedule
 
 __all__ = ["VQVAEDigits", "DiscreteAutoencoder", "perplexity", "quantise", "vq_terms",
-           "ESTIMATOR_METHODS"]
+           "BASELINES"]
 
 PIXELS = 64
 
-#: method name -> (estimator spec, options) for the estimator-trained bottleneck
-ESTIMATOR_METHODS: dict[str, tuple[str, dict[str, object]]] = {
-    "gumbel_softmax": ("gumbel_softmax", {}),
-    "straight_through_gumbel": ("straight_through_gumbel", {}),
-    "score_function_loo": ("score_function", {"baseline": "loo"}),
-}
+#: the task's own method besides the registered estimators
+BASELINES = ("vq_straight_through",)
+
+
+def _bottleneck(task) -> object:
+    """The representative bottleneck distribution of a task (or of the class's defaults)."""
+    sizes = vars(task) if isinstance(task, VQVAEDigits) else {}
+    return example_distribution("OneHotCategorical", (sizes.get("batch_size", 64),),
+                                (sizes.get("latents", 4), sizes.get("codebook_size", 16)))
 
 
 def perplexity(codes: torch.Tensor, codebook_size: int) -> torch.Tensor:
@@ -162,7 +169,8 @@ class VQVAEDigits(TrainingTask):
     description = "discrete-bottleneck autoencoder on 8x8 digits"
     metric = "test reconstruction MSE per image with hard codes"
     higher_is_better = False
-    methods = ("vq_straight_through",) + tuple(ESTIMATOR_METHODS)
+    methods = RegistryMethods(family="OneHotCategorical", baselines=BASELINES,
+                              example=_bottleneck)
     checkpoint_measures = ("perplexity",)
 
     def __init__(self, *, latents: int = 4, codebook_size: int = 16, code_dim: int = 8,
@@ -177,10 +185,11 @@ class VQVAEDigits(TrainingTask):
         self.lr = check_number(owner, "lr", lr)
         self.beta = check_number(owner, "beta", beta, allow_zero=True)
         options = dict(estimator_options or {})
-        unknown = sorted(set(options) - set(ESTIMATOR_METHODS))
+        known = [m for m in self.methods if m not in BASELINES]
+        unknown = sorted(set(options) - set(known))
         if unknown:
             raise ValueError(f"vqvae_digits: estimator_options for unknown method(s) {unknown}; "
-                             f"expected keys among {', '.join(ESTIMATOR_METHODS)}")
+                             f"expected keys among {', '.join(known)}")
         self.estimator_options = options
 
     # -- pieces ----------------------------------------------------------------------------
@@ -208,12 +217,15 @@ class VQVAEDigits(TrainingTask):
                                    self.codebook_size, codebook_init="normal")
 
     def estimator(self, method: str):
-        spec, options = ESTIMATOR_METHODS[method]
-        return estimators.get(spec, **{**options, **self.estimator_options.get(method, {})})
+        """The registered estimator of ``method`` (a spec), with its ``estimator_options``."""
+        return estimators.get(method, **self.estimator_options.get(method, {}))
 
-    def objective(self, method: str, model: DiscreteAutoencoder) -> _Objective:
-        """The method's loss (mean over the batch) and its hard-code reconstruction."""
+    def objective(self, method: str, model: DiscreteAutoencoder,
+                  counter: list[float] | None = None) -> _Objective:
+        """The method's loss (mean over the batch) and its hard-code reconstruction; f's
+        evaluations per example (the leading sample count of each call) add to ``counter[0]``."""
         self.check_method(method)
+        counter = [0.0] if counter is None else counter
         if method == "vq_straight_through":
             def loss(x):
                 terms = vq_terms(model, x, self.beta)
@@ -232,7 +244,11 @@ class VQVAEDigits(TrainingTask):
 
         def loss(x):
             dist = D.Independent(D.OneHotCategorical(logits=model.encode(x)), 1)
-            f = lambda z: ((x - model.decode_onehot(z)) ** 2).sum(-1)  # [K, N]: cost per example
+            per_sample = x.shape[0] * self.latents * self.codebook_size
+
+            def f(z):  # [K, N]: cost per example
+                counter[0] += z.numel() / per_sample
+                return ((x - model.decode_onehot(z)) ** 2).sum(-1)
             return est(dist, f, num_samples=num_samples) / x.shape[0]
 
         def codes(x):
@@ -246,9 +262,10 @@ class VQVAEDigits(TrainingTask):
     # -- the run ---------------------------------------------------------------------------
     def run(self, method: str, seed: int = 0, device: str = "cpu") -> Run:
         self.check_method(method)
-        if method == "score_function_loo" and self.num_samples < 2:
-            raise ValueError(f"vqvae_digits: method 'score_function_loo' needs num_samples >= 2 "
-                             f"(leave-one-out baseline), got num_samples={self.num_samples}")
+        if method not in BASELINES and self.num_samples < self.estimator(method).min_samples():
+            raise ValueError(f"vqvae_digits: method {method!r} needs num_samples >= "
+                             f"{self.estimator(method).min_samples()}, got "
+                             f"num_samples={self.num_samples}")
         device = torch.device(device)
         split = {k: torch.as_tensor(v, device=device) for k, v in self.data(seed).items()}
         x_train, n_train = split["train"], len(split["train"])
@@ -260,7 +277,8 @@ class VQVAEDigits(TrainingTask):
         with torch.random.fork_rng(devices=rng_devices):  # the caller's RNG stays untouched
             torch.manual_seed(seed)  # init and the estimators' samples (global RNG)
             model = self.model(method).to(device)
-            objective = self.objective(method, model)
+            counter = [0.0]
+            objective = self.objective(method, model, counter)
             optimiser = torch.optim.Adam(model.parameters(), lr=self.lr)
             gen = torch.Generator().manual_seed(seed)
             per_epoch = max(1, n_train // self.batch_size)
@@ -282,13 +300,16 @@ class VQVAEDigits(TrainingTask):
                 return out
 
             def update(step: int) -> None:
+                before = counter[0]
                 loss = objective.loss(x_train[order[step]])
+                training[0] += counter[0] - before
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
 
+            training = [0.0]  # f evaluations of the updates (evaluation's excluded)
             checkpoints = train_on_schedule(self.schedule(), update, evaluate, device)
 
-        evaluations = 1.0 if method == "vq_straight_through" else float(self.num_samples)
+        evaluations = 1.0 if method in BASELINES else training[0] / max(self.steps, 1)
         return Run(task=self.name, method=method, seed=seed, checkpoints=checkpoints,
                    evaluations_per_update=evaluations)

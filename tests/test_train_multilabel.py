@@ -33,6 +33,32 @@ def test_registered():
     assert task.higher_is_better is True and task.num_classes == 100
 
 
+def test_methods_are_the_registered_multilabel_losses(monkeypatch):
+    """A loss registered with ``applies_to="multilabel"`` (as a plugin would) trains here; other
+    losses do not; ``ESTIBENCH_LOSSES`` narrows the list."""
+    import estimators
+    from estimators.losses import BinaryCrossEntropy
+    from suite.methods import loss_applies_to
+
+    monkeypatch.delenv("ESTIBENCH_LOSSES", raising=False)
+    assert loss_applies_to("sequence_cross_entropy") == ("sequence",)
+
+    def scratch_loss():  # a factory function: its facts come with the registration
+        return BinaryCrossEntropy(pos_weight=2.0)
+
+    estimators.register_loss("scratch_multilabel_for_test", applies_to="multilabel")(scratch_loss)
+    try:
+        assert MultilabelDigits.methods == ("binary_cross_entropy",
+                                            "multilabel_softmax_cross_entropy",
+                                            "scratch_multilabel_for_test")
+        run = tiny(steps=4).run("scratch_multilabel_for_test", seed=0)
+        assert 0.0 <= run.checkpoints[-1]["metric"] <= 1.0
+        monkeypatch.setenv("ESTIBENCH_LOSSES", "scratch_multilabel_for_test,softmax_cross_entropy")
+        assert MultilabelDigits.methods == ("scratch_multilabel_for_test",)
+    finally:
+        estimators.LOSSES.unregister("scratch_multilabel_for_test")
+
+
 def test_composite_shapes_contents_and_label_rate():
     task = MultilabelDigits()  # default sizes: 3000 images x 10 slots
     splits = task.data(seed=0)

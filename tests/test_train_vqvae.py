@@ -8,8 +8,11 @@ import pytest
 import torch
 
 from suite.registries import TRAINING_TASKS
-from suite.train_vqvae import ESTIMATOR_METHODS, VQVAEDigits, perplexity, quantise, vq_terms
+from suite.train_vqvae import BASELINES, VQVAEDigits, perplexity, quantise, vq_terms
 from suite.training import REQUIRED_KEYS, Run
+
+#: the estimator methods the task listed by hand before they came from the registry
+ORIGINAL = ("gumbel_softmax", "straight_through_gumbel", "score_function:baseline=loo")
 
 
 def tiny(**options) -> VQVAEDigits:
@@ -25,8 +28,13 @@ def batch(n: int = 16) -> torch.Tensor:
 def test_registered():
     task = TRAINING_TASKS.get("vqvae_digits", steps=7)
     assert isinstance(task, VQVAEDigits) and task.steps == 7
-    assert task.methods == ("vq_straight_through", "gumbel_softmax", "straight_through_gumbel",
-                            "score_function_loo")
+    # the baseline, then every registered estimator variant that supports the one-hot bottleneck
+    assert task.methods[0] == "vq_straight_through" and BASELINES == ("vq_straight_through",)
+    assert set(ORIGINAL) <= set(task.methods)
+    assert "arm" not in task.methods  # declares Bernoulli only
+    # declare the family but refuse this size (16^4 codes per image): supports() decides
+    assert "exact" not in task.methods and "unordered_set" not in task.methods
+    assert "unordered_set" in tiny().methods  # 4^2 codes per image
     assert task.higher_is_better is False
 
 
@@ -103,7 +111,7 @@ def test_vq_commitment_scales_with_beta():
     torch.testing.assert_close(b["commitment"], b["codebook"])  # same value, different gradients
 
 
-@pytest.mark.parametrize("method", list(ESTIMATOR_METHODS))
+@pytest.mark.parametrize("method", ORIGINAL)
 def test_estimator_objective_trains_every_part(method):
     torch.manual_seed(0)
     task = tiny()
@@ -120,10 +128,10 @@ def test_estimator_methods_use_the_registered_estimators():
     task = tiny(estimator_options={"gumbel_softmax": {"temperature": 2.0}})
     assert task.estimator("gumbel_softmax").temperature == 2.0
     assert task.estimator("straight_through_gumbel").name == "straight_through_gumbel"
-    assert task.estimator("score_function_loo").baseline == "loo"
+    assert task.estimator("score_function:baseline=loo").baseline == "loo"
 
 
-@pytest.mark.parametrize("method", VQVAEDigits.methods)
+@pytest.mark.parametrize("method", BASELINES + ORIGINAL)
 def test_run_schema(method):
     task = tiny()
     run = task.run(method, seed=0)
@@ -136,15 +144,24 @@ def test_run_schema(method):
         assert all(math.isfinite(v) for v in point.values())
         assert 0.0 <= point["metric"] <= 1.0
         assert 1.0 - 1e-9 <= point["perplexity"] <= task.codebook_size + 1e-9
+    # f evaluations per example per update: K = 2 for these (counted, not declared)
     assert run.evaluations_per_update == (1.0 if method == "vq_straight_through" else 2.0)
     # training lowers the objective it optimises (on held-out data)
     assert run.checkpoints[-1]["loss"] < run.checkpoints[0]["loss"]
 
 
+def test_every_registered_method_trains():
+    task = tiny(steps=4, num_checkpoints=2)
+    for method in task.methods:
+        run = task.run(method, seed=0)
+        assert all(math.isfinite(v) for p in run.checkpoints for v in p.values()), method
+        assert run.evaluations_per_update >= 1.0, method
+
+
 def test_deterministic_per_seed_and_rng_untouched():
     task = tiny()
     state = torch.get_rng_state()
-    runs = [task.run("score_function_loo", seed=s) for s in (1, 1, 2)]
+    runs = [task.run("score_function:baseline=loo", seed=s) for s in (1, 1, 2)]
     assert torch.equal(torch.get_rng_state(), state)
 
     def values(run):
@@ -159,7 +176,7 @@ def test_bad_method_and_options():
     with pytest.raises(ValueError, match=r"unknown method 'vq_st'.*available: vq_straight_through"):
         task.run("vq_st")
     with pytest.raises(ValueError, match="num_samples >= 2"):
-        tiny(num_samples=1).run("score_function_loo")
+        tiny(num_samples=1).run("score_function:baseline=loo")
     with pytest.raises(ValueError, match="estimator_options for unknown method"):
         VQVAEDigits(estimator_options={"gumbel": {}})
     with pytest.raises(ValueError, match="codebook_size must be an int >= 2"):
