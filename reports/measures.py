@@ -94,6 +94,8 @@ seconds_per_estimate | seconds | lower | seconds per estimate | seconds per esti
     (for work-normalised variance)
 evaluations | evaluations | lower | f evaluations per estimate | rows of f evaluated per estimate
     (an equal-compute axis)
+warmup_calls | steps | - | warm-up calls | calls every stateful estimator (learned control variates,
+    moving-average baselines) gets on the cell's problem before it is measured, the same on every task
 floor_ratio | ratio | lower | time / plain-torch floor | time per estimate over the plain-torch floor's
     on the same task
 [claim]  the test of an estimator's unbiasedness claim, per cell
@@ -101,6 +103,12 @@ detectable_bias | relative | lower | detectable relative bias (95 % power) | sma
     test detects with 95 % power at its false-alarm rate
 bias_z | z | - | claim test statistic | test statistic of E[ĝ] = g
 bias_p | p-value | - | claim test p-value | p-value of the test of E[ĝ] = g
+claim_verdict | flag | - | claim verdict | the claim test's verdict on the registered unbiasedness claim:
+    1 consistent, 0 inconclusive, -1 contradicted
+bias_target | relative | - | target detectable bias | the detectable relative bias the claim test raises R
+    to reach on a task (0.1 toys, 0.25 VAEs) within its budget
+run_started | unix seconds | - | run started | when the asv run that measured the cell started (unix
+    time): which run a cell came from when runs accumulate
 [summary]  alignment summary per (training task, method, seed)
 final_metric_equal_steps | metric | task | final metric, equal steps | the headline metric after the same
     number of steps

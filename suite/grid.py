@@ -14,6 +14,18 @@ training task (:func:`compute_runs`), with the alignment summaries of
 Environment variables narrow the grids: ``ESTIBENCH_TASKS`` and ``ESTIBENCH_ESTIMATORS``
 (comma-separated names or estimator specs), ``ESTIBENCH_NUM_SAMPLES`` (comma-separated ints),
 ``ESTIBENCH_DEVICES`` (``cpu``, ``cuda``) and ``ESTIBENCH_TRAINING_TASKS``.
+
+**Narrowing computes less; it never changes the benchmarks' parameters.** The asv parameters are
+the full grid (:func:`families` with ``full=True``: every registered task and estimator, the full K
+axis, the present devices, plus whatever the environment adds), so a narrowed run and a full run
+are the same benchmarks to asv; cells outside the narrowing are skipped (n/a). Run narrowed through
+``python -m suite.run`` (it turns ``ESTIBENCH_*`` into asv's ``--bench`` cell selection, and asv
+then keeps the stored values of the cells it does not run); see :mod:`suite.run`.
+
+**K per estimator**: by default each estimator gets ``{1 where valid, its smallest valid K
+(est.min_samples(), 2 for the pair and leave-one-out estimators), 4, 16, 64}``; the K axis is the
+union ({1, 2, 4, 16, 64}) and a K outside an estimator's own list is skipped.
+``ESTIBENCH_NUM_SAMPLES`` gives every estimator the listed K instead.
 """
 from __future__ import annotations
 
@@ -31,29 +43,52 @@ __all__ = ["NUM_SAMPLES", "SEED", "estimator_specs", "task_names", "num_samples"
            "cuda_available", "families", "applicable", "compute_grid", "build_for_cost",
            "training_task_names", "run_task", "compute_runs"]
 
-NUM_SAMPLES = [1, 4, 16, 64]
+NUM_SAMPLES = [1, 4, 16, 64]  # every estimator's K, with its smallest valid K added
 SEED = 0
 
 
 # -- the gradient grid's axes ------------------------------------------------------------------
-def estimator_specs() -> list[str]:
+def _union(full: list, narrowed: list) -> list:
+    return list(full) + [x for x in narrowed if x not in full]
+
+
+def estimator_specs(full: bool = False) -> list[str]:
     """Every registered gradient estimator's benchmark variants (its ``variants`` info, or its
-    bare name), or ``ESTIBENCH_ESTIMATORS``."""
+    bare name), or ``ESTIBENCH_ESTIMATORS``; ``full``: all of them plus those named there."""
     specs: list[str] = []
     for name in estimators.available(kind="gradient"):
         specs.extend(estimators.info(name).info.get("variants", (name,)))
-    return env_list("ESTIBENCH_ESTIMATORS", specs)
+    chosen = env_list("ESTIBENCH_ESTIMATORS", specs)
+    return _union(specs, chosen) if full else chosen
 
 
-def task_names() -> list[str]:
-    return env_list("ESTIBENCH_TASKS", TASKS.available())
+def task_names(full: bool = False) -> list[str]:
+    chosen = env_list("ESTIBENCH_TASKS", TASKS.available())
+    return _union(TASKS.available(), chosen) if full else chosen
 
 
-def num_samples() -> list[int]:
-    return [int(k) for k in env_list("ESTIBENCH_NUM_SAMPLES", [str(k) for k in NUM_SAMPLES])]
+def _default_num_samples() -> list[int]:
+    return sorted(set(NUM_SAMPLES) | {1, 2})
 
 
-def devices() -> list[str]:
+def num_samples(full: bool = False) -> list[int]:
+    """The K axis: ``ESTIBENCH_NUM_SAMPLES``, or the union of every estimator's default K
+    (:func:`estimator_num_samples`); ``full``: the default axis plus those named there."""
+    chosen = [int(k) for k in env_list("ESTIBENCH_NUM_SAMPLES",
+                                       [str(k) for k in _default_num_samples()])]
+    return sorted(set(_default_num_samples()) | set(chosen)) if full else chosen
+
+
+def estimator_num_samples(est) -> list[int]:
+    """An estimator's K: ``ESTIBENCH_NUM_SAMPLES`` when set, else ``{1 where valid, its smallest
+    valid K, 4, 16, 64}``."""
+    if os.environ.get("ESTIBENCH_NUM_SAMPLES", "").strip():
+        return num_samples()
+    k_min = int(est.min_samples())
+    return sorted({k for k in NUM_SAMPLES if k >= k_min} | {k_min})
+
+
+def devices(full: bool = False) -> list[str]:
     """The devices in the grid: ``ESTIBENCH_DEVICES`` (comma-separated, e.g. ``cpu,cuda``) or by
     default the CPU plus CUDA when a GPU is present (asked through NVML, so the forkserver's
     parent does not initialise CUDA: forked children could not use it then).
@@ -67,7 +102,7 @@ def devices() -> list[str]:
     if unknown:
         raise ValueError(f"ESTIBENCH_DEVICES: unknown device(s) {unknown}; expected cpu and/or "
                          f"cuda")
-    return chosen
+    return _union(default, chosen) if full else chosen
 
 
 def cuda_available() -> bool:
@@ -76,11 +111,13 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def families() -> dict[str, tuple[list[str], list[str]]]:
-    """family -> (its tasks, the estimator specs whose registered families include it)."""
+def families(full: bool = False) -> dict[str, tuple[list[str], list[str]]]:
+    """family -> (its tasks, the estimator specs whose registered families include it); ``full``:
+    the benchmarks' parameters (every registered task and estimator), else what this run
+    computes (narrowed by ``ESTIBENCH_*``)."""
     out: dict[str, tuple[list[str], list[str]]] = {}
-    specs = estimator_specs()
-    for task in task_names():
+    specs = estimator_specs(full)
+    for task in task_names(full):
         # a task registered without a family is paired with every estimator; support is then
         # decided per cell at run time
         family = TASKS.entry(task.split(":")[0]).info.get("family", "Any")
@@ -98,6 +135,8 @@ def applicable(est, problem, num_samples: int):
         return f"{est.describe()} does not support this task's distribution"
     if num_samples < est.min_samples():
         return f"{est.describe()} needs num_samples >= {est.min_samples()}"
+    if num_samples not in estimator_num_samples(est):
+        return f"num_samples={num_samples} is not in {est.describe()}'s grid"
     return None
 
 
@@ -114,6 +153,7 @@ def compute_grid() -> dict:
 
     set_threads()
     cells = {}
+    started = time.time()
     for _family, (task_list, specs) in families().items():
         for task_name in task_list:
             keys = [(spec, k, device) for spec in specs for k in num_samples()
@@ -128,17 +168,22 @@ def compute_grid() -> dict:
             for spec, k, device in keys:
                 cells[(task_name, spec, k, device)] = _cell(task, problem, spec, k, device,
                                                             measure_cell)
-    return {"cells": cells}
+    return {"cells": cells, "run_started": started}
 
 
 def _cell(task, problem, spec, k, device, measure_cell) -> dict:
+    from .measure import claims_unbiased
+
     if device == "cuda" and not cuda_available():
         return {"status": "skipped", "error": "no CUDA device"}
     try:
         reason = applicable(estimators.get(spec), problem, k)
         if reason:
             return {"status": "skipped", "error": reason}
-        values = measure_cell(lambda: estimators.get(spec), task, k, device, seed=SEED)
+        start = time.perf_counter()
+        values = measure_cell(lambda: estimators.get(spec), task, k, device, seed=SEED,
+                              unbiased=claims_unbiased(spec))
+        values["cell_seconds"] = time.perf_counter() - start
         return {"status": "ok", "values": values}
     except Exception as exc:  # noqa: BLE001 - a failing estimator fails its own cell
         return {"status": "failed", "error": short_error(exc),

@@ -23,6 +23,19 @@ and ``m`` the mean estimate:
   efficiency of a Monte Carlo estimator is its variance times its cost).
 
 All statistics are computed in float64 on the estimates' device and moved to the host once.
+
+**The claim test** (:mod:`suite.claims`, issue 10): a cell first draws R replicates as above, tests
+``E[ĝ] = g`` and, while the detectable bias (95 % power) exceeds the task's ``bias_target`` (0.1 on
+the toy tasks, 0.25 on the VAE tasks), draws more replicates, R chosen from the spread alone
+(:func:`suite.claims.replicates_needed`), until the target is reached or the cell's budget of
+``task.claim_budget`` f evaluations (counted over all its replicates) is spent. The cell records
+``detectable_bias``, ``bias_p``, ``bias_z`` and ``claim_verdict`` (1 consistent, 0 inconclusive,
+-1 contradicted, against the estimator's registered ``unbiased`` claim); every other measure is
+computed from the same, final set of replicates.
+
+**Evaluations** (``evaluations``): how many evaluations of f one estimate makes, counted from what
+f was asked to evaluate (the elements of its inputs over the elements of one sample of one
+problem), so REBAR's 3 per sample and IndeCateR's D·C per sample show as they are.
 """
 from __future__ import annotations
 
@@ -37,11 +50,14 @@ from reports.measures import GRADIENT
 
 from .tasks import GradientTask
 
-__all__ = ["statistics", "rows_per_estimate", "replicate_estimates", "seconds_per_estimate",
-           "measure_cell", "warmed_up", "is_stateful", "QUALITY_MEASURES"]
+__all__ = ["statistics", "rows_per_estimate", "evaluations_per_estimate", "replicate_estimates",
+           "seconds_per_estimate", "measure_cell", "warmed_up", "is_stateful", "claims_unbiased",
+           "QUALITY_MEASURES", "VERDICT_CODES", "WARMUP_CALLS"]
 
 NOISE_FLOOR = 1e-5  # relative noise below which replicates differ by rounding only
-WARMUP_CALLS = 5  # calls a stateful estimator gets before it is measured
+WARMUP_CALLS = 5  # calls a stateful estimator gets before it is measured, on every task
+#: ``track_claim_verdict``'s codes
+VERDICT_CODES = {"consistent": 1, "inconclusive": 0, "contradicted": -1}
 #: the quality measures of a cell: the gradient rows of the table of measures (units, labels,
 #: directions there) but ``replicates``, which is a count, not a quality
 QUALITY_MEASURES = tuple(m for m in GRADIENT if m != "replicates")
@@ -96,6 +112,23 @@ def statistics(G: torch.Tensor, g: torch.Tensor) -> dict[str, float | None]:
     else:
         out["snr"] = out["snr_se"] = None
     return {k: (None if v is None else float(v)) for k, v in out.items()}
+
+
+def evaluations_per_estimate(est, task: GradientTask, num_samples: int) -> int:
+    """How many evaluations of f one estimate makes (per problem: batch elements of one replicate
+    are evaluated side by side and count once), from what f was actually asked to evaluate: the
+    elements of every input f receives over the elements of one sample of the problem. Counted on
+    a 1-replicate call, deterministically."""
+    problem = task.problem(1)
+    one = problem.dist.batch_shape.numel() * problem.dist.event_shape.numel()
+    elements = 0
+
+    def counting(z):
+        nonlocal elements
+        elements += z.numel()
+        return problem.f(z)
+    est(problem.dist, counting, num_samples=num_samples)
+    return -(-elements // max(one, 1))
 
 
 def rows_per_estimate(est, task: GradientTask, num_samples: int) -> int:
@@ -165,27 +198,78 @@ def seconds_per_estimate(est, task: GradientTask, num_samples: int, device="cpu"
     return times[len(times) // 2]
 
 
+def claims_unbiased(spec: str) -> bool:
+    """The estimator's registered claim (``info["unbiased"]``) for a spec ``name:options``."""
+    return bool(estimators.info(spec.split(":")[0]).info.get("unbiased", False))
+
+
+def _draw(est, task, num_samples, replicates, chunk, device, dtype) -> torch.Tensor:
+    """``replicates`` estimates in calls of at most ``chunk`` replicates each."""
+    parts, left = [], replicates
+    while left > 0:
+        n = min(left, chunk)
+        parts.append(replicate_estimates(est, task, num_samples, n, device, dtype))
+        left -= n
+    return torch.cat(parts) if len(parts) > 1 else parts[0]
+
+
 def measure_cell(make_estimator: Callable[[], torch.nn.Module], task: GradientTask,
                  num_samples: int, device="cpu", seed: int = 0,
-                 dtype=torch.float32) -> dict[str, float | None]:
-    """Every quality measure of one (task, estimator, num_samples, device) cell.
+                 dtype=torch.float32, unbiased: bool = True) -> dict[str, float | None]:
+    """Every quality measure of one (task, estimator, num_samples, device) cell, and the test of
+    the estimator's claim (``unbiased``: what it claims) with stated power.
 
     The estimator is built fresh (stateful baselines start from scratch) and the RNG seeded, so
-    a cell's numbers do not depend on which cells ran before it."""
+    a cell's numbers do not depend on which cells ran before it. R starts at
+    ``task.replicates_for(evaluations)`` and grows, in calls of at most that many replicates,
+    until the detectable bias reaches ``task.bias_target`` or ``task.claim_budget`` f
+    evaluations are spent (see the module docstring)."""
+    from .claims import claim_test, replicates_needed, verdict
+
     torch.manual_seed(seed)
     est = make_estimator().to(device)
-    rows = rows_per_estimate(est, task, num_samples)
-    r = task.replicates_for(rows)
+    evals = evaluations_per_estimate(est, task, num_samples)
+    r = task.replicates_for(evals)
+    r_max = max(r, task.claim_budget // max(evals, 1))
     torch.manual_seed(seed)
     est = warmed_up(make_estimator().to(device), task, num_samples, r, device, dtype)
+    g = task.reference()
     G = replicate_estimates(est, task, num_samples, r, device, dtype)
-    if not bool(torch.isfinite(G).all()):
-        bad = int((~torch.isfinite(G)).sum())
-        raise FloatingPointError(f"{bad} non-finite gradient coordinates in {r} estimates")
-    out = statistics(G, task.reference())
+    _check_finite(G)
+    test = claim_test(G, g, resolution=_resolution(dtype))
+    while test.detectable_bias > task.bias_target and G.shape[0] < r_max:
+        # R from the spread alone (never from the mean: no optional stopping on the statistic),
+        # 10 % over what the estimated spread asks, at least doubling: few rounds
+        want = min(r_max, max(2 * G.shape[0], math.ceil(1.1 * replicates_needed(
+            test, task.bias_target))))
+        more = _draw(est, task, num_samples, want - G.shape[0], r, device, dtype)
+        _check_finite(more)
+        G = torch.cat([G, more])
+        test = claim_test(G, g, resolution=_resolution(dtype))
+    out = statistics(G, g)
+    out["detectable_bias"] = test.detectable_bias
+    out["bias_p"] = test.p_value
+    out["bias_z"] = test.z_along_g
+    out["claim_verdict"] = float(VERDICT_CODES[verdict(test, unbiased, task.bias_target)])
     seconds = seconds_per_estimate(make_estimator().to(device), task, num_samples, device, dtype)
     out["seconds_per_estimate"] = seconds
     out["work_normalised_variance"] = out["variance"] * seconds
     out["work_normalised_variance_se"] = out["variance_se"] * seconds
-    out["rows_per_estimate"] = float(rows)
+    out["evaluations"] = float(evals)
+    out["rows_per_estimate"] = float(evals)
+    out["warmup_calls"] = float(WARMUP_CALLS if is_stateful(est) else 0)
     return out
+
+
+def _resolution(dtype) -> float:
+    """Relative rounding error of an estimate in ``dtype`` (see :func:`suite.claims.claim_test`):
+    NOISE_FLOOR in float32 and coarser types, 1e3 x machine epsilon in float64."""
+    eps = torch.finfo(dtype).eps
+    return NOISE_FLOOR if eps > 1e-10 else 1e3 * eps
+
+
+def _check_finite(G: torch.Tensor) -> None:
+    if not bool(torch.isfinite(G).all()):
+        bad = int((~torch.isfinite(G)).sum())
+        raise FloatingPointError(f"{bad} non-finite gradient coordinates in {G.shape[0]} "
+                                 f"estimates")

@@ -146,7 +146,8 @@ def test_statistics_refuse_bad_input():
 
 # -- tasks ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["bernoulli100_t045", "categorical_table", "gaussian_cos",
-                                  "gaussian_exp", "gaussian_quadratic"])
+                                  "gaussian_exp", "gaussian_quadratic",
+                                  "bernoulli20_nonseparable", "categorical100"])
 def test_closed_form_references_agree_with_an_unbiased_estimator(name):
     """Each task's closed-form reference is the mean of many score-function estimates."""
     task = tasks.build_task(name)
@@ -191,6 +192,52 @@ def test_replicates_adapt_to_the_rows_an_estimator_evaluates():
     assert task.replicates_for(1) == task.replicates
     assert task.replicates_for(1024) == task.min_replicates
     assert task.min_replicates <= task.replicates_for(64) <= task.replicates
+
+
+def test_evaluations_count_what_f_was_asked_to_evaluate():
+    task = tasks.build_task("bernoulli20_nonseparable")
+    count = measure.evaluations_per_estimate
+    assert count(estimators.get("rebar"), task, 4) == 12  # 3 per sample
+    assert count(estimators.get("indecater"), task, 4) == 4 * 20 * 2  # D·C per sample
+    assert count(estimators.get("disarm"), task, 2) == 2
+
+
+def test_a_cell_tests_the_claim_and_reaches_its_target():
+    task = tasks.build_task("bernoulli_t045")
+    assert task.bias_target == 0.1 and tasks.bias_target("vae_categorical") == 0.25
+    ok = measure.measure_cell(lambda: estimators.get("score_function:baseline=loo"), task, 4)
+    assert ok["detectable_bias"] <= 0.1 and ok["claim_verdict"] == 1
+    assert ok["evaluations"] == 4 and 0 <= ok["bias_p"] <= 1
+    # a deterministic exact estimator is consistent, not contradicted by float32 rounding
+    exact = measure.measure_cell(lambda: estimators.get("exact"), task, 1)
+    assert exact["claim_verdict"] == 1
+    # a biased estimator that claimed unbiasedness is contradicted
+    biased = measure.measure_cell(lambda: estimators.get("straight_through"),
+                                  toy(0.7), 1, unbiased=True)
+    assert biased["claim_verdict"] == -1 and biased["bias_p"] < 1e-3
+
+
+def test_each_estimator_gets_its_smallest_valid_k(monkeypatch):
+    monkeypatch.delenv("ESTIBENCH_NUM_SAMPLES", raising=False)
+    assert grid.estimator_num_samples(estimators.get("disarm")) == [2, 4, 16, 64]
+    assert grid.estimator_num_samples(estimators.get("score_function:baseline=loo")) == [
+        2, 4, 16, 64]
+    assert grid.estimator_num_samples(estimators.get("score_function")) == [1, 4, 16, 64]
+
+
+def test_narrowing_keeps_the_parameters_and_selects_cells(monkeypatch):
+    from suite import run
+    monkeypatch.setenv("ESTIBENCH_TASKS", "bernoulli_t045")
+    monkeypatch.setenv("ESTIBENCH_ESTIMATORS", "disarm")
+    assert grid.task_names() == ["bernoulli_t045"]
+    assert set(grid.task_names(full=True)) >= {"bernoulli_t045", "categorical100"}
+    regex = run.selection()[0]
+    import re
+    assert re.search(regex, "bench_gradients.QualityBernoulli.track_bias('bernoulli_t045', "
+                            "'disarm', 2, 'cpu')")
+    assert not re.search(regex, "bench_gradients.QualityBernoulli.track_bias('bernoulli_t045', "
+                                "'exact', 2, 'cpu')")
+    assert run.selection({}) == []
 
 
 def test_moving_average_baseline_is_warmed_up_before_it_is_measured():
@@ -271,7 +318,10 @@ def test_benchmark_classes_cover_every_family():
             assert f"{prefix}{family}" in names
     quality = bench_gradients.QualityBernoulli
     assert quality.param_names == ["task", "estimator", "num_samples", "device"]
-    assert quality.params[2] == [1, 4, 16, 64]
+    assert quality.params[2] == [1, 2, 4, 16, 64]
+    for m in ("evaluations", "detectable_bias", "bias_p", "bias_z", "claim_verdict",
+              "run_started"):
+        assert getattr(quality, f"track_{m}").unit == MEASURES[m].unit
     for m in measure.QUALITY_MEASURES:
         if m != "snr":
             assert hasattr(quality, f"track_{m}") and hasattr(quality, f"track_{m}_se")

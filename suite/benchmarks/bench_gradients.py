@@ -1,6 +1,6 @@
 """asv benchmarks: every registered gradient estimator on every gradient task it supports.
 
-Grid: (task, estimator, num_samples in {1, 4, 16, 64}, device); laid out and computed by
+Grid: (task, estimator, num_samples in {1, 2, 4, 16, 64}, device); laid out and computed by
 :mod:`suite.grid` (``estimator`` runs over every registered gradient estimator's benchmark
 variants, plugins included; ``task`` over :data:`suite.registries.TASKS`). One set of classes per
 distribution family (``Bernoulli``, ``OneHotCategorical``, ``Normal``, ...), each pairing that
@@ -9,8 +9,16 @@ that can only be skipped.
 
 * ``Quality<Family>``: ``track_<measure>`` and ``track_<measure>_se`` for every gradient measure
   of the table of measures (:data:`reports.measures.GRADIENT`: variance, bias, mse,
-  cosine_of_mean, cosine, work_normalised_variance) but the SNR, plus ``track_replicates`` (R).
+  cosine_of_mean, cosine, work_normalised_variance) but the SNR, plus ``track_replicates`` (R),
+  ``track_evaluations`` (f evaluations per estimate, counted from what f was asked), the claim test
+  (:mod:`suite.claims`): ``track_detectable_bias`` (95 % power), ``track_bias_p``,
+  ``track_bias_z`` (z along g) and ``track_claim_verdict`` (1 consistent, 0 inconclusive,
+  -1 contradicted, against the registered ``unbiased`` claim), and ``track_run_started`` (the
+  unix time at which the run that measured the cell started: which run each cell came from).
   See :mod:`suite.measure` for the definitions.
+* ``GradientHarness``: ``track_warmup_calls`` (the calls every stateful estimator, e.g.
+  ``relax`` and ``rebar:tune=true``, gets before it is measured, the same on every task) and,
+  per task, ``track_bias_target`` (the detectable bias the claim test aims for).
 * ``SNR<Family>``: ``track_snr`` and ``track_snr_se``; deterministic estimators (variance 0,
   e.g. ``exact``) are skipped there: their SNR is undefined.
 * ``Cost<Family>``: ``time_estimate`` (one estimate plus its backward) and ``peakmem_estimate``
@@ -28,8 +36,9 @@ leave-one-out baseline with one sample) is skipped (n/a); a cell whose estimator
 is recorded with its error and fails on its own, and the rest of the run completes.
 
 ``ESTIBENCH_TASKS``, ``ESTIBENCH_ESTIMATORS``, ``ESTIBENCH_NUM_SAMPLES`` and ``ESTIBENCH_DEVICES``
-narrow the grid (see :mod:`suite.grid`). No torch work happens at import (asv's forkserver would
-hang): tasks are built in setup_cache.
+narrow what is computed, never the parameters: cells outside the narrowing are skipped, so a
+narrowed run (through ``python -m suite.run``) adds to what is stored (see :mod:`suite.grid`).
+No torch work happens at import (asv's forkserver would hang): tasks are built in setup_cache.
 """
 from __future__ import annotations
 
@@ -37,7 +46,7 @@ import estimators
 from reports.measures import MEASURES
 from suite import grid
 from suite.benchutil import Timed, make_track
-from suite.measure import QUALITY_MEASURES
+from suite.measure import QUALITY_MEASURES, WARMUP_CALLS
 
 #: the measures ``Quality<Family>`` tracks with their standard errors (the SNR has its own class)
 QUALITY = tuple(m for m in QUALITY_MEASURES if m != "snr")
@@ -82,6 +91,39 @@ for _m in QUALITY:
     setattr(_Quality, f"track_{_m}", _track(_m, _m))
     setattr(_Quality, f"track_{_m}_se", _track(f"{_m}_se", _m))
 _Quality.track_replicates = _track("replicates", "replicates")
+for _m in ("evaluations", "detectable_bias", "bias_p", "bias_z", "claim_verdict"):
+    setattr(_Quality, f"track_{_m}", _track(_m, _m))
+
+
+def _run_started(self, cache, *params) -> float:
+    self.cell(cache, *params)
+    return float(cache["run_started"])
+
+
+_run_started.unit = MEASURES["run_started"].unit
+_Quality.track_run_started = _run_started
+
+
+class GradientHarness:
+    """Facts of the harness the report states: warm-up calls and each task's bias target."""
+
+    def track_warmup_calls(self):
+        return float(WARMUP_CALLS)
+
+    track_warmup_calls.unit = MEASURES["warmup_calls"].unit
+
+
+class GradientTaskInfo:
+    """Per gradient task (every registered one): the claim test's target detectable bias."""
+
+    param_names = ["task"]
+    params = [grid.task_names(full=True)]
+
+    def track_bias_target(self, task):
+        from suite.tasks import bias_target
+        return bias_target(task)
+
+    track_bias_target.unit = MEASURES["bias_target"].unit
 
 
 class _SNR(_Grid):
@@ -147,9 +189,11 @@ class _CudaMemory(_CostBase):
 
 
 def _make_classes() -> None:
-    for family, (task_list, specs) in grid.families().items():
-        ks = grid.num_samples()
-        present = grid.devices()
+    # the full grid whatever ESTIBENCH_* says: narrowing skips cells, so a narrowed run and a full
+    # one are the same benchmarks and asv keeps the cells a narrowed run does not select
+    for family, (task_list, specs) in grid.families(full=True).items():
+        ks = grid.num_samples(full=True)
+        present = grid.devices(full=True)
         params = [task_list, specs, ks, present]
         classes = [("Quality", _Quality, params), ("SNR", _SNR, params), ("Cost", _Cost, params)]
         if "cuda" in present:  # GPU memory exists only where a GPU does
