@@ -145,17 +145,20 @@ class UnorderedSet(CountsEvaluations, Estimator):
                           .expand(idx_k.shape + event))
         cost = self.costs(f, z, dist, k).movedim(0, -1)               # [*B, k]
         with torch.no_grad():
-            lp = log_p_set.detach()
+            # the quadrature needs float32 at least (e^30 overflows float16); back afterwards
+            work = torch.promote_types(log_p.dtype, torch.float32)
+            lp, log_rest = log_p_set.detach().to(work), log_rest.to(work)
             log_pS, log_p1, log_p2 = log_set_probabilities(lp, log_rest, self.num_points, k > 1)
             log_r1 = log_p1 - log_pS.unsqueeze(-1)                    # [*B, k]
             weight = (lp + log_r1).exp()
-            c = cost.detach()
+            c = cost.detach().to(work)
             if k > 1:
                 log_r2 = log_p2 - log_p1.unsqueeze(-1)                # [*B, k, k], diagonal 0
                 baseline = ((lp.unsqueeze(-2) + log_r2).exp() * c.unsqueeze(-2)).sum(-1)
             else:
                 baseline = torch.zeros_like(c)
-            advantage = log_r1.exp() * (c - baseline)
+            advantage = (log_r1.exp() * (c - baseline)).to(cost.dtype)
+            weight = weight.to(cost.dtype)
         p_set = log_p_set.exp()
         surrogate = weight * cost + (p_set - p_set.detach()) * advantage
         return surrogate.sum()
