@@ -46,7 +46,7 @@ def _z_against(g_hat, g):
 @pytest.mark.parametrize("temperature", [0.5, 1.0, 2.0])
 @pytest.mark.parametrize("k", [1, 4])
 def test_reinmax_equals_the_reference_package(temperature, k):
-    ref = pytest.importorskip("reinmax").reinmax
+    from reinmax import reinmax as ref  # a test dependency: a missing package is a failure
     g = torch.Generator().manual_seed(int(10 * temperature) + k)
     logits = torch.log_softmax(3 * torch.randn(3, 6, generator=g, dtype=F64), -1)
     w = torch.randn(6, 2, generator=g, dtype=F64)
@@ -66,7 +66,7 @@ def test_reinmax_equals_the_reference_package(temperature, k):
 
 
 def test_reinmax_bernoulli_is_the_two_category_case():
-    ref = pytest.importorskip("reinmax").reinmax
+    from reinmax import reinmax as ref  # a test dependency: a missing package is a failure
     a = torch.tensor([-1.0, 0.3, 2.0], dtype=F64)
     ours_leaf, ref_leaf = a.clone().requires_grad_(), a.clone().requires_grad_()
     f = lambda b: torch.cos(3 * b + torch.arange(3, dtype=F64))
@@ -180,13 +180,14 @@ def _table_problem(r, n=20, seed=5):
 @pytest.mark.parametrize("family", ["Categorical", "OneHotCategorical"])
 def test_unbiased_on_one_categorical_with_20_categories(spec, k, family):
     torch.manual_seed(100 + k)
-    leaf, table, g = _table_problem(R)
+    exact = spec == "indecater" or k == 20  # f at every category: no variance, few replicates
+    leaf, table, g = _table_problem(200 if exact else R)
     if family == "Categorical":
         dist, f = (lambda lf: D.Categorical(logits=lf)), (lambda z: table[z])
     else:
         dist, f = (lambda lf: D.OneHotCategorical(logits=lf)), (lambda z: z @ table)
     g_hat = _estimates(spec, dist, leaf, f, k)
-    if spec == "indecater" or k == 20:  # f at every category: exact, no variance
+    if exact:
         torch.testing.assert_close(g_hat, g.expand_as(g_hat), rtol=1e-9, atol=1e-12)
         return
     z, crit = _z_against(g_hat, g)
