@@ -100,9 +100,7 @@ EXTREMES = [(torch.float32, 100.0), (torch.float32, 1000.0), (torch.float16, 12.
             (torch.float16, 100.0), (torch.float16, 1e4), (torch.bfloat16, 100.0),
             (torch.bfloat16, 1e30)]
 #: estimators of other modules that still overflow (strict: the mark goes when they are fixed)
-KNOWN_OVERFLOW = {
-    ("unordered_set", torch.float16): "unordered_set overflows in float16 (reported, not fixed)",
-}
+KNOWN_OVERFLOW: dict[tuple[str, torch.dtype], str] = {}
 
 
 def _known(spec: str, dtype: torch.dtype) -> list:
