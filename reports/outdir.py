@@ -169,7 +169,11 @@ class OutputDir:
         path = self.out / MANIFEST
         if path.is_symlink() or (path.exists() and not path.is_file()):
             raise OSError(f"{path} is not a plain file")
-        tmp = self.out / f"{MANIFEST}.tmp"
-        tmp.write_text(json.dumps({"written_by": "estibench report", "files": files}, indent=1),
-                       encoding="utf-8")
-        os.replace(tmp, path)
+        fd, tmp = tempfile.mkstemp(prefix=f"{MANIFEST}.", dir=self.out)  # a fresh name
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump({"written_by": "estibench report", "files": files}, fh, indent=1)
+            os.replace(tmp, path)
+        except OSError:
+            Path(tmp).unlink(missing_ok=True)
+            raise
