@@ -56,7 +56,7 @@ def _tidy_path(text: str) -> Path:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Reports on estibench's asv results; lists what is registered.")
-    sub = parser.add_subparsers(dest="command", metavar="{report,list}")
+    sub = parser.add_subparsers(dest="command", metavar="{report,list,check}")
     rep = sub.add_parser(
         "report", help="tidy table, figures, report.md and report.html from asv results",
         description="Read every machine's and commit's asv results and write report.md, a "
@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     sub.add_parser("list", help="registered estimators, losses, metrics, gradient tasks and "
                                 "training tasks with their info")
+    sub.add_parser("check", add_help=False,
+                   help="conformance checks of estimators, plugins included (estibench check "
+                        "SPEC ...; exit 1 when a check fails)")
     return parser
 
 
@@ -224,6 +227,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["check"]:  # the estimators' own checks: their parser, their exit code
+        from estimators.conformance import main as check
+
+        return check(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -60,3 +60,54 @@ def test_a_broken_plugin_warns_and_leaves_the_builtins(tmp_path, run_python, plu
     assert "score_function" in got["names"]
     assert "boom" in got["errors"]["demo"]
     assert any("could not load estimator plugin 'demo'" in m for m in got["warned"])
+
+
+CHECK_CLI = '''
+import json, sys, io, contextlib
+import estimators
+from estimators.straight_through import StraightThrough
+
+
+@estimators.register
+class ClaimsTooMuch(StraightThrough):
+    """Straight-through, falsely claiming to be unbiased."""
+
+    name = "claims_too_much"
+    unbiased = True
+
+
+from reports.cli import main
+out = {}
+for spec in ("constant_baseline_sf", "claims_too_much"):
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = main(["check", spec])
+    out[spec] = {"code": code, "table": buf.getvalue()}
+print(json.dumps(out))
+'''
+
+
+def test_estibench_check_passes_a_good_plugin_and_fails_a_false_claim(plugin_site, run_python):
+    got = run_python(plugin_site, CHECK_CLI)
+    good, bad = got["constant_baseline_sf"], got["claims_too_much"]
+    assert good["code"] == 0 and "FAIL" not in good["table"], good["table"]
+    assert bad["code"] == 1
+    failing = [line for line in bad["table"].splitlines() if "FAIL" in line]
+    assert failing and all(" unbiased " in line for line in failing), bad["table"]
+
+
+def test_the_project_tests_check_a_plugin_only_when_asked(plugin_site):
+    """With a plugin installed the project's own estimator checks stay on the built-ins;
+    ``pytest --estimator SPEC`` adds the plugin."""
+    import os
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(plugin_site))
+    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only",
+            str(root / "tests" / "test_estimators.py"), "-k", "conformance"]
+    plain = subprocess.run(args, env=env, capture_output=True, text=True, cwd=root)
+    asked = subprocess.run(args + ["--estimator", "constant_baseline_sf"], env=env,
+                           capture_output=True, text=True, cwd=root)
+    assert plain.returncode == 0 and "constant_baseline_sf" not in plain.stdout
+    assert asked.returncode == 0 and "constant_baseline_sf" in asked.stdout
