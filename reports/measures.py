@@ -105,6 +105,8 @@ bias_z | z | - | claim test statistic | test statistic of E[ĝ] = g
 bias_p | p-value | - | claim test p-value | p-value of the test of E[ĝ] = g
 claim_verdict | flag | - | claim verdict | the claim test's verdict on the registered unbiasedness claim:
     1 consistent, 0 inconclusive, -1 contradicted
+claims_unbiased | flag | - | claims unbiased | 1 when the estimator registers the claim unbiased=True (its
+    claim verdict tests that claim), 0 when it claims nothing
 bias_target | relative | - | target detectable bias | the detectable relative bias the claim test raises R
     to reach on a task (0.1 toys, 0.25 VAEs) within its budget
 run_started | unix seconds | - | run started | when the asv run that measured the cell started (unix

@@ -13,7 +13,8 @@ that can only be skipped.
   ``track_evaluations`` (f evaluations per estimate, counted from what f was asked), the claim test
   (:mod:`suite.claims`): ``track_detectable_bias`` (95 % power), ``track_bias_p``,
   ``track_bias_z`` (z along g) and ``track_claim_verdict`` (1 consistent, 0 inconclusive,
-  -1 contradicted, against the registered ``unbiased`` claim), and ``track_run_started`` (the
+  -1 contradicted, against the registered ``unbiased`` claim, which ``track_claims_unbiased``
+  records: 1 or 0), and ``track_run_started`` (the
   unix time at which the run that measured the cell started: which run each cell came from).
   See :mod:`suite.measure` for the definitions.
 * ``GradientHarness``: ``track_warmup_calls`` (the calls every stateful estimator, e.g.
@@ -46,7 +47,7 @@ import estimators
 from reports.measures import MEASURES
 from suite import grid
 from suite.benchutil import Timed, make_track
-from suite.measure import QUALITY_MEASURES, WARMUP_CALLS
+from suite.measure import QUALITY_MEASURES, WARMUP_CALLS, claims_unbiased
 
 #: the measures ``Quality<Family>`` tracks with their standard errors (the SNR has its own class)
 QUALITY = tuple(m for m in QUALITY_MEASURES if m != "snr")
@@ -102,6 +103,16 @@ def _run_started(self, cache, *params) -> float:
 
 _run_started.unit = MEASURES["run_started"].unit
 _Quality.track_run_started = _run_started
+
+
+def _claims_unbiased(self, cache, task, estimator, num_samples, device) -> float:
+    """1.0 when the estimator claims unbiasedness (what its claim verdict was tested against)."""
+    self.cell(cache, task, estimator, num_samples, device)
+    return float(claims_unbiased(estimator))
+
+
+_claims_unbiased.unit = MEASURES["claims_unbiased"].unit
+_Quality.track_claims_unbiased = _claims_unbiased
 
 
 class GradientHarness:
