@@ -20,6 +20,7 @@ of a class and the benchmark grid of an instance agree.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -124,9 +125,23 @@ class RegistryMethods:
             raise ValueError("RegistryMethods: give exactly one of family= and losses=")
         self.family, self.losses = family, losses
         self.baselines, self.example = tuple(baselines), example
+        self._class_cache: dict = {}
 
     def __get__(self, obj, owner) -> tuple[str, ...]:
         if self.losses is not None:
             return self.baselines + loss_methods(self.losses)
+        # building every estimator to ask supports() costs ~20 ms: cached per task (or class)
+        # until the registry or ESTIBENCH_ESTIMATORS changes
+        import estimators
+        key = (tuple((n, id(estimators.info(n).factory))
+                     for n in estimators.available(kind="gradient")),
+               os.environ.get("ESTIBENCH_ESTIMATORS", ""))
+        holder, slot = (self._class_cache, owner) if obj is None else (vars(obj),
+                                                                        "_registry_methods")
+        cached = holder.get(slot)
+        if cached is not None and cached[0] == key:
+            return cached[1]
         dist = self.example(owner if obj is None else obj) if self.example else None
-        return self.baselines + estimator_methods(self.family, dist)
+        methods = self.baselines + estimator_methods(self.family, dist)
+        holder[slot] = (key, methods)
+        return methods
