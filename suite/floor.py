@@ -1,0 +1,212 @@
+"""The cost floor of a gradient estimate, and each estimator's time as a multiple of it (issue 14).
+
+**The floor** of a task at K samples is what any sampling estimator must at least do, written
+directly in torch (no ``torch.distributions`` calls, no checks): draw K samples from the task's
+distribution, evaluate f once on all of them, form the score-function surrogate
+``mean_k[f_k + sg(f_k)(log p(z_k) - sg(log p(z_k)))]`` and run ``backward()``
+(:func:`floor_estimate`). Building the problem (for the VAE tasks, the encoder's forward pass) is
+outside the timed call for both the floor and the estimator; its backward pass is inside both.
+
+**The ratio** (:func:`floor_ratio`): the estimator's seconds per estimate (plus backward, one
+replicate, validation off, as :func:`suite.measure.seconds_per_estimate`) over the floor's,
+measured *interleaved in one process* (floor and estimator alternate, the order flips every
+pair, the garbage collector is off) and summarised by the median of the per-pair ratios, so that
+load from other processes on a shared machine cancels out of the ratio.
+
+**Floor multiple** (:func:`floor_multiple`): an estimator that evaluates f more than K times
+(REBAR and RELAX 3K, MuProp K + 1, IndeCateR K·D·C, measure-valued 4·K·D, exact the support) is
+compared against that many f calls: its declared ``evaluations(dist, K) / K`` (1 when it declares
+nothing). A ratio near the multiple is at the floor for the work it does. The same number is
+``track_evaluations / num_samples`` in ``bench_gradients``.
+
+Nothing here runs torch work at import.
+"""
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+
+__all__ = ["FLOOR_NUM_SAMPLES", "PAIRS", "floor_estimate", "floor_multiple", "floor_ratio",
+           "floor_num_samples", "compute_floor_grid"]
+
+#: the sample counts the floor benchmark measures by default (the targets are stated at K >= 16)
+FLOOR_NUM_SAMPLES = [16, 64]
+#: interleaved (floor, estimator) pairs per ratio
+PAIRS = 25
+
+
+def floor_num_samples() -> list[int]:
+    """``ESTIBENCH_FLOOR_NUM_SAMPLES`` (comma-separated ints) or :data:`FLOOR_NUM_SAMPLES`."""
+    from .benchutil import env_list
+
+    return [int(k) for k in env_list("ESTIBENCH_FLOOR_NUM_SAMPLES",
+                                     [str(k) for k in FLOOR_NUM_SAMPLES])]
+
+
+def _event_dims(logp_like, dist) -> int:
+    return logp_like.dim() - 1 - len(dist.batch_shape)
+
+
+def floor_estimate(dist, f, num_samples: int):
+    """The plain-torch floor: K samples of ``dist`` (Bernoulli, Categorical, OneHotCategorical or
+    Normal, alone or in Independent), one batched f call, the score-function surrogate. Returns
+    the scalar loss (call ``backward()`` on it)."""
+    import torch
+    from torch import distributions as D
+
+    from estimators.base import unwrap
+
+    base, _ = unwrap(dist)
+    k = num_samples
+    if isinstance(base, D.Bernoulli):
+        logits = base.logits
+        with torch.no_grad():
+            u = torch.rand((k,) + logits.shape, dtype=logits.dtype, device=logits.device)
+            z = (u < torch.sigmoid(logits)).to(logits.dtype)
+        logp = z * logits - torch.nn.functional.softplus(logits)
+    elif isinstance(base, (D.Categorical, D.OneHotCategorical)):
+        logits = base.logits  # torch normalised them at construction: log-probabilities
+        with torch.no_grad():
+            u = torch.rand((k,) + logits.shape, dtype=logits.dtype, device=logits.device)
+            idx = (logits - torch.log(-torch.log(u))).argmax(-1, keepdim=True)  # Gumbel-max
+        logp = logits.expand((k,) + logits.shape).gather(-1, idx).squeeze(-1)
+        if isinstance(base, D.OneHotCategorical):
+            z = torch.zeros((k,) + logits.shape, dtype=logits.dtype,
+                            device=logits.device).scatter_(-1, idx, 1.0)
+        else:
+            z = idx.squeeze(-1)
+    elif isinstance(base, D.Normal):
+        loc, scale = base.loc, base.scale
+        with torch.no_grad():
+            z = loc + scale * torch.randn((k,) + loc.shape, dtype=loc.dtype, device=loc.device)
+        logp = -0.5 * ((z - loc) / scale) ** 2 - scale.log()  # the constant has no gradient
+    else:
+        raise TypeError(f"floor_estimate: no floor for {type(base).__name__}")
+    extra = _event_dims(logp, dist)
+    if extra:
+        logp = logp.reshape(logp.shape[:logp.dim() - extra] + (-1,)).sum(-1)
+    cost = f(z)
+    detached = cost.detach()
+    return (cost + detached * (logp - logp.detach())).mean(0).sum()
+
+
+def floor_multiple(est, dist, num_samples: int) -> float:
+    """f evaluations of one estimate per sample: ``evaluations(dist, K) / K`` (1 when the
+    estimator declares none)."""
+    from estimators.evaluations import evaluations
+
+    n = evaluations(est, dist, num_samples)
+    return 1.0 if n is None else n / num_samples
+
+
+def _timer(device):
+    import torch
+
+    if str(device).startswith("cuda"):
+        def sync():
+            torch.cuda.synchronize(device)
+    else:
+        def sync():
+            return None
+    return sync
+
+
+def floor_ratio(est, task, num_samples: int, device="cpu", pairs: int = PAIRS,
+                dtype=None) -> dict[str, float]:
+    """``{"ratio", "floor_seconds", "seconds", "ratio_of_medians"}``: ``est``'s time per estimate
+    over the floor's on ``task`` at K = ``num_samples``, interleaved in this process (see the
+    module docstring). Stateful estimators are warmed up first (:func:`suite.measure.warmed_up`)."""
+    import torch
+
+    import estimators
+
+    from .measure import warmed_up
+
+    dtype = dtype or torch.float32
+    sync = _timer(device)
+    warmed_up(est, task, num_samples, 1, device, dtype)
+
+    def once(run) -> float:
+        problem = task.problem(1, device, dtype)
+        sync()
+        start = time.perf_counter()
+        run(problem).backward()
+        sync()
+        return time.perf_counter() - start
+
+    def run_est(problem):
+        return est(problem.dist, problem.f, num_samples=num_samples)
+
+    def run_floor(problem):
+        return floor_estimate(problem.dist, problem.f, num_samples)
+
+    previous = estimators.validation_enabled()
+    gc_was = gc.isenabled()
+    estimators.set_validation(False)
+    gc.disable()
+    try:
+        for _ in range(3):  # warm up allocators and kernels
+            once(run_floor)
+            once(run_est)
+        t_floor, t_est = [], []
+        for i in range(pairs):
+            if i % 2:
+                t_est.append(once(run_est))
+                t_floor.append(once(run_floor))
+            else:
+                t_floor.append(once(run_floor))
+                t_est.append(once(run_est))
+    finally:
+        estimators.set_validation(previous)
+        if gc_was:
+            gc.enable()
+    floor_s, est_s = statistics.median(t_floor), statistics.median(t_est)
+    return {"ratio": statistics.median(e / f for e, f in zip(t_est, t_floor)),
+            "ratio_of_medians": est_s / floor_s, "floor_seconds": floor_s, "seconds": est_s}
+
+
+def compute_floor_grid() -> dict:
+    """Every (task, estimator spec, K, device) cell of the floor benchmark that applies (as
+    :func:`suite.grid.applicable` decides, K from :func:`floor_num_samples`), narrowed by
+    ``ESTIBENCH_*``: ``{"cells": {key: {"status": "ok"|"skipped"|"failed", ...}},
+    "floors": {(task, K, device): seconds}}``."""
+    import traceback
+
+    import estimators
+
+    from . import grid
+    from .benchutil import set_threads, short_error
+
+    set_threads()
+    cells, floors = {}, {}
+    ks = floor_num_samples()
+    for _family, (task_list, specs) in grid.families().items():
+        for task_name in task_list:
+            keys = [(s, k, d) for s in specs for k in ks for d in grid.devices()]
+            try:
+                task, problem = grid._build(task_name)
+            except Exception as exc:  # noqa: BLE001 - a broken task fails its own cells
+                cells.update({(task_name, *key): {"status": "failed", "error": short_error(exc)}
+                              for key in keys})
+                continue
+            for spec, k, device in keys:
+                key = (task_name, spec, k, device)
+                if device == "cuda" and not grid.cuda_available():
+                    cells[key] = {"status": "skipped", "error": "no CUDA device"}
+                    continue
+                try:
+                    est = estimators.get(spec)
+                    reason = grid.applicable(est, problem, k) if k >= est.min_samples() else \
+                        f"{est.describe()} needs num_samples >= {est.min_samples()}"
+                    if reason and "grid" not in reason:  # any K of this axis applies if valid
+                        cells[key] = {"status": "skipped", "error": reason}
+                        continue
+                    values = floor_ratio(est.to(device), task, k, device)
+                    values["floor_multiple"] = floor_multiple(est, problem.dist, k)
+                    floors.setdefault((task_name, k, device), values["floor_seconds"])
+                    cells[key] = {"status": "ok", "values": values}
+                except Exception as exc:  # noqa: BLE001 - a failing estimator fails its cell
+                    cells[key] = {"status": "failed", "error": short_error(exc),
+                                  "traceback": traceback.format_exc(limit=4)}
+    return {"cells": cells, "floors": floors, "num_samples": ks, "pairs": PAIRS}
