@@ -56,9 +56,10 @@ _ALIGNMENT_GROUPS = {"Summary": "summary", "Final": "final", "Curve": "curve", "
 
 #: columns before the parameter columns, and after them
 PARAM_COLUMNS_START = ["benchmark", "group", "measure", "type"]
-FIXED_COLUMNS_END = ["machine", "commit", "date", "started_at", "env", "value", "se", "ci_low",
-                     "ci_high", "ci_level", "unit", "status"]
-_DATE_COLUMNS = ("date", "started_at")
+#: ``run_started``: when the run that measured the row's gradient cell started (reports.runs)
+FIXED_COLUMNS_END = ["machine", "commit", "date", "started_at", "run_started", "env", "value",
+                     "se", "ci_low", "ci_high", "ci_level", "unit", "status"]
+_DATE_COLUMNS = ("date", "started_at", "run_started")
 FIXED_COLUMNS = PARAM_COLUMNS_START + FIXED_COLUMNS_END
 _FLOAT_COLUMNS = ("value", "se", "ci_low", "ci_high", "ci_level")
 
@@ -88,11 +89,14 @@ def group_of(benchmark: str, param_names: Iterable[str]) -> str:
     """What kind of cell a benchmark holds: ``gradient`` (task, estimator, num_samples
     parameters), ``summary``/``final``/``curve``/``info`` (the alignment benchmarks
     ``<Task>Summary``, ``<Task>Final``, ``<Task>Curve`` with a ``task`` parameter, and
-    ``<Task>Info`` with the training task's facts, wherever their module lives), or ``other``."""
+    ``<Task>Info`` with the training task's facts, wherever their module lives), ``harness`` (the
+    gradient harness's facts: ``bench_gradients.GradientTaskInfo``), or ``other``."""
     names = set(param_names)
     if {"task", "estimator", "num_samples"} <= names:
         return "gradient"
     parts = benchmark.split(".")
+    if len(parts) >= 3 and "gradient" in parts[-3]:
+        return "harness"  # GradientTaskInfo, GradientHarness: facts of the gradient harness
     in_alignment = len(parts) >= 3 and "alignment" in parts[-3]
     if len(parts) >= 2 and (in_alignment or "task" in names):
         for suffix, group in _ALIGNMENT_GROUPS.items():
@@ -373,7 +377,9 @@ def load_results(results_dir: os.PathLike | str,
             frame[col] = frame[col].astype(float)
         else:
             frame[col] = frame[col].map(lambda v: None if v is None else str(v)).astype("str")
-    loaded.frame = frame
+    from .runs import attach_runs
+
+    loaded.frame = attach_runs(frame)
     loaded.param_columns = param_cols
     counts = frame["status"].value_counts()
     say(f"read {len(frame)} cells from {len(loaded.files)} file(s) ({counts.get('ok', 0)} ok, "
@@ -416,32 +422,4 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-# -- export ------------------------------------------------------------------------------------
-def write_tidy(frame: pd.DataFrame, path: os.PathLike | str) -> Path:
-    """Write the tidy frame as ``.csv`` or ``.parquet`` (chosen by the file's suffix)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".parquet"):
-        raise ValueError(f"--tidy expects a file ending in .csv or .parquet, got {path.name!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        frame.to_csv(path, index=False)
-    else:
-        try:
-            frame.to_parquet(path, index=False)
-        except ImportError as exc:
-            raise ValueError(f"writing parquet needs pyarrow (pip install pyarrow): "
-                             f"{_short(exc)}") from None
-    return path
-
-
-def read_tidy(path: os.PathLike | str) -> pd.DataFrame:
-    """Read a frame written by :func:`write_tidy` back with its types (dates, strings)."""
-    path = Path(path)
-    if path.suffix.lower() == ".parquet":
-        return pd.read_parquet(path)
-    text_cols = [c for c in FIXED_COLUMNS if c not in _DATE_COLUMNS + _FLOAT_COLUMNS]
-    frame = pd.read_csv(path, dtype={c: "str" for c in text_cols})
-    for col in _DATE_COLUMNS:
-        frame[col] = pd.to_datetime(frame[col], utc=True)
-    return frame
+from .tidy import read_tidy, write_tidy  # noqa: E402 - re-exported: reports.load's API

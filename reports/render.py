@@ -7,112 +7,32 @@ file with the figures embedded (base64), which can be mailed or attached as it i
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
 
 import pandas as pd
 
 from . import figures as figs
 from . import measures as M
 from . import tables
+from .blocks import Alert, Block, Bold, FigureBlock, Heading, Items, Para, Report, Table, fmt
+from .claims import claims_table
 from .load import CI_LEVEL, CI_Z, Loaded
 from .safe import slug
+from .sections import claims_alert, claims_section, display_best, runs_section
 from .style import Styles
 
-__all__ = ["Report", "build_report", "fmt", "Bold", "Heading",
-           "Para", "Items", "Table", "FigureBlock"]
+__all__ = ["Report", "build_report", "fmt", "Bold", "Heading", "Para", "Items", "Table",
+           "FigureBlock", "Alert", "Block"]
 
 _MAX_FAILED_LISTED = 50
 _MAX_OTHER_LISTED = 80
-
-
-@dataclass
-class Heading:
-    text: str
-    level: int = 2
-
-
-@dataclass
-class Para:
-    text: str
-
-
-@dataclass
-class Items:
-    items: list[str]
-
-
-@dataclass
-class Table:
-    frame: pd.DataFrame
-    caption: str = ""
-
-
-class Bold(str):
-    """A table cell shown in bold (the best of its column)."""
-
-
-@dataclass
-class FigureBlock:
-    figure: figs.Figure
-
-
-Block = Heading | Para | Items | Table | FigureBlock
-
-
-@dataclass
-class Report:
-    blocks: list[Block] = field(default_factory=list)
-    figures: list[figs.Figure] = field(default_factory=list)
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # name -> raw numbers
-
-    def add(self, *blocks: Block) -> None:
-        self.blocks.extend(blocks)
-
-
-def fmt(value: Any) -> str:
-    """A cell as text: 4 significant digits, integers as integers, missing as an en dash."""
-    if value is None:
-        return "–"
-    if isinstance(value, pd.Timestamp):
-        return value.strftime("%Y-%m-%d %H:%M UTC")
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, numbers.Integral):
-        return str(int(value))
-    if isinstance(value, numbers.Real):
-        v = float(value)
-        if math.isnan(v):
-            return "–"
-        if v.is_integer() and abs(v) < 1e6:
-            return str(int(v))
-        return f"{v:.4g}"
-    try:
-        if pd.isna(value):
-            return "–"
-    except (TypeError, ValueError):
-        pass
-    return str(value)
 
 
 def _short_commit(frame: pd.DataFrame) -> pd.DataFrame:
     if "commit" in frame:
         frame = frame.assign(commit=frame["commit"].astype(str).str[:8])
     return frame
-
-
-def _display_best(best: pd.DataFrame) -> pd.DataFrame:
-    """A best-estimator/method table for people: the ratio as "×1.23"."""
-    shown = best.copy()
-    shown["ratio"] = [("–" if not (isinstance(r, float) and math.isfinite(r))
-                       else f"×{r:.2f}" if r < 10 else f"×{r:.3g}") for r in best["ratio"]]
-    shown = shown.drop(columns=[c for c in ("competitors",) if c in shown])
-    return shown.rename(columns={
-        "num_samples": "K", "runner_up": "runner-up", "runner_up_value": "runner-up value",
-        "ratio": "margin", "better": "better is"})
 
 
 def _mean_sd(mean: float, sd: float, n: int) -> str:
@@ -135,7 +55,7 @@ def _summary_table(summary: pd.DataFrame, best: pd.DataFrame, task: str, source:
             mean, sd, n = wide.loc[method, ("mean", m)], wide.loc[method, ("sd", m)], \
                 wide.loc[method, ("seeds", m)]
             text = "–" if pd.isna(mean) else _mean_sd(float(mean), float(sd), int(n))
-            if method in str(winners.get(m, "")).split(" = "):
+            if method in str(winners.get(m, "")).removeprefix("tie: ").split(" = "):
                 text = Bold(text)
             row[_column_label(m, info)] = text
         rows.append(row)
@@ -176,6 +96,10 @@ def build_report(loaded: Loaded, progress: Callable[[str], None] = lambda msg: N
         f"({round(100 * CI_LEVEL)} %) from the suite's standard errors, asv's 99 % interval for "
         f"times."))
 
+    claims = claims_table(frame)
+    report.tables["claims"] = claims
+    claims_alert(report, claims)
+
     # provenance
     report.add(Heading("Machines and runs"))
     mrows = []
@@ -187,8 +111,9 @@ def build_report(loaded: Loaded, progress: Callable[[str], None] = lambda msg: N
                      "Machines (from asv's machine.json)."))
     runs = tables.runs(frame)
     report.tables["runs"] = runs
-    report.add(Table(_short_commit(runs), "Runs: one row per machine, commit and environment; "
-                     "cell counts by status."))
+    report.add(Table(_short_commit(runs), "Result files: one row per machine, commit and "
+                     "environment; cell counts by status."))
+    report.tables["run_summary"] = runs_section(report, frame)
 
     for machine in machines:
         mframe = frame[frame["machine"] == machine]
@@ -209,12 +134,15 @@ def build_report(loaded: Loaded, progress: Callable[[str], None] = lambda msg: N
                        "device."))
         if not best.empty:
             report.add(Heading(f"Best estimator per task and measure{on}", 3), Table(
-                _display_best(best),
+                display_best(best),
                 "Each (task, measure) compared at the K where most estimators have a result; "
-                "costs on every device, the rest on one. margin: the runner-up's value over the "
-                "best's when lower is better, the best's over the runner-up's when higher is "
-                "(×1 = a tie); distinct: whether their confidence intervals are disjoint. "
-                "Estimators with variance 0 on a task (the exact reference) are left out."))
+                "costs on every device, the rest on one. Differences the intervals cannot "
+                "separate are not ordered: 'tie: a = b' lists every estimator whose interval "
+                "overlaps the best's (tied: how many); runner-up: the first one separated from "
+                "it; margin: its value over the best's when lower is better, the best's over "
+                "its when higher is; distinct: whether the best stands alone (empty where an "
+                "interval is unknown). Every estimator competes, deterministic ones included; "
+                "reference: the exact estimator's value (the yardstick, not ranked)."))
         if not summary.empty:
             align = mframe[mframe["group"].isin(["summary", "final"])]
             report.add(Heading(f"Metric alignment{on} @ {_commit_of(align)}"))
@@ -226,7 +154,7 @@ def build_report(loaded: Loaded, progress: Callable[[str], None] = lambda msg: N
                         report.add(_summary_table(summary, best_m, task, src, info))
             if not best_m.empty:
                 report.add(Heading(f"Best method per task and measure{on}", 3), Table(
-                    _display_best(best_m),
+                    display_best(best_m),
                     "Means over seeds; margin as above; distinct: whether the 95 % t-intervals "
                     "of the two means are disjoint."))
 
@@ -252,6 +180,8 @@ def build_report(loaded: Loaded, progress: Callable[[str], None] = lambda msg: N
         if skipped:
             report.add(Para("Figures not drawn:"),
                        Items([f"{label}: {why}" for label, why in skipped]))
+
+    claims_section(report, claims)
 
     # failed and skipped cells
     report.add(Heading("Failed and skipped cells"))

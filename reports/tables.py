@@ -14,6 +14,7 @@ import pandas as pd
 
 from . import measures as M
 from .load import CI_LEVEL
+from .names import is_reference
 from .select import gradient_cells, latest_commit, pick_device
 
 __all__ = ["training_tasks", "COST_MEASURES", "best_estimators", "alignment_summary", "best_methods",
@@ -23,30 +24,45 @@ __all__ = ["training_tasks", "COST_MEASURES", "best_estimators", "alignment_summ
 #: measures that depend on the device: ranked on every device; the rest on pick_device's
 COST_MEASURES = frozenset({"time_estimate", "peakmem_estimate", "cuda_peakmem",
                            "work_normalised_variance", "seconds_per_estimate"})
-_BEST_COLUMNS = ["best", "value", "runner_up", "runner_up_value", "ratio", "distinct", "better",
-                 "competitors"]
+_BEST_COLUMNS = ["best", "value", "tied", "runner_up", "runner_up_value", "ratio", "distinct",
+                 "better", "competitors"]
+
+
+def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return not (a[1] < b[0] or b[1] < a[0])
 
 
 def _best_row(values: pd.Series, lo: pd.Series, hi: pd.Series, higher: bool) -> dict:
-    """The best (names that tie for best joined by " = ") and the first one behind it, the
-    ratio worse/better (when both are positive), and whether their intervals are disjoint."""
+    """The best and the estimators its interval cannot be told from, the first one behind that
+    is separated, the ratio worse/better (when both are positive), and whether the best stands
+    alone (``distinct``).
+
+    Differences that the intervals cannot separate are never ordered: every name whose interval
+    overlaps the best's (or whose value equals it) is tied with it, and ``best`` then reads
+    ``tie: a = b = c`` (``tied``: how many). Where an interval is unknown (peak memory has none)
+    only equal values tie, and ``distinct`` is empty: the order is the values' own."""
     ranked = values.sort_values(ascending=not higher, kind="stable")
     top = ranked.iloc[0]
-    tied = [name for name, v in ranked.items() if v == top]
-    behind = ranked.iloc[len(tied):]
-    row = {"best": " = ".join(str(n) for n in tied), "value": float(top), "runner_up": None,
-           "runner_up_value": math.nan, "ratio": math.nan, "distinct": None,
-           "better": M.better_word(higher), "competitors": int(len(values))}
+    first = ranked.index[0]
+
+    def bounds(name) -> tuple[float, float] | None:
+        b = (lo.get(name), hi.get(name))
+        return b if all(x is not None and np.isfinite(x) for x in b) else None
+
+    known = bounds(first) is not None and all(bounds(n) is not None for n in ranked.index)
+    tied = [name for name, v in ranked.items() if v == top or (
+        known and _overlap(bounds(first), bounds(name)))]
+    behind = ranked.drop(index=tied)
+    row = {"best": (str(first) if len(tied) == 1 else "tie: " + " = ".join(map(str, tied))),
+           "value": float(top), "tied": len(tied), "runner_up": None,
+           "runner_up_value": math.nan, "ratio": math.nan,
+           "distinct": ("yes" if len(tied) == 1 else "no") if known and len(ranked) > 1
+           else None, "better": M.better_word(higher), "competitors": int(len(values))}
     if len(behind):
         name, value = behind.index[0], float(behind.iloc[0])
         row["runner_up"], row["runner_up_value"] = name, value
         if top > 0 and value > 0:
             row["ratio"] = float(top / value) if higher else float(value / top)
-        best = tied[0]
-        bounds = [lo.get(best), hi.get(best), lo.get(name), hi.get(name)]
-        if all(b is not None and np.isfinite(b) for b in bounds):
-            b_lo, b_hi, r_lo, r_hi = bounds
-            row["distinct"] = "yes" if (b_hi < r_lo or r_hi < b_lo) else "no"
     return row
 
 
@@ -64,40 +80,41 @@ def best_estimators(frame: pd.DataFrame) -> pd.DataFrame:
 
     Each (task, measure) is compared at the K where most estimators have a result; statistical
     measures on :func:`pick_device`'s device, costs (:data:`COST_MEASURES`) on every device.
-    Estimators with variance 0 on a task (``exact``: the reference, deterministic) are left out
-    of that task's rankings. ``ratio``: the runner-up's value over the best's (or the best's
-    over the runner-up's when higher is better), so always ≥ 1; ``distinct``: whether their
-    confidence intervals are disjoint.
+    Every estimator competes, a deterministic one (variance 0) included, except the task's exact
+    reference (the estimator named ``exact``, :func:`reports.names.is_reference`: its numbers
+    are the yardstick, shown in ``reference``). Best and runner-up are ordered only where their
+    intervals separate them (see :func:`_best_row`: ``tie: a = b`` otherwise). ``ratio``: the
+    first separated runner-up's value over the best's (or the best's over it when higher is
+    better), so always ≥ 1.
     """
     cells = gradient_cells(latest_commit(frame[frame["group"] == "gradient"]))
-    cols = ["task", "measure", "num_samples", "device"] + _BEST_COLUMNS + ["unit"]
+    cols = ["task", "measure", "num_samples", "device"] + _BEST_COLUMNS + ["reference", "unit"]
     if cells.empty:
         return pd.DataFrame(columns=cols)
-    var = cells[cells["measure"] == "variance"]
-    deterministic = set(map(tuple, var.loc[var["value"] == 0, ["task", "estimator"]]
-                            .drop_duplicates().to_numpy()))
-    keep = [(t, e) not in deterministic for t, e in zip(cells["task"], cells["estimator"])]
-    cells = cells[keep]
     out: list[dict] = []
     order = {m: i for i, m in enumerate([*M.GRADIENT, *M.COST, *M.CLAIM])}
     groups = sorted(cells.groupby(["task", "measure"]),
                     key=lambda kv: (kv[0][0], order.get(kv[0][1], len(order)), kv[0][1]))
     for (task, measure), part in groups:
         higher = M.direction(measure)
-        if higher is None:
+        if higher is None or measure in M.CLAIM:  # the claim test has its own table
             continue
         devices = sorted(part["device"].unique()) if measure in COST_MEASURES \
             else [pick_device(part)]
         for device in devices:
             on = part[part["device"] == device]
+            ref = on[on["estimator"].map(is_reference)]
+            on = on[~on["estimator"].map(is_reference)]
             k = _rank_at(on)
             if k is None:
                 continue
             at = on[on["num_samples"] == k].groupby("estimator")[["value", "ci_low",
                                                                    "ci_high"]].mean()
             row = _best_row(at["value"], at["ci_low"], at["ci_high"], higher)
+            ref_at = ref.loc[ref["num_samples"] == k, "value"]
             out.append({"task": task, "measure": measure, "num_samples": k, "device": device,
-                        **row, "unit": _unit(on)})
+                        **row, "reference": float(ref_at.mean()) if len(ref_at) else math.nan,
+                        "unit": _unit(on)})
     return pd.DataFrame(out, columns=cols)
 
 

@@ -13,13 +13,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from . import figures as figs
 from .load import Loaded
 from .outdir import OutputDir
-from .render import Bold, FigureBlock, Heading, Items, Para, Report, Table, build_report, fmt
-from .safe import csv_cell, html_text, md_cell, md_text, slug
+from .render import Alert, Bold, FigureBlock, Heading, Items, Para, Report, Table, build_report, fmt
+from .safe import html_text, md_cell, md_text, slug
+from .tidy import csv_safe
 
 __all__ = ["to_markdown", "to_html", "write_report", "save_report", "csv_safe"]
 
@@ -39,6 +38,10 @@ def to_markdown(report: Report, out: Path) -> str:
             lines += [md_text(block.text), ""]
         elif isinstance(block, Items):
             lines += [f"- {md_text(item)}" for item in block.items] + [""]
+        elif isinstance(block, Alert):
+            lines += [f"> **⚠ {md_text(block.title)}**", ">"]
+            lines += [f"> - {md_text(item)}" for item in block.items]
+            lines += ([">", f"> {md_text(block.text)}"] if block.text else []) + [""]
         elif isinstance(block, Table):
             frame = block.frame
             lines.append("| " + " | ".join(md_cell(c) for c in frame.columns) + " |")
@@ -74,6 +77,10 @@ th,td{border:1px solid #ccc;padding:.2rem .5rem;text-align:left;white-space:nowr
 th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums}
 figure{margin:1rem 0} figure img{max-width:100%;width:30rem}
 figcaption,.caption{color:#555;font-size:.9rem}
+p,li,figcaption,h1,h2,h3{overflow-wrap:anywhere}
+.alert{border:2px solid #b3261e;background:#fdecea;border-radius:6px;padding:.6rem 1rem;
+margin:1rem 0}
+.alert strong{color:#b3261e}
 """
 
 
@@ -89,6 +96,10 @@ def to_html(report: Report) -> str:
             out.append(f"<p>{esc(block.text)}</p>")
         elif isinstance(block, Items):
             out.append("<ul>" + "".join(f"<li>{esc(i)}</li>" for i in block.items) + "</ul>")
+        elif isinstance(block, Alert):
+            out.append(f"<div class=\"alert\" role=\"alert\"><strong>⚠ {esc(block.title)}"
+                       f"</strong><ul>" + "".join(f"<li>{esc(i)}</li>" for i in block.items)
+                       + f"</ul><p>{esc(block.text)}</p></div>")
         elif isinstance(block, Table):
             frame = block.frame
             head = "".join(f"<th>{esc(c)}</th>" for c in frame.columns)
@@ -123,17 +134,6 @@ def _embedded(figure: figs.Figure) -> tuple[str, str]:
     data = figure.files["png"].read_bytes() if "png" in figure.files else \
         figs.image_bytes(figure, "png")
     return "image/png", base64.b64encode(data).decode()
-
-
-# -- CSV -------------------------------------------------------------------------------------------
-def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame with every text cell and column name made formula-free (:func:`csv_cell`)."""
-    out = frame.copy()
-    out.columns = [csv_cell(str(c)) for c in out.columns]
-    for col in out.columns:
-        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
-            out[col] = out[col].map(csv_cell)
-    return out
 
 
 # -- writing ---------------------------------------------------------------------------------------

@@ -1,0 +1,100 @@
+"""What a report is made of: blocks (heading, paragraph, list, alert box, table, figure) and
+:func:`fmt`, the one way a cell becomes text. :mod:`reports.write` writes them as Markdown and
+HTML."""
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .figures import Figure
+
+__all__ = ["Heading", "Para", "Items", "Alert", "Table", "Bold", "FigureBlock", "Block",
+           "Report", "fmt", "SIGNIFICANT"]
+
+SIGNIFICANT = 3  # digits of a number in report.md and report.html (the CSV tables keep all)
+
+
+@dataclass
+class Heading:
+    text: str
+    level: int = 2
+
+
+@dataclass
+class Para:
+    text: str
+
+
+@dataclass
+class Items:
+    items: list[str]
+
+
+@dataclass
+class Alert:
+    """A box at the top of the report that must not be missed (contradicted claims)."""
+
+    title: str
+    items: list[str]
+    text: str = ""
+
+
+@dataclass
+class Table:
+    frame: pd.DataFrame
+    caption: str = ""
+
+
+class Bold(str):
+    """A table cell shown in bold (the best of its column)."""
+
+
+@dataclass
+class FigureBlock:
+    figure: Figure
+
+
+Block = Heading | Para | Items | Alert | Table | FigureBlock
+
+
+@dataclass
+class Report:
+    blocks: list[Block] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # name -> raw numbers
+
+    def add(self, *blocks: Block) -> None:
+        self.blocks.extend(blocks)
+
+
+def fmt(value: Any) -> str:
+    """A cell as text: 3 significant digits, integers as integers, times to the second in
+    UTC, missing as an en dash."""
+    if value is None:
+        return "–"
+    if isinstance(value, pd.Timestamp):
+        if pd.isna(value):
+            return "–"
+        return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        v = float(value)
+        if math.isnan(v):
+            return "–"
+        if v.is_integer() and abs(v) < 1e6:
+            return str(int(v))
+        return f"{v:.{SIGNIFICANT}g}"
+    try:
+        if pd.isna(value):
+            return "–"
+    except (TypeError, ValueError):
+        pass
+    return str(value)

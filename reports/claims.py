@@ -1,0 +1,125 @@
+"""The claims table: every gradient cell's test of its estimator's unbiasedness claim.
+
+The suite (``suite/claims.py``, per cell of ``bench_gradients.Quality<Family>``) records
+``claim_verdict`` (1 consistent, 0 inconclusive, -1 contradicted), ``detectable_bias`` (the
+smallest relative bias detected with 95 % power), ``bias_p``, ``bias_z``, ``claims_unbiased``
+(the claim tested: 1 unbiased, 0 none) and ``run_started``; ``GradientTaskInfo`` records each
+task's ``bias_target``. Verdicts appear only where the results hold them (results written
+before the claim test have none, and no row here).
+
+Results written before ``claims_unbiased`` was recorded: the claim is read back from the
+verdict's semantics (``suite.claims.verdict``): ``contradicted`` is only ever said of a claimed
+unbiasedness; ``consistent`` with p < :data:`ALPHA` means a bias was found, which only an
+estimator claiming none is consistent with; ``inconclusive`` with the target reached means no
+bias was found where none is claimed. Any other cell's claim is ``unknown``.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from .select import gradient_cells, latest_commit
+
+__all__ = ["ALPHA", "VERDICTS", "COLUMNS", "claims_table", "contradicted_items",
+           "verdict_counts"]
+
+#: the claim test's false-alarm rate (``suite.claims.ALPHA``; reports import no suite code)
+ALPHA = 1e-3
+VERDICTS = {1: "consistent", 0: "inconclusive", -1: "contradicted"}
+_ORDER = {"contradicted": 0, "inconclusive": 1, "consistent": 2}
+_MEASURES = ("claim_verdict", "claims_unbiased", "detectable_bias", "bias_p", "bias_z",
+             "replicates", "run_started")
+COLUMNS = ["estimator", "task", "num_samples", "device", "claim", "verdict", "detectable_bias",
+           "bias_target", "target_reached", "bias_p", "bias_z", "replicates", "run_started",
+           "machine", "commit"]
+
+
+def _claim(row: dict) -> str:
+    flag = row.get("claims_unbiased", math.nan)
+    if not _nan(flag):
+        return "unbiased" if flag >= 0.5 else "none"
+    verdict, p = row["verdict"], row.get("bias_p", math.nan)
+    d, t = row.get("detectable_bias", math.nan), row.get("bias_target", math.nan)
+    if verdict == "contradicted":
+        return "unbiased"
+    if verdict == "consistent" and not _nan(p):
+        return "unbiased" if p >= ALPHA else "none"
+    if verdict == "inconclusive" and not (_nan(d) or _nan(t)) and d <= t:
+        return "none"
+    return "unknown"
+
+
+def _nan(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def bias_targets(frame: pd.DataFrame) -> pd.DataFrame:
+    """(machine, task) -> the latest ``bias_target`` recorded for it."""
+    rows = frame[(frame["measure"] == "bias_target") & (frame["status"] == "ok")]
+    if rows.empty or "task" not in rows:
+        return pd.DataFrame(columns=["machine", "task", "bias_target"])
+    rows = rows.sort_values("date", kind="stable").groupby(["machine", "task"]).last()
+    return rows["value"].rename("bias_target").reset_index()
+
+
+def claims_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per gradient cell with a claim verdict (each machine's latest commit): the
+    claim, the verdict, the detectable bias reached against the task's target, the test's p and
+    z, R, and the run the cell came from; contradicted claims first."""
+    parts = []
+    for _machine, mframe in frame.groupby("machine", sort=True):
+        grad = latest_commit(mframe[mframe["group"] == "gradient"])
+        cells = gradient_cells(grad)
+        if cells.empty or not (cells["measure"] == "claim_verdict").any():
+            continue
+        keys = ["machine", "commit", "task", "estimator", "num_samples", "device"]
+        wide = cells[cells["measure"].isin(_MEASURES)].pivot_table(
+            index=keys, columns="measure", values="value", aggfunc="last").reset_index()
+        wide.columns.name = None
+        wide = wide.dropna(subset=["claim_verdict"])
+        parts.append(wide.merge(bias_targets(mframe), on=["machine", "task"], how="left"))
+    if not parts:
+        return pd.DataFrame(columns=COLUMNS)
+    out = pd.concat(parts, ignore_index=True)
+    for col in _MEASURES + ("bias_target",):
+        if col not in out:
+            out[col] = math.nan
+    out["verdict"] = [VERDICTS.get(int(round(v)), "unknown") for v in out["claim_verdict"]]
+    out["claim"] = [_claim(r) for r in out.to_dict("records")]
+    out["target_reached"] = [
+        "–" if _nan(d) or _nan(t) else ("yes" if d <= t else "no")
+        for d, t in zip(out["detectable_bias"], out["bias_target"])]
+    out["run_started"] = pd.to_datetime(out["run_started"], unit="s", utc=True).dt.floor("s")
+    out["_o"] = out["verdict"].map(_ORDER).fillna(3)
+    out = out.sort_values(["_o", "estimator", "task", "num_samples", "device"], kind="stable")
+    return out[COLUMNS].reset_index(drop=True)
+
+
+def contradicted_items(claims: pd.DataFrame) -> list[str]:
+    """One line per (machine, estimator, task) with a contradicted claim: the K where it was,
+    the smallest p and the detectable bias there."""
+    bad = claims[claims["verdict"] == "contradicted"]
+    items = []
+    for (machine, est, task), part in bad.groupby(["machine", "estimator", "task"], sort=True):
+        ks = ", ".join(str(int(k)) for k in sorted(part["num_samples"].unique()))
+        p = part["bias_p"].min()
+        d = part["detectable_bias"].max()
+        items.append(f"{est} claims to be unbiased; contradicted on {task} at K = {ks} "
+                     f"(smallest p = {p:.2g}; detectable relative bias ≤ {d:.2g}; "
+                     f"machine {machine})")
+    return items
+
+
+def verdict_counts(claims: pd.DataFrame) -> pd.DataFrame:
+    """Per estimator and claim: how many cells got each verdict."""
+    if claims.empty:
+        return pd.DataFrame(columns=["estimator", "claim", *_ORDER])
+    counts = claims.pivot_table(index=["estimator", "claim"], columns="verdict",
+                                values="task", aggfunc="size", fill_value=0)
+    for v in _ORDER:
+        if v not in counts:
+            counts[v] = 0
+    out = counts[list(_ORDER)].reset_index()
+    out.columns.name = None
+    return out

@@ -1,0 +1,96 @@
+"""Report sections of issue 10: the claims (a box of contradicted claims at the top, verdict
+counts, the claims table), the runs that contributed, and tables of quantities with units."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from . import claims as C
+from .blocks import Alert, Heading, Para, Report, Table
+from .runs import run_summary
+from .units import quantity
+
+__all__ = ["claims_alert", "claims_section", "runs_section", "with_units", "display_best"]
+
+_MAX_CLAIMS_LISTED = 80
+
+
+def claims_alert(report: Report, claims: pd.DataFrame) -> None:
+    """The box of contradicted claims (right under the title), or one line saying none was."""
+    if claims.empty:
+        return
+    bad = C.contradicted_items(claims)
+    if bad:
+        report.add(Alert(f"Contradicted claims: {len(bad)} estimator/task pair(s)", bad,
+                         "These estimators claim E[ĝ] = g and the claim test rejects it at "
+                         f"false-alarm rate {C.ALPHA:g} (see Claims; tables/claims.csv)."))
+    else:
+        counts = claims["verdict"].value_counts()
+        report.add(Para(f"No claim contradicted: {len(claims)} cell(s) tested, "
+                        f"{counts.get('consistent', 0)} consistent, "
+                        f"{counts.get('inconclusive', 0)} inconclusive (see Claims)."))
+
+
+def claims_section(report: Report, claims: pd.DataFrame) -> None:
+    if claims.empty:
+        return
+    report.add(Heading("Claims"), Para(
+        "Each cell tests its estimator's registered claim. claim unbiased: contradicted when "
+        f"the test of E[ĝ] = g rejects at false-alarm rate {C.ALPHA:g}; consistent when it "
+        "does not and the detectable bias (the smallest relative bias it detects with 95 % "
+        "power) reached the task's target; inconclusive otherwise. claim none (a biased "
+        "estimator): consistent when a bias was detected, inconclusive otherwise."),
+        Table(C.verdict_counts(claims), "Cells per verdict, by estimator and claim."))
+    shown = claims.head(_MAX_CLAIMS_LISTED).drop(columns=["machine", "commit"])
+    shown = shown.rename(columns={"num_samples": "K", "detectable_bias": "detectable bias",
+                                  "bias_target": "target", "target_reached": "reached",
+                                  "bias_p": "p", "bias_z": "z", "replicates": "R",
+                                  "run_started": "run"})
+    more = f" (first {len(shown)} of {len(claims)}; all in tables/claims.csv)" \
+        if len(shown) < len(claims) else " (also tables/claims.csv)"
+    report.add(Table(shown, "Claim test per cell, contradicted first; detectable bias and "
+                            f"target are relative biases; run: when the run that measured the "
+                            f"cell started{more}."))
+
+
+def runs_section(report: Report, frame: pd.DataFrame) -> pd.DataFrame:
+    """The runs that measured the gradient cells (results accumulate across narrowed runs)."""
+    summary = run_summary(frame)
+    if summary.empty:
+        return summary
+    n = len(summary)
+    shown = summary.assign(commit=summary["commit"].astype(str).str[:8])
+    report.add(Para(f"{n} run(s) contributed gradient cells: narrowed runs on one commit add to "
+                    f"its results, and each cell keeps the start time of the run that measured "
+                    f"it (column run_started of the tidy table)."),
+               Table(shown, "Runs: when each started and what it measured."))
+    return summary
+
+
+def with_units(frame: pd.DataFrame, columns: list[str], unit_of) -> pd.DataFrame:
+    """``columns`` as text with their units (:func:`reports.units.quantity`); ``unit_of`` gives a
+    row's asv unit."""
+    out = frame.copy()
+    for col in columns:
+        if col in out:
+            out[col] = [quantity(v, unit_of(r)) for v, r in zip(out[col], frame.to_dict(
+                "records"))]
+    return out
+
+
+def display_best(best: pd.DataFrame) -> pd.DataFrame:
+    """A best-estimator/method table for people: values with units, the ratio as "×1.23"."""
+    shown = best.copy()
+    shown["ratio"] = [("–" if not (isinstance(r, float) and math.isfinite(r))
+                       else f"×{r:.2f}" if r < 10 else f"×{r:.3g}") for r in best["ratio"]]
+    if "unit" in shown:
+        shown = with_units(shown, ["value", "runner_up_value", "reference"],
+                           lambda r: r.get("unit"))
+        shown = shown.drop(columns=["unit"])
+        if "reference" in shown and (shown["reference"] == "–").all():
+            shown = shown.drop(columns=["reference"])
+    shown = shown.drop(columns=[c for c in ("competitors",) if c in shown])
+    return shown.rename(columns={
+        "num_samples": "K", "runner_up": "runner-up", "runner_up_value": "runner-up value",
+        "ratio": "margin", "better": "better is"})

@@ -1,0 +1,172 @@
+"""Issue 10 in the report: claims checked (tables/claims.csv, contradicted claims boxed at the
+top), ties instead of orders, every estimator in every table, which run each cell came from,
+units at a sensible precision. On tests/fixtures/asv_results_claims (a real narrowed run with a
+synthesised biased plugin and two runs: its README)."""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from reports import claims, cli, names, tables, units
+from reports.load import load_results, read_tidy
+
+FIXTURE = Path(__file__).parent / "fixtures" / "asv_results_claims"
+OLD_FIXTURE = Path(__file__).parent / "fixtures" / "asv_results"
+
+
+def raw(measure: str) -> dict:
+    """(task, estimator, K, device) -> value of ``track_<measure>``, read from the JSON."""
+    out = {}
+    for path in FIXTURE.glob("*/*-*.json"):
+        data = json.loads(path.read_text())
+        for name, row in data["results"].items():
+            if not name.endswith(f".track_{measure}") or "Quality" not in name:
+                continue
+            cols = dict(zip(data["result_columns"], row))
+            for combo, v in zip(itertools.product(*cols["params"]), cols["result"]):
+                if isinstance(v, float) and not math.isnan(v):
+                    out[tuple(eval(c) for c in combo)] = v  # noqa: S307 - asv's repr()s
+    return out
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("claims") / "r"
+    assert cli.main(["report", "-q", "--results", str(FIXTURE), "--out", str(out)]) == 0
+    return out
+
+
+def test_claims_csv_holds_every_verdict_of_the_results(report):
+    table = pd.read_csv(report / "tables" / "claims.csv")
+    for col in ("estimator", "task", "num_samples", "device", "claim", "verdict",
+                "detectable_bias", "bias_p", "bias_target", "run_started"):
+        assert col in table.columns
+    verdicts, claimed = raw("claim_verdict"), raw("claims_unbiased")
+    assert len(table) == len(verdicts) > 0
+    words = {1.0: "consistent", 0.0: "inconclusive", -1.0: "contradicted"}
+    for row in table.to_dict("records"):
+        key = (row["task"], row["estimator"], row["num_samples"], row["device"])
+        assert row["verdict"] == words[verdicts[key]]
+        assert row["claim"] == ("unbiased" if claimed[key] else "none")
+        assert row["detectable_bias"] == pytest.approx(raw("detectable_bias")[key])
+    assert table["verdict"].iloc[0] == "contradicted"  # contradicted first
+    bad = table[table["verdict"] == "contradicted"]
+    assert set(bad["estimator"]) == {"biased_plugin"}
+    assert not ((table["estimator"] == "disarm") & (table["verdict"] == "contradicted")).any()
+    assert (table["bias_target"] == 0.1).all()
+
+
+def test_contradicted_claims_are_boxed_at_the_top(report):
+    md = (report / "report.md").read_text()
+    box = md.index("> **⚠ Contradicted claims")
+    assert box < md.index("## ")  # before the first section
+    assert "> - biased_plugin claims to be unbiased; contradicted on bernoulli20_nonseparable" \
+        in md
+    page = (report / "report.html").read_text()
+    assert page.index('<div class="alert"') < page.index("<h2>")
+
+
+def test_results_without_claims_have_no_verdicts(tmp_path):
+    """Results written before the claim test (the older fixture): no claims table, no box."""
+    assert cli.main(["report", "-q", "--results", str(OLD_FIXTURE), "--out",
+                     str(tmp_path / "r")]) == 0
+    assert not (tmp_path / "r" / "tables" / "claims.csv").exists()
+    assert "Contradicted claims" not in (tmp_path / "r" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("verdict,p,d,claim", [
+    (-1, 1e-9, 0.05, "unbiased"), (1, 0.5, 0.05, "unbiased"), (1, 1e-9, 0.05, "none"),
+    (0, 0.5, 0.05, "none"), (0, 0.5, 0.5, "unknown")])
+def test_the_claim_is_read_from_the_verdict_where_not_recorded(verdict, p, d, claim):
+    row = {"verdict": claims.VERDICTS[verdict], "bias_p": p, "detectable_bias": d,
+           "bias_target": 0.1}
+    assert claims._claim(row) == claim
+
+
+def test_claims_alpha_is_the_suites():
+    from suite.claims import ALPHA
+
+    assert claims.ALPHA == ALPHA
+
+
+def test_runs_are_counted_and_every_cell_says_its_run(report, tmp_path):
+    md = (report / "report.md").read_text()
+    assert "2 run(s) contributed gradient cells" in md
+    summary = pd.read_csv(report / "tables" / "run_summary.csv")
+    assert len(summary) == 2 and summary["cells"].sum() == len(raw("run_started"))
+    tidy = tmp_path / "tidy.csv"
+    assert cli.main(["report", "-q", "--results", str(FIXTURE), "--out", str(tmp_path / "r"),
+                     "--tidy", str(tidy)]) == 0
+    frame = read_tidy(tidy)
+    started = raw("run_started")
+    grad = frame[(frame["group"] == "gradient") & (frame["status"] == "ok")]
+    for row in grad.sample(50, random_state=0).to_dict("records"):
+        key = (row["task"], row["estimator"], row["num_samples"], row["device"])
+        assert row["run_started"].timestamp() == math.floor(started[key])
+
+
+def test_a_deterministic_estimator_stays_in_every_ranking():
+    """DisARM has variance 0 on bernoulli_t045 (p = 1/2): it is ranked, and wins."""
+    frame = load_results(FIXTURE).frame
+    assert raw("variance")[("bernoulli_t045", "disarm", 64, "cpu")] == 0
+    best = tables.best_estimators(frame)
+    row = best[(best["task"] == "bernoulli_t045") & (best["measure"] == "variance")].iloc[0]
+    assert row["best"] == "disarm" and row["distinct"] == "yes"
+    assert row["competitors"] == 4
+
+
+def test_overlapping_intervals_are_a_tie():
+    values = pd.Series({"a": 1.0, "b": 1.1, "c": 5.0})
+    lo, hi = values - 0.2, values + 0.2
+    row = tables._best_row(values, lo, hi, higher=False)
+    assert row["best"] == "tie: a = b" and row["tied"] == 2 and row["distinct"] == "no"
+    assert row["runner_up"] == "c" and row["ratio"] == pytest.approx(5.0)
+    row = tables._best_row(values, values - 0.01, values + 0.01, higher=False)
+    assert row["best"] == "a" and row["distinct"] == "yes" and row["runner_up"] == "b"
+
+
+def test_the_reference_is_known_by_name_not_by_variance():
+    assert names.is_reference("exact") and names.is_reference("exact:max_support=10")
+    assert not names.is_reference("disarm")
+
+
+@pytest.mark.parametrize("value,unit,text", [
+    (0.000123456, "seconds", "123 µs"), (0.0123, "seconds", "12.3 ms"), (2.5, "seconds", "2.50 s"),
+    (52428800, "bytes", "50.0 MiB"), (0.0123456, "grad^2", "0.0123 grad²"), (64.0, "evaluations",
+                                                                           "64 evaluations"),
+    (0.51234, "relative", "0.512"), (math.nan, "seconds", "–")])
+def test_quantities_carry_units_at_three_digits(value, unit, text):
+    assert units.quantity(value, unit) == text
+
+
+def test_html_shows_units(report):
+    page = (report / "report.html").read_text()
+    assert " µs</td>" in page and " MiB</td>" in page and " grad²</td>" in page
+
+
+@pytest.mark.parametrize("spec,shown", [
+    ("score_function:baseline=loo", "score function (LOO)"), ("disarm", "DisARM"),
+    ("score_function:baseline=none", "score function (no baseline)"),
+    ("gumbel_softmax:temperature=0.5", "Gumbel-softmax (temperature=0.5)"),
+    ("my_plugin", "my plugin")])
+def test_display_names(spec, shown):
+    assert names.estimator_name(spec) == shown
+
+
+def test_display_names_never_merge_two_estimators():
+    shown = names.display_names(["a_b", "a b"])
+    assert len(set(shown.values())) == 2
+
+
+def test_tidy_csv_is_formula_free(tmp_path):
+    from reports.load import write_tidy
+
+    frame = pd.DataFrame({"estimator": ["=HYPERLINK(\"x\")", "disarm"], "value": [-1.5, 2.0]})
+    write_tidy(frame, tmp_path / "t.csv")
+    text = (tmp_path / "t.csv").read_text()
+    assert "'=HYPERLINK" in text and "\n=" not in text and "-1.5" in text
