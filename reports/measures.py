@@ -144,6 +144,35 @@ relative_gap | relative | lower | relative gap | relative gap of a transport app
     distance
 rank_correlation | spearman | higher | rank correlation | Spearman correlation of an approximation with the
     exact distance
+[landscape]  landscape probes and experiments (suite/probes.py, suite/landscape.py; issue 15)
+steps_to_target | steps | lower | steps to target loss | gradient steps until the exact loss is below the
+    experiment's target; the step budget when never reached (censored)
+reached_target | fraction | higher | reached target | fraction of seeds whose run reached the target loss
+largest_stable_lr | lr | higher | largest stable learning rate | largest learning rate of the grid whose run
+    stayed finite and ended below its starting loss
+largest_converging_lr | lr | higher | largest converging learning rate | largest learning rate of the grid
+    whose run reached the experiment's target loss
+smoothness | curvature | - | local smoothness ‖Δg‖/‖Δθ‖ | gradient change over distance moved between
+    consecutive iterates (Zhang et al. 2020)
+smoothness_upper | curvature | - | smoothness, 90 % quantile | 90 % quantile of the local smoothness in a
+    gradient-norm bin
+grad_norm | grad | - | gradient norm ‖g‖ | norm of the full gradient where the step started
+l0 | curvature | - | L0 | intercept of the fitted envelope smoothness ≤ L0 + L1‖g‖ (quantile regression,
+    q = 0.9)
+l1 | curvature/grad | - | L1 | slope of the fitted envelope smoothness ≤ L0 + L1‖g‖ (quantile regression,
+    q = 0.9)
+smoothness_spearman | spearman | - | rank correlation (‖g‖, smoothness) | Spearman correlation of the local
+    smoothness with the gradient norm over the steps of training
+loss_range | loss | lower | loss range along −g | max − min of the loss over step sizes along the
+    gradient direction (Santurkar et al. 2018)
+gradient_change_range | grad | lower | gradient-change range along −g | max − min of ‖∇L(θ) − ∇L(θ − ηg)‖
+    over step sizes η (Santurkar et al. 2018)
+effective_beta | curvature | lower | effective β-smoothness | max over step sizes η of
+    ‖∇L(θ) − ∇L(θ − ηg)‖/‖ηg‖ (Santurkar et al. 2018)
+activation_norm | activation | - | RMS activation | root mean square of a layer's outputs
+weight_gradient_norm | grad | - | weight-gradient norm | Frobenius norm of the gradient of a layer's weight
+representation_cosine | cosine | - | cosine of two inputs' representations | mean cosine between the
+    representations of independent random inputs at a layer
 [info]  per-training-task facts recorded as benchmarks (<TaskPrefix>Info.track_<name>)
 higher_is_better | flag | - | higher is better | 1.0 when the training task's headline metric is better
     higher, 0.0 when lower

@@ -133,11 +133,14 @@ def evenly_spaced(steps: int, count: int) -> list[int]:
 
 
 def train_on_schedule(schedule: Sequence[int], update: Callable[[int], None],
-                      evaluate: Callable[[], dict[str, float]], device="cpu"
+                      evaluate: Callable[[], dict[str, float]], device="cpu",
+                      after_update: Callable[[int], None] | None = None
                       ) -> list[dict[str, float]]:
     """Run ``update(step)`` for every step up to the last of ``schedule`` and ``evaluate()`` at
     each scheduled step; the checkpoints' ``seconds`` count training only (evaluation excluded;
-    CUDA is synchronised around each timed segment)."""
+    CUDA is synchronised around each timed segment). ``after_update(step)``, when given, is
+    called after every update and its time is excluded too: a probe such as
+    :meth:`suite.probes.LandscapeProbe.hook` attaches to any task's loop this way."""
     import torch
     cuda = torch.device(device).type == "cuda"
     points: list[dict[str, float]] = []
@@ -149,6 +152,14 @@ def train_on_schedule(schedule: Sequence[int], update: Callable[[int], None],
             tic = time.perf_counter()
             for step in range(done, stop):
                 update(step)
+                if after_update is not None:
+                    if cuda:
+                        torch.cuda.synchronize(device)
+                    pause = time.perf_counter()
+                    after_update(step)
+                    if cuda:
+                        torch.cuda.synchronize(device)
+                    tic += time.perf_counter() - pause  # the probe's time is not training's
             if cuda:
                 torch.cuda.synchronize(device)
             seconds += time.perf_counter() - tic
