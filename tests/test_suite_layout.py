@@ -22,10 +22,16 @@ def _python(code: str) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
+#: the benchmark modules in the benchmark dir: every .py file there is one
+BENCH_FILES = sorted(p.name for p in (ROOT / "suite" / "benchmarks").glob("*.py"))
+
+
 def test_the_benchmark_dir_is_the_benchmarks_subpackage():
     assert BENCHMARK_DIR == ROOT / "suite" / "benchmarks"
-    assert sorted(p.name for p in BENCHMARK_DIR.rglob("*.py")) == [
-        "__init__.py", "bench_alignment.py", "bench_gradients.py", "bench_metrics.py"]
+    assert sorted(p.name for p in BENCHMARK_DIR.rglob("*.py")) == BENCH_FILES  # no sub-folders
+    assert {"__init__.py", "bench_alignment.py", "bench_gradients.py", "bench_metrics.py",
+            "bench_floor.py"} <= set(BENCH_FILES)
+    assert all(f == "__init__.py" or f.startswith("bench_") for f in BENCH_FILES)
 
 
 def test_asv_discovers_only_benchmark_modules_and_every_one_defines_benchmarks():
@@ -42,10 +48,10 @@ print(json.dumps({{"names": names, "files": files}}))
 """
     got = json.loads(_python(code))
     files = [Path(f).name for f in got["files"] if f]
-    assert files == ["__init__.py", "bench_alignment.py", "bench_gradients.py", "bench_metrics.py"]
-    # the package's own benchmarks have no module part in their names
+    assert files == BENCH_FILES
+    # every discovered module defines benchmarks (the package's own have no module part)
     modules = {n.split(".")[0] if n.startswith("bench_") else "__init__" for n in got["names"]}
-    assert modules == {"__init__", "bench_alignment", "bench_gradients", "bench_metrics"}
+    assert modules == {f[:-3] for f in BENCH_FILES}
     names = set(got["names"])
     for name in ("bench_gradients.QualityBernoulli.track_variance",
                  "bench_gradients.QualityNormal.track_bias_se",
