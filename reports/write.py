@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import numbers
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -69,13 +70,14 @@ def _figure_link(figure: figs.Figure, out: Path) -> str:
 
 # -- HTML ------------------------------------------------------------------------------------------
 _CSS = """
-body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:60rem;margin:2rem auto;
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:80rem;margin:2rem auto;
 padding:0 1rem;color:#222;line-height:1.45}
 .scroll{overflow-x:auto;max-width:100%;margin:.5rem 0}
 table{border-collapse:collapse;font-size:.9rem}
-th,td{border:1px solid #ccc;padding:.2rem .5rem;text-align:left;white-space:nowrap}
-th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums}
-figure{margin:1rem 0} figure img{max-width:100%;width:30rem}
+th,td{border:1px solid #ccc;padding:.2rem .5rem;text-align:left;vertical-align:top}
+td{max-width:24rem;overflow-wrap:break-word} th{background:#f3f3f3;white-space:nowrap}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+figure{margin:1rem 0} figure img{max-width:100%;width:48rem}
 figcaption,.caption{color:#555;font-size:.9rem}
 p,li,figcaption,h1,h2,h3{overflow-wrap:anywhere}
 .alert{border:2px solid #b3261e;background:#fdecea;border-radius:6px;padding:.6rem 1rem;
@@ -119,12 +121,16 @@ def to_html(report: Report) -> str:
     return "\n".join(out)
 
 
+_QUANTITY = re.compile(r"^×?[-+]?\d[\d.]*(e[-+]?\d+)?( [^\s\d]+)?$")
+
+
 def _html_cell(v: Any) -> str:
     text = html_text(fmt(v))
     if isinstance(v, Bold):
         return f"<td><b>{text}</b></td>"
-    return f"<td class=\"num\">{text}</td>" if isinstance(v, numbers.Number) else \
-        f"<td>{text}</td>"
+    # numbers, and quantities with their unit ("123 µs", "×1.23"), align right on one line
+    numeric = isinstance(v, numbers.Number) or (isinstance(v, str) and _QUANTITY.match(v))
+    return f"<td class=\"num\">{text}</td>" if numeric else f"<td>{text}</td>"
 
 
 def _embedded(figure: figs.Figure) -> tuple[str, str]:
