@@ -67,7 +67,8 @@ class _Antithetic(Estimator):
         tiny = torch.finfo(logits.dtype).tiny
         u = torch.rand(shape, dtype=logits.dtype, device=logits.device).clamp_(tiny, 1.0)
         a = logits.detach()
-        b, b2 = self._pair_samples(u, a)
+        # logit(u): comparisons with the logits a never saturate the sigmoid
+        b, b2 = self._pair_samples(torch.log(u) - torch.log1p(-u), a)
         cost = self.costs(f, torch.cat([b, b2]), dist, 2 * pairs)
         extra = len(logits.shape) - len(dist.batch_shape)  # event dims of the Bernoulli vector
         detached = cost.detach()
@@ -82,14 +83,10 @@ class ARM(_Antithetic):
     """ARM: (f(1[u > σ(-a)]) - f(1[u < σ(a)])) (u - 1/2) per antithetic pair of f evaluations."""
 
     name = "arm"
-    description = ("Augment-REINFORCE-merge: (f(1[u>sig(-a)]) - f(1[u<sig(a)]))(u - 1/2); "
-                   "K samples = K//2 antithetic pairs")
     reference = "Yin & Zhou 2019"
 
-    def _pair_samples(self, u, a):
-        # 1[u > σ(-a)] and 1[u < σ(a)]; written with logits so nothing saturates: u > σ(-a) iff
-        # logit(u) > -a, u < σ(a) iff logit(u) < a.
-        lu = torch.log(u) - torch.log1p(-u)
+    def _pair_samples(self, lu, a):
+        # 1[u > σ(-a)] = 1[logit(u) > -a] and 1[u < σ(a)] = 1[logit(u) < a]
         return (lu > -a).to(a.dtype), (lu < a).to(a.dtype)
 
     def _pair_gradient(self, u, a, b, b2, diff):
@@ -101,13 +98,10 @@ class DisARM(_Antithetic):
     """DisARM: ½ (f(b) - f(b̃)) (-1)^{b̃_i} 1[b_i ≠ b̃_i] σ(|a_i|) per antithetic pair."""
 
     name = "disarm"
-    description = ("DisARM: 1/2 (f(b) - f(b~)) (-1)^b~_i 1[b_i != b~_i] sig(|a_i|), b = 1[u < sig(a)], "
-                   "b~ = 1[1-u < sig(a)]; K samples = K//2 pairs")
     reference = "Dong, Mnih & Tucker 2020"
 
-    def _pair_samples(self, u, a):
+    def _pair_samples(self, lu, a):
         # b = 1[u < σ(a)] = 1[logit(u) < a]; b̃ = 1[1 - u < σ(a)] = 1[-logit(u) < a]
-        lu = torch.log(u) - torch.log1p(-u)
         return (lu < a).to(a.dtype), (-lu < a).to(a.dtype)
 
     def _pair_gradient(self, u, a, b, b2, diff):

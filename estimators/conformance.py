@@ -58,6 +58,12 @@ def _leaf(x: torch.Tensor, r: int) -> torch.Tensor:
     return x.expand((r,) + x.shape).clone().requires_grad_()
 
 
+def _draws(seed: int, dtype, device, *shapes) -> list[torch.Tensor]:
+    """Standard normal tensors of the given shapes from a generator seeded with ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(*shape, generator=g, dtype=dtype).to(device) for shape in shapes]
+
+
 def _exact(dist: D.Distribution, f: Callable) -> torch.Tensor:
     from . import get
 
@@ -66,8 +72,7 @@ def _exact(dist: D.Distribution, f: Callable) -> torch.Tensor:
 
 def bernoulli_batch(r, dtype, device):
     """Scalar Bernoulli problems in a batch of 3: f(b) = (b - t)^2, t = 0.45 (REBAR's toy)."""
-    g = torch.Generator().manual_seed(1)
-    logits = torch.randn(3, generator=g, dtype=dtype).to(device)
+    (logits,) = _draws(1, dtype, device, (3,))
     t = torch.tensor([0.45, 0.499, 0.2], dtype=dtype, device=device)
     leaf = _leaf(logits, r)
 
@@ -80,9 +85,7 @@ def bernoulli_batch(r, dtype, device):
 def independent_bernoulli_decoder(r, dtype, device):
     """Independent(Bernoulli) with event [4] and a non-factorising f with its own parameters:
     f(b) = (b·w - c)^2 + 0.5·sin(b·w); w is f's parameter and gets its gradient too."""
-    g = torch.Generator().manual_seed(2)
-    logits = torch.randn(4, generator=g, dtype=dtype).to(device)
-    w0 = torch.randn(4, generator=g, dtype=dtype).to(device)
+    logits, w0 = _draws(2, dtype, device, (4,), (4,))
     leaf, w = _leaf(logits, r), _leaf(w0, r)
 
     def cost(b, w):
@@ -96,9 +99,7 @@ def independent_bernoulli_decoder(r, dtype, device):
 
 def categorical_table(r, dtype, device):
     """Categorical over 5 classes, batch of 2, random cost table."""
-    g = torch.Generator().manual_seed(3)
-    logits = torch.randn(2, 5, generator=g, dtype=dtype).to(device)
-    table = torch.randn(2, 5, generator=g, dtype=dtype).to(device)
+    logits, table = _draws(3, dtype, device, (2, 5), (2, 5))
     leaf = _leaf(logits, r)
 
     def f(z):
@@ -111,9 +112,7 @@ def categorical_table(r, dtype, device):
 
 def onehot_independent(r, dtype, device):
     """Independent(OneHotCategorical) with event [3, 4], f = squared distance of a readout."""
-    g = torch.Generator().manual_seed(4)
-    logits = torch.randn(3, 4, generator=g, dtype=dtype).to(device)
-    emb = torch.randn(4, 2, generator=g, dtype=dtype).to(device)
+    logits, emb = _draws(4, dtype, device, (3, 4), (4, 2))
     leaf = _leaf(logits, r)
 
     def f(z):

@@ -175,9 +175,10 @@ def _finite(owner: str, option: str, value) -> float:
 
 @register
 class Rebar(LearnedControlVariate):
+    """score function with REBAR's Gumbel-relaxation control variate eta f(sig_lambda(z));
+    tune=true learns eta and log lambda online by variance minimisation"""
+
     name = "rebar"
-    description = ("score function with REBAR's Gumbel-relaxation control variate eta f(sig_lambda(z)); "
-                   "tune=true learns eta and log lambda online by variance minimisation")
     reference = "Tucker et al. 2017"
     variants = ("rebar", "rebar:tune=true")
 

@@ -81,10 +81,11 @@ def enumerate_support(dist: D.Distribution) -> torch.Tensor:
 
 @register
 class Exact(Estimator):
+    """enumerates the support: sum_z p(z) f(z) (the reference gradient)"""
+
     name = "exact"
     unbiased = True
     families = DISCRETE
-    description = "enumerates the support: sum_z p(z) f(z) (the reference gradient)"
     reference = "exact enumeration"
 
     def __init__(self, max_support: int = 2 ** 16, max_elements: int = 2 ** 26):

@@ -58,8 +58,6 @@ class IndeCateR(CountsEvaluations, Estimator):
     name = "indecater"
     unbiased = True
     families = DISCRETE
-    description = ("sum_d sum_k grad p_d(k) f(x_-d, x_d=k): f at every value of every variable "
-                   "(D*C evaluations per sample)")
     reference = "De Smet et al. 2023"
     evaluations_per_sample = None  # D·C, problem-dependent: see evaluations()
 

@@ -120,8 +120,6 @@ class BinaryCrossEntropy(Loss):
     (a float, or one per class), computed as BCE-with-logits (``softplus``, stable for any s)."""
 
     name = "binary_cross_entropy"
-    description = ("per-class binary cross-entropy with logits, summed over classes, mean over examples; option "
-                   "pos_weight")
     reference = "standard multi-label baseline (one-vs-rest logistic regression)"
     applies_to = "multilabel"
 
@@ -157,7 +155,6 @@ class SoftmaxCrossEntropy(Loss):
     """``mean_n [-s_{n, t_n} + logsumexp_c s_nc]`` (``F.cross_entropy``, log-softmax internally)."""
 
     name = "softmax_cross_entropy"
-    description = "single-label softmax cross-entropy -s_t + logsumexp(s), mean over examples"
     reference = "standard (multinomial logistic regression)"
     applies_to = "multiclass"
 
@@ -205,8 +202,6 @@ class MultilabelSoftmaxCrossEntropy(Loss):
     iff ``s_i > 0``. See :func:`multilabel_softmax_cross_entropy`."""
 
     name = "multilabel_softmax_cross_entropy"
-    description = ("multi-label softmax cross-entropy (ZLPR): log(1 + sum_neg e^s) + log(1 + sum_pos e^-s), "
-                   "threshold 0 built in")
     reference = ("Su 2020 (kexue.fm/archives/7359); Su et al. 2022, ZLPR: A novel loss for multi-label "
                  "classification")
     applies_to = "multilabel"
@@ -226,7 +221,6 @@ class SequenceCrossEntropy(Loss):
     """``Σ_{n,t: y_nt ≠ ignore} [-s_{n,t,y_nt} + logsumexp_v s_ntv] / #{counted tokens}``."""
 
     name = "sequence_cross_entropy"
-    description = "teacher-forced token cross-entropy, mean over tokens whose target is not ignore_index"
     reference = ("standard maximum-likelihood training of sequence models (teacher forcing: Williams & Zipser "
                  "1989)")
     applies_to = "sequence"

@@ -60,8 +60,6 @@ class MeasureValued(CountsEvaluations, Estimator):
     name = "measure_valued"
     unbiased = True
     families = (D.Normal,)
-    description = ("weak derivatives: location (f(μ+σW) - f(μ-σW))/(σ√2π), scale "
-                   "(f(μ+σM) - f(μ+σUM))/σ; coupled noise; 4·D evaluations per sample")
     reference = "Mohamed et al. 2020, section 6"
     evaluations_per_sample = None  # 4·D, problem-dependent: see evaluations()
 

@@ -30,11 +30,12 @@ __all__ = ["MuProp"]
 
 @register
 class MuProp(Estimator):
+    """score function with MuProp's first-order Taylor control variate around the mean-field
+    input mu = E[b]"""
+
     name = "muprop"
     unbiased = True
     families = (D.Bernoulli, D.OneHotCategorical)
-    description = ("score function with MuProp's first-order Taylor control variate around the "
-                   "mean-field input mu = E[b]")
     reference = "Gu et al. 2016"
     #: f evaluations per sample (f(b_k)) and per estimate (f(μ), one backward through f there)
     evaluations_per_sample = 1

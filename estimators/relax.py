@@ -42,9 +42,10 @@ __all__ = ["Relax"]
 
 @register
 class Relax(LearnedControlVariate):
+    """RELAX: score function with a learned control variate eta f(sig_lambda(z)) +
+    MLP(sig_lambda(z)), trained online on the squared estimate"""
+
     name = "relax"
-    description = ("RELAX: score function with a learned control variate eta f(sig_lambda(z)) + "
-                   "MLP(sig_lambda(z)), trained online on the squared estimate")
     reference = "Grathwohl et al. 2018"
 
     def __init__(self, temperature: float = 0.5, eta: float = 1.0, hidden: int = 16,

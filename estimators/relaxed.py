@@ -69,10 +69,11 @@ def _check_temperature(name: str, temperature) -> float:
 
 @register
 class GumbelSoftmax(Estimator):
+    """Gumbel-softmax / binary Concrete: f at softmax((log p + g)/tau)"""
+
     name = "gumbel_softmax"
     unbiased = False
     families = RELAXABLE
-    description = "Gumbel-softmax / binary Concrete: f at softmax((log p + g)/tau)"
     reference = "Jang et al. 2017; Maddison et al. 2017"
 
     def __init__(self, temperature: float = 0.5):

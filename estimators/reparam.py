@@ -13,10 +13,11 @@ from .base import CONTINUOUS, Estimator
 
 @register
 class Reparam(Estimator):
+    """pathwise gradient through rsample: E_eps[grad f(g(eps))]"""
+
     name = "reparam"
     unbiased = True
     families = CONTINUOUS
-    description = "pathwise gradient through rsample: E_eps[grad f(g(eps))]"
     reference = "Kingma & Welling 2014; Rezende et al. 2014; Mohamed et al. 2020"
     needs_rsample = True
 

@@ -27,10 +27,11 @@ BASELINES = ("none", "moving_average", "loo")
 
 @register
 class ScoreFunction(Estimator):
+    """REINFORCE: E[(f(z) - b) grad log p(z)], baselines none | moving_average | loo"""
+
     name = "score_function"
     unbiased = True
     families = ALL_FAMILIES
-    description = "REINFORCE: E[(f(z) - b) grad log p(z)], baselines none | moving_average | loo"
     reference = "Williams 1992; Kool et al. 2019 (leave-one-out baseline)"
     variants = tuple(f"score_function:baseline={b}" for b in BASELINES)
 

@@ -18,10 +18,11 @@ from .relaxed import RELAXABLE, _check_temperature, hard_sample, relaxed_sample
 
 @register
 class StraightThrough(Estimator):
+    """hard sample forward, sigmoid/softmax (probs) gradient backward"""
+
     name = "straight_through"
     unbiased = False
     families = RELAXABLE
-    description = "hard sample forward, sigmoid/softmax (probs) gradient backward"
     reference = "Bengio et al. 2013"
 
     def estimate(self, dist, f, num_samples):
@@ -34,10 +35,11 @@ class StraightThrough(Estimator):
 
 @register
 class StraightThroughGumbel(Estimator):
+    """hard Gumbel-max sample forward, Gumbel-softmax gradient backward"""
+
     name = "straight_through_gumbel"
     unbiased = False
     families = RELAXABLE
-    description = "hard Gumbel-max sample forward, Gumbel-softmax gradient backward"
     reference = "Jang et al. 2017"
 
     def __init__(self, temperature: float = 1.0):

@@ -70,8 +70,6 @@ class GumbelRao(CountsEvaluations, Estimator):
     name = "gumbel_rao"
     unbiased = False
     families = RELAXABLE
-    description = ("ST Gumbel-softmax whose soft sample is the mean of M softmax((θ+G_m)/τ), "
-                   "G_m ~ Gumbel | D (Rao-Blackwellised)")
     reference = "Paulus et al. 2021"
     evaluations_per_sample = 1  # the M conditional draws cost no f evaluation
 
@@ -110,7 +108,6 @@ class ReinMax(CountsEvaluations, Estimator):
     name = "reinmax"
     unbiased = False
     families = RELAXABLE
-    description = "hard sample forward; gradient 2 J(π1) - J(π0)/2 with π1 = (D + softmax(θ/τ))/2 (Heun)"
     reference = "Liu et al. 2023"
     evaluations_per_sample = 1
 

@@ -99,8 +99,6 @@ class UnorderedSet(CountsEvaluations, Estimator):
     name = "unordered_set"
     unbiased = True
     families = (D.Categorical, D.OneHotCategorical)
-    description = ("k categories without replacement (Gumbel-top-k), weighted by p(s) R(S,s), "
-                   "with the built-in leave-one-out baseline")
     reference = "Kool et al. 2020"
     evaluations_per_sample = 1  # one f evaluation per element of the set
 

@@ -103,6 +103,15 @@ EXTREMES = [(torch.float32, 100.0), (torch.float32, 1000.0), (torch.float16, 12.
 KNOWN_OVERFLOW: dict[tuple[str, torch.dtype], str] = {}
 
 
+def _backward_run(est, dist, leaf, k):
+    """A call of ``est`` on ``dist`` and its backward, returning the loss and the leaves."""
+    def run():
+        loss = est(dist, _cost(dist), num_samples=k)
+        loss.backward()
+        return loss, [leaf]
+    return run
+
+
 def _known(spec: str, dtype: torch.dtype) -> list:
     reason = KNOWN_OVERFLOW.get((_base(spec), dtype))
     return [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
@@ -133,11 +142,7 @@ def test_extreme_logits_give_finite_gradients_or_a_clear_error(spec, dtype, gap)
             tried += 1
             k = max(2, est.min_samples())
 
-            def run(dist=dist, leaf=leaf, k=k):
-                loss = est(dist, _cost(dist), num_samples=k)
-                loss.backward()
-                return loss, [leaf]
-            _finite_or_clear(spec, run)
+            _finite_or_clear(spec, _backward_run(est, dist, leaf, k))
     if not tried:
         pytest.skip(f"{spec} supports no discrete family")
 
@@ -199,11 +204,7 @@ def _quick_call(est, spec: str) -> None:
         if est.supports(dist):
             k = max(2, est.min_samples())
 
-            def run(dist=dist, leaf=leaf, k=k):
-                loss = est(dist, _cost(dist), num_samples=k)
-                loss.backward()
-                return loss, [leaf]
-            _finite_or_clear(spec, run)
+            _finite_or_clear(spec, _backward_run(est, dist, leaf, k))
             return
 
 

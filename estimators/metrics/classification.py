@@ -116,7 +116,6 @@ class Accuracy(Metric):
 
     name = "accuracy"
     higher_is_better = True
-    description = "fraction of examples whose arg-max score (or label) equals the target"
     reference = "standard classification accuracy"
 
     def per_example(self, predictions: Any, targets: Any) -> np.ndarray:

@@ -50,7 +50,6 @@ class EditDistance(Metric):
 
     name = "edit_distance"
     higher_is_better = False
-    description = "normalised Levenshtein distance lev(h, r) / max(|h|, |r|) in [0, 1]"
     reference = "Levenshtein 1966; rapidfuzz Levenshtein.normalized_distance"
 
     def per_example(self, hyps: Any, refs: Any) -> np.ndarray:
@@ -80,8 +79,6 @@ class BLEU(Metric):
 
     name = "bleu"
     higher_is_better = True
-    description = ("BLEU (0..100) of space-joined tokens: corpus BLEU for the mean, sentence BLEU "
-                   "per example")
     reference = "Papineni et al. 2002, BLEU; Post 2018, sacreBLEU"
 
     def __init__(self, smooth_method: str = "exp", lowercase: bool = False,

@@ -266,8 +266,6 @@ class WMD(_Transport):
     """Word Mover's Distance: ``min_γ Σ γ_ij ||x_i - y_j||`` with word-frequency masses."""
 
     name = "wmd"
-    description = ("Word Mover's Distance: EMD between word bags, mass = normalised frequency, "
-                   "cost = Euclidean; method emd | sinkhorn | centroid | relaxed")
     reference = ("Kusner et al. 2015, From word embeddings to document distances; Cuturi 2013 "
                  "(Sinkhorn); GloVe 6B 50d, Pennington et al. 2014")
 
@@ -279,7 +277,5 @@ class WRD(_Transport):
     name = "wrd"
     cost = "cosine"
     weighting = "norm"
-    description = ("Word Rotator's Distance: EMD between word bags, mass ∝ vector norm, cost = "
-                   "1 - cosine; method emd | sinkhorn | centroid | relaxed")
     reference = ("Yokoi et al. 2020, Word Rotator's Distance; Cuturi 2013 (Sinkhorn); GloVe 6B "
                  "50d, Pennington et al. 2014")
