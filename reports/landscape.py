@@ -66,7 +66,7 @@ def _fig_smoothness(rows, styles) -> Figure | None:
         return None
     sources = sorted(bins["source"].dropna().unique())
     fig, axes, width, ncols = Lay.facets(len(sources), legend_rows=2)
-    for ax, source in zip(axes, sources):
+    for i, (ax, source) in enumerate(zip(axes, sources)):
         part = bins[bins["source"] == source].pivot_table(index="bin", columns="measure",
                                                           values="value")
         if not {"grad_norm", "smoothness"} <= set(part.columns):
@@ -82,13 +82,13 @@ def _fig_smoothness(rows, styles) -> Figure | None:
             ax.plot(xs, fit["l0"] + fit["l1"] * xs, "--", color="C3", lw=1.0,
                     label="fitted L0 + L1‖g‖")
             rho = fit.get("smoothness_spearman", math.nan)
-            ax.set_title(f"{source}: L0={fit['l0']:.3g}, L1={fit['l1']:.3g}, ρ={rho:.2f}")
+            ax.set_title(f"{source}\nL0={fit['l0']:.3g}, L1={fit['l1']:.3g}, ρ={rho:.2f}")
         else:
             ax.set_title(source)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(M.get("grad_norm").axis_label)
-        ax.set_ylabel(M.get("smoothness").axis_label)
+        ax.set_ylabel(M.get("smoothness").axis_label if i % ncols == 0 else "")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=3)
     caption = ("Local smoothness ‖g_t − g_{t−1}‖/‖θ_t − θ_{t−1}‖ against the gradient norm where "
@@ -145,7 +145,7 @@ def _fig_batchnorm(rows, styles) -> Figure | None:
                     _line(ax, line, "step", f"{net}, lr={lr:g}", styles)
         if (sub["value"] > 0).all() and not sub.empty:
             ax.set_yscale("log")
-        ax.set_title(M.get(measure).label)
+        ax.set_title(Lay.wrap(M.get(measure).label, 26))
         ax.set_xlabel("step")
     Lay.legend_below(fig, styles, names, "network", width)
     caption = ("Probes along full-batch gradient descent of a deep ReLU MLP on digits, with and "
