@@ -53,6 +53,10 @@ def _tidy_path(text: str) -> Path:
     return path
 
 
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Reports on estibench's asv results; lists what is registered.")
@@ -71,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also write the tidy results table to FILE.csv or FILE.parquet")
     rep.add_argument("--history", default="time_estimate", metavar="MEASURE",
                      help="gradient measure drawn across commits (default: time_estimate)")
+    rep.add_argument("--tasks", type=_names, default=(), metavar="T1,T2",
+                     help="gradient tasks whose panels the figures show (default: all)")
+    rep.add_argument("--estimators", type=_names, default=(), metavar="E1,E2",
+                     help="estimators the gradient figures show (default: all)")
+    rep.add_argument("--per-task", action="store_true",
+                     help="also write every gradient figure once per task (<name>-<task>)")
     rep.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     sub.add_parser("list", help="registered estimators, losses, metrics, gradient tasks and "
                                 "training tasks with their info")
@@ -104,8 +114,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # matplotlib/seaborn chatter is not the user's problem
         try:
+            chosen = {"only_tasks": args.tasks, "only_estimators": args.estimators,
+                      "per_task": args.per_task}
             paths = write_report(loaded, args.out, args.formats, progress=say,
-                                 source=str(args.results), history_measure=args.history)
+                                 source=str(args.results), history_measure=args.history,
+                                 figure_options=chosen)
         except OutputError as exc:
             _err(f"error: {exc}")
             return EXIT_NOTHING

@@ -28,6 +28,7 @@ from . import layout as L  # noqa: E402
 from . import measures as M  # noqa: E402
 from . import select as S  # noqa: E402
 from .load import CI_LEVEL, CI_Z  # noqa: E402
+from .names import task_name  # noqa: E402
 from .safe import plain, slug  # noqa: E402
 from .select import (  # noqa: E402 - selection helpers that render and the tests reach here
     gradient_cells,
@@ -37,6 +38,7 @@ from .select import (  # noqa: E402 - selection helpers that render and the test
     training_curves,
 )
 from .style import COLUMN_WIDTH, TEXT_WIDTH, Styles, legend_columns, pretty, style  # noqa: E402
+from .units import axis_unit  # noqa: E402
 
 __all__ = ["Figure", "Skip", "save", "image_bytes", "build_figures", "latest_commit",
            "gradient_cells", "pick_device", "training_curves", "run_taus", "HISTORY_MEASURE"]
@@ -90,8 +92,14 @@ def _zero_note(panels: S.Panels, what: str = "value") -> str:
             + ", ".join(sorted(zeros["estimator"].unique())) + ".")
 
 
-def _axis_label(measure: str) -> str:
-    return M.get(measure).axis_label
+def _axis_label(measure: str, short: bool = False) -> str:
+    """``label [unit]`` with the unit as an axis writes it (``grad²``, ``s``); ``short``: the
+    name without its formula (``variance [grad²]``, for a narrow panel's x axis)."""
+    row = M.get(measure)
+    label = row.axis_label.replace(f"[{row.unit}]", f"[{axis_unit(row.unit)}]")
+    if short and "  " in row.label:
+        label = label.replace(row.label, row.label.split("  ")[0])
+    return label
 
 
 # -- gradient figures ----------------------------------------------------------------------------
@@ -128,7 +136,7 @@ def _vs_samples(cells: pd.DataFrame, measure: str, styles: Styles, name: str, ti
         for est, zero in part[part["value"] == 0].groupby("estimator"):
             L.mark_zeros(ax, zero["num_samples"].to_numpy(float), styles.colour(est),
                          styles.marker(est), label=est)
-        ax.set_title(plain(task))
+        ax.set_title(task_name(task))
         ax.set_ylabel(_axis_label(measure) if i % ncols == 0 else "")
     L.legend_below(fig, styles, names, "estimator", width, extra)
     note = _zero_note(panels)
@@ -203,9 +211,10 @@ def fig_bias_variance(cells, styles):
         ax.set_xscale("log")
         L.log_ticks(ax, "x")
         ax.set_yscale("symlog", linthresh=0.01, linscale=0.5)
-        ax.set_ylim(bottom=0)
-        ax.set_title(plain(task))
-        ax.set_xlabel(_axis_label("variance"))
+        top = (part["value_bias"] + CI_Z * part["se_bias"].fillna(0)).max()
+        ax.set_ylim(bottom=0, top=max(0.02, 2.0 * top) if np.isfinite(top) else None)
+        ax.set_title(task_name(task))
+        ax.set_xlabel(_axis_label("variance", short=True))
         ax.set_ylabel("relative bias" if i % ncols == 0 else "")
     size_handles = [Line2D([], [], ls="none", marker="o", color="0.45", ms=sizes[k],
                            markeredgewidth=0) for k in ks]
@@ -245,7 +254,7 @@ def fig_history(frame_machine: pd.DataFrame, styles: Styles, measure: str = HIST
         if log_y:
             ax.set_yscale("log")
             L.log_ticks(ax, "y")
-        ax.set_title(f"{plain(task)} (K={int(k_of[task])})")
+        ax.set_title(f"{task_name(task)} (K={int(k_of[task])})")
         ax.set_ylabel(_axis_label(measure) if i % ncols == 0 else "")
     L.legend_below(fig, styles, names, "estimator", width)
     caption = (f"{M.label(measure)} ({measure}) across {len(order)} commits, oldest left, at each "
@@ -328,7 +337,7 @@ def fig_loss_metric(curves: pd.DataFrame, styles: Styles, tasks: dict[str, M.Tas
             L.log_ticks(ax, "x")
         ax.set_xlabel("held-out loss")
         ax.set_ylabel(_metric_label(info))
-        ax.set_title(plain(task))
+        ax.set_title(task_name(task))
         mean_tau = taus[taus["task"] == task].groupby("method")["tau"].mean() \
             if not taus.empty else pd.Series(dtype=float)
         labels = [f"{m}  τ = {mean_tau[m]:+.2f}".replace("-", "−")  # a true minus sign
@@ -347,15 +356,45 @@ def fig_loss_metric(curves: pd.DataFrame, styles: Styles, tasks: dict[str, M.Tas
 
 # -- all figures ---------------------------------------------------------------------------------
 _GRADIENT_FIGURES = {"variance vs samples", "work-normalised variance", "bias vs variance",
-                     "signal-to-noise ratio", "time vs samples"}
+                     "signal-to-noise ratio", "time vs samples", "variance vs evaluations",
+                     "variance vs seconds", "mse vs evaluations", "mse vs seconds"}
+
+
+def _gradient_builders(cells, styles, ran, tail=""):
+    from .costfigs import fig_cost  # costfigs draws with this module's helpers
+
+    out = [("variance vs samples", lambda: fig_variance(cells, styles, **ran)),
+           ("work-normalised variance", lambda: fig_work_normalised(cells, styles, **ran)),
+           ("bias vs variance", lambda: fig_bias_variance(cells, styles)),
+           ("signal-to-noise ratio", lambda: fig_snr(cells, styles, **ran))]
+    out += [(f"{m} vs {axis}", lambda m=m, axis=axis: fig_cost(cells, styles, m, axis))
+            for m in ("variance", "mse") for axis in ("evaluations", "seconds")]
+    devices = sorted(cells.loc[cells["measure"] == "time_estimate", "device"].unique()) \
+        if not cells.empty else []
+    out += [(f"time vs samples ({d})", lambda d=d: fig_time(cells, styles, d, **ran))
+            for d in devices or ["cpu"]]
+    return [(f"{label}{tail and ' (' + tail + ')'}", build, tail and f"-{slug(tail)}")
+            for label, build in out]
+
+
+def _chosen(frame: pd.DataFrame, column: str, names) -> pd.DataFrame:
+    """Gradient rows of ``names`` only (``--tasks``, ``--estimators``); the rest kept."""
+    if not names or column not in frame:
+        return frame
+    return frame[(frame["group"] != "gradient") | frame[column].isin(list(names))]
 
 
 def build_figures(frame_machine: pd.DataFrame, styles: Styles, tasks: dict[str, M.TaskInfo],
                   suffix: str = "", history_measure: str = HISTORY_MEASURE,
-                  progress: Callable[[str], None] = lambda msg: None
-                  ) -> tuple[list[Figure], list[tuple[str, str]]]:
+                  progress: Callable[[str], None] = lambda msg: None,
+                  only_tasks: Sequence[str] = (), only_estimators: Sequence[str] = (),
+                  per_task: bool = False) -> tuple[list[Figure], list[tuple[str, str]]]:
     """Every figure that one machine's results allow: (figures, [(figure, why not drawn)]).
-    A figure that fails to draw is listed with its error; the others are drawn."""
+    A figure that fails to draw is listed with its error; the others are drawn. ``only_tasks``
+    and ``only_estimators`` choose the gradient panels; ``per_task`` adds one file per task of
+    every gradient figure (``<name>-<task>``)."""
+    frame_machine = _chosen(_chosen(frame_machine, "task", only_tasks), "estimator",
+                            only_estimators)
     grad = latest_commit(frame_machine[frame_machine["group"] == "gradient"])
     cells = gradient_cells(grad)
     ran = {"expected_tasks": sorted(grad["task"].dropna().unique()) if not grad.empty else []}
@@ -363,24 +402,18 @@ def build_figures(frame_machine: pd.DataFrame, styles: Styles, tasks: dict[str, 
                                                                      "curve"])])
     curves = training_curves(align)
     taus = S.taus(align, curves, tasks)
-    builders: list[tuple[str, Callable[[], Figure]]] = [
-        ("variance vs samples", lambda: fig_variance(cells, styles, **ran)),
-        ("work-normalised variance", lambda: fig_work_normalised(cells, styles, **ran)),
-        ("bias vs variance", lambda: fig_bias_variance(cells, styles)),
-        ("signal-to-noise ratio", lambda: fig_snr(cells, styles, **ran)),
-    ]
-    time_devices = sorted(cells.loc[cells["measure"] == "time_estimate", "device"].unique()) \
-        if not cells.empty else []
-    builders += [(f"time vs samples ({d})", lambda d=d: fig_time(cells, styles, d, **ran))
-                 for d in time_devices or ["cpu"]]
+    builders = _gradient_builders(cells, styles, ran)
+    for task in (ran["expected_tasks"] if per_task else []):
+        builders += _gradient_builders(cells[cells["task"] == task], styles,
+                                       {"expected_tasks": [task]}, str(task))
     builders += [
-        ("training curves", lambda: fig_training(curves, styles, tasks)),
-        ("loss vs metric", lambda: fig_loss_metric(curves, styles, tasks, taus)),
+        ("training curves", lambda: fig_training(curves, styles, tasks), ""),
+        ("loss vs metric", lambda: fig_loss_metric(curves, styles, tasks, taus), ""),
         (f"history of {history_measure}",
-         lambda: fig_history(frame_machine, styles, history_measure)),
+         lambda: fig_history(frame_machine, styles, history_measure), ""),
     ]
     figures, skipped = [], []
-    for label, build in builders:
+    for label, build, tail in builders:
         with style():
             try:
                 if cells.empty and label.split(" (")[0] in _GRADIENT_FIGURES:
@@ -393,7 +426,7 @@ def build_figures(frame_machine: pd.DataFrame, styles: Styles, tasks: dict[str, 
                 plt.close("all")
                 skipped.append((label, f"could not be drawn ({type(exc).__name__}: {exc})"))
                 continue
-        figure.name = slug(figure.name + suffix)
+        figure.name = slug(figure.name + tail + suffix)
         progress(f"figure {figure.name}")
         figures.append(figure)
     return figures, skipped

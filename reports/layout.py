@@ -20,6 +20,7 @@ from matplotlib.ticker import (  # noqa: E402
     Formatter,
     FuncFormatter,
     LogLocator,
+    MaxNLocator,
     NullFormatter,
     NullLocator,
 )
@@ -99,7 +100,10 @@ def log_ticks(ax, axis: str = "y") -> None:
     which.set_minor_formatter(NullFormatter())
     if lo > 0 and hi > lo:
         decades = math.floor(math.log10(hi)) - math.ceil(math.log10(lo)) + 1
-        if decades <= 2:
+        if decades <= 0:  # no power of ten in view: LogLocator would fall back to a crowded
+            # linear locator; three or four round numbers instead
+            which.set_major_locator(MaxNLocator(nbins=3, steps=[1, 2, 2.5, 5, 10]))
+        elif decades <= 2:
             which.set_major_locator(LogLocator(base=10, subs=(1.0, 3.0) if decades == 2
                                                else (1.0, 2.0, 5.0)))
     which.set_major_formatter(LogTicks())

@@ -78,7 +78,10 @@ def _column_label(measure: str, info: M.TaskInfo) -> str:
 
 # -- building --------------------------------------------------------------------------------------
 def build_report(loaded: Loaded, progress: Callable[[str], None] = lambda msg: None,
-                 source: str = "", history_measure: str = figs.HISTORY_MEASURE) -> Report:
+                 source: str = "", history_measure: str = figs.HISTORY_MEASURE,
+                 figure_options: dict | None = None) -> Report:
+    """The report of ``loaded``; ``figure_options`` go to :func:`reports.figures.build_figures`
+    (``only_tasks``, ``only_estimators``, ``per_task``)."""
     frame = loaded.frame
     report = Report()
     machines = sorted(frame["machine"].unique())
@@ -172,7 +175,7 @@ def build_report(loaded: Loaded, progress: Callable[[str], None] = lambda msg: N
         progress(f"drawing figures for machine {machine}")
         figures, skipped = figs.build_figures(mframe, styles, tasks, suffix=suffix,
                                               history_measure=history_measure,
-                                              progress=progress)
+                                              progress=progress, **(figure_options or {}))
         report.figures.extend(figures)
         if figures:
             report.add(Heading(f"Figures{on}"))

@@ -16,7 +16,7 @@ matplotlib.use("Agg")  # reports are files; never open a window
 import seaborn as sns  # noqa: E402
 from matplotlib.textpath import TextPath  # noqa: E402
 
-from .safe import plain  # noqa: E402
+from .names import estimator_name  # noqa: E402
 
 __all__ = ["COLUMN_WIDTH", "TEXT_WIDTH", "style", "Styles", "pretty"]
 
@@ -109,17 +109,9 @@ class Styles:
 
 
 def pretty(name: str) -> str:
-    """An estimator spec for a legend: ``score_function:baseline=loo`` -> ``score_function
-    (loo)`` (a word value speaks for itself), ``gumbel_softmax:temperature=0.5`` ->
-    ``gumbel_softmax (temperature=0.5)``."""
-    base, _, options = plain(name).partition(":")
-    if not options:
-        return base
-    parts = []
-    for option in options.split(","):
-        key, _, value = option.partition("=")
-        parts.append(value if value.isidentifier() else option)
-    return f"{base} ({', '.join(parts)})"
+    """An estimator spec as a figure shows it (:func:`reports.names.estimator_name`):
+    ``score_function:baseline=loo`` -> "score function (LOO)"."""
+    return estimator_name(name)
 
 
 def _text_width(text: str, points: float) -> float:

@@ -145,12 +145,13 @@ def _embedded(figure: figs.Figure) -> tuple[str, str]:
 # -- writing ---------------------------------------------------------------------------------------
 def write_report(loaded: Loaded, out: Path, formats: Sequence[str] = ("png",),
                  progress: Callable[[str], None] = lambda msg: None, source: str = "",
-                 history_measure: str = figs.HISTORY_MEASURE) -> dict[str, Any]:
+                 history_measure: str = figs.HISTORY_MEASURE,
+                 figure_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build the report and write ``out/report.md``, ``out/report.html``,
     ``out/figures/*.<fmt>`` and ``out/tables/*.csv``; returns the main paths."""
     import matplotlib.pyplot as plt
 
-    report = build_report(loaded, progress, source, history_measure)
+    report = build_report(loaded, progress, source, history_measure, figure_options)
     try:
         return save_report(report, out, formats, progress)
     finally:

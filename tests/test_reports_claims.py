@@ -170,3 +170,21 @@ def test_tidy_csv_is_formula_free(tmp_path):
     write_tidy(frame, tmp_path / "t.csv")
     text = (tmp_path / "t.csv").read_text()
     assert "'=HYPERLINK" in text and "\n=" not in text and "-1.5" in text
+
+
+def test_cost_figures_options_and_vector_text(tmp_path):
+    """Variance and MSE against f evaluations and seconds; --tasks/--estimators choose panels,
+    --per-task writes one file per task; SVG keeps its text as text."""
+    out = tmp_path / "r"
+    assert cli.main(["report", "-q", "--results", str(FIXTURE), "--out", str(out), "--format",
+                     "png,svg", "--tasks", "bernoulli_t045", "--estimators",
+                     "disarm,score_function:baseline=loo", "--per-task"]) == 0
+    made = {p.stem for p in (out / "figures").glob("*.svg")}
+    for name in ("variance_vs_evaluations", "variance_vs_seconds", "mse_vs_evaluations",
+                 "mse_vs_seconds", "variance_vs_samples"):
+        assert {name, f"{name}-bernoulli_t045"} <= made
+    assert not any("bernoulli20" in n for n in made)
+    svg = (out / "figures" / "variance_vs_evaluations.svg").read_text()
+    assert "<text" in svg and "score function (LOO)" in svg and "DisARM" in svg
+    assert "straight-through" not in svg and "Bernoulli, t = 0.45" in svg
+    assert "f evaluations / estimate" in svg
