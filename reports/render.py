@@ -19,7 +19,7 @@ from .blocks import Alert, Block, Bold, FigureBlock, Heading, Items, Para, Repor
 from .claims import claims_table
 from .load import CI_LEVEL, CI_Z, Loaded
 from .safe import slug
-from .sections import claims_alert, claims_section, display_best, runs_section
+from .sections import claims_alert, claims_section, display_best, landscape_section, runs_section
 from .style import Styles
 
 __all__ = ["Report", "build_report", "fmt", "Bold", "Heading", "Para", "Items", "Table",
@@ -184,6 +184,7 @@ def build_report(loaded: Loaded, progress: Callable[[str], None] = lambda msg: N
             report.add(Para("Figures not drawn:"),
                        Items([f"{label}: {why}" for label, why in skipped]))
 
+    landscape_section(report, frame)
     claims_section(report, claims)
 
     # failed and skipped cells

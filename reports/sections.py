@@ -7,7 +7,7 @@ import math
 import pandas as pd
 
 from . import claims as C
-from .blocks import Alert, Heading, Para, Report, Table
+from .blocks import Alert, FigureBlock, Heading, Para, Report, Table
 from .runs import run_summary
 from .units import quantity
 
@@ -94,3 +94,28 @@ def display_best(best: pd.DataFrame) -> pd.DataFrame:
     return shown.rename(columns={
         "num_samples": "K", "runner_up": "runner-up", "runner_up_value": "runner-up value",
         "ratio": "margin", "better": "better is"})
+
+
+def landscape_section(report, frame: pd.DataFrame) -> None:
+    """The landscape probes (clipping, BatchNorm, initialisation): their tables and figures, when
+    the results have them."""
+    from .landscape import landscape_figures, landscape_tables
+
+    found = landscape_tables(frame)
+    figures = landscape_figures(frame)
+    if not found and not figures:
+        return
+    report.add(Heading("Landscape probes"), Para(
+        "Why clipping, BatchNorm and initialisation work, measured like the estimators "
+        "(suite/landscape.py): largest stable learning rates, the fitted (L0, L1) of "
+        "smoothness <= L0 + L1 ||g|| (Zhang et al. 2020), and norms through depth; mean ± se "
+        "over seeds."))
+    captions = {"landscape_largest_lr": "Largest stable learning rate per experiment and setting.",
+                "landscape_smoothness_fit": "Fitted (L0, L1) and the rank correlation of "
+                                            "smoothness with the gradient norm.",
+                "landscape_init_depth": "Activation and gradient norms at the deepest layer."}
+    for name, table in found.items():
+        report.tables[name] = table
+        report.add(Table(table, captions.get(name, name)))
+    report.figures.extend(figures)
+    report.add(*(FigureBlock(f) for f in figures))
