@@ -8,6 +8,7 @@ the stated standard errors are honest.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -358,18 +359,28 @@ def test_the_suite_runs_under_asv(tmp_path):
     """A small grid through real asv (forkserver, setup_cache, skips): no cell fails, and CUDA
     cells, listed on purpose, skip cleanly where there is no GPU."""
     asv = shutil.which("asv") or str(Path(sys.executable).parent / "asv")
+    before = (ROOT / ".asv" / "results" / "test").exists()
     env = dict(os.environ, ESTIBENCH_TASKS="bernoulli_t045", ESTIBENCH_NUM_SAMPLES="4",
                ESTIBENCH_ESTIMATORS="score_function:baseline=loo,exact",
                ESTIBENCH_DEVICES="cpu,cuda", OMP_NUM_THREADS="1", HOME=str(tmp_path))
-    subprocess.run([asv, "machine", "--yes", "--machine", "test"], cwd=ROOT, env=env,
-                   check=True, capture_output=True, text=True)
+    # a copy of the project's asv config whose results, environments and html go to tmp_path:
+    # the test writes nothing into the working tree
+    conf = json.loads((ROOT / "asv.conf.json").read_text())
+    conf.update(repo=str(ROOT), benchmark_dir=str(ROOT / conf["benchmark_dir"]),
+                results_dir=str(tmp_path / "results"), env_dir=str(tmp_path / "env"),
+                html_dir=str(tmp_path / "html"))
+    config = tmp_path / "asv.conf.json"
+    config.write_text(json.dumps(conf))
+    subprocess.run([asv, "machine", "--yes", "--machine", "test", "--config", str(config)],
+                   cwd=ROOT, env=env, check=True, capture_output=True, text=True)
     # suite.run turns the ESTIBENCH_* narrowing into asv's cell selection (--bench), so only
     # the selected cells of the full-grid benchmarks run
     out = subprocess.run([sys.executable, "-m", "suite.run", "--quick", "--dry-run",
-                          "--machine", "test", "--show-stderr"], cwd=ROOT, env=env,
-                         capture_output=True, text=True)
+                          "--machine", "test", "--show-stderr", "--config", str(config)],
+                         cwd=ROOT, env=env, capture_output=True, text=True)
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-3000:]
+    assert not (ROOT / ".asv" / "results" / "test").exists() or before, "wrote into the tree"
     assert "failed" not in log, log[-3000:]
     assert "QualityBernoulli.track_variance" in log and "n/a" in log  # exact's SNR is skipped
     if not torch.cuda.is_available():
