@@ -40,6 +40,15 @@ class ConstantBaselineSF(Estimator):
 @estimators.register_metric("always_one", description="plugin metric", reference="plugin test")
 def always_one():
     return lambda *args: 1.0
+
+
+@estimators.register_loss("plugin_squared_hinge", applies_to="multilabel",
+                          description="squared hinge on multi-label scores (plugin test)",
+                          reference="plugin test")
+class SquaredHinge(torch.nn.Module):
+    def forward(self, scores, targets):
+        sign = 2.0 * targets.to(scores.dtype) - 1.0
+        return torch.relu(1.0 - sign * scores).pow(2).sum(-1).mean()
 '''
 
 PYPROJECT = '''
@@ -55,6 +64,9 @@ version = "0.0.1"
 demo = "estibench_plugin_demo"
 
 [project.entry-points."estibench.metrics"]
+demo = "estibench_plugin_demo"
+
+[project.entry-points."estibench.losses"]
 demo = "estibench_plugin_demo"
 '''
 

@@ -111,3 +111,30 @@ def test_the_project_tests_check_a_plugin_only_when_asked(plugin_site):
                            capture_output=True, text=True, cwd=root)
     assert plain.returncode == 0 and "constant_baseline_sf" not in plain.stdout
     assert asked.returncode == 0 and "constant_baseline_sf" in asked.stdout
+
+
+TRAINS = '''
+import json
+import suite
+from suite.registries import TRAINING_TASKS
+out = {}
+for name in ("binary_vae_digits", "categorical_vae_digits"):
+    task = TRAINING_TASKS.get(name, steps=4, num_checkpoints=2, eval_train=32)
+    run = task.run("constant_baseline_sf", seed=0)
+    out[name] = {"methods": list(task.methods), "final": dict(run.final),
+                 "points": len(run.checkpoints)}
+task = TRAINING_TASKS.get("multilabel_digits")
+out["multilabel_digits"] = {"methods": list(task.methods)}
+print(json.dumps(out, default=float))
+'''
+
+
+def test_a_plugin_estimator_and_loss_are_trained_by_the_training_tasks(plugin_site, run_python):
+    """Issue 12: both VAE tasks train a plugin estimator, and multilabel_digits lists a plugin
+    loss that declares it applies to multi-label scores, with no change to this repository."""
+    got = run_python(plugin_site, TRAINS)
+    for name in ("binary_vae_digits", "categorical_vae_digits"):
+        assert "constant_baseline_sf" in got[name]["methods"]
+        assert got[name]["points"] == 2
+        assert all(v == v for v in got[name]["final"].values() if isinstance(v, float))
+    assert "plugin_squared_hinge" in got["multilabel_digits"]["methods"]
