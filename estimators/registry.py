@@ -277,7 +277,8 @@ class Registry(Mapping[str, Entry]):
                 obj = ep.load()
                 if callable(obj) and not isinstance(obj, type(importlib)):
                     obj()
-            except Exception as exc:  # noqa: BLE001 - a plugin must not break the suite
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin must not break
+                # the suite, not even by calling sys.exit() at import (KeyboardInterrupt passes)
                 self.plugin_errors[ep.name] = f"{type(exc).__name__}: {exc}"
                 warnings.warn(f"estibench: could not load {self.what} plugin {ep.name!r} "
                               f"({ep.value}): {type(exc).__name__}: {exc}", RuntimeWarning,
