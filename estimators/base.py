@@ -27,7 +27,7 @@ from torch import distributions as D
 from .checks import Described
 
 __all__ = ["Estimator", "unwrap", "family_name", "validation_enabled", "set_validation", "log_prob",
-           "DISCRETE", "CONTINUOUS", "ALL_FAMILIES"]
+           "sample", "sample_and_log_prob", "DISCRETE", "CONTINUOUS", "ALL_FAMILIES"]
 
 DISCRETE: tuple[type[D.Distribution], ...] = (D.Bernoulli, D.OneHotCategorical, D.Categorical)
 CONTINUOUS: tuple[type[D.Distribution], ...] = (D.Normal,)
@@ -56,37 +56,130 @@ def unwrap(dist: D.Distribution) -> tuple[D.Distribution, int]:
     return dist, ndims
 
 
+def _unwrap_exact(dist: D.Distribution) -> tuple[D.Distribution, int]:
+    """:func:`unwrap` through exactly ``Independent`` (not its subclasses): the fast paths below
+    take only torch's own classes, whose formulas they reproduce."""
+    ndims = 0
+    while type(dist) is D.Independent:
+        ndims += dist.reinterpreted_batch_ndims
+        dist = dist.base_dist
+    return dist, ndims
+
+
+def _sum_event(out: torch.Tensor, ndims: int) -> torch.Tensor:
+    """Sum the last ``ndims`` dimensions (an ``Independent``'s event) in one op."""
+    if ndims == 0:
+        return out
+    return out.sum(-1) if ndims == 1 else out.sum(tuple(range(-ndims, 0)))
+
+
+def _bernoulli_log_prob(logits: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """``log p(value)`` of ``Bernoulli(logits)``: ``value·l - softplus(l)``, torch's
+    ``-binary_cross_entropy_with_logits`` without broadcasting the logits to the samples'
+    shape first (three small kernels instead of one large one and its larger backward)."""
+    return value * logits - F.softplus(logits)
+
+
+def _categorical_log_prob(logits: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``logits[..., index]`` for normalised ``logits [*batch, C]`` and ``index [K, *batch]``."""
+    index = index.unsqueeze(-1)
+    return logits.expand(index.shape[:-1] + logits.shape[-1:]).gather(-1, index).squeeze(-1)
+
+
 def log_prob(dist: D.Distribution, value: torch.Tensor) -> torch.Tensor:
-    """``dist.log_prob(value)``, the same numbers, without torch's per-call sample validation
-    (a support check with a device->host sync, ~20 % of a small score-function estimate) while
-    estibench's validation is off (:func:`set_validation`). Exactly ``Bernoulli``,
-    ``Categorical``, ``OneHotCategorical`` and ``Normal`` (alone or in ``Independent``) take
-    torch's own formulas; anything else, subclasses included, calls ``dist.log_prob``."""
+    """``dist.log_prob(value)``, the same numbers up to rounding, without torch's per-call sample
+    validation (a support check with a device->host sync, ~20 % of a small score-function
+    estimate) while estibench's validation is off (:func:`set_validation`). Exactly
+    ``Bernoulli``, ``Categorical``, ``OneHotCategorical`` and ``Normal`` (alone or in
+    ``Independent``) take the formulas of :func:`sample_and_log_prob`; anything else,
+    subclasses included, calls ``dist.log_prob``."""
     if _VALIDATE:
         return dist.log_prob(value)
-    base, ndims = dist, 0
-    while type(base) is D.Independent:
-        ndims += base.reinterpreted_batch_ndims
-        base = base.base_dist
+    base, ndims = _unwrap_exact(dist)
     kind = type(base)
     if kind is D.Bernoulli:
-        logits = base.logits
-        if logits.shape != value.shape:
-            logits, value = torch.broadcast_tensors(logits, value)
-        out = -F.binary_cross_entropy_with_logits(logits, value, reduction="none")
-    elif kind is D.Categorical or kind is D.OneHotCategorical:
-        index = value.max(-1)[1] if kind is D.OneHotCategorical else value
-        index, log_pmf = torch.broadcast_tensors(index.long().unsqueeze(-1), base.logits)
-        out = log_pmf.gather(-1, index[..., :1]).squeeze(-1)
+        out = _bernoulli_log_prob(base.logits, value)
+    elif kind is D.Categorical:
+        out = _categorical_log_prob(base.logits, value.long())
+    elif kind is D.OneHotCategorical:
+        out = _categorical_log_prob(base.logits, value.argmax(-1))
     elif kind is D.Normal:
-        scale = base.scale
-        out = (-((value - base.loc) ** 2) / (2 * scale ** 2) - scale.log()
-               - math.log(math.sqrt(2 * math.pi)))
+        out = _normal_log_prob(base, value)
     else:
         return dist.log_prob(value)
-    if ndims:
-        out = out.reshape(out.shape[:-ndims] + (-1,)).sum(-1)
-    return out
+    return _sum_event(out, ndims)
+
+
+def _normal_log_prob(base: D.Normal, value: torch.Tensor) -> torch.Tensor:
+    scale = base.scale
+    return (-((value - base.loc) ** 2) / (2 * scale ** 2) - scale.log()
+            - math.log(math.sqrt(2 * math.pi)))
+
+
+def sample_and_log_prob(dist: D.Distribution, num_samples: int, *, with_log_prob: bool = True
+                        ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(z, log_prob)``: ``num_samples`` samples ``z [K, *batch, *event]`` of ``dist`` (no
+    gradient) and ``log p(z) [K, *batch]`` (differentiable in dist's parameters; ``None`` when
+    ``with_log_prob`` is false). The hot path every sampling estimator shares.
+
+    Exactly ``Bernoulli``, ``Categorical``, ``OneHotCategorical`` and ``Normal``, alone or in
+    ``Independent``, are drawn and scored directly in torch, with no ``torch.distributions``
+    call, no sample validation and no broadcasting of parameters to the samples' shape:
+
+    * Bernoulli: ``rand < σ(l)``; ``log p = z·l - softplus(l)``.
+    * Categorical, OneHotCategorical: Gumbel-max written as an exponential race,
+      ``argmax(l - log E)``, ``E ~ Exp(1)`` (clamped away from 0); ``log p = l[index]`` (the
+      logits are normalised at construction). One-hot samples by ``scatter_``.
+    * Normal: ``torch.normal`` (the same draws as ``Normal.sample``); torch's log-density.
+
+    The draws differ from ``dist.sample`` for the discrete families (one kernel each instead
+    of ``torch.bernoulli``/``torch.multinomial``) but are exact samples and, from one seed, the
+    same numbers run to run. Anything else, subclasses included, uses ``dist.sample`` and
+    :func:`log_prob`.
+    """
+    base, ndims = _unwrap_exact(dist)
+    kind = type(base)
+    k = num_samples
+    if kind is D.Bernoulli:
+        probs = base.__dict__.get("probs")  # given at construction or already computed
+        logits = base.logits
+        p = torch.sigmoid(logits.detach()) if probs is None else probs.detach()
+        u = torch.rand((k,) + p.shape, dtype=p.dtype, device=p.device)
+        z = (u < p).to(p.dtype)
+        logp = _bernoulli_log_prob(logits, z) if with_log_prob else None
+    elif kind is D.Categorical or kind is D.OneHotCategorical:
+        logits = base.logits  # normalised by torch at construction
+        index = _exponential_race(logits.detach(), k)
+        if kind is D.Categorical:
+            z = index
+        else:
+            z = torch.zeros((k,) + logits.shape, dtype=logits.dtype, device=logits.device)
+            z.scatter_(-1, index.unsqueeze(-1), 1.0)
+        logp = _categorical_log_prob(logits, index) if with_log_prob else None
+    elif kind is D.Normal:
+        loc, scale = base.loc, base.scale
+        shape = (k,) + base.batch_shape
+        z = torch.normal(loc.detach().expand(shape), scale.detach().expand(shape))
+        logp = _normal_log_prob(base, z) if with_log_prob else None
+    else:
+        z = dist.sample((k,))
+        return z, (log_prob(dist, z) if with_log_prob else None)
+    return z, (_sum_event(logp, ndims) if with_log_prob else None)
+
+
+def sample(dist: D.Distribution, num_samples: int) -> torch.Tensor:
+    """``num_samples`` samples ``[K, *batch, *event]`` of ``dist``, drawn as
+    :func:`sample_and_log_prob` draws them."""
+    return sample_and_log_prob(dist, num_samples, with_log_prob=False)[0]
+
+
+def _exponential_race(logits: torch.Tensor, num_samples: int) -> torch.Tensor:
+    """Category indices ``[K, *batch]`` of ``Categorical(logits=logits)``: ``argmax(l + G)`` with
+    the Gumbel noise ``G = -log E``, ``E ~ Exp(1)``, clamped to at least the smallest normal so
+    that a category of probability 0 can never win."""
+    e = torch.empty((num_samples,) + logits.shape, dtype=logits.dtype, device=logits.device)
+    e.exponential_().clamp_min_(torch.finfo(logits.dtype).tiny)
+    return (logits - e.log_()).argmax(-1)
 
 
 def family_name(dist: object) -> str:

@@ -44,13 +44,21 @@ def gumbel_max_sample(logits: torch.Tensor, sample_shape=()) -> torch.Tensor:
 
 def relaxed_sample(dist: D.Distribution, num_samples: int, temperature: float) -> torch.Tensor:
     """A reparameterised relaxed sample of shape ``[K, *batch, *event]`` for Bernoulli or
-    OneHotCategorical (alone or in Independent)."""
+    OneHotCategorical (alone or in Independent).
+
+    Bernoulli: ``σ((l + logit u)/τ)``, the logistic noise ``logit u`` in one kernel
+    (``u = 0`` gives ``-inf``, that is a relaxed 0, never a NaN). OneHotCategorical:
+    ``softmax((l - log E)/τ)``, ``-log E`` (``E ~ Exp(1)``, clamped away from 0) being standard
+    Gumbel noise in three kernels instead of five."""
     base, _ = unwrap(dist)
     logits = base.logits
     shape = torch.Size((num_samples,)) + logits.shape
     if isinstance(base, D.Bernoulli):
-        return torch.sigmoid((logits + logistic_noise(shape, logits)) / temperature)
-    return torch.softmax((logits + gumbel_noise(shape, logits)) / temperature, dim=-1)
+        x = torch.logit(torch.rand(shape, dtype=logits.dtype, device=logits.device)) + logits
+        return torch.sigmoid(x if temperature == 1 else x / temperature)
+    e = torch.empty(shape, dtype=logits.dtype, device=logits.device).exponential_()
+    x = logits - e.clamp_min_(torch.finfo(logits.dtype).tiny).log_()
+    return torch.softmax(x if temperature == 1 else x / temperature, dim=-1)
 
 
 def hard_sample(soft: torch.Tensor, dist: D.Distribution) -> torch.Tensor:
@@ -59,7 +67,8 @@ def hard_sample(soft: torch.Tensor, dist: D.Distribution) -> torch.Tensor:
     base, _ = unwrap(dist)
     if isinstance(base, D.Bernoulli):
         return (soft > 0.5).to(soft.dtype)
-    return torch.nn.functional.one_hot(soft.argmax(-1), soft.shape[-1]).to(soft.dtype)
+    # scatter, not one_hot: one_hot checks the indices' range on the host (a sync)
+    return torch.zeros_like(soft).scatter_(-1, soft.argmax(-1, keepdim=True), 1.0)
 
 
 def _check_temperature(name: str, temperature) -> float:

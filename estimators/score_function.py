@@ -5,8 +5,9 @@
 learning"). Baselines:
 
 * ``none``: b = 0.
-* ``moving_average``: b is an exponential moving average of past costs (per batch element), updated
-  *after* the current estimate so that it stays independent of the current samples.
+* ``moving_average``: b is a bias-corrected exponential moving average of past costs (per batch
+  element; 0 before the first call), updated *after* the current estimate so that it stays
+  independent of the current samples.
 * ``loo``: leave-one-out over the K samples, ``b_k = mean_{j≠k} f(z_j)`` (Kool et al. 2019, "Buy 4
   REINFORCE samples, get a baseline for free!"; "RLOO"). Needs K >= 2.
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 import torch
 
 from . import register
-from .base import ALL_FAMILIES, Estimator, log_prob
+from .base import ALL_FAMILIES, Estimator, sample_and_log_prob
 from .checks import choice, number
 
 BASELINES = ("none", "moving_average", "loo")
@@ -46,6 +47,7 @@ class ScoreFunction(Estimator):
             # estimators up before measuring them).
             self.register_buffer("running_cost", torch.zeros(0))
             self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+            self._count = 0  # ``steps`` mirrored on the host: the bias correction needs no sync
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):
@@ -58,6 +60,8 @@ class ScoreFunction(Estimator):
                                             device=self.running_cost.device)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
+        if self.baseline == "moving_average":
+            self._count = int(self.steps)  # loading is not a hot path: one read is fine
 
     def min_samples(self) -> int:
         return 2 if self.baseline == "loo" else 1
@@ -68,33 +72,43 @@ class ScoreFunction(Estimator):
                              "of each sample is the mean cost of the others), got num_samples=1")
         super().check(dist, num_samples, min_samples)
 
-    def _baseline(self, cost: torch.Tensor) -> torch.Tensor:
-        k = cost.shape[0]
-        if self.baseline == "loo":
-            return (cost.sum(0, keepdim=True) - cost) / (k - 1)
-        if self.baseline == "moving_average":
-            shape = cost.shape[1:]
-            if self.running_cost.shape != shape:  # first call or a new problem shape: restart
-                self.running_cost = cost.new_zeros(shape)
-                self.steps = torch.zeros((), dtype=torch.long, device=cost.device)
-            # Bias-corrected EMA (as in Adam) so early baselines are not pulled towards 0;
-            # b = 0 before the first update. Tensor ops only: no host sync.
-            correction = 1 - self.decay ** self.steps.to(cost.dtype)
-            b = torch.where(self.steps > 0, self.running_cost / correction.clamp_min(1e-12),
-                            torch.zeros_like(self.running_cost))
-            return b.to(cost.dtype)
-        return torch.zeros((), dtype=cost.dtype, device=cost.device)
+    def _moving_average(self, detached: torch.Tensor) -> torch.Tensor:
+        """``f_k - b`` for the costs ``[K, *batch]`` and the moving-average baseline ``b``, which
+        is then updated with these costs (after use: b stays independent of the samples it was
+        subtracted from).
+
+        The state is kept bias-corrected (as Adam's corrected moment), so reading it is free:
+        ``b_0 = 0`` and ``b_t = lerp(b_{t-1}, mean_k f, w_t)`` with
+        ``w_t = (1 - decay) / (1 - decay^t)``, which is ``EMA_t / (1 - decay^t)``. Since
+        ``mean_k f - b = mean_k (f_k - b)``, the update reuses the centred costs:
+        ``b += (w_t / K) sum_k (f_k - b)``. ``w_t`` is a Python number (the step count is mirrored
+        on the host): four small kernels in all and no host sync."""
+        running = self.running_cost
+        if running.shape != detached.shape[1:]:  # first call or a new problem shape: restart
+            running = self.running_cost = detached.new_zeros(detached.shape[1:])
+            self.steps = torch.zeros((), dtype=torch.long, device=detached.device)
+            self._count = 0
+        centred = detached - running.to(detached.dtype)
+        self._count += 1
+        self.steps.add_(1)
+        w = (1 - self.decay) / (1 - self.decay ** self._count)
+        running.add_(centred.sum(0), alpha=w / detached.shape[0])
+        return centred
 
     def estimate(self, dist, f, num_samples):
-        z = dist.sample((num_samples,))
+        z, logp = sample_and_log_prob(dist, num_samples)
         cost = self.costs(f, z, dist, num_samples)
-        logp = log_prob(dist, z)
         detached = cost.detach()
-        # no baseline: skip subtracting a zero (x - 0 is x exactly: the same numbers, one op less)
-        weight = detached if self.baseline == "none" else detached - self._baseline(detached)
-        surrogate = cost + weight * (logp - logp.detach())
-        if self.baseline == "moving_average":
-            with torch.no_grad():  # updated after use: b stays independent of these samples
-                self.steps += 1
-                self.running_cost = self.decay * self.running_cost + (1 - self.decay) * detached.mean(0)
-        return surrogate.mean(0).sum()
+        score = logp - logp.detach()  # value 0, gradient grad log p
+        scale = 1.0
+        if self.baseline == "none":
+            weight = detached  # b = 0: nothing to subtract
+        elif self.baseline == "loo":
+            # f_k - mean_{j != k} f_j = K/(K-1) (f_k - sum_j f_j / K): the factor goes into
+            # addcmul, the 1/K into sub's alpha (a sum costs a third of a mean on CPU)
+            weight = torch.sub(detached, detached.sum(0), alpha=1 / num_samples)
+            scale = num_samples / (num_samples - 1)
+        else:
+            weight = self._moving_average(detached)
+        # cost + scale * weight * score, fused: the Monte Carlo value, the score-function gradient
+        return torch.addcmul(cost, weight, score, value=scale).mean(0).sum()

@@ -12,7 +12,7 @@ gradient of a soft surrogate. Biased, low variance, cheap.
 from __future__ import annotations
 
 from . import register
-from .base import Estimator, unwrap
+from .base import Estimator, sample, unwrap
 from .relaxed import RELAXABLE, _check_temperature, hard_sample, relaxed_sample
 
 
@@ -27,9 +27,8 @@ class StraightThrough(Estimator):
 
     def estimate(self, dist, f, num_samples):
         base, _ = unwrap(dist)
-        hard = dist.sample((num_samples,))
-        probs = base.probs
-        z = hard + (probs - probs.detach())
+        probs = base.probs  # first: the sampler then reuses these probabilities (no second σ)
+        z = sample(dist, num_samples) + (probs - probs.detach())
         return self.costs(f, z, dist, num_samples).mean(0).sum()
 
 
