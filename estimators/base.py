@@ -126,7 +126,7 @@ def sample_and_log_prob(dist: D.Distribution, num_samples: int, *, with_log_prob
     ``Independent``, are drawn and scored directly in torch, with no ``torch.distributions``
     call, no sample validation and no broadcasting of parameters to the samples' shape:
 
-    * Bernoulli: ``rand < σ(l)``; ``log p = z·l - softplus(l)``.
+    * Bernoulli: ``rand < σ(l)`` (``lt_`` in place); ``log p = z·l - softplus(l)``.
     * Categorical, OneHotCategorical: Gumbel-max written as an exponential race,
       ``argmax(l - log E)``, ``E ~ Exp(1)`` (clamped away from 0); ``log p = l[index]`` (the
       logits are normalised at construction). One-hot samples by ``scatter_``.
@@ -144,8 +144,8 @@ def sample_and_log_prob(dist: D.Distribution, num_samples: int, *, with_log_prob
         probs = base.__dict__.get("probs")  # given at construction or already computed
         logits = base.logits
         p = torch.sigmoid(logits.detach()) if probs is None else probs.detach()
-        u = torch.rand((k,) + p.shape, dtype=p.dtype, device=p.device)
-        z = (u < p).to(p.dtype)
+        # in place: the comparison writes 1.0/0.0 into u, no bool tensor and no conversion kernel
+        z = torch.rand((k,) + p.shape, dtype=p.dtype, device=p.device).lt_(p)
         logp = _bernoulli_log_prob(logits, z) if with_log_prob else None
     elif kind is D.Categorical or kind is D.OneHotCategorical:
         logits = base.logits  # normalised by torch at construction
@@ -214,6 +214,9 @@ class Estimator(Described, torch.nn.Module):
     unbiased: bool = False
     families: tuple[type[D.Distribution], ...] = ()
     needs_rsample: bool = False
+    #: the gradient flows through f (relaxations, straight-through, reparameterisation), so an
+    #: estimate must run f's backward pass: timed against the pathwise floor too (suite.floor)
+    pathwise: bool = False
 
     def __init__(self) -> None:  # no options: its signature is what the registry reads
         super().__init__()

@@ -84,6 +84,7 @@ class GumbelSoftmax(Estimator):
     unbiased = False
     families = RELAXABLE
     reference = "Jang et al. 2017; Maddison et al. 2017"
+    pathwise = True
 
     def __init__(self, temperature: float = 0.5):
         super().__init__()

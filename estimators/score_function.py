@@ -88,7 +88,8 @@ class ScoreFunction(Estimator):
             running = self.running_cost = detached.new_zeros(detached.shape[1:])
             self.steps = torch.zeros((), dtype=torch.long, device=detached.device)
             self._count = 0
-        centred = detached - running.to(detached.dtype)
+        centred = detached - (running if running.dtype == detached.dtype
+                              else running.to(detached.dtype))
         self._count += 1
         self.steps.add_(1)
         w = (1 - self.decay) / (1 - self.decay ** self._count)

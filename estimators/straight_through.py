@@ -24,6 +24,7 @@ class StraightThrough(Estimator):
     unbiased = False
     families = RELAXABLE
     reference = "Bengio et al. 2013"
+    pathwise = True
 
     def estimate(self, dist, f, num_samples):
         base, _ = unwrap(dist)
@@ -40,6 +41,7 @@ class StraightThroughGumbel(Estimator):
     unbiased = False
     families = RELAXABLE
     reference = "Jang et al. 2017"
+    pathwise = True
 
     def __init__(self, temperature: float = 1.0):
         super().__init__()

@@ -13,6 +13,18 @@ measured *interleaved in one process* (floor and estimator alternate, the order 
 pair, the garbage collector is off) and summarised by the median of the per-pair ratios, so that
 load from other processes on a shared machine cancels out of the ratio.
 
+**The pathwise floor** (:func:`pathwise_floor_estimate`). The score-function floor never
+differentiates f: its backward pass runs through ``log p`` only (on the VAE tasks the decoder is
+held fixed, so not at all through f). An estimator whose gradient flows *through* f (a
+relaxation, straight-through, the reparameterisation trick) must run f's backward pass with
+respect to the samples as well, which the score-function floor does not contain, so it is no
+floor for them. Their floor is the cheapest pathwise estimate, rsample-style: the same samples,
+made differentiable in the parameters in one step (``loc + scale·ε`` for Normal; straight-through
+``z + (p - sg(p))`` for Bernoulli and OneHotCategorical), one batched f, ``mean_k f`` and
+``backward()``. Estimators that declare ``pathwise = True`` get both ratios from
+:func:`floor_ratio` (``ratio`` against the score-function floor, ``pathwise_ratio`` against this
+one, all three timed interleaved).
+
 **Floor multiple** (:func:`floor_multiple`): an estimator that evaluates f more than K times
 (REBAR and RELAX 3K, MuProp K + 1, IndeCateR K·D·C, measure-valued 4·K·D, exact the support) is
 compared against that many f calls: its declared ``evaluations(dist, K) / K`` (1 when it declares
@@ -27,8 +39,8 @@ import gc
 import statistics
 import time
 
-__all__ = ["FLOOR_NUM_SAMPLES", "PAIRS", "floor_estimate", "floor_multiple", "floor_ratio",
-           "floor_num_samples", "compute_floor_grid"]
+__all__ = ["FLOOR_NUM_SAMPLES", "PAIRS", "floor_estimate", "pathwise_floor_estimate",
+           "floor_multiple", "floor_ratio", "floor_num_samples", "compute_floor_grid"]
 
 #: the sample counts the floor benchmark measures by default (the targets are stated at K >= 16)
 FLOOR_NUM_SAMPLES = [16, 64]
@@ -91,6 +103,40 @@ def floor_estimate(dist, f, num_samples: int):
     return (cost + detached * (logp - logp.detach())).mean(0).sum()
 
 
+def pathwise_floor_estimate(dist, f, num_samples: int):
+    """The plain-torch pathwise floor (see the module docstring): K samples of ``dist``
+    (Bernoulli, OneHotCategorical or Normal, alone or in Independent) differentiable in its
+    parameters in one step, one batched f, ``mean_k f``. Returns the scalar loss."""
+    import torch
+    from torch import distributions as D
+
+    from estimators.base import unwrap
+
+    base, _ = unwrap(dist)
+    k = num_samples
+    if isinstance(base, D.Bernoulli):
+        logits = base.logits
+        p = torch.sigmoid(logits)
+        with torch.no_grad():
+            u = torch.rand((k,) + logits.shape, dtype=logits.dtype, device=logits.device)
+            hard = (u < p).to(logits.dtype)
+        z = hard + (p - p.detach())
+    elif isinstance(base, D.OneHotCategorical):
+        logits = base.logits  # normalised: p = exp(logits)
+        p = logits.exp()
+        with torch.no_grad():
+            u = torch.rand((k,) + logits.shape, dtype=logits.dtype, device=logits.device)
+            idx = (logits - torch.log(-torch.log(u))).argmax(-1, keepdim=True)  # Gumbel-max
+            hard = torch.zeros_like(u).scatter_(-1, idx, 1.0)
+        z = hard + (p - p.detach())
+    elif isinstance(base, D.Normal):
+        loc, scale = base.loc, base.scale
+        z = loc + scale * torch.randn((k,) + loc.shape, dtype=loc.dtype, device=loc.device)
+    else:
+        raise TypeError(f"pathwise_floor_estimate: no pathwise floor for {type(base).__name__}")
+    return f(z).mean(0).sum()
+
+
 def floor_multiple(est, dist, num_samples: int) -> float:
     """f evaluations of one estimate per sample: ``evaluations(dist, K) / K`` (1 when the
     estimator declares none)."""
@@ -113,10 +159,14 @@ def _timer(device):
 
 
 def floor_ratio(est, task, num_samples: int, device="cpu", pairs: int = PAIRS,
-                dtype=None) -> dict[str, float]:
+                dtype=None, *, pathwise: bool | None = None) -> dict[str, float]:
     """``{"ratio", "floor_seconds", "seconds", "ratio_of_medians"}``: ``est``'s time per estimate
     over the floor's on ``task`` at K = ``num_samples``, interleaved in this process (see the
-    module docstring). Stateful estimators are warmed up first (:func:`suite.measure.warmed_up`)."""
+    module docstring). Stateful estimators are warmed up first (:func:`suite.measure.warmed_up`).
+
+    ``pathwise`` (default: the estimator's ``pathwise`` declaration) also times the pathwise
+    floor in the same interleaved rounds and adds ``pathwise_ratio``,
+    ``pathwise_ratio_of_medians`` and ``pathwise_floor_seconds``."""
     import torch
 
     import estimators
@@ -126,6 +176,8 @@ def floor_ratio(est, task, num_samples: int, device="cpu", pairs: int = PAIRS,
     dtype = dtype or torch.float32
     sync = _timer(device)
     warmed_up(est, task, num_samples, 1, device, dtype)
+    if pathwise is None:
+        pathwise = bool(getattr(est, "pathwise", False))
 
     def once(run) -> float:
         problem = task.problem(1, device, dtype)
@@ -141,29 +193,39 @@ def floor_ratio(est, task, num_samples: int, device="cpu", pairs: int = PAIRS,
     def run_floor(problem):
         return floor_estimate(problem.dist, problem.f, num_samples)
 
+    def run_pathwise(problem):
+        return pathwise_floor_estimate(problem.dist, problem.f, num_samples)
+
+    runs = {"floor": run_floor, "est": run_est}
+    if pathwise:
+        runs["pathwise"] = run_pathwise
+    times = {name: [] for name in runs}
+    order = list(runs)
     previous = estimators.validation_enabled()
     gc_was = gc.isenabled()
     estimators.set_validation(False)
     gc.disable()
     try:
         for _ in range(3):  # warm up allocators and kernels
-            once(run_floor)
-            once(run_est)
-        t_floor, t_est = [], []
-        for i in range(pairs):
-            if i % 2:
-                t_est.append(once(run_est))
-                t_floor.append(once(run_floor))
-            else:
-                t_floor.append(once(run_floor))
-                t_est.append(once(run_est))
+            for run in runs.values():
+                once(run)
+        for i in range(pairs):  # the order flips every round
+            for name in (order if i % 2 == 0 else order[::-1]):
+                times[name].append(once(runs[name]))
     finally:
         estimators.set_validation(previous)
         if gc_was:
             gc.enable()
+    t_floor, t_est = times["floor"], times["est"]
     floor_s, est_s = statistics.median(t_floor), statistics.median(t_est)
-    return {"ratio": statistics.median(e / f for e, f in zip(t_est, t_floor)),
-            "ratio_of_medians": est_s / floor_s, "floor_seconds": floor_s, "seconds": est_s}
+    out = {"ratio": statistics.median(e / f for e, f in zip(t_est, t_floor)),
+           "ratio_of_medians": est_s / floor_s, "floor_seconds": floor_s, "seconds": est_s}
+    if pathwise:
+        t_path = times["pathwise"]
+        path_s = statistics.median(t_path)
+        out.update(pathwise_ratio=statistics.median(e / f for e, f in zip(t_est, t_path)),
+                   pathwise_ratio_of_medians=est_s / path_s, pathwise_floor_seconds=path_s)
+    return out
 
 
 def compute_floor_grid() -> dict:

@@ -51,6 +51,41 @@ def test_floor_is_an_unbiased_score_function_estimate(name):
     assert math.isclose(loss.item(), exact.item(), rel_tol=0.05, abs_tol=0.05)
 
 
+@pytest.mark.parametrize("name", ["normal", "bernoulli", "independent_bernoulli", "onehot"])
+def test_pathwise_floor_is_a_pathwise_estimate(name):
+    # f linear in z: straight-through is then exact in expectation, and reparameterisation too
+    torch.manual_seed(0)
+    logits = torch.randn(3, 4, dtype=torch.float64)
+    w = torch.linspace(-1, 1, 4, dtype=torch.float64)
+    dist_of = PROBLEMS[name][0]
+    event = name in ("independent_bernoulli", "onehot")
+
+    def f(z):
+        out = z * w
+        return out.sum(-1) if event else out
+
+    leaf = logits.clone().requires_grad_()
+    loss = floor.pathwise_floor_estimate(dist_of(leaf), f, 40_000)
+    loss.backward()
+    exact_leaf = logits.clone().requires_grad_()
+    d = dist_of(exact_leaf)
+    exact = f(d.mean.unsqueeze(0)).sum()  # E[f] = f(E[z]) for a linear f
+    g, = torch.autograd.grad(exact, exact_leaf)
+    assert torch.allclose(leaf.grad, g, atol=1e-12), (leaf.grad, g)  # the gradient is exact
+    assert math.isclose(loss.item(), exact.item(), rel_tol=0.05, abs_tol=0.05)
+    with pytest.raises(TypeError, match="no pathwise floor for Categorical"):
+        floor.pathwise_floor_estimate(D.Categorical(logits=leaf), lambda z: z.double(), 2)
+
+
+def test_pathwise_estimators_get_both_ratios():
+    task = tasks.build_task("bernoulli100_t045")
+    out = floor.floor_ratio(estimators.get("gumbel_softmax"), task, 16, pairs=3)
+    assert {"pathwise_ratio", "pathwise_floor_seconds", "pathwise_ratio_of_medians"} <= set(out)
+    assert all(v > 0 and math.isfinite(v) for v in out.values())
+    assert "pathwise_ratio" not in floor.floor_ratio(estimators.get("score_function"), task, 16,
+                                                     pairs=3)
+
+
 def test_floor_ratio_and_multiple():
     task = tasks.build_task("bernoulli100_t045")
     out = floor.floor_ratio(estimators.get("straight_through"), task, 16, pairs=5)
