@@ -142,11 +142,10 @@ def sample_and_log_prob(dist: D.Distribution, num_samples: int, *, with_log_prob
     k = num_samples
     if kind is D.Bernoulli:
         probs = base.__dict__.get("probs")  # given at construction or already computed
-        logits = base.logits
-        p = torch.sigmoid(logits.detach()) if probs is None else probs.detach()
+        p = torch.sigmoid(base.logits.detach()) if probs is None else probs.detach()
         # in place: the comparison writes 1.0/0.0 into u, no bool tensor and no conversion kernel
         z = torch.rand((k,) + p.shape, dtype=p.dtype, device=p.device).lt_(p)
-        logp = _bernoulli_log_prob(logits, z) if with_log_prob else None
+        logp = _bernoulli_log_prob(base.logits, z) if with_log_prob else None
     elif kind is D.Categorical or kind is D.OneHotCategorical:
         logits = base.logits  # normalised by torch at construction
         index = _exponential_race(logits.detach(), k)

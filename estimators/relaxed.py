@@ -66,7 +66,8 @@ def hard_sample(soft: torch.Tensor, dist: D.Distribution) -> torch.Tensor:
     for Gumbel noise this is an exact sample of ``dist``."""
     base, _ = unwrap(dist)
     if isinstance(base, D.Bernoulli):
-        return (soft > 0.5).to(soft.dtype)
+        # round(s) is 1.0 exactly when s > 0.5 (0.5 rounds to even, 0): one kernel, no bool tensor
+        return soft.detach().round()
     # scatter, not one_hot: one_hot checks the indices' range on the host (a sync)
     return torch.zeros_like(soft).scatter_(-1, soft.argmax(-1, keepdim=True), 1.0)
 
