@@ -74,8 +74,8 @@ def floor_estimate(dist, f, num_samples: int):
     if isinstance(base, D.Bernoulli):
         logits = base.logits
         with torch.no_grad():
-            u = torch.rand((k,) + logits.shape, dtype=logits.dtype, device=logits.device)
-            z = (u < torch.sigmoid(logits)).to(logits.dtype)
+            z = torch.rand((k,) + logits.shape, dtype=logits.dtype,
+                           device=logits.device).lt_(torch.sigmoid(logits))  # 0/1 in place
         logp = z * logits - torch.nn.functional.softplus(logits)
     elif isinstance(base, (D.Categorical, D.OneHotCategorical)):
         logits = base.logits  # torch normalised them at construction: log-probabilities
@@ -97,10 +97,9 @@ def floor_estimate(dist, f, num_samples: int):
         raise TypeError(f"floor_estimate: no floor for {type(base).__name__}")
     extra = _event_dims(logp, dist)
     if extra:
-        logp = logp.reshape(logp.shape[:logp.dim() - extra] + (-1,)).sum(-1)
+        logp = logp.sum(tuple(range(-extra, 0)))
     cost = f(z)
-    detached = cost.detach()
-    return (cost + detached * (logp - logp.detach())).mean(0).sum()
+    return torch.addcmul(cost, cost.detach(), logp - logp.detach()).mean(0).sum()
 
 
 def pathwise_floor_estimate(dist, f, num_samples: int):
@@ -118,8 +117,8 @@ def pathwise_floor_estimate(dist, f, num_samples: int):
         logits = base.logits
         p = torch.sigmoid(logits)
         with torch.no_grad():
-            u = torch.rand((k,) + logits.shape, dtype=logits.dtype, device=logits.device)
-            hard = (u < p).to(logits.dtype)
+            hard = torch.rand((k,) + logits.shape, dtype=logits.dtype,
+                              device=logits.device).lt_(p)
         z = hard + (p - p.detach())
     elif isinstance(base, D.OneHotCategorical):
         logits = base.logits  # normalised: p = exp(logits)
