@@ -22,10 +22,14 @@ are the same benchmarks to asv; cells outside the narrowing are skipped (n/a). R
 ``python -m suite.run`` (it turns ``ESTIBENCH_*`` into asv's ``--bench`` cell selection, and asv
 then keeps the stored values of the cells it does not run); see :mod:`suite.run`.
 
-**K per estimator**: by default each estimator gets ``{1 where valid, its smallest valid K
-(est.min_samples(), 2 for the pair and leave-one-out estimators), 4, 16, 64}``; the K axis is the
-union ({1, 2, 4, 16, 64}) and a K outside an estimator's own list is skipped.
-``ESTIBENCH_NUM_SAMPLES`` gives every estimator the listed K instead.
+**Default and full grid** (``ESTIBENCH_GRID``: ``default`` or ``full``). Every registered task and
+estimator is in both. The default gives each estimator two K (its smallest valid K,
+``est.min_samples()``: 1, or 2 for the pair and leave-one-out estimators, and 16) and caps a claim
+test's replicates at ``CLAIM_REPLICATES x`` the task's ``replicates`` (besides the task's budget
+of f evaluations: at K = 1 the budget alone allowed 65,536 replicates of a VAE task, one cell
+taking 260 CPU-s); the benchmark modules record fewer measures per cell there (see them). The
+full grid: ``{1 where valid, the smallest valid K, 4, 16, 64}``, the claim test's budget alone,
+every measure. ``ESTIBENCH_NUM_SAMPLES`` gives every estimator the listed K instead (where valid).
 """
 from __future__ import annotations
 
@@ -39,12 +43,27 @@ from . import tasks as _tasks
 from .benchutil import env_list, set_threads, short_error
 from .registries import TASKS, TRAINING_TASKS
 
-__all__ = ["NUM_SAMPLES", "SEED", "estimator_specs", "task_names", "num_samples", "devices",
+__all__ = ["NUM_SAMPLES", "DEFAULT_NUM_SAMPLES", "CLAIM_REPLICATES", "SEED", "full_grid",
+           "k_axis", "class_num_samples", "specs_by_min_samples", "estimator_num_samples",
+           "claim_replicates", "estimator_specs", "task_names", "num_samples", "devices",
            "cuda_available", "families", "applicable", "compute_grid", "build_for_cost",
-           "training_task_names", "run_task", "compute_runs"]
+           "training_task_names", "training_task", "curve_measures", "FULL_TRAINING",
+           "CURVE_MEASURES", "run_task", "compute_runs"]
 
-NUM_SAMPLES = [1, 4, 16, 64]  # every estimator's K, with its smallest valid K added
+NUM_SAMPLES = [1, 4, 16, 64]  # the full grid: every estimator's K, its smallest valid K added
+DEFAULT_NUM_SAMPLES = [16]  # the default grid: the same, its smallest valid K added
+#: the default grid's cap on a claim test's replicates, in multiples of the task's ``replicates``
+CLAIM_REPLICATES = 4
 SEED = 0
+
+
+def full_grid() -> bool:
+    """``ESTIBENCH_GRID=full``: the full grid (every K, every measure); unset or ``default``:
+    the default grid."""
+    value = os.environ.get("ESTIBENCH_GRID", "").strip().lower()
+    if value not in ("", "default", "full"):
+        raise ValueError(f"ESTIBENCH_GRID={value!r}: expected 'default' or 'full'")
+    return value == "full"
 
 
 # -- the gradient grid's axes ------------------------------------------------------------------
@@ -67,25 +86,70 @@ def task_names(full: bool = False) -> list[str]:
     return _union(TASKS.available(), chosen) if full else chosen
 
 
+def k_axis(k_min: int) -> list[int]:
+    """The K of an estimator whose smallest valid K is ``k_min``: ``ESTIBENCH_NUM_SAMPLES``
+    (those >= k_min) when set, else the grid's K >= k_min plus k_min itself."""
+    if os.environ.get("ESTIBENCH_NUM_SAMPLES", "").strip():
+        return [k for k in num_samples() if k >= k_min]
+    base = NUM_SAMPLES if full_grid() else DEFAULT_NUM_SAMPLES
+    return sorted({k for k in base if k >= k_min} | {int(k_min)})
+
+
+def _min_samples(spec: str) -> int:
+    return int(estimators.get(spec).min_samples())
+
+
+def class_num_samples(k_min: int) -> list[int]:
+    """The K parameter of a benchmark class whose estimators' smallest valid K is ``k_min``:
+    the grid's K for them plus those ``ESTIBENCH_NUM_SAMPLES`` names (>= k_min)."""
+    listed = [int(k) for k in env_list("ESTIBENCH_NUM_SAMPLES", [])]
+    saved = os.environ.pop("ESTIBENCH_NUM_SAMPLES", None)
+    try:
+        default = k_axis(k_min)
+    finally:
+        if saved is not None:
+            os.environ["ESTIBENCH_NUM_SAMPLES"] = saved
+    return sorted(set(default) | {k for k in listed if k >= k_min})
+
+
+def specs_by_min_samples(specs: list[str]) -> dict[int, list[str]]:
+    """``specs`` grouped by their smallest valid K (builds each estimator once)."""
+    out: dict[int, list[str]] = {}
+    for spec in specs:
+        out.setdefault(_min_samples(spec), []).append(spec)
+    return dict(sorted(out.items()))
+
+
 def _default_num_samples() -> list[int]:
-    return sorted(set(NUM_SAMPLES) | {1, 2})
+    mins = {_min_samples(s) for s in estimator_specs(full=True)} or {1}
+    return sorted(set().union(*(k_axis(m) for m in mins)))
 
 
 def num_samples(full: bool = False) -> list[int]:
-    """The K axis: ``ESTIBENCH_NUM_SAMPLES``, or the union of every estimator's default K
-    (:func:`estimator_num_samples`); ``full``: the default axis plus those named there."""
-    chosen = [int(k) for k in env_list("ESTIBENCH_NUM_SAMPLES",
-                                       [str(k) for k in _default_num_samples()])]
-    return sorted(set(_default_num_samples()) | set(chosen)) if full else chosen
+    """The K axis: ``ESTIBENCH_NUM_SAMPLES``, or the union of every estimator's K
+    (:func:`estimator_num_samples`); ``full``: that union plus those named there."""
+    listed = os.environ.get("ESTIBENCH_NUM_SAMPLES", "").strip()
+    chosen = [int(k) for k in env_list("ESTIBENCH_NUM_SAMPLES", [])] if listed else []
+    if listed and not full:
+        return chosen
+    saved = os.environ.pop("ESTIBENCH_NUM_SAMPLES", None)
+    try:
+        default = _default_num_samples()
+    finally:
+        if saved is not None:
+            os.environ["ESTIBENCH_NUM_SAMPLES"] = saved
+    return sorted(set(default) | set(chosen))
 
 
 def estimator_num_samples(est) -> list[int]:
-    """An estimator's K: ``ESTIBENCH_NUM_SAMPLES`` when set, else ``{1 where valid, its smallest
-    valid K, 4, 16, 64}``."""
-    if os.environ.get("ESTIBENCH_NUM_SAMPLES", "").strip():
-        return num_samples()
-    k_min = int(est.min_samples())
-    return sorted({k for k in NUM_SAMPLES if k >= k_min} | {k_min})
+    """An estimator's K: :func:`k_axis` of its smallest valid K."""
+    return k_axis(int(est.min_samples()))
+
+
+def claim_replicates(task) -> int | None:
+    """The most replicates a claim test may draw on ``task``: None (the task's budget of f
+    evaluations alone) in the full grid, ``CLAIM_REPLICATES x task.replicates`` by default."""
+    return None if full_grid() else CLAIM_REPLICATES * int(task.replicates)
 
 
 def devices(full: bool = False) -> list[str]:
@@ -182,7 +246,8 @@ def _cell(task, problem, spec, k, device, measure_cell) -> dict:
             return {"status": "skipped", "error": reason}
         start = time.perf_counter()
         values = measure_cell(lambda: estimators.get(spec), task, k, device, seed=SEED,
-                              unbiased=claims_unbiased(spec))
+                              unbiased=claims_unbiased(spec),
+                              max_replicates=claim_replicates(task))
         values["cell_seconds"] = time.perf_counter() - start
         return {"status": "ok", "values": values}
     except Exception as exc:  # noqa: BLE001 - a failing estimator fails its own cell
@@ -215,8 +280,35 @@ def build_for_cost() -> dict:
 
 
 # -- the training runs -------------------------------------------------------------------------
+#: the training sizes of the full grid (the default grid runs each task's constructor defaults,
+#: sized for the suite's budget; see each task's module)
+FULL_TRAINING: dict[str, dict[str, object]] = {
+    "binary_vae_digits": {"steps": 150}, "binary_vae_digits_linear": {"steps": 150},
+    "categorical_vae_digits": {"steps": 150},
+    "vqvae_digits": {"steps": 500, "num_checkpoints": 6},
+    "multilabel_digits": {"num_checkpoints": 6},
+    "markov_termination": {"num_checkpoints": 6}, "sequence_reversal": {"num_checkpoints": 6},
+}
+#: what the default grid records per checkpoint (the full grid adds ``seconds`` and each task's
+#: ``checkpoint_measures``); the summaries are computed from every checkpoint either way
+CURVE_MEASURES = ("loss", "metric")
+
+
 def training_task_names() -> list[str]:
     return env_list("ESTIBENCH_TRAINING_TASKS", TRAINING_TASKS.available())
+
+
+def training_task(name: str):
+    """The training task as the grid runs it: its defaults, or :data:`FULL_TRAINING`'s sizes in
+    the full grid."""
+    return TRAINING_TASKS.get(name, **(FULL_TRAINING.get(name, {}) if full_grid() else {}))
+
+
+def curve_measures(task) -> list[str]:
+    """The checkpoint measures the ``<Task>Curve`` benchmarks record for ``task``."""
+    if full_grid():
+        return ["seconds", "loss", "metric", *task.checkpoint_measures]
+    return list(CURVE_MEASURES)
 
 
 def run_task(name: str) -> dict[str, object]:
@@ -224,7 +316,7 @@ def run_task(name: str) -> dict[str, object]:
     from .training import check_run, summarise
 
     set_threads()
-    task = TRAINING_TASKS.get(name)
+    task = training_task(name)
     runs, errors = {}, {}
     for method in task.methods:
         for seed in task.seeds:

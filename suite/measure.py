@@ -28,7 +28,8 @@ All statistics are computed in float64 on the estimates' device and moved to the
 ``E[ĝ] = g`` and, while the detectable bias (95 % power) exceeds the task's ``bias_target`` (0.1 on
 the toy tasks, 0.25 on the VAE tasks), draws more replicates, R chosen from the spread alone
 (:func:`suite.claims.replicates_needed`), until the target is reached or the cell's budget of
-``task.claim_budget`` f evaluations (counted over all its replicates) is spent. The cell records
+``task.claim_budget`` f evaluations (counted over all its replicates) is spent, or, in the default
+grid, a cap on the replicates themselves (:func:`suite.grid.claim_replicates`). The cell records
 ``detectable_bias``, ``bias_p``, ``bias_z`` and ``claim_verdict`` (1 consistent, 0 inconclusive,
 -1 contradicted, against the estimator's registered ``unbiased`` claim); every other measure is
 computed from the same, final set of replicates.
@@ -215,7 +216,8 @@ def _draw(est, task, num_samples, replicates, chunk, device, dtype) -> torch.Ten
 
 def measure_cell(make_estimator: Callable[[], torch.nn.Module], task: GradientTask,
                  num_samples: int, device="cpu", seed: int = 0,
-                 dtype=torch.float32, unbiased: bool = True) -> dict[str, float | None]:
+                 dtype=torch.float32, unbiased: bool = True,
+                 max_replicates: int | None = None) -> dict[str, float | None]:
     """Every quality measure of one (task, estimator, num_samples, device) cell, and the test of
     the estimator's claim (``unbiased``: what it claims) with stated power.
 
@@ -223,7 +225,9 @@ def measure_cell(make_estimator: Callable[[], torch.nn.Module], task: GradientTa
     a cell's numbers do not depend on which cells ran before it. R starts at
     ``task.replicates_for(evaluations)`` and grows, in calls of at most that many replicates,
     until the detectable bias reaches ``task.bias_target`` or ``task.claim_budget`` f
-    evaluations are spent (see the module docstring)."""
+    evaluations are spent (see the module docstring), and never past ``max_replicates``
+    replicates when given (the default grid's cap, :func:`suite.grid.claim_replicates`: a
+    replicate of a VAE task costs an encoder pass whatever K is)."""
     from .claims import claim_test, replicates_needed, verdict
 
     torch.manual_seed(seed)
@@ -231,6 +235,8 @@ def measure_cell(make_estimator: Callable[[], torch.nn.Module], task: GradientTa
     evals = evaluations_per_estimate(est, task, num_samples)
     r = task.replicates_for(evals)
     r_max = max(r, task.claim_budget // max(evals, 1))
+    if max_replicates is not None:
+        r_max = max(r, min(r_max, int(max_replicates)))
     torch.manual_seed(seed)
     est = warmed_up(make_estimator().to(device), task, num_samples, r, device, dtype)
     g = task.reference()

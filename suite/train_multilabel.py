@@ -109,7 +109,7 @@ class MultilabelDigits(TrainingTask):
     def __init__(self, *, n_train: int = 2000, n_valid: int = 500, n_test: int = 500,
                  rows: int = 2, cols: int = 5, fill_prob: float = 0.2, hidden: int = 128,
                  steps: int = 500, batch_size: int = 64, lr: float = 3e-3,
-                 num_checkpoints: int = 6):
+                 num_checkpoints: int = 4):
         owner = self.name
         vars(self).update(check_ints(owner, dict(
             n_train=n_train, n_valid=n_valid, n_test=n_test, rows=rows, cols=cols, hidden=hidden,

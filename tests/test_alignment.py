@@ -84,14 +84,14 @@ def test_runs_must_keep_their_declarations():
 # -- the benchmark grid --------------------------------------------------------------------------
 def test_every_training_task_has_its_benchmark_classes():
     for name in TRAINING_TASKS.available():
-        task = TRAINING_TASKS.get(name)
+        task = grid.training_task(name)
         prefix = class_prefix(name)
         summary = getattr(bench_alignment, prefix + "Summary")
         curve = getattr(bench_alignment, prefix + "Curve")
         assert summary.params == [[name], list(task.methods), list(task.seeds)]
         assert curve.param_names == ["task", "method", "seed", "measure", "step"]
         assert curve.params[4] == list(task.schedule())
-        assert {"seconds", "loss", "metric"} <= set(curve.params[3])
+        assert curve.params[3] == grid.curve_measures(task) == ["loss", "metric"]
         assert hasattr(bench_alignment, prefix + "Final") == bool(task.final_measures)
         for measure, row in SUMMARY.items():
             assert getattr(summary, f"track_{measure}").unit == row.unit

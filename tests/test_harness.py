@@ -220,10 +220,40 @@ def test_a_cell_tests_the_claim_and_reaches_its_target():
 
 def test_each_estimator_gets_its_smallest_valid_k(monkeypatch):
     monkeypatch.delenv("ESTIBENCH_NUM_SAMPLES", raising=False)
+    monkeypatch.delenv("ESTIBENCH_GRID", raising=False)
+    # the default grid: the smallest valid K and 16
+    assert grid.estimator_num_samples(estimators.get("disarm")) == [2, 16]
+    assert grid.estimator_num_samples(estimators.get("score_function:baseline=loo")) == [2, 16]
+    assert grid.estimator_num_samples(estimators.get("score_function")) == [1, 16]
+    assert grid.num_samples() == [1, 2, 16]
+    # the full grid
+    monkeypatch.setenv("ESTIBENCH_GRID", "full")
     assert grid.estimator_num_samples(estimators.get("disarm")) == [2, 4, 16, 64]
     assert grid.estimator_num_samples(estimators.get("score_function:baseline=loo")) == [
         2, 4, 16, 64]
     assert grid.estimator_num_samples(estimators.get("score_function")) == [1, 4, 16, 64]
+    assert grid.num_samples() == [1, 2, 4, 16, 64]
+    # a listed K set for every estimator (where valid), on top of the default grid's classes
+    monkeypatch.setenv("ESTIBENCH_GRID", "default")
+    monkeypatch.setenv("ESTIBENCH_NUM_SAMPLES", "1,2,4,16,64")
+    assert grid.estimator_num_samples(estimators.get("disarm")) == [2, 4, 16, 64]
+    assert grid.class_num_samples(1) == [1, 2, 4, 16, 64]
+    assert grid.class_num_samples(2) == [2, 4, 16, 64]
+    monkeypatch.setenv("ESTIBENCH_GRID", "fulll")
+    with pytest.raises(ValueError, match="ESTIBENCH_GRID"):
+        grid.full_grid()
+
+
+def test_the_default_grid_caps_the_claim_tests_replicates(monkeypatch):
+    task = tasks.build_task("bernoulli_t045")
+    monkeypatch.delenv("ESTIBENCH_GRID", raising=False)
+    assert grid.claim_replicates(task) == grid.CLAIM_REPLICATES * task.replicates
+    monkeypatch.setenv("ESTIBENCH_GRID", "full")
+    assert grid.claim_replicates(task) is None
+    # a biased estimator's claim test stops at the cap (inconclusive or contradicted)
+    capped = measure.measure_cell(lambda: estimators.get("straight_through"), task, 1,
+                                  max_replicates=100)
+    assert capped["replicates"] <= max(100, task.replicates_for(1))
 
 
 def test_narrowing_keeps_the_parameters_and_selects_cells(monkeypatch):
@@ -315,21 +345,44 @@ def test_benchmark_classes_cover_every_family():
     names = {n for n in dir(bench_gradients) if n[0].isupper() and hasattr(
         getattr(bench_gradients, n), "params")}
     for family in ("Bernoulli", "OneHotCategorical", "Normal"):
-        for prefix in ("Quality", "SNR", "Cost"):
+        for prefix in ("Quality", "Cost"):  # SNR<Family>: the full grid's
             assert f"{prefix}{family}" in names
     quality = bench_gradients.QualityBernoulli
     assert quality.param_names == ["task", "estimator", "num_samples", "device"]
-    assert quality.params[2] == [1, 2, 4, 16, 64]
+    # one class per smallest valid K: no cell is skipped for a K outside an estimator's grid
+    assert quality.params[2] == [1, 16] and "disarm" not in quality.params[1]
+    pairs = bench_gradients.QualityBernoulliK2
+    assert pairs.params[2] == [2, 16] and "disarm" in pairs.params[1]
+    assert "score_function:baseline=loo" in bench_gradients.QualityNormalK2.params[1]
     for m in ("evaluations", "detectable_bias", "bias_p", "bias_z", "claim_verdict",
               "run_started"):
         assert getattr(quality, f"track_{m}").unit == MEASURES[m].unit
+    for m in bench_gradients.DEFAULT_QUALITY:
+        assert hasattr(quality, f"track_{m}") and hasattr(quality, f"track_{m}_se")
+        # units from the one table of measures
+        assert getattr(quality, f"track_{m}").unit == MEASURES[m].unit
+    assert quality.track_replicates.unit == "replicates"
+    # the default grid leaves out what the report can do without
+    assert not hasattr(quality, "track_cosine") and not hasattr(bench_gradients, "SNRBernoulli")
+    assert not hasattr(bench_gradients.CostBernoulli, "peakmem_estimate")
+
+
+def test_the_full_grid_tracks_every_measure(run_python, monkeypatch, tmp_path):
+    monkeypatch.setenv("ESTIBENCH_GRID", "full")
+    got = run_python(tmp_path, '''
+        import json
+        from suite.benchmarks import bench_gradients as b
+        q = b.QualityBernoulli
+        print(json.dumps({"ks": q.params[2], "tracks": sorted(m for m in dir(q)
+                                                                if m.startswith("track_")),
+                          "snr": b.SNRBernoulli.track_snr.unit,
+                          "peakmem": hasattr(b.CostBernoulli, "peakmem_estimate")}))
+    ''')
+    assert got["ks"] == [1, 4, 16, 64] and got["peakmem"]
     for m in measure.QUALITY_MEASURES:
         if m != "snr":
-            assert hasattr(quality, f"track_{m}") and hasattr(quality, f"track_{m}_se")
-            # units from the one table of measures
-            assert getattr(quality, f"track_{m}").unit == MEASURES[m].unit
-    assert bench_gradients.SNRBernoulli.track_snr.unit == MEASURES["snr"].unit
-    assert quality.track_replicates.unit == "replicates"
+            assert f"track_{m}" in got["tracks"] and f"track_{m}_se" in got["tracks"]
+    assert "track_claims_unbiased" in got["tracks"] and got["snr"] == MEASURES["snr"].unit
 
 
 def test_the_harness_measures_every_gradient_measure_of_the_table():
@@ -395,3 +448,30 @@ def test_devices_default_to_what_is_present_and_can_be_forced(monkeypatch):
     monkeypatch.setenv("ESTIBENCH_DEVICES", "cpu,tpu")
     with pytest.raises(ValueError, match="unknown device"):
         grid.devices()
+
+
+def test_setup_work_is_spilled_per_cell_and_cached_by_code(tmp_path, monkeypatch):
+    from suite import benchutil
+
+    monkeypatch.chdir(tmp_path)
+    directory = benchutil.spill({("t", "e", 1, "cpu"): {"status": "ok"}}, "cells")
+    assert benchutil.unspill(directory, ("t", "e", 1, "cpu")) == {"status": "ok"}
+    assert benchutil.unspill(directory, ("t", "e", 2, "cpu")) is None
+    monkeypatch.setattr(benchutil, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.delenv("ESTIBENCH_SETUP_CACHE", raising=False)
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"value": len(calls)}
+    assert benchutil.disk_cached("work", compute) == {"value": 1}
+    assert benchutil.disk_cached("work", compute) == {"value": 1} and len(calls) == 1
+    monkeypatch.setenv("ESTIBENCH_TASKS", "bernoulli_t045")  # another setting, another key
+    assert benchutil.disk_cached("work", compute) == {"value": 2}
+    assert len(list((tmp_path / "cache").glob("work-*.pkl"))) == 1  # the older one removed
+    monkeypatch.setenv("ESTIBENCH_SETUP_CACHE", "off")
+    assert benchutil.disk_cached("work", compute) == {"value": 3}
+    monkeypatch.delenv("ESTIBENCH_SETUP_CACHE")
+    monkeypatch.setenv("ESTIBENCH_TASKS", "bernoulli_t0499")
+    assert benchutil.disk_cached("work", compute, keep=lambda v: False) == {"value": 4}
+    assert benchutil.disk_cached("work", compute) == {"value": 5}  # the refused one not stored

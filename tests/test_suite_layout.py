@@ -55,7 +55,7 @@ print(json.dumps({{"names": names, "files": files}}))
     names = set(got["names"])
     for name in ("bench_gradients.QualityBernoulli.track_variance",
                  "bench_gradients.QualityNormal.track_bias_se",
-                 "bench_gradients.SNRBernoulli.track_snr",
+                 "bench_gradients.QualityBernoulliK2.track_claim_verdict",
                  "bench_gradients.CostNormal.time_estimate",
                  "bench_alignment.MultilabelDigitsSummary.track_kendall_tau",
                  "bench_alignment.MultilabelDigitsCurve.track_value",

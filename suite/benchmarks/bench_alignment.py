@@ -9,12 +9,15 @@ For each training task (``multilabel_digits`` -> class prefix ``MultilabelDigits
 * ``<Task>Final.track_value``, params (task, method, seed, measure): the task's
   ``final_measures`` (e.g. the best validation threshold and F1 there).
 * ``<Task>Curve.track_value``, params (task, method, seed, measure, step): the training curve,
-  one cell per checkpoint: seconds, loss, metric and the task's ``checkpoint_measures``.
+  one cell per checkpoint: loss and metric (:data:`suite.grid.CURVE_MEASURES`); the full grid
+  (``ESTIBENCH_GRID=full``) adds seconds and the task's ``checkpoint_measures``.
 * ``<Task>Info.track_higher_is_better``, params (task): 1.0 when the task's headline metric is
   better higher, 0.0 when lower, so that a report reads each task's direction from the results.
 
 Every run happens once per asv run, in ``setup_cache`` (:func:`suite.grid.compute_runs`, shared
-by every class here but ``Info``, which runs nothing), and the tracks read the numbers. A task or
+by every class here but ``Info``, which runs nothing; reused from disk on the same code and
+machine, :func:`suite.benchutil.disk_cached`), and the tracks read the numbers: each cell's
+process loads only its task's runs (:func:`suite.benchutil.spill`). A task or
 a run that raises fails its own cells; the rest complete. Kendall tau is undefined (NaN, shown as
 n/a) when the metric or the loss never changes.
 
@@ -24,15 +27,19 @@ from __future__ import annotations
 
 from reports.measures import MEASURES, SUMMARY
 from suite import grid
-from suite.benchutil import class_prefix, make_track
-from suite.registries import TRAINING_TASKS
+from suite.benchutil import class_prefix, disk_cached, make_track, spill, unspill
+
+
+def _no_failures(runs: dict) -> bool:
+    return not any(entry.get("errors") or "task_error" in entry for entry in runs.values())
 
 
 class _Alignment:
     timeout = 600
 
     def setup_cache(self):
-        return grid.compute_runs()
+        runs = disk_cached("training-runs", grid.compute_runs, keep=_no_failures)
+        return {"spilled": spill(runs, "training-runs")}
 
     setup_cache.timeout = 3600
 
@@ -42,7 +49,7 @@ class _Alignment:
 
     @staticmethod
     def lookup(cache, part, task, method, seed):
-        entry = cache.get(task)
+        entry = unspill(cache["spilled"], task) if "spilled" in cache else cache.get(task)
         if entry is None:
             raise RuntimeError(f"training task {task!r} did not run")
         if "task_error" in entry:
@@ -92,13 +99,11 @@ class _Info:
 
 def _make_classes() -> None:
     for name in grid.training_task_names():
-        task = TRAINING_TASKS.get(name)  # cheap: constructors build no data
+        task = grid.training_task(name)  # cheap: constructors build no data
         base = [[name], list(task.methods), list(task.seeds)]
         prefix = class_prefix(name)
         classes = [("Summary", _Summary, base),
-                   ("Curve", _Curve, base + [["seconds", "loss", "metric",
-                                              *task.checkpoint_measures],
-                                             list(task.schedule())]),
+                   ("Curve", _Curve, base + [grid.curve_measures(task), list(task.schedule())]),
                    ("Info", _Info, [[name]])]
         if task.final_measures:
             classes.append(("Final", _Final, base + [list(task.final_measures)]))

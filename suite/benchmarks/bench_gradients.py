@@ -1,11 +1,21 @@
 """asv benchmarks: every registered gradient estimator on every gradient task it supports.
 
-Grid: (task, estimator, num_samples in {1, 2, 4, 16, 64}, device); laid out and computed by
-:mod:`suite.grid` (``estimator`` runs over every registered gradient estimator's benchmark
-variants, plugins included; ``task`` over :data:`suite.registries.TASKS`). One set of classes per
-distribution family (``Bernoulli``, ``OneHotCategorical``, ``Normal``, ...), each pairing that
-family's tasks with the estimators that support the family, so the grid holds few combinations
-that can only be skipped.
+Grid: (task, estimator, num_samples, device); laid out and computed by :mod:`suite.grid`
+(``estimator`` runs over every registered gradient estimator's benchmark variants, plugins
+included; ``task`` over :data:`suite.registries.TASKS`; K: by default each estimator's smallest
+valid K and 16, in the full grid, ``ESTIBENCH_GRID=full``, also 1, 4 and 64). One set of classes
+per distribution family (``Bernoulli``, ``OneHotCategorical``, ``Normal``, ...) and smallest valid
+K (``QualityBernoulli`` for the estimators valid at K = 1, ``QualityBernoulliK2`` for those that
+need 2), each pairing that family's tasks with the estimators that support it at the K they run,
+so the grid holds few combinations that can only be skipped: asv starts a process (~20 ms) for
+every cell, skipped or not.
+
+**Default and full grid.** The default records the measures the report cannot compute from
+others: ``Quality<Family>``'s variance, bias and MSE with their standard errors, ``replicates``,
+``evaluations``, the claim test's ``detectable_bias``, ``bias_p``, ``bias_z``,
+``claim_verdict`` and ``run_started``, and ``Cost<Family>.time_estimate``. The full grid adds
+the cosines, the work-normalised variance (variance x seconds), ``claims_unbiased`` (the
+registry's claim, which the report can read itself), ``SNR<Family>`` and ``peakmem_estimate``.
 
 * ``Quality<Family>``: ``track_<measure>`` and ``track_<measure>_se`` for every gradient measure
   of the table of measures (:data:`reports.measures.GRADIENT`: variance, bias, mse,
@@ -31,7 +41,9 @@ present (:func:`suite.grid.devices`; ``ESTIBENCH_DEVICES=cpu,cuda`` lists CUDA c
 machine without a GPU, where they are skipped cleanly).
 
 All quality numbers are computed once per asv run in ``setup_cache`` (one vectorised call of R
-replicates per cell, R stated by ``track_replicates``); the tracks read them. A combination the
+replicates per cell, R stated by ``track_replicates``; reused from disk on the same code and
+machine, :func:`suite.benchutil.disk_cached`); the tracks read them, each cell's process only its
+own (:func:`suite.benchutil.spill`). A combination the
 estimator does not support (its family, exact enumeration past its size limit, the
 leave-one-out baseline with one sample) is skipped (n/a); a cell whose estimator or task raises
 is recorded with its error and fails on its own, and the rest of the run completes.
@@ -46,11 +58,19 @@ from __future__ import annotations
 import estimators
 from reports.measures import MEASURES
 from suite import grid
-from suite.benchutil import Timed, make_track
+from suite.benchutil import Timed, disk_cached, make_track, spill, unspill
 from suite.measure import QUALITY_MEASURES, WARMUP_CALLS, claims_unbiased
 
 #: the measures ``Quality<Family>`` tracks with their standard errors (the SNR has its own class)
 QUALITY = tuple(m for m in QUALITY_MEASURES if m != "snr")
+#: of those, what the default grid tracks (the rest the report can do without or compute)
+DEFAULT_QUALITY = ("variance", "bias", "mse")
+#: the measures without a standard error; ``claims_unbiased`` only in the full grid
+FACTS = ("replicates", "evaluations", "detectable_bias", "bias_p", "bias_z", "claim_verdict")
+
+
+def _no_failures(value: dict) -> bool:
+    return not any(c["status"] == "failed" for c in value.get("cells", {}).values())
 
 
 class _Grid(Timed):
@@ -62,12 +82,15 @@ class _Grid(Timed):
     number = 1
 
     def setup_cache(self):
-        return grid.compute_grid()
+        computed = disk_cached("gradient-grid", grid.compute_grid, keep=_no_failures)
+        return {"spilled": spill(computed["cells"], "gradient-grid"),
+                "run_started": computed["run_started"]}
 
     setup_cache.timeout = 3600
 
     def cell(self, cache, task, estimator, num_samples, device) -> dict:
-        cell = cache["cells"].get((task, estimator, num_samples, device))
+        key = (task, estimator, num_samples, device)
+        cell = unspill(cache["spilled"], key) if "spilled" in cache else cache["cells"].get(key)
         if cell is None or cell["status"] == "skipped":
             raise NotImplementedError(cell["error"] if cell else "not in the grid")
         return cell
@@ -88,11 +111,10 @@ class _Quality(_Grid):
         self.cell(cache, *params)
 
 
-for _m in QUALITY:
+for _m in QUALITY if grid.full_grid() else DEFAULT_QUALITY:
     setattr(_Quality, f"track_{_m}", _track(_m, _m))
     setattr(_Quality, f"track_{_m}_se", _track(f"{_m}_se", _m))
-_Quality.track_replicates = _track("replicates", "replicates")
-for _m in ("evaluations", "detectable_bias", "bias_p", "bias_z", "claim_verdict"):
+for _m in FACTS:
     setattr(_Quality, f"track_{_m}", _track(_m, _m))
 
 
@@ -112,7 +134,8 @@ def _claims_unbiased(self, cache, task, estimator, num_samples, device) -> float
 
 
 _claims_unbiased.unit = MEASURES["claims_unbiased"].unit
-_Quality.track_claims_unbiased = _claims_unbiased
+if grid.full_grid():
+    _Quality.track_claims_unbiased = _claims_unbiased
 
 
 class GradientHarness:
@@ -151,20 +174,29 @@ class _CostBase(_Grid):
     """One estimate plus its backward, on one replicate, validation off (no host sync)."""
 
     def setup_cache(self):
-        return grid.build_for_cost()
+        built = disk_cached("cost-tasks", grid.build_for_cost)
+        per_task = {name: {"task": task, "applies": {
+            key[1:]: why for key, why in built["applies"].items() if key[0] == name}}
+            for name, task in built["tasks"].items()}
+        return {"spilled": spill(per_task, "cost-tasks")}
 
     setup_cache.timeout = 600
 
     def setup(self, cache, task, estimator, num_samples, device):
         if device == "cuda" and not grid.cuda_available():
             raise NotImplementedError("no CUDA device")
-        reason = cache["applies"].get((task, estimator, num_samples), "not in the grid")
+        if "spilled" in cache:
+            entry = unspill(cache["spilled"], task) or {"task": None, "applies": {}}
+        else:
+            entry = {"task": cache["tasks"].get(task), "applies": {
+                key[1:]: why for key, why in cache["applies"].items() if key[0] == task}}
+        reason = entry["applies"].get((estimator, num_samples), "not in the grid")
         if reason:
             raise NotImplementedError(reason)
         estimators.set_validation(False)
         self.device = device
         self.est = estimators.get(estimator).to(device)
-        self.task = cache["tasks"][task]
+        self.task = entry["task"]
         self.k = num_samples
         self._run()  # warm up allocators and kernels
 
@@ -185,8 +217,13 @@ class _Cost(_CostBase):
     def time_estimate(self, cache, task, estimator, num_samples, device):
         self._run()
 
-    def peakmem_estimate(self, cache, task, estimator, num_samples, device):
-        self._run()
+
+def _peakmem_estimate(self, cache, task, estimator, num_samples, device):
+    self._run()
+
+
+if grid.full_grid():
+    _Cost.peakmem_estimate = _peakmem_estimate
 
 
 class _CudaMemory(_CostBase):
@@ -202,17 +239,23 @@ class _CudaMemory(_CostBase):
 def _make_classes() -> None:
     # the full grid whatever ESTIBENCH_* says: narrowing skips cells, so a narrowed run and a full
     # one are the same benchmarks and asv keeps the cells a narrowed run does not select
-    for family, (task_list, specs) in grid.families(full=True).items():
-        ks = grid.num_samples(full=True)
-        present = grid.devices(full=True)
-        params = [task_list, specs, ks, present]
-        classes = [("Quality", _Quality, params), ("SNR", _SNR, params), ("Cost", _Cost, params)]
-        if "cuda" in present:  # GPU memory exists only where a GPU does
-            classes.append(("CudaMemory", _CudaMemory, [task_list, specs, ks, ["cuda"]]))
-        for prefix, base, class_params in classes:
-            name = f"{prefix}{family}"
-            globals()[name] = type(name, (base,), {"params": class_params,
-                                                   "__module__": __name__})
+    present = grid.devices(full=True)
+    for family, (task_list, all_specs) in grid.families(full=True).items():
+        groups = grid.specs_by_min_samples(all_specs)
+        for k_min, specs in groups.items():
+            ks = grid.class_num_samples(k_min)
+            params = [task_list, specs, ks, present]
+            classes = [("Quality", _Quality, params), ("Cost", _Cost, params)]
+            if grid.full_grid():
+                classes.append(("SNR", _SNR, params))
+            if "cuda" in present:  # GPU memory exists only where a GPU does
+                classes.append(("CudaMemory", _CudaMemory, [task_list, specs, ks, ["cuda"]]))
+            # the estimators valid at the group's smallest K keep the family's plain name
+            suffix = "" if k_min == min(groups) else f"K{k_min}"
+            for prefix, base, class_params in classes:
+                name = f"{prefix}{family}{suffix}"
+                globals()[name] = type(name, (base,), {"params": class_params,
+                                                       "__module__": __name__})
 
 
 _make_classes()

@@ -104,7 +104,7 @@ class RunConfig:
 
     steps: int = _option(40, minimum=1)
     batch_size: int = _option(32, minimum=1)
-    num_checkpoints: int = _option(6, minimum=2)
+    num_checkpoints: int = _option(4, minimum=2)
     eval_size: int = _option(256, minimum=1)
 
     def checked(self, owner: str) -> RunConfig:
