@@ -37,7 +37,7 @@ oracle; a biased method can beat the oracle here, as it optimises another object
 ``log p(x)``; NaN when never reached; resolved only to the checkpoints). Same seed: same
 initialisation, data order and samples for every method.
 
-Defaults (the suite budget): 100 Adam steps (lr 1e-2), batch 64, ``num_samples`` K = 4, 4
+Defaults (the suite budget): 75 Adam steps (lr 1e-2), batch 64, ``num_samples`` K = 4, 4
 checkpoints, 3 seeds (the full grid, ``ESTIBENCH_GRID=full``, trains 150 steps: ~90 CPU-seconds
 for the three tasks x every built-in estimator x 3 seeds on one thread; the oracle ~1-2 s per
 seed, ``indecater``, ``unordered_set`` and ``relax`` the dearest estimators). Sizes are
@@ -135,7 +135,7 @@ class _VAEDigits(TrainingTask):
     methods = RegistryMethods(family="Bernoulli", example=_example)
 
     def __init__(self, *, latents: int | None = None, classes: int | None = None,
-                 hidden: int | None = None, steps: int = 100, batch_size: int = 64,
+                 hidden: int | None = None, steps: int = 75, batch_size: int = 64,
                  lr: float = 1e-2, num_samples: int = 4, num_checkpoints: int = 4,
                  eval_train: int = 128, grad_batch: int = 32, grad_replicates: int = 8,
                  oracle_fraction: float = 0.9,

@@ -162,7 +162,7 @@ class _Objective:
     reference="van den Oord et al. 2017 (VQ-VAE); Jang et al. 2017; Maddison et al. 2017; "
               "Kool et al. 2019")
 class VQVAEDigits(TrainingTask):
-    """Discrete autoencoder task; sizes are constructor options (defaults, 200 steps and 4
+    """Discrete autoencoder task; sizes are constructor options (defaults, 150 steps and 4
     checkpoints, the suite's budget; the full grid trains 500 steps with 6: ~1-3 s per run on one
     CPU thread)."""
 
@@ -175,7 +175,7 @@ class VQVAEDigits(TrainingTask):
     checkpoint_measures = ("perplexity",)
 
     def __init__(self, *, latents: int = 4, codebook_size: int = 16, code_dim: int = 8,
-                 hidden: int = 64, steps: int = 200, batch_size: int = 64, lr: float = 3e-3,
+                 hidden: int = 64, steps: int = 150, batch_size: int = 64, lr: float = 3e-3,
                  beta: float = 0.25, num_samples: int = 4, num_checkpoints: int = 4,
                  estimator_options: dict[str, dict[str, object]] | None = None):
         owner = self.name

@@ -30,15 +30,11 @@ from suite import grid
 from suite.benchutil import class_prefix, disk_cached, make_track, spill, unspill
 
 
-def _no_failures(runs: dict) -> bool:
-    return not any(entry.get("errors") or "task_error" in entry for entry in runs.values())
-
-
 class _Alignment:
     timeout = 600
 
     def setup_cache(self):
-        runs = disk_cached("training-runs", grid.compute_runs, keep=_no_failures)
+        runs = disk_cached("training-runs", grid.compute_runs)
         return {"spilled": spill(runs, "training-runs")}
 
     setup_cache.timeout = 3600
