@@ -24,8 +24,6 @@ Two conventions of estibench's suite are applied here (see the project's API not
 """
 from __future__ import annotations
 
-import ast
-import itertools
 import json
 import math
 import os
@@ -36,6 +34,8 @@ from statistics import NormalDist
 from typing import Any
 
 import pandas as pd
+
+from .cells import _finite, _status, _unroll, parse_param
 
 __all__ = ["NoResultsError", "Loaded", "load_results", "parse_param", "read_tidy", "write_tidy",
            "measure_of", "group_of", "CI_LEVEL", "CI_Z", "PARAM_COLUMNS_START",
@@ -48,10 +48,7 @@ CI_LEVEL = 0.95
 CI_Z = NormalDist().inv_cdf(0.5 + CI_LEVEL / 2)
 _ASV_CI_LEVEL = 0.99  # asv's stats_ci_99_a/b
 _SE_SUFFIX = "_se"
-_TYPE_OF_PREFIX = {"time_": "time", "timeraw_": "time", "track_": "track",
-                   "peakmem_": "peakmemory", "mem_": "memory"}
 _SKIP_FILES = {"machine.json", "benchmarks.json"}
-_MAX_CELLS = 1_000_000  # parameter combinations of one benchmark: more is not an asv file
 _ALIGNMENT_GROUPS = {"Summary": "summary", "Final": "final", "Curve": "curve", "Info": "info"}
 
 #: columns before the parameter columns, and after them
@@ -77,6 +74,9 @@ class Loaded:
     machines: dict[str, dict[str, Any]] = field(default_factory=dict)  # machine.json contents
     files: list[str] = field(default_factory=list)  # result files read
     warnings: list[str] = field(default_factory=list)  # files skipped and why
+    #: set by :func:`reports.scan.load_for_report`, whose frame holds only the rows the report
+    #: reads: the counts, runs and names of every file (:class:`reports.scan.Totals`)
+    totals: Any = None
 
 
 def measure_of(method: str) -> str:
@@ -106,21 +106,6 @@ def group_of(benchmark: str, param_names: Iterable[str]) -> str:
     return "other"
 
 
-def parse_param(text: Any) -> Any:
-    """A ``repr()`` parameter value from asv: ``"'cpu'"`` -> ``'cpu'``, ``'16'`` -> ``16``;
-    anything that is not a literal (``<function f>``) stays the string it was."""
-    if not isinstance(text, str):
-        # a value asv would never write (a list, a dict): kept as text, one hashable scalar
-        return text if isinstance(text, (int, float, bool)) or text is None else repr(text)
-    try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        return text
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return text  # tuples, lists, dicts: keep asv's text, it is what a person reads
-
-
 def _read_json(path: Path) -> Any:
     # Python's json accepts the bare NaN/Infinity tokens asv writes for skipped cells.
     with open(path, encoding="utf-8") as fh:
@@ -138,89 +123,16 @@ def _result_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*.json") if p.name not in _SKIP_FILES and p.is_file())
 
 
-def _cells(value: Any, n: int) -> list[Any]:
-    """A result-column value as one entry per cell (``None`` for the whole column -> Nones)."""
-    if isinstance(value, list) and len(value) == n:
-        return value
-    return [None] * n
-
-
-def _finite(x: Any) -> float:
-    """A number, or NaN for null, booleans, text and ±inf (asv's --quick intervals)."""
-    if x is None or isinstance(x, bool):
-        return math.nan
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return math.nan
-    return v if math.isfinite(v) else math.nan
-
-
-def _status(value: Any) -> str:
-    if value is None:
-        return "failed"
-    if isinstance(value, float) and math.isnan(value):
-        return "skipped"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return "invalid"  # a track that returned a list or text: counted as failed, said so
-    return "ok"
-
-
 def _param_column(name: str) -> str:
     # a parameter called like a fixed column ("value", "machine") must not overwrite it
     return f"param_{name}" if name in FIXED_COLUMNS else name
 
 
-@dataclass
-class _Bench:
-    """One benchmark's entry in one result file, with its cells unrolled."""
-
-    name: str
-    param_names: list[str]
-    combos: list[tuple[str, ...]]
-    results: list[Any]
-    ci_a: list[Any]
-    ci_b: list[Any]
-    kind: str
-    unit: str | None
-    started_at: Any
-
-
-def _unroll(name: str, row: Any, columns: list[str], meta: dict[str, Any]) -> _Bench:
-    cols = dict(zip(columns, row if isinstance(row, list) else []))
-    params = cols.get("params")
-    if params is None:
-        params = meta.get("params") or []
-    if not isinstance(params, list) or not all(isinstance(p, list) for p in params):
-        raise ValueError(f"benchmark {name}: 'params' is not a list of lists")
-    n = math.prod(len(p) for p in params)
-    if n > _MAX_CELLS:
-        raise ValueError(f"benchmark {name}: {n} parameter combinations (more than "
-                         f"{_MAX_CELLS})")
-    param_names = meta.get("param_names")
-    if not isinstance(param_names, list) or len(param_names) != len(params) \
-            or not all(isinstance(p, str) for p in param_names):
-        # benchmarks.json missing, malformed or from another version
-        param_names = [f"param{i + 1}" for i in range(len(params))]
-    method = name.rsplit(".", 1)[-1]
-    kind = meta.get("type") if isinstance(meta.get("type"), str) else next(
-        (t for pre, t in _TYPE_OF_PREFIX.items() if method.startswith(pre)), "track")
-    combos = list(itertools.product(*params)) if params else [()]
-    results = cols.get("result")
-    if not isinstance(results, list):  # every cell failed: asv stores a bare null
-        results = [None] * n
-    if len(results) != n:
-        raise ValueError(f"benchmark {name}: {len(results)} results for {n} parameter "
-                         f"combinations")
-    started = cols.get("started_at")
-    started = pd.to_datetime(started, unit="ms", utc=True) \
-        if isinstance(started, (int, float)) and not isinstance(started, bool) else pd.NaT
-    return _Bench(name, param_names, combos, results, _cells(cols.get("stats_ci_99_a"), n),
-                  _cells(cols.get("stats_ci_99_b"), n), kind, meta.get("unit"), started)
-
-
 def _rows_of_file(data: dict[str, Any], machine: str, benchmarks: dict[str, Any],
-                  param_order: dict[str, None], problems: list[str]) -> Iterable[dict[str, Any]]:
+                  param_order: dict[str, None], problems: list[str],
+                  cells: Callable[[str, Any], Iterable[int]] | None = None
+                  ) -> Iterable[dict[str, Any]]:
+    """The file's tidy rows; ``cells(name, bench)``: the indices of the cells to give (all)."""
     columns = data["result_columns"]
     commit = _text(data.get("commit_hash"))
     raw_date = data.get("date")
@@ -235,6 +147,7 @@ def _rows_of_file(data: dict[str, Any], machine: str, benchmarks: dict[str, Any]
     se_of = {name[:-len(_SE_SUFFIX)]: b for name, b in benches.items()
              if name.endswith(_SE_SUFFIX) and name[:-len(_SE_SUFFIX)] in benches}
     se_names = {b.name for b in se_of.values()}
+    memo: dict[str, Any] = {}  # each parameter text parsed once
     for name, b in benches.items():
         if name in se_names:
             continue
@@ -248,11 +161,12 @@ def _rows_of_file(data: dict[str, Any], machine: str, benchmarks: dict[str, Any]
         for p in param_cols:
             param_order.setdefault(p, None)
         invalid = 0
-        for i, (combo, value) in enumerate(zip(b.combos, b.results)):
+        for i in (range(len(b.results)) if cells is None else cells(name, b)):
+            combo, value = b.combos[i], b.results[i]
             status = _status(value)
             if status == "invalid":
                 invalid, status = invalid + 1, "failed"
-            values = dict(zip(b.param_names, (parse_param(raw) for raw in combo)))
+            values = dict(zip(b.param_names, (_parsed(raw, memo) for raw in combo)))
             measure = str(values.pop("measure")) if has_measure_param else measure_of(method)
             rec: dict[str, Any] = {"benchmark": name, "group": group, "measure": measure,
                                    "type": b.kind}
@@ -275,6 +189,14 @@ def _rows_of_file(data: dict[str, Any], machine: str, benchmarks: dict[str, Any]
                             f"(counted as failed)")
 
 
+def _parsed(raw: Any, memo: dict[str, Any]) -> Any:
+    if not isinstance(raw, str):
+        return parse_param(raw)
+    if raw not in memo:
+        memo[raw] = parse_param(raw)
+    return memo[raw]
+
+
 def _text(value: Any) -> str:
     if value is None:
         return ""
@@ -283,12 +205,32 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _tidy_column(values: pd.Series) -> pd.Series:
+def value_kind(values: Iterable[Any]) -> str:
+    """``int``, ``float`` or ``str``: the column type :func:`_tidy_column` gives these values
+    (``none`` when none is present)."""
+    present = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not present:
+        return "none"
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        return "int" if all(isinstance(v, int) for v in present) else "float"
+    return "str"
+
+
+def join_kinds(a: str, b: str) -> str:
+    """The kind of a column holding values of kinds ``a`` and ``b``."""
+    if "none" in (a, b):
+        return b if a == "none" else a
+    if a == b:
+        return a
+    return "float" if {a, b} == {"int", "float"} else "str"
+
+
+def _tidy_column(values: pd.Series, kind: str | None = None) -> pd.Series:
     """Parameter values -> one typed column: integers -> nullable ``Int64``, other numbers ->
     float, strings -> strings, a mix -> strings (parquet needs one type per column)."""
-    present = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
-        if all(isinstance(v, int) for v in present):
+    kind = kind or value_kind(values)
+    if kind in ("int", "float"):
+        if kind == "int":
             # nullable: rows of benchmarks without this parameter hold <NA>
             return values.astype("Int64")
         return values.astype(float)
@@ -309,27 +251,8 @@ def load_results(results_dir: os.PathLike | str,
     """
     say = progress or (lambda msg: None)
     root = Path(results_dir)
-    if not root.exists():
-        raise NoResultsError(f"no results folder at {root} (run `asv run --python=same "
-                             f"--set-commit-hash $(git rev-parse HEAD)` first, or pass --results)")
-    if not root.is_dir():
-        raise NoResultsError(f"{root} is not a folder of asv results")
-    files = _result_files(root)
-    if not files:
-        raise NoResultsError(f"no asv result files under {root} (it holds no "
-                             f"<machine>/<commit>-<env>.json)")
     loaded = Loaded(frame=pd.DataFrame(columns=FIXED_COLUMNS), param_columns=[])
-    benchmarks: dict[str, Any] = {}
-    bj = _find_benchmarks_json(root)
-    if bj is None:
-        loaded.warnings.append(f"no benchmarks.json next to {root}: parameter names are "
-                               f"param1, param2, ... and units are unknown")
-    else:
-        try:
-            benchmarks = {k: v for k, v in _read_json(bj).items() if isinstance(v, dict)}
-        except Exception as exc:  # noqa: BLE001 - any malformed file: a warning naming it
-            loaded.warnings.append(f"could not read {bj} ({_short(exc)}): parameter names are "
-                                   f"param1, param2, ... and units are unknown")
+    files, benchmarks = _open_results(root, loaded)
     say(f"reading {len(files)} result file(s) under {root}")
     rows: list[dict[str, Any]] = []
     param_order: dict[str, None] = {}
@@ -337,19 +260,7 @@ def load_results(results_dir: os.PathLike | str,
         machine_info = _machine_info(path.parent, loaded)
         order_before = dict(param_order)
         try:
-            data = _read_json(path)
-            if not isinstance(data, dict) or "results" not in data:
-                raise ValueError("not an asv result file (no 'results')")
-            version = data.get("version")
-            if version != RESULTS_API_VERSION:
-                raise ValueError(f"results format version {version!r}, expected "
-                                 f"{RESULTS_API_VERSION} (asv >= 0.6)")
-            if "result_columns" not in data:
-                raise ValueError("no 'result_columns'")
-            machine = _machine_name(data, machine_info, path)
-            if not isinstance(data["results"], dict) or not isinstance(data["result_columns"],
-                                                                        list):
-                raise ValueError("'results' is not a mapping or 'result_columns' not a list")
+            data, machine = _checked(path, machine_info)
             problems: list[str] = []
             file_rows = list(_rows_of_file(data, machine, benchmarks, param_order, problems))
         except Exception as exc:  # noqa: BLE001 - any malformed file (RecursionError too) is
@@ -362,21 +273,10 @@ def load_results(results_dir: os.PathLike | str,
         loaded.files.append(str(path))
         loaded.machines.setdefault(machine, machine_info)
     if not rows:
-        detail = f"; {len(loaded.warnings)} problem(s): {loaded.warnings[-1]}" \
-            if loaded.warnings else ""
-        raise NoResultsError(f"no readable benchmark results under {root}{detail}")
+        _nothing(root, loaded)
     param_cols = list(param_order)
-    frame = pd.DataFrame(rows, columns=PARAM_COLUMNS_START + param_cols + FIXED_COLUMNS_END,
-                         dtype=object)
-    for col in param_cols:
-        frame[col] = _tidy_column(frame[col])
-    for col in FIXED_COLUMNS:
-        if col in _DATE_COLUMNS:
-            frame[col] = pd.to_datetime(frame[col], utc=True)
-        elif col in _FLOAT_COLUMNS:
-            frame[col] = frame[col].astype(float)
-        else:
-            frame[col] = frame[col].map(lambda v: None if v is None else str(v)).astype("str")
+    frame = typed_frame(pd.DataFrame(rows, columns=PARAM_COLUMNS_START + param_cols
+                                     + FIXED_COLUMNS_END, dtype=object), param_cols)
     from .runs import attach_runs
 
     loaded.frame = attach_runs(frame)
@@ -385,6 +285,71 @@ def load_results(results_dir: os.PathLike | str,
     say(f"read {len(frame)} cells from {len(loaded.files)} file(s) ({counts.get('ok', 0)} ok, "
         f"{counts.get('failed', 0)} failed, {counts.get('skipped', 0)} skipped)")
     return loaded
+
+
+def _open_results(root: Path, loaded: Loaded) -> tuple[list[Path], dict[str, Any]]:
+    """The result files under ``root`` and benchmarks.json's entries (a warning when absent);
+    raises :class:`NoResultsError` when there are no files."""
+    if not root.exists():
+        raise NoResultsError(f"no results folder at {root} (run `asv run --python=same "
+                             f"--set-commit-hash $(git rev-parse HEAD)` first, or pass --results)")
+    if not root.is_dir():
+        raise NoResultsError(f"{root} is not a folder of asv results")
+    files = _result_files(root)
+    if not files:
+        raise NoResultsError(f"no asv result files under {root} (it holds no "
+                             f"<machine>/<commit>-<env>.json)")
+    benchmarks: dict[str, Any] = {}
+    bj = _find_benchmarks_json(root)
+    if bj is None:
+        loaded.warnings.append(f"no benchmarks.json next to {root}: parameter names are "
+                               f"param1, param2, ... and units are unknown")
+    else:
+        try:
+            benchmarks = {k: v for k, v in _read_json(bj).items() if isinstance(v, dict)}
+        except Exception as exc:  # noqa: BLE001 - any malformed file: a warning naming it
+            loaded.warnings.append(f"could not read {bj} ({_short(exc)}): parameter names are "
+                                   f"param1, param2, ... and units are unknown")
+    return files, benchmarks
+
+
+def _checked(path: Path, machine_info: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """One result file's contents and machine name; raises on anything not an asv file."""
+    data = _read_json(path)
+    if not isinstance(data, dict) or "results" not in data:
+        raise ValueError("not an asv result file (no 'results')")
+    version = data.get("version")
+    if version != RESULTS_API_VERSION:
+        raise ValueError(f"results format version {version!r}, expected "
+                         f"{RESULTS_API_VERSION} (asv >= 0.6)")
+    if "result_columns" not in data:
+        raise ValueError("no 'result_columns'")
+    machine = _machine_name(data, machine_info, path)
+    if not isinstance(data["results"], dict) or not isinstance(data["result_columns"], list):
+        raise ValueError("'results' is not a mapping or 'result_columns' not a list")
+    return data, machine
+
+
+def _nothing(root: Path, loaded: Loaded) -> None:
+    detail = f"; {len(loaded.warnings)} problem(s): {loaded.warnings[-1]}" \
+        if loaded.warnings else ""
+    raise NoResultsError(f"no readable benchmark results under {root}{detail}")
+
+
+def typed_frame(frame: pd.DataFrame, param_cols: list[str],
+                kinds: dict[str, str] | None = None) -> pd.DataFrame:
+    """An object frame of tidy rows -> its typed columns (parameters by :func:`_tidy_column`,
+    or by ``kinds`` when given: the kind each column has over every file)."""
+    for col in param_cols:
+        frame[col] = _tidy_column(frame[col], (kinds or {}).get(col))
+    for col in FIXED_COLUMNS:
+        if col in _DATE_COLUMNS:
+            frame[col] = pd.to_datetime(frame[col], utc=True)
+        elif col in _FLOAT_COLUMNS:
+            frame[col] = frame[col].astype(float)
+        elif frame[col].dtype != "str":  # text already is text
+            frame[col] = frame[col].map(lambda v: None if v is None else str(v)).astype("str")
+    return frame
 
 
 def _machine_name(data: dict[str, Any], machine_info: dict[str, Any], path: Path) -> str:

@@ -86,12 +86,14 @@ def build_report(loaded: Loaded, progress: Callable[[str], None] = lambda msg: N
     report = Report()
     machines = sorted(frame["machine"].unique())
     tasks = tables.training_tasks(frame)
-    styles = _styles(frame)
+    totals = loaded.totals  # set when frame holds only what the tables and figures read
+    styles = Styles(totals.style_groups) if totals is not None else _styles(frame)
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    counts = frame["status"].value_counts()
+    counts = totals.status if totals is not None else frame["status"].value_counts()
+    n_cells = totals.cells if totals is not None else len(frame)
     report.add(Heading("estibench report", 1), Para(
         f"Generated {now} from {len(loaded.files)} asv result file(s)"
-        f"{' in ' + source if source else ''}: {len(frame)} benchmark cells, "
+        f"{' in ' + source if source else ''}: {n_cells} benchmark cells, "
         f"{counts.get('ok', 0)} ok, {counts.get('failed', 0)} failed, "
         f"{counts.get('skipped', 0)} skipped. Each machine's tables and figures use its latest "
         f"commit with results of their kind (the history figure uses every commit); results of "
@@ -112,11 +114,12 @@ def build_report(loaded: Loaded, progress: Callable[[str], None] = lambda msg: N
                                           ("os", "arch", "cpu", "num_cpu", "ram")}})
     report.add(Table(pd.DataFrame(mrows).dropna(axis=1, how="all"),
                      "Machines (from asv's machine.json)."))
-    runs = tables.runs(frame)
+    runs = totals.runs if totals is not None else tables.runs(frame)
     report.tables["runs"] = runs
     report.add(Table(_short_commit(runs), "Result files: one row per machine, commit and "
                      "environment; cell counts by status."))
-    report.tables["run_summary"] = runs_section(report, frame)
+    report.tables["run_summary"] = runs_section(
+        report, frame, totals.run_summary if totals is not None else None)
 
     for machine in machines:
         mframe = frame[frame["machine"] == machine]
@@ -189,7 +192,7 @@ def build_report(loaded: Loaded, progress: Callable[[str], None] = lambda msg: N
 
     # failed and skipped cells
     report.add(Heading("Failed and skipped cells"))
-    counts = tables.status_counts(frame)
+    counts = totals.status_counts if totals is not None else tables.status_counts(frame)
     if counts.empty:
         report.add(Para("None: every cell has a result."))
     else:
@@ -200,7 +203,8 @@ def build_report(loaded: Loaded, progress: Callable[[str], None] = lambda msg: N
                         f"estimator and task, a device this machine lacks, the SNR of a "
                         f"deterministic estimator, Kendall τ of a constant series; asv stores "
                         f"NaN)."), Table(counts))
-        failed = tables.failed_cells(frame, loaded.param_columns)
+        failed = tables.failed_cells(totals.failed if totals is not None else frame,
+                                     loaded.param_columns)
         if failed:
             shown = failed[:_MAX_FAILED_LISTED]
             more = len(failed) - len(shown)

@@ -54,9 +54,12 @@ def claims_section(report: Report, claims: pd.DataFrame) -> None:
                             f"cell started{more}."))
 
 
-def runs_section(report: Report, frame: pd.DataFrame) -> pd.DataFrame:
-    """The runs that measured the gradient cells (results accumulate across narrowed runs)."""
-    summary = run_summary(frame)
+def runs_section(report: Report, frame: pd.DataFrame,
+                 summary: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The runs that measured the gradient cells (results accumulate across narrowed runs);
+    ``summary``: :func:`reports.runs.run_summary` of the whole results when ``frame`` holds
+    only part of them."""
+    summary = run_summary(frame) if summary is None else summary
     if summary.empty:
         return summary
     n = len(summary)

@@ -19,6 +19,7 @@ from .select import gradient_cells, latest_commit, pick_device
 
 __all__ = ["training_tasks", "COST_MEASURES", "best_estimators", "alignment_summary", "best_methods",
            "summary_wide", "other_results", "status_counts", "failed_cells", "runs",
+           "runs_of_counts", "status_counts_of_counts",
            "coverage"]
 
 #: measures that depend on the device: ranked on every device; the rest on pick_device's
@@ -214,13 +215,22 @@ def other_results(frame: pd.DataFrame, param_columns: list[str]) -> pd.DataFrame
 # -- provenance ----------------------------------------------------------------------------------
 def runs(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per (machine, commit, env): date and cell counts by status."""
-    counts = frame.pivot_table(index=["machine", "commit", "env"], columns="status",
-                               values="value", aggfunc="size", fill_value=0)
+    return runs_of_counts(frame[["machine", "commit", "env", "date", "status"]].assign(n=1))
+
+
+def runs_of_counts(counts: pd.DataFrame) -> pd.DataFrame:
+    """:func:`runs` from cell counts: one row per (machine, commit, env, date, status) and its
+    number of cells ``n`` (what :mod:`reports.scan` keeps of every file)."""
+    counts = counts.copy()
+    for col in ("machine", "commit", "env", "status"):
+        counts[col] = counts[col].astype("str")
+    table = counts.pivot_table(index=["machine", "commit", "env"], columns="status",
+                               values="n", aggfunc="sum", fill_value=0)
     for status in ("ok", "failed", "skipped"):
-        if status not in counts:
-            counts[status] = 0
-    dates = frame.groupby(["machine", "commit", "env"])["date"].max()
-    out = counts[["ok", "failed", "skipped"]].join(dates).reset_index()
+        if status not in table:
+            table[status] = 0
+    dates = counts.groupby(["machine", "commit", "env"])["date"].max()
+    out = table[["ok", "failed", "skipped"]].join(dates).reset_index()
     out.columns.name = None
     return out.sort_values(["machine", "date"])[["machine", "commit", "date", "env", "ok",
                                                  "failed", "skipped"]]
@@ -240,15 +250,21 @@ def coverage(frame: pd.DataFrame) -> pd.DataFrame:
 
 def status_counts(frame: pd.DataFrame) -> pd.DataFrame:
     """Failed and skipped cells per benchmark (benchmarks with neither are left out)."""
-    bad = frame[frame["status"] != "ok"]
-    if bad.empty:
+    return status_counts_of_counts(frame[["benchmark", "status"]].assign(n=1))
+
+
+def status_counts_of_counts(counts: pd.DataFrame) -> pd.DataFrame:
+    """:func:`status_counts` from cell counts per (benchmark, status) (column ``n``)."""
+    bad = counts[counts["status"] != "ok"]
+    if bad.empty or not bad["n"].sum():
         return pd.DataFrame(columns=["benchmark", "failed", "skipped"])
-    counts = bad.pivot_table(index="benchmark", columns="status", values="value",
-                             aggfunc="size", fill_value=0)
+    bad = bad.astype({"benchmark": "str", "status": "str"})
+    table = bad.pivot_table(index="benchmark", columns="status", values="n", aggfunc="sum",
+                            fill_value=0)
     for status in ("failed", "skipped"):
-        if status not in counts:
-            counts[status] = 0
-    out = counts[["failed", "skipped"]].reset_index()
+        if status not in table:
+            table[status] = 0
+    out = table[["failed", "skipped"]].reset_index()
     out.columns.name = None
     return out
 

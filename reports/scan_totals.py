@@ -1,0 +1,98 @@
+"""The frame and the totals :func:`reports.scan.load_for_report` returns, from its scan."""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from . import load as L
+from .runs import attach_runs
+
+__all__ = ["frame_of", "totals_of"]
+
+
+def _columns(param_cols: list[str]) -> list[str]:
+    return L.PARAM_COLUMNS_START + param_cols + L.FIXED_COLUMNS_END
+
+
+def _typed(parts: list[pd.DataFrame], param_cols: list[str], kinds: dict[str, str]):
+    cols = _columns(param_cols)
+    parts = [p.reindex(columns=cols) for p in parts if len(p)]
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
+    return L.typed_frame(frame.astype(object), param_cols, kinds)
+
+
+def _retyped(parts: list[pd.DataFrame], param_cols: list[str], kinds: dict[str, str]):
+    """The kept rows of every file as one frame, typed once (as objects, 500 files' rows took
+    gigabytes), parameters by the kinds of every file."""
+    cols = _columns(param_cols)
+    parts = [p.reindex(columns=cols) for p in parts if len(p)]
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
+    return L.typed_frame(frame, param_cols, kinds)
+
+
+def frame_of(scan, whole: set[int], benchmarks: dict[str, Any],
+             param_cols: list[str]) -> pd.DataFrame:
+    """Every row of the files in ``whole``, the kept rows of the others, typed as
+    :func:`reports.load.load_results` types them."""
+    parts: list[pd.DataFrame] = []
+    for i, entry in enumerate(scan.files):
+        if i in whole:
+            data, machine = L._checked(entry.path, {"machine": entry.machine})
+            rows = list(L._rows_of_file(data, machine, benchmarks, {}, []))
+            parts.append(pd.DataFrame(rows, dtype=object))
+        else:
+            parts += scan.kept.get(i, [])
+    return attach_runs(_retyped(parts, param_cols, scan.kinds))
+
+
+def _counts(scan) -> pd.DataFrame:
+    return pd.DataFrame(scan.counts, columns=["machine", "commit", "env", "date", "benchmark",
+                                              "status", "n"])
+
+
+def _run_summary(scan) -> pd.DataFrame:
+    """:func:`reports.runs.run_summary` of every file, from their runs' counts and names."""
+    merged: dict[tuple, list] = {}
+    for machine, commit, run, n, tasks, estimators, ks in scan.runs:
+        got = merged.setdefault((machine, commit, run), [0, set(), set(), set()])
+        got[0] += n
+        got[1] |= tasks
+        got[2] |= estimators
+        got[3] |= ks
+    cols = ["machine", "commit", "run_started", "cells", "tasks", "estimators", "K"]
+    if not merged:
+        return pd.DataFrame(columns=cols)
+    out = pd.DataFrame([(*key, n, ", ".join(sorted(t)), ", ".join(sorted(e)),
+                         ", ".join(sorted(k, key=int)))
+                        for key, (n, t, e, k) in sorted(merged.items())], columns=cols)
+    out = out.astype({"machine": "str", "commit": "str"})
+    return out.sort_values(["machine", "run_started"])[cols].reset_index(drop=True)
+
+
+def totals_of(scan, param_cols: list[str]):
+    from .scan import Totals
+    from .tables import runs_of_counts, status_counts_of_counts
+
+    counts = _counts(scan)
+    counts["date"] = pd.to_datetime(counts["date"], utc=True)
+    status = counts.groupby("status")["n"].sum().sort_values(ascending=False)
+    status.index.name = "status"
+    failed = _typed([pd.DataFrame(scan.failed_rows, dtype=object)] if scan.failed_rows else [],
+                    param_cols, scan.kinds)
+    groups = []
+    if "estimator" in param_cols:
+        groups.append(sorted(scan.estimator_names))
+    if "method" in param_cols:
+        by_task = "task" in param_cols
+        merged: dict[Any, set[str]] = {}
+        for (bench, task), methods in scan.methods.items():
+            key = task if by_task else bench
+            if key is None or not methods:
+                continue
+            merged.setdefault(str(key), set()).update(methods)
+        groups += [sorted(merged[k]) for k in sorted(merged)]
+    return Totals(cells=int(counts["n"].sum()), status=status,
+                  runs=runs_of_counts(counts), status_counts=status_counts_of_counts(counts),
+                  failed=failed, run_summary=_run_summary(scan),
+                  style_groups=groups)
