@@ -192,7 +192,8 @@ def test_bad_seed(seed):
 
 
 def test_checkpoint_schedule():
-    assert SequenceConfig().checkpoints() == [0, 8, 16, 24, 32, 40]
+    assert SequenceConfig().checkpoints() == [0, 13, 27, 40]  # the suite's default: 4
+    assert SequenceConfig.from_options(num_checkpoints=6).checkpoints() == [0, 8, 16, 24, 32, 40]
     assert SequenceConfig.from_options(steps=3, num_checkpoints=6).checkpoints() == [0, 1, 2, 3]
     assert SequenceConfig.from_options(steps=10, num_checkpoints=2).checkpoints() == [0, 10]
 
