@@ -7,8 +7,15 @@ With ``ĝ_1..ĝ_R`` independent estimates (rows of ``G``, ``[R, P]``) and the ex
   ``z_g = mean(s) / (sd(s)/√R)`` follows Student's t with R - 1 degrees of freedom for
   Gaussian estimates (and approximately, by the central limit theorem, otherwise).
 * **Omnibus** (any direction): the largest per-coordinate ``|z_i| = |mean_i(ĝ - g)| / se_i``
-  with a Bonferroni correction over the P coordinates (Hotelling's T² needs R > P and a
+  with a Bonferroni correction over the coordinates it tests (Hotelling's T² needs R > P and a
   well-conditioned covariance, which the VAE tasks with hundreds of coordinates do not give).
+  It tests the coordinates with ``|g_i| >= OMNIBUS_FLOOR · max_j |g_j|``; the smaller ones are
+  left to the along-g test, because their per-coordinate t-statistic need not have reached its
+  normal limit: a rare category's score-function estimates are almost always a small constant
+  and rarely large, and a run of R draws that never meets the rare case reads as a huge z.
+  (Measured: ``categorical100``, score function at K = 1, R = 10,368: z = 115 on a coordinate
+  with g_i = 6e-4, a false alarm.) A bias there moves ``||Eĝ - g|| / ||g||`` little unless it is
+  large, and then the along-g projection or the other coordinates see it.
 
 The two tests share the false-alarm rate ``alpha`` (``alpha/2`` each, Bonferroni), so a correct
 estimator is called ``contradicted`` with probability at most ``alpha``. The **detectable bias**
@@ -32,6 +39,7 @@ import torch
 
 __all__ = ["ALPHA", "POWER", "ClaimTest", "claim_test", "replicates_needed", "verdict"]
 
+OMNIBUS_FLOOR = 0.05  # coordinates the omnibus test leaves out: |g_i| below this x max |g_j|
 ALPHA = 1e-3  # false-alarm rate of a claim test: a correct estimator is contradicted this often
 POWER = 0.95  # the detectable bias is detected with this probability
 
@@ -78,13 +86,15 @@ def claim_test(G: torch.Tensor, g: torch.Tensor, alpha: float = ALPHA,
     # a coordinate with no spread and no error (a deterministic, exact coordinate) is z = 0
     z_i = torch.where((coord_se == 0) & (dev.mean(0) == 0), torch.zeros_like(z_i), z_i)
     z_g = torch.where((s_se == 0) & (s.mean() == 0), torch.zeros_like(z_g), z_g)
-    bias, z_g, z_max, rel_se = torch.stack([s.mean() / g_norm, z_g, z_i.max(),
-                                            s_se / g_norm]).tolist()  # the one host transfer
+    tested = g.abs() >= OMNIBUS_FLOOR * g.abs().max()
+    z_i = torch.where(tested, z_i, torch.zeros_like(z_i))
+    bias, z_g, z_max, rel_se, m = torch.stack([s.mean() / g_norm, z_g, z_i.max(), s_se / g_norm,
+                                               tested.sum().to(s.dtype)]).tolist()  # one transfer
     # Student's t with R - 1 degrees of freedom: exact for Gaussian estimates at any R
     from scipy import stats  # here: benchmark modules import the suite and must stay light
 
     t = stats.t(r - 1)
-    p_value = min(1.0, 2 * min(2 * t.sf(abs(z_g)), p * 2 * t.sf(z_max)))
+    p_value = min(1.0, 2 * min(2 * t.sf(abs(z_g)), m * 2 * t.sf(z_max)))
     detectable = (t.isf(alpha / 4) + t.isf(1 - power)) * rel_se
     return ClaimTest(bias, z_g, z_max, float(p_value), float(detectable), replicates=r)
 

@@ -71,3 +71,16 @@ def test_a_deterministic_exact_estimator_is_consistent_and_a_deterministic_bias_
     g = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
     assert verdict(claim_test(g.expand(50, 3), g), True, target=0.1) == "consistent"
     assert verdict(claim_test((g * 1.01).expand(50, 3), g), True, 0.1) == "contradicted"
+
+
+def test_a_rare_coordinate_that_never_fired_is_no_false_alarm():
+    """A rare category's score-function coordinate is a small constant unless the category is
+    drawn; in R draws that never draw it the per-coordinate t-statistic is huge. The omnibus
+    test leaves such tiny coordinates of g to the along-g test (suite.claims.OMNIBUS_FLOOR)."""
+    gen = torch.Generator().manual_seed(11)
+    g = torch.cat([torch.randn(9, generator=gen, dtype=torch.float64), torch.tensor([6e-4])])
+    G = g + torch.randn(10_000, 10, generator=gen, dtype=torch.float64)
+    G[:, -1] = -1e-5 + 1e-7 * torch.randn(10_000, generator=gen, dtype=torch.float64)
+    assert verdict(claim_test(G, g), True, target=0.1) == "consistent"
+    G[:, 0] += 0.2  # a real bias on a large coordinate is still found
+    assert verdict(claim_test(G, g), True, target=0.1) == "contradicted"
