@@ -27,7 +27,25 @@ import sys
 
 from .benchutil import class_prefix
 
-__all__ = ["selection", "command", "main"]
+__all__ = ["selection", "command", "main", "scratch_config"]
+
+
+def scratch_config(folder) -> str:
+    """An asv config like the project's whose results, environments and html go to ``folder``
+    (a run that must leave the working tree alone: tests, fixtures, a one-off comparison);
+    pass it as ``--config``. Returns its path."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    folder = Path(folder)
+    conf = json.loads((root / "asv.conf.json").read_text())
+    conf.update(repo=str(root), benchmark_dir=str(root / conf["benchmark_dir"]),
+                results_dir=str(folder / "results"), env_dir=str(folder / "env"),
+                html_dir=str(folder / "html"))
+    path = folder / "asv.conf.json"
+    path.write_text(json.dumps(conf))
+    return str(path)
 
 _GRADIENT_VARS = ("ESTIBENCH_TASKS", "ESTIBENCH_ESTIMATORS", "ESTIBENCH_NUM_SAMPLES",
                   "ESTIBENCH_DEVICES")

@@ -8,7 +8,6 @@ the stated standard errors are honest.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -20,19 +19,16 @@ import numpy as np
 import pytest
 import torch
 from scipy import stats
+from statcheck import ALPHA, z_crit
 
 import estimators
 from estimators.base import DISCRETE, Estimator
 from reports.measures import GRADIENT, MEASURES
 from suite import grid, measure, tasks
 from suite.benchmarks import bench_gradients
+from suite.run import scratch_config
 
-ALPHA = 1e-3
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def z_crit(m: int = 1) -> float:
-    return float(stats.norm.isf(ALPHA / (2 * m)))
 
 
 def toy(logit: float, t: float = 0.45) -> tasks.BernoulliToy:
@@ -418,12 +414,7 @@ def test_the_suite_runs_under_asv(tmp_path):
                ESTIBENCH_DEVICES="cpu,cuda", OMP_NUM_THREADS="1", HOME=str(tmp_path))
     # a copy of the project's asv config whose results, environments and html go to tmp_path:
     # the test writes nothing into the working tree
-    conf = json.loads((ROOT / "asv.conf.json").read_text())
-    conf.update(repo=str(ROOT), benchmark_dir=str(ROOT / conf["benchmark_dir"]),
-                results_dir=str(tmp_path / "results"), env_dir=str(tmp_path / "env"),
-                html_dir=str(tmp_path / "html"))
-    config = tmp_path / "asv.conf.json"
-    config.write_text(json.dumps(conf))
+    config = scratch_config(tmp_path)
     subprocess.run([asv, "machine", "--yes", "--machine", "test", "--config", str(config)],
                    cwd=ROOT, env=env, check=True, capture_output=True, text=True)
     # suite.run turns the ESTIBENCH_* narrowing into asv's cell selection (--bench), so only
