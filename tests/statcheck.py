@@ -13,3 +13,14 @@ from estimators.conformance import ALPHA, z_crit
 EXTRA_SPECS: list[str] = []
 
 __all__ = ["ALPHA", "EXTRA_SPECS", "z_crit"]
+
+
+def failing_estimator(name: str) -> type:
+    """An estimator class (for the discrete families) whose every call raises: a failing cell or
+    run must fail alone while the rest of a grid completes."""
+    from estimators.base import DISCRETE, Estimator
+
+    def estimate(self, dist, f, num_samples):
+        raise RuntimeError("this estimator always fails")
+    return type("Failing", (Estimator,), {"name": name, "families": DISCRETE,
+                                          "__doc__": "Always fails.", "estimate": estimate})

@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 import torch
 from scipy import stats
-from statcheck import ALPHA, z_crit
+from statcheck import ALPHA, failing_estimator, z_crit
 
 import estimators
-from estimators.base import DISCRETE, Estimator
+from estimators.base import DISCRETE
 from reports.measures import GRADIENT, MEASURES
 from suite import grid, measure, tasks
 from suite.benchmarks import bench_gradients
@@ -284,12 +284,7 @@ def small_grid(monkeypatch):
                        "score_function:baseline=loo,exact,reparam,broken_for_test")
 
 
-class Broken(Estimator):
-    name = "broken_for_test"
-    families = DISCRETE
-
-    def estimate(self, dist, f, num_samples):
-        raise RuntimeError("this estimator always fails")
+Broken = failing_estimator("broken_for_test")
 
 
 @pytest.fixture

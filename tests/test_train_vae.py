@@ -7,10 +7,10 @@ import math
 
 import pytest
 import torch
+from statcheck import failing_estimator
 from torch import distributions as D
 
 import estimators
-from estimators.base import DISCRETE, Estimator
 from estimators.score_function import ScoreFunction
 from suite import grid
 from suite.registries import TRAINING_TASKS
@@ -44,12 +44,7 @@ class ScratchLOO(ScoreFunction):
         super().__init__(baseline="loo")
 
 
-class Broken(Estimator):
-    name = "broken_vae_for_test"
-    families = DISCRETE
-
-    def estimate(self, dist, f, num_samples):
-        raise RuntimeError("this estimator always fails")
+Broken = failing_estimator("broken_vae_for_test")
 
 
 @pytest.fixture
