@@ -135,15 +135,18 @@ def code_key(name: str) -> str:
 def disk_cached(name: str, compute, keep=lambda value: True):
     """``compute()``, or what it returned last time on the same code, settings and machine
     (:func:`code_key`), from :data:`CACHE_DIR`. ``ESTIBENCH_SETUP_CACHE=off`` recomputes (and
-    stores nothing); a value ``keep`` refuses (one holding failures, which may not recur) is
-    not stored; older entries of ``name`` are removed when a new one is written.
+    stores nothing), ``ESTIBENCH_SETUP_CACHE=/some/folder`` keeps the cache there; a value
+    ``keep`` refuses (one holding failures, which may not recur) is not stored; older entries
+    of ``name`` are removed when a new one is written.
 
     What is reused is deterministic for given code and seed, but for the timings measured
     along with it (seconds per estimate, training seconds): those are the earlier run's, on
     the same code and machine. asv's own ``time_*`` benchmarks are measured afresh."""
-    if os.environ.get("ESTIBENCH_SETUP_CACHE", "on").strip().lower() in ("off", "0", "no"):
+    setting = os.environ.get("ESTIBENCH_SETUP_CACHE", "on").strip()
+    if setting.lower() in ("off", "0", "no"):
         return compute()
-    path = CACHE_DIR / f"{name}-{code_key(name)}.pkl"
+    folder = CACHE_DIR if setting.lower() in ("on", "1", "yes", "") else Path(setting)
+    path = folder / f"{name}-{code_key(name)}.pkl"
     try:
         with open(path, "rb") as fh:
             value = pickle.load(fh)
@@ -154,8 +157,8 @@ def disk_cached(name: str, compute, keep=lambda value: True):
     value = compute()
     if not keep(value):
         return value
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    for old in CACHE_DIR.glob(f"{name}-*.pkl"):
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob(f"{name}-*.pkl"):
         old.unlink(missing_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.tmp")
     with open(partial, "wb") as fh:

@@ -10,6 +10,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# no example database: the tests write nothing into the working tree (.hypothesis/)
+settings.register_profile("estibench", database=None)
+settings.load_profile("estibench")
 
 PLUGIN = '''
 """A third-party estimator: score function with a constant baseline."""

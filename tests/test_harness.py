@@ -406,7 +406,8 @@ def test_the_suite_runs_under_asv(tmp_path):
     before = (ROOT / ".asv" / "results" / "test").exists()
     env = dict(os.environ, ESTIBENCH_TASKS="bernoulli_t045", ESTIBENCH_NUM_SAMPLES="4",
                ESTIBENCH_ESTIMATORS="score_function:baseline=loo,exact",
-               ESTIBENCH_DEVICES="cpu,cuda", OMP_NUM_THREADS="1", HOME=str(tmp_path))
+               ESTIBENCH_DEVICES="cpu,cuda", OMP_NUM_THREADS="1", HOME=str(tmp_path),
+               ESTIBENCH_SETUP_CACHE=str(tmp_path / "setup-cache"))
     # a copy of the project's asv config whose results, environments and html go to tmp_path:
     # the test writes nothing into the working tree
     config = scratch_config(tmp_path)
@@ -420,6 +421,7 @@ def test_the_suite_runs_under_asv(tmp_path):
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-3000:]
     assert not (ROOT / ".asv" / "results" / "test").exists() or before, "wrote into the tree"
+    assert any((tmp_path / "setup-cache").glob("*.pkl"))  # the setup cache went to tmp_path
     assert "failed" not in log, log[-3000:]
     assert "QualityBernoulli.track_variance" in log and "n/a" in log  # exact's SNR is skipped
     if not torch.cuda.is_available():
