@@ -6,15 +6,19 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
-# no example database: the tests write nothing into the working tree (.hypothesis/)
+# no example database and hypothesis's own caches in a temporary folder: the tests write
+# nothing into the working tree (.hypothesis/)
 settings.register_profile("estibench", database=None)
 settings.load_profile("estibench")
+set_hypothesis_home_dir(tempfile.mkdtemp(prefix="estibench-hypothesis-"))
 
 PLUGIN = '''
 """A third-party estimator: score function with a constant baseline."""
