@@ -211,3 +211,28 @@ def test_options_are_routed_to_their_parts_and_the_caches_ignore_the_rest():
     assert a.data()[0].prefix is b.data()[0].prefix
     assert all(torch.equal(x, y) for x, y in zip(a.model(0).parameters(),
                                                   b.model(0).parameters()))
+
+
+def test_a_registered_update_estimator_joins_the_sequence_tasks(monkeypatch):
+    """Issue 12: a new kind="update" estimator (a plugin's, say) is trained by the sequence tasks
+    with no change to them; ESTIBENCH_ESTIMATORS narrows the registry's ones."""
+    import estimators
+    from estimators.update_search import EvolutionStrategies
+
+    class TwoSidedSearch(EvolutionStrategies):
+        """A scratch update-search estimator: antithetic random search under another name."""
+
+        name = "scratch_update_search"
+
+    estimators.register(TwoSidedSearch)
+    try:
+        task = tiny("markov_termination")
+        assert task.methods == METHODS + ("scratch_update_search",)
+        run = task.run("scratch_update_search", seed=0)
+        assert all(math.isfinite(v) for p in run.checkpoints for v in p.values())
+        # its default 8 antithetic directions: 16 task-loss evaluations of a batch of 4
+        assert run.evaluations_per_update == 16 * task.config.run.batch_size
+        monkeypatch.setenv("ESTIBENCH_ESTIMATORS", "score_function")
+        assert tiny("markov_termination").methods == METHODS
+    finally:
+        estimators.ESTIMATORS.unregister("scratch_update_search")

@@ -103,7 +103,28 @@ def _evolution_strategies(task, method: str, model: GRUModel) -> tuple[Update, f
     return update, float(2 * cfg.es_directions * task.config.run.batch_size)
 
 
-#: method -> builder of its update
+def _registered_update(task, method: str, model: GRUModel) -> tuple[Update, float]:
+    """Any registered ``kind="update"`` estimator (a plugin's included) with its defaults: the
+    MLE gradient as its guide, the greedy decodes' edit distance as its task loss, applied by
+    SGD(lr=1). Its task-loss evaluations per update are read from the record it returns
+    (``update.evaluations``, decodes per update once it has run)."""
+    params = list(model.parameters())
+    est = estimators.get(method)
+    opt = torch.optim.SGD(params, lr=1.0)
+
+    def update(prefix, target, refs):
+        opt.zero_grad(set_to_none=True)
+        nll(model, prefix, target, task.eos).backward()
+        guide = [p.grad.detach().clone() for p in params]
+        record = est(params, _greedy_cost(task, model, prefix, refs), guide=guide)
+        opt.step()
+        evaluations = record.get("evaluations") if isinstance(record, dict) else None
+        if evaluations is not None:
+            update.evaluations = float(evaluations) * task.config.run.batch_size
+    return update, float("nan")
+
+
+#: method -> builder of its update (other registered update estimators: _registered_update)
 UPDATERS: dict[str, Callable[..., tuple[Update, float]]] = {
     "mle": _mle, "pg": _policy_gradient, "pg_clip": _policy_gradient, "mgs": _mgs,
     "mgs_clip": _mgs, "evolution_strategies": _evolution_strategies}
@@ -112,6 +133,25 @@ UPDATERS: dict[str, Callable[..., tuple[Update, float]]] = {
 def updater(task, method: str, model: GRUModel) -> tuple[Update, float]:
     """``(update, decodes per update)`` of ``method`` on ``model`` for ``task``."""
     task.check_method(method)
-    if method not in UPDATERS:
-        raise NotImplementedError(f"{task.name}: method {method!r} is listed but has no update")
-    return UPDATERS[method](task, method, model)
+    if method in UPDATERS:
+        return UPDATERS[method](task, method, model)
+    if method in estimators.available(kind="update"):
+        return _registered_update(task, method, model)
+    raise NotImplementedError(f"{task.name}: method {method!r} is listed but has no update")
+
+
+class UpdateMethods:
+    """The sequence tasks' ``methods``: their own, then every other registered update-search
+    estimator (plugins included), read when used; ``ESTIBENCH_ESTIMATORS`` narrows the
+    registry's ones as it narrows the gradient grid."""
+
+    def __init__(self, own: tuple[str, ...]):
+        self.own = tuple(own)
+
+    def __get__(self, obj, owner) -> tuple[str, ...]:
+        import os
+
+        extra = [n for n in estimators.available(kind="update") if n not in self.own]
+        chosen = {s.strip().split(":")[0]
+                  for s in os.environ.get("ESTIBENCH_ESTIMATORS", "").split(",") if s.strip()}
+        return self.own + tuple(n for n in extra if not chosen or n in chosen)

@@ -13,7 +13,7 @@ from ..checks import check_seed
 from ..training import Run, TrainingTask, register_training_task, train_on_schedule
 from .config import DataConfig, SequenceConfig
 from .data import Split, dataset, markov_chain, markov_data, reversal_data
-from .methods import Update, updater
+from .methods import Update, UpdateMethods, updater
 from .model import GRUModel, as_lists, decode, decoded_lengths, nll, pretrained, seeded
 
 __all__ = ["SequenceTask", "MarkovTermination", "SequenceReversal"]
@@ -24,7 +24,7 @@ class SequenceTask(TrainingTask):
 
     metric = "normalised edit distance of greedy decodes to the reference (lower is better)"
     higher_is_better = False
-    methods = ("mle", "pg", "pg_clip", "mgs", "mgs_clip", "evolution_strategies")
+    methods = UpdateMethods(("mle", "pg", "pg_clip", "mgs", "mgs_clip", "evolution_strategies"))
     checkpoint_measures = ("nll", "nontermination", "avg_length")
     defaults: dict[str, object] = {}  # a subclass's own defaults for SequenceConfig options
 
@@ -113,7 +113,7 @@ class SequenceTask(TrainingTask):
             points = train_on_schedule(self.config.checkpoints(), step,
                                        lambda: self.evaluate(model, valid), device)
         return Run(task=self.name, method=method, seed=seed, checkpoints=points,
-                   evaluations_per_update=evaluations)
+                   evaluations_per_update=getattr(update, "evaluations", evaluations))
 
 
 @register_training_task(
