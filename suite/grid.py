@@ -291,7 +291,7 @@ FULL_TRAINING: dict[str, dict[str, object]] = {
 }
 #: what the default grid records per checkpoint (the full grid adds ``seconds`` and each task's
 #: ``checkpoint_measures``); the summaries are computed from every checkpoint either way
-CURVE_MEASURES = ("loss", "metric")
+CURVE_MEASURES = ("seconds", "loss", "metric")  # curves per step and per second
 
 
 def training_task_names() -> list[str]:

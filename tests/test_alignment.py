@@ -91,7 +91,7 @@ def test_every_training_task_has_its_benchmark_classes():
         assert summary.params == [[name], list(task.methods), list(task.seeds)]
         assert curve.param_names == ["task", "method", "seed", "measure", "step"]
         assert curve.params[4] == list(task.schedule())
-        assert curve.params[3] == grid.curve_measures(task) == ["loss", "metric"]
+        assert curve.params[3] == grid.curve_measures(task) == ["seconds", "loss", "metric"]
         assert hasattr(bench_alignment, prefix + "Final") == bool(task.final_measures)
         for measure, row in SUMMARY.items():
             assert getattr(summary, f"track_{measure}").unit == row.unit

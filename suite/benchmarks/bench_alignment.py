@@ -9,8 +9,8 @@ For each training task (``multilabel_digits`` -> class prefix ``MultilabelDigits
 * ``<Task>Final.track_value``, params (task, method, seed, measure): the task's
   ``final_measures`` (e.g. the best validation threshold and F1 there).
 * ``<Task>Curve.track_value``, params (task, method, seed, measure, step): the training curve,
-  one cell per checkpoint: loss and metric (:data:`suite.grid.CURVE_MEASURES`); the full grid
-  (``ESTIBENCH_GRID=full``) adds seconds and the task's ``checkpoint_measures``.
+  one cell per checkpoint: seconds, loss and metric (:data:`suite.grid.CURVE_MEASURES`); the
+  full grid (``ESTIBENCH_GRID=full``) adds the task's ``checkpoint_measures``.
 * ``<Task>Info.track_higher_is_better``, params (task): 1.0 when the task's headline metric is
   better higher, 0.0 when lower, so that a report reads each task's direction from the results.
 
