@@ -279,5 +279,10 @@ class Estimator(Described, torch.nn.Module):
     def min_samples(self) -> int:
         return 1
 
+    def max_samples(self, dist: D.Distribution) -> int | None:
+        """The largest ``num_samples`` it accepts for ``dist`` (None: no limit). Sampling
+        without replacement cannot draw more distinct points than the support holds."""
+        return None
+
     def estimate(self, dist: D.Distribution, f: Callable, num_samples: int) -> torch.Tensor:
         raise NotImplementedError

@@ -122,11 +122,14 @@ class UnorderedSet(CountsEvaluations, Estimator):
                              f"{self.max_support} points; it is enumerated to sample a set from "
                              f"it: raise max_support or use another estimator")
         super().check(dist, num_samples, min_samples)
-        n = support_size(dist)
+        n = self.max_samples(dist)
         if num_samples > n:
             raise ValueError(f"unordered_set: num_samples={num_samples} is the size k of a set "
                              f"drawn without replacement, but {family_name(dist)} has only {n} "
                              f"points in its support; expected num_samples <= {n}")
+
+    def max_samples(self, dist) -> int:
+        return support_size(dist)
 
     def estimate(self, dist, f, num_samples):
         k = num_samples
