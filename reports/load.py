@@ -36,6 +36,7 @@ from typing import Any
 import pandas as pd
 
 from .cells import _finite, _status, _unroll, parse_param
+from .details import attach as attach_details
 
 __all__ = ["NoResultsError", "Loaded", "load_results", "parse_param", "read_tidy", "write_tidy",
            "measure_of", "group_of", "CI_LEVEL", "CI_Z", "PARAM_COLUMNS_START",
@@ -256,12 +257,14 @@ def load_results(results_dir: os.PathLike | str,
     say(f"reading {len(files)} result file(s) under {root}")
     rows: list[dict[str, Any]] = []
     param_order: dict[str, None] = {}
+    details_memo: dict[Any, Any] = {}
     for path in files:
         machine_info = _machine_info(path.parent, loaded)
         order_before = dict(param_order)
         try:
             data, machine = _checked(path, machine_info)
             problems: list[str] = []
+            attach_details(data, benchmarks, root, details_memo, problems)
             file_rows = list(_rows_of_file(data, machine, benchmarks, param_order, problems))
         except Exception as exc:  # noqa: BLE001 - any malformed file (RecursionError too) is
             # skipped with a warning naming it; the good files still make a report

@@ -34,6 +34,7 @@ import pandas as pd
 
 from . import load as L
 from .cells import _unroll
+from .details import attach as attach_details
 from .select import latest_commit
 
 __all__ = ["Totals", "load_for_report"]
@@ -118,6 +119,8 @@ class _Scan:
         self.estimator_names: set[str] = set()
         self.methods: dict[tuple[str, Any], set[str]] = {}
         self.memo: dict[str, Any] = {}
+        self.root: Path | None = None
+        self.details_memo: dict[Any, Any] = {}
 
     def file(self, path: Path, data: dict, machine: str, benchmarks: dict,
              problems: list[str]) -> None:
@@ -290,6 +293,8 @@ def load_for_report(results_dir: os.PathLike | str, history_measure: str = "time
     say(f"reading {len(files)} result file(s) under {root} (only what the report shows)")
     scan = _Scan(history_measure, only_tasks, only_estimators)
     datas: dict[int, tuple[Path, str]] = {}
+    scan.root, scan.details_memo = root, {}  # details files: read once, joined per file
+    details_memo = scan.details_memo
     for path in files:
         machine_info = L._machine_info(path.parent, loaded)
         before = (dict(scan.param_order), len(scan.counts), len(scan.failed_rows),
@@ -298,6 +303,7 @@ def load_for_report(results_dir: os.PathLike | str, history_measure: str = "time
         try:
             data, machine = L._checked(path, machine_info)
             problems: list[str] = []
+            attach_details(data, benchmarks, root, details_memo, problems)
             scan.file(path, data, machine, benchmarks, problems)
         except Exception as exc:  # noqa: BLE001 - as load_results: skipped with a warning
             (scan.param_order, n_counts, n_failed, scan.estimator_names, scan.methods,

@@ -6,6 +6,7 @@ from typing import Any
 import pandas as pd
 
 from . import load as L
+from .details import attach as attach_details
 from .runs import attach_runs
 
 __all__ = ["frame_of", "totals_of"]
@@ -39,6 +40,7 @@ def frame_of(scan, whole: set[int], benchmarks: dict[str, Any],
     for i, entry in enumerate(scan.files):
         if i in whole:
             data, machine = L._checked(entry.path, {"machine": entry.machine})
+            attach_details(data, benchmarks, scan.root, scan.details_memo)
             rows = list(L._rows_of_file(data, machine, benchmarks, {}, []))
             parts.append(pd.DataFrame(rows, dtype=object))
         else:

@@ -27,7 +27,7 @@ import sys
 
 from .benchutil import class_prefix
 
-__all__ = ["selection", "command", "main", "scratch_config"]
+__all__ = ["selection", "command", "main", "scratch_config", "details_env"]
 
 
 def scratch_config(folder) -> str:
@@ -105,10 +105,30 @@ def command(argv: list[str], environ=None) -> list[str]:
     return cmd + list(argv)
 
 
+def details_env(argv: list[str], environ=None) -> dict[str, str]:
+    """The environment for ``asv run argv``: with ``--config X`` and no ``ESTIBENCH_DETAILS``,
+    that variable set to X's results folder's ``details`` (:mod:`suite.details`: the benchmarks
+    see asv's working folder, not the config it was given)."""
+    import json
+    from pathlib import Path
+
+    from .details import DETAILS_FOLDER
+
+    env = dict(os.environ if environ is None else environ)
+    config = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--config"), None)
+    config = config or next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+    if config and not env.get("ESTIBENCH_DETAILS", "").strip():
+        path = Path(config).resolve()
+        results = json.loads(path.read_text()).get("results_dir", "results")
+        env["ESTIBENCH_DETAILS"] = str((path.parent / results).resolve() / DETAILS_FOLDER)
+    return env
+
+
 def main(argv: list[str] | None = None) -> int:
-    cmd = command(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cmd = command(argv)
     print("+", " ".join(cmd), flush=True)
-    return subprocess.run(cmd).returncode
+    return subprocess.run(cmd, env=details_env(argv)).returncode
 
 
 if __name__ == "__main__":

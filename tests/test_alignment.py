@@ -3,12 +3,14 @@ grid (suite/grid.py, suite/benchmarks/bench_alignment.py): layout from the tasks
 failures kept to their own cells."""
 from __future__ import annotations
 
+import itertools
 import math
 import subprocess
 import sys
 
 import pytest
 
+from reports.details import load as load_details
 from reports.measures import MEASURES, SUMMARY
 from suite import grid
 from suite.benchmarks import bench_alignment
@@ -83,23 +85,26 @@ def test_runs_must_keep_their_declarations():
 
 # -- the benchmark grid --------------------------------------------------------------------------
 def test_every_training_task_has_its_benchmark_classes():
+    """asv tracks the headline summary and the anchor; the rest is laid out for the details
+    file (suite/details.py) under the names it would have as asv cells."""
     for name in TRAINING_TASKS.available():
         task = grid.training_task(name)
         prefix = class_prefix(name)
         summary = getattr(bench_alignment, prefix + "Summary")
-        curve = getattr(bench_alignment, prefix + "Curve")
         assert summary.params == [[name], list(task.methods), list(task.seeds)]
-        assert curve.param_names == ["task", "method", "seed", "measure", "step"]
-        assert curve.params[4] == list(task.schedule())
-        assert curve.params[3] == grid.curve_measures(task) == ["seconds", "loss", "metric"]
-        assert hasattr(bench_alignment, prefix + "Final") == bool(task.final_measures)
-        for measure, row in SUMMARY.items():
-            assert getattr(summary, f"track_{measure}").unit == row.unit
+        for measure in bench_alignment.TRACKED_SUMMARY:
+            assert getattr(summary, f"track_{measure}").unit == SUMMARY[measure].unit
+        assert not hasattr(bench_alignment, prefix + "Curve")  # in the details file
+        cells = bench_alignment.layout(name)
+        assert cells["curve"] == [grid.curve_measures(task), list(task.schedule())]
+        assert grid.curve_measures(task)[:3] == ["seconds", "loss", "metric"]
+        assert set(task.checkpoint_measures) <= set(grid.curve_measures(task))
+        assert cells["final"] == list(task.final_measures)
         info = getattr(bench_alignment, prefix + "Info")
         assert info.params == [[name]] and info.param_names == ["task"]
-        assert info().track_higher_is_better(name) == float(task.higher_is_better)
+        assert info().track_higher_is_better(None, name) == float(task.higher_is_better)
         assert info.track_higher_is_better.unit == MEASURES["higher_is_better"].unit
-        assert not hasattr(info, "setup_cache")  # it runs no training
+        assert info.track_run_started.unit == MEASURES["run_started"].unit
 
 
 def test_summaries_hold_every_summary_measure_of_the_table():
@@ -136,18 +141,30 @@ def flaky(monkeypatch):
     TRAINING_TASKS.unregister("flaky_for_test")
 
 
-def test_a_failing_method_fails_only_its_cells(flaky):
+def test_a_failing_method_fails_only_its_cells(flaky, tmp_path, monkeypatch):
     cache = grid.compute_runs()
     entry = cache["flaky_for_test"]
     assert set(entry["errors"]) == {("breaks", 0), ("breaks", 1)}
     assert "always fails" in entry["errors"][("breaks", 0)]
-    curve = bench_alignment._Curve()
-    assert curve.track_value(cache, "flaky_for_test", "works", 1, "metric", 5) == 1.2
-    assert curve.track_value(cache, "flaky_for_test", "works", 0, "extra", 0) == 0.0
     summary = bench_alignment._Summary()
     assert summary.track_final_metric_equal_steps(cache, "flaky_for_test", "works", 0) == 0.2
     with pytest.raises(RuntimeError, match="always fails"):
-        summary.track_kendall_tau(cache, "flaky_for_test", "breaks", 0)
+        summary.track_final_metric_equal_time(cache, "flaky_for_test", "breaks", 0)
+    info = bench_alignment._Info()
+    assert info.track_run_started(cache, "flaky_for_test") == entry["run_started"]
+    # the details: curves (every checkpoint measure), failed runs' cells null
+    monkeypatch.setenv("ESTIBENCH_DETAILS", str(tmp_path))
+    bench_alignment.write_details("flaky_for_test", entry)
+    (path,) = tmp_path.glob("*-training-flaky_for_test.json.gz")
+    benches = load_details(path)["benchmarks"]
+    curve = benches["bench_alignment.FlakyForTestCurve.track_value"]
+    assert curve["anchor"] == "bench_alignment.FlakyForTestInfo.track_run_started"
+    cells = dict(zip(itertools.product(*curve["params"]), curve["result"]))
+    assert cells[("'flaky_for_test'", "'works'", "1", "'metric'", "5")] == 1.2
+    assert cells[("'flaky_for_test'", "'works'", "0", "'extra'", "0")] == 0.0
+    assert cells[("'flaky_for_test'", "'breaks'", "0", "'metric'", "5")] is None
+    tau = benches["bench_alignment.FlakyForTestSummary.track_kendall_tau"]["result"]
+    assert tau[2] is None  # ('breaks', 0): failed
 
 
 def test_a_task_that_cannot_be_built_fails_its_cells(monkeypatch):
@@ -155,7 +172,9 @@ def test_a_task_that_cannot_be_built_fails_its_cells(monkeypatch):
     cache = grid.compute_runs()
     assert "unknown training task 'no_such_task'" in cache["no_such_task"]["task_error"]
     with pytest.raises(RuntimeError, match="unknown training task"):
-        bench_alignment._Summary().track_kendall_tau(cache, "no_such_task", "m", 0)
+        bench_alignment._Summary().track_final_metric_equal_steps(cache, "no_such_task", "m", 0)
+    with pytest.raises(RuntimeError, match="unknown training task"):
+        bench_alignment._Info().track_run_started(cache, "no_such_task")
 
 
 def test_benchmark_modules_import_light():

@@ -345,35 +345,53 @@ def test_benchmark_classes_cover_every_family():
     pairs = bench_gradients.QualityBernoulliK2
     assert pairs.params[2] == [2, 16] and "disarm" in pairs.params[1]
     assert "score_function:baseline=loo" in bench_gradients.QualityNormalK2.params[1]
-    for m in ("evaluations", "detectable_bias", "bias_p", "bias_z", "claim_verdict",
-              "run_started"):
-        assert getattr(quality, f"track_{m}").unit == MEASURES[m].unit
-    for m in bench_gradients.DEFAULT_QUALITY:
-        assert hasattr(quality, f"track_{m}") and hasattr(quality, f"track_{m}_se")
-        # units from the one table of measures
-        assert getattr(quality, f"track_{m}").unit == MEASURES[m].unit
-    assert quality.track_replicates.unit == "replicates"
+    # asv tracks the regression alarms and the anchor; the rest goes to the details file
+    tracks = {m for m in dir(quality) if m.startswith("track_")}
+    assert tracks == {f"track_{m}" for m in (*bench_gradients.TRACKED, "run_started")}
+    for m in (*bench_gradients.TRACKED, "run_started"):
+        assert getattr(quality, f"track_{m}").unit == MEASURES[m].unit  # the one table's units
+    default = bench_gradients.detail_measures(full=False)
+    assert {"variance_se", "bias_se", "mse_se", "replicates", "evaluations", "detectable_bias",
+            "bias_p", "bias_z", "claims_unbiased"} == set(default["Quality"])
     # the default grid leaves out what the report can do without
-    assert not hasattr(quality, "track_cosine") and not hasattr(bench_gradients, "SNRBernoulli")
+    assert not default["SNR"] and "cosine" not in default["Quality"]
     assert not hasattr(bench_gradients.CostBernoulli, "peakmem_estimate")
 
 
 def test_the_full_grid_tracks_every_measure(run_python, monkeypatch, tmp_path):
+    """The full grid's details file holds every gradient measure with its standard error, the
+    SNR and the facts, for every cell the run measured (an asv run's setup_cache, narrowed)."""
     monkeypatch.setenv("ESTIBENCH_GRID", "full")
+    monkeypatch.setenv("ESTIBENCH_TASKS", "bernoulli_t045")
+    monkeypatch.setenv("ESTIBENCH_ESTIMATORS", "score_function")
+    monkeypatch.setenv("ESTIBENCH_DETAILS", str(tmp_path / "details"))
+    monkeypatch.setenv("ESTIBENCH_SETUP_CACHE", "off")
     got = run_python(tmp_path, '''
-        import json
+        import json, os
+        from reports.details import load
         from suite.benchmarks import bench_gradients as b
-        q = b.QualityBernoulli
-        print(json.dumps({"ks": q.params[2], "tracks": sorted(m for m in dir(q)
-                                                                if m.startswith("track_")),
-                          "snr": b.SNRBernoulli.track_snr.unit,
+        cache = b._Quality().setup_cache()
+        (path,) = [os.path.join(os.environ["ESTIBENCH_DETAILS"], f)
+                   for f in os.listdir(os.environ["ESTIBENCH_DETAILS"])]
+        benches = load(path)["benchmarks"]
+        cell = ("'bernoulli_t045'", "'score_function'", "16", "'cpu'")
+        values = {}
+        for name, e in benches.items():
+            import itertools
+            cells = dict(zip(itertools.product(*e["params"]), e["result"]))
+            if cell in cells:
+                values[name] = cells[cell]
+        print(json.dumps({"ks": b.QualityBernoulli.params[2], "values": values,
                           "peakmem": hasattr(b.CostBernoulli, "peakmem_estimate")}))
     ''')
     assert got["ks"] == [1, 4, 16, 64] and got["peakmem"]
+    values = got["values"]
     for m in measure.QUALITY_MEASURES:
-        if m != "snr":
-            assert f"track_{m}" in got["tracks"] and f"track_{m}_se" in got["tracks"]
-    assert "track_claims_unbiased" in got["tracks"] and got["snr"] == MEASURES["snr"].unit
+        cls = "SNR" if m == "snr" else "Quality"
+        for name in (f"track_{m}_se",) + (() if m in bench_gradients.TRACKED else (f"track_{m}",)):
+            assert isinstance(values[f"bench_gradients.{cls}Bernoulli.{name}"], float), name
+    assert values["bench_gradients.QualityBernoulli.track_claims_unbiased"] == 1.0
+    assert values["bench_gradients.QualityBernoulli.track_replicates"] >= 2
 
 
 def test_the_harness_measures_every_gradient_measure_of_the_table():
@@ -422,8 +440,12 @@ def test_the_suite_runs_under_asv(tmp_path):
     assert out.returncode == 0, log[-3000:]
     assert not (ROOT / ".asv" / "results" / "test").exists() or before, "wrote into the tree"
     assert any((tmp_path / "setup-cache").glob("*.pkl"))  # the setup cache went to tmp_path
+    # and the run's details file beside the scratch results (suite.run points asv at it)
+    assert any((tmp_path / "results" / "details").glob("*-gradient-grid.json.gz"))
+    assert not any((ROOT / ".asv" / "results" / "details").glob("*-gradient-grid.json.gz")) \
+        or before
     assert "failed" not in log, log[-3000:]
-    assert "QualityBernoulli.track_variance" in log and "n/a" in log  # exact's SNR is skipped
+    assert "QualityBernoulli.track_variance" in log and "n/a" in log  # CUDA cells are skipped
     if not torch.cuda.is_available():
         assert "no CUDA device" in log and "CudaMemoryBernoulli.track_cuda_peakmem" in log
 

@@ -128,24 +128,42 @@ def test_a_probe_attaches_to_train_on_schedule():
     assert len(train_on_schedule([0, 2], update, dict)) == 2
 
 
-def _frame(cls, params, cache) -> pd.DataFrame:
-    """Tidy rows (the columns reports.load writes) from a bench_landscape class and a cache."""
-    rows = []
-    tracks = [m for m in dir(cls) if m.startswith("track_") and not m.endswith("_se")]
-    for combo in itertools.product(*params):
-        for t in tracks:
-            rec = dict(zip(cls.param_names, combo))
-            value = getattr(cls(), t)(cache, *combo)
-            se_name = t + "_se"
-            se = getattr(cls(), se_name)(cache, *combo) if hasattr(cls, se_name) else math.nan
-            rec.update(benchmark=f"bench_landscape.{cls.__name__}.{t}", measure=t[6:],
-                       value=value, se=se, status="ok", machine="m", commit="c", env="e",
-                       date=pd.Timestamp(0), started_at=pd.Timestamp(0))
-            rows.append(rec)
-    return pd.DataFrame(rows)
+def _loaded(tmp_path, monkeypatch, experiments) -> pd.DataFrame:
+    """The tidy frame reports.load makes of small experiments as a run stores them: the tracked
+    numbers as asv cells, the rest in each experiment's details file (suite/details.py)."""
+    import json
+
+    from reports.load import load_results
+    from suite.benchmarks import bench_landscape as B
+
+    monkeypatch.setenv("ESTIBENCH_DETAILS", str(tmp_path / "details"))
+    results, meta = {}, {}
+    for i, (name, cache, params) in enumerate(experiments):
+        cache = {**cache, "run_started": 1.8e9 + i}
+        for cls, p in params.items():
+            p = [list(v) for v in p]
+            monkeypatch.setattr(cls, "params", p)
+            for t in (m for m in dir(cls) if m.startswith("track_")):
+                bench = f"bench_landscape.{cls.__name__}.{t}"
+                results[bench] = [[getattr(cls(), t)(cache, *c) for c in itertools.product(*p)],
+                                  [[repr(v) for v in values] for values in p], "v", 0, 1.0]
+                meta[bench] = {"param_names": cls.param_names, "type": "track",
+                               "unit": getattr(cls, t).unit}
+        anchor = f"bench_landscape.Landscape{name}Info.track_run_started"
+        results[anchor] = [[cache["run_started"]], [], "v", 0, 1.0]
+        meta[anchor] = {"param_names": [], "type": "track", "unit": "unix seconds"}
+        B._write_details(name, cache)
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "machine.json").write_text(json.dumps({"machine": "m", "version": 1}))
+    (tmp_path / "benchmarks.json").write_text(json.dumps(meta))
+    (tmp_path / "m" / "c-e.json").write_text(json.dumps({
+        "commit_hash": "c", "env_name": "e", "date": 0, "params": {"machine": "m"},
+        "result_columns": ["result", "params", "version", "started_at", "duration"],
+        "version": 2, "results": results}))
+    return load_results(tmp_path).frame
 
 
-def test_benchmarks_and_report_on_small_experiments(monkeypatch):
+def test_benchmarks_and_report_on_small_experiments(tmp_path, monkeypatch):
     from reports.landscape import landscape_figures, landscape_tables
     from suite.benchmarks import bench_landscape as B
     monkeypatch.setattr(L, "SEEDS", (0, 1))
@@ -153,17 +171,22 @@ def test_benchmarks_and_report_on_small_experiments(monkeypatch):
     bn = L.batchnorm_experiment(seeds=(0, 1), lrs=(0.1,), grid=(0.1, 10.0), steps=20)
     init = L.init_experiment(seeds=(0, 1), depth=4)
     bins = list(range(L.SMOOTHNESS_BINS))
-    frame = pd.concat([
-        _frame(B.LandscapeClipping, [L.CLIP_GRADIENTS, L.CLIP_RULES, (0.03, 1.0)], clip),
-        _frame(B.LandscapeClippingLR, [L.CLIP_GRADIENTS, L.CLIP_RULES], clip),
-        _frame(B.LandscapeClippingSmoothness, [["clipping_exact"], bins], clip),
-        _frame(B.LandscapeClippingFit, [["clipping_exact"]], clip),
-        _frame(B.LandscapeBatchNorm, [L.BN_NETS, (0.1,), (0, 20)], bn),
-        _frame(B.LandscapeBatchNormLR, [L.BN_NETS], bn),
-        _frame(B.LandscapeBatchNormSmoothness, [["mlp_plain", "mlp_batchnorm"], bins], bn),
-        _frame(B.LandscapeBatchNormFit, [["mlp_plain", "mlp_batchnorm"]], bn),
-        _frame(B.LandscapeInit, [L.ACTIVATIONS, L.INITS, (1, 4)], init),
-    ], ignore_index=True)
+    frame = _loaded(tmp_path, monkeypatch, [
+        ("Clipping", clip, {B.LandscapeClipping: [L.CLIP_GRADIENTS, L.CLIP_RULES, (0.03, 1.0)],
+                            B.LandscapeClippingLR: [L.CLIP_GRADIENTS, L.CLIP_RULES],
+                            B.LandscapeClippingSmoothness: [["clipping_exact"], bins],
+                            B.LandscapeClippingFit: [["clipping_exact"]]}),
+        ("BatchNorm", bn, {B.LandscapeBatchNorm: [L.BN_NETS, (0.1,), (0, 20)],
+                           B.LandscapeBatchNormLR: [L.BN_NETS],
+                           B.LandscapeBatchNormSmoothness: [["mlp_plain", "mlp_batchnorm"], bins],
+                           B.LandscapeBatchNormFit: [["mlp_plain", "mlp_batchnorm"]]}),
+        ("Init", init, {B.LandscapeInit: [L.ACTIVATIONS, L.INITS, (1, 4)]}),
+    ])
+    assert set(frame["status"]) <= {"ok", "skipped"}
+    # every experiment's curves came from its details file, with their standard errors
+    assert {"steps_to_target", "effective_beta", "activation_norm", "smoothness_upper"} \
+        <= set(frame["measure"])
+    frame = frame[frame["status"] == "ok"]
     assert all(isinstance(v, float) for v in frame["value"])
     lr = frame[frame["measure"] == "largest_stable_lr"]
     assert lr["value"].notna().all() and lr["se"].notna().all()

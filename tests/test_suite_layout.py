@@ -54,13 +54,13 @@ print(json.dumps({{"names": names, "files": files}}))
     assert modules == {f[:-3] for f in BENCH_FILES}
     names = set(got["names"])
     for name in ("bench_gradients.QualityBernoulli.track_variance",
-                 "bench_gradients.QualityNormal.track_bias_se",
+                 "bench_gradients.QualityNormal.track_run_started",
                  "bench_gradients.QualityBernoulliK2.track_claim_verdict",
                  "bench_gradients.CostNormal.time_estimate",
-                 "bench_alignment.MultilabelDigitsSummary.track_kendall_tau",
-                 "bench_alignment.MultilabelDigitsCurve.track_value",
-                 "bench_alignment.MultilabelDigitsFinal.track_value",
+                 "bench_alignment.MultilabelDigitsSummary.track_final_metric_equal_steps",
+                 "bench_alignment.MultilabelDigitsInfo.track_run_started",
                  "bench_alignment.MultilabelDigitsInfo.track_higher_is_better",
+                 "bench_landscape.LandscapeInitInfo.track_run_started",
                  "bench_metrics.Gap.track_relative_gap",
                  "bench_metrics.TimeTransportPair.time_pair",
                  "SuiteSize.track_gradient_cells", "SuiteSize.track_training_runs"):

@@ -10,8 +10,10 @@ floor of its task (issue 14, item 1), measured interleaved in one process (:mod:
 * ``FloorSeconds.track_floor_seconds`` (task, num_samples): the floor itself.
 
 All ratios are computed once per asv run in ``setup_cache`` (so every ratio comes from one
-process), narrowed by ``ESTIBENCH_TASKS`` / ``ESTIBENCH_ESTIMATORS`` like the gradient grid; K is
-``ESTIBENCH_FLOOR_NUM_SAMPLES`` or 16, 64. No torch work at import.
+process; reused from disk on the same code, settings and machine,
+:func:`suite.benchutil.disk_cached`), narrowed by ``ESTIBENCH_TASKS`` /
+``ESTIBENCH_ESTIMATORS`` like the gradient grid; K is ``ESTIBENCH_FLOOR_NUM_SAMPLES`` or 16, 64.
+No torch work at import.
 """
 from __future__ import annotations
 
@@ -30,8 +32,9 @@ class _FloorBase:
     timeout = 1800
 
     def setup_cache(self):
+        from suite.benchutil import disk_cached
         from suite.floor import compute_floor_grid
-        return compute_floor_grid()
+        return disk_cached("floor-grid", compute_floor_grid)
 
     setup_cache.timeout = 1800
 

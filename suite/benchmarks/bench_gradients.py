@@ -10,31 +10,27 @@ need 2), each pairing that family's tasks with the estimators that support it at
 so the grid holds few combinations that can only be skipped: asv starts a process (~20 ms) for
 every cell, skipped or not.
 
-**Default and full grid.** The default records the measures the report cannot compute from
-others: ``Quality<Family>``'s variance, bias and MSE with their standard errors, ``replicates``,
-``evaluations``, the claim test's ``detectable_bias``, ``bias_p``, ``bias_z``,
-``claim_verdict``, ``claims_unbiased`` (the registered claim the verdict was tested against)
-and ``run_started``, and ``Cost<Family>.time_estimate``. The full grid adds the cosines, the
-work-normalised variance (variance x seconds), ``SNR<Family>`` and ``peakmem_estimate``.
+**asv cells and details.** asv starts a process per cell, so asv tracks per gradient cell only
+what deserves a regression alarm (:data:`TRACKED`): ``Quality<Family>``'s ``track_variance``,
+``track_bias``, ``track_mse`` and ``track_claim_verdict`` (1 consistent, 0 inconclusive, -1
+contradicted, against the registered ``unbiased`` claim), and ``track_run_started`` (the unix time
+at which the run that measured the cell started: which run each cell came from, and the anchor
+of its details); ``Cost<Family>.time_estimate`` (one estimate plus its backward) and, in the full
+grid, ``peakmem_estimate`` (process RSS); ``CudaMemory<Family>.track_cuda_peakmem`` (bytes
+allocated on the GPU at peak) where CUDA is in the grid. Everything else the cell measured is
+written to the run's details file (:mod:`suite.details`) under the names it would have as asv
+cells, which the report reads as if asv had stored them (:func:`detail_measures`):
+``Quality<Family>.track_<m>_se`` (standard errors), ``track_replicates`` (R),
+``track_evaluations`` (f evaluations per estimate, counted from what f was asked), the claim
+test's ``track_detectable_bias`` (95 % power), ``track_bias_p``, ``track_bias_z`` (z along g),
+``track_claims_unbiased`` (the registered claim the verdict was tested against: 1 or 0); the full
+grid (``ESTIBENCH_GRID=full``) adds the cosines and the work-normalised variance (variance x
+seconds) there, and ``SNR<Family>.track_snr`` with its error (NaN for deterministic estimators,
+e.g. ``exact``: their SNR is undefined). See :mod:`suite.measure` for the definitions.
 
-* ``Quality<Family>``: ``track_<measure>`` and ``track_<measure>_se`` for every gradient measure
-  of the table of measures (:data:`reports.measures.GRADIENT`: variance, bias, mse,
-  cosine_of_mean, cosine, work_normalised_variance) but the SNR, plus ``track_replicates`` (R),
-  ``track_evaluations`` (f evaluations per estimate, counted from what f was asked), the claim test
-  (:mod:`suite.claims`): ``track_detectable_bias`` (95 % power), ``track_bias_p``,
-  ``track_bias_z`` (z along g) and ``track_claim_verdict`` (1 consistent, 0 inconclusive,
-  -1 contradicted, against the registered ``unbiased`` claim, which ``track_claims_unbiased``
-  records: 1 or 0), and ``track_run_started`` (the
-  unix time at which the run that measured the cell started: which run each cell came from).
-  See :mod:`suite.measure` for the definitions.
 * ``GradientHarness``: ``track_warmup_calls`` (the calls every stateful estimator, e.g.
   ``relax`` and ``rebar:tune=true``, gets before it is measured, the same on every task) and,
-  per task, ``track_bias_target`` (the detectable bias the claim test aims for).
-* ``SNR<Family>``: ``track_snr`` and ``track_snr_se``; deterministic estimators (variance 0,
-  e.g. ``exact``) are skipped there: their SNR is undefined.
-* ``Cost<Family>``: ``time_estimate`` (one estimate plus its backward) and ``peakmem_estimate``
-  (process RSS); ``CudaMemory<Family>.track_cuda_peakmem`` (bytes allocated on the GPU at peak)
-  where CUDA is in the grid.
+  per task, ``GradientTaskInfo.track_bias_target`` (the detectable bias the claim test aims for).
 
 Units come from :data:`reports.measures.MEASURES`. Devices: the CPU, and CUDA where a GPU is
 present (:func:`suite.grid.devices`; ``ESTIBENCH_DEVICES=cpu,cuda`` lists CUDA cells on a
@@ -55,18 +51,29 @@ No torch work happens at import (asv's forkserver would hang): tasks are built i
 """
 from __future__ import annotations
 
+import math
+
 import estimators
 from reports.measures import MEASURES
-from suite import grid
+from suite import details, grid
 from suite.benchutil import Timed, disk_cached, make_track, spill, unspill
 from suite.measure import QUALITY_MEASURES, WARMUP_CALLS, claims_unbiased
 
-#: the measures ``Quality<Family>`` tracks with their standard errors (the SNR has its own class)
-QUALITY = tuple(m for m in QUALITY_MEASURES if m != "snr")
-#: of those, what the default grid tracks (the rest the report can do without or compute)
-DEFAULT_QUALITY = ("variance", "bias", "mse")
-#: the measures without a standard error (and ``claims_unbiased``, below)
-FACTS = ("replicates", "evaluations", "detectable_bias", "bias_p", "bias_z", "claim_verdict")
+#: what asv tracks per gradient cell (a regression alarm each), besides ``track_run_started``
+#: (the anchor of the cell's details, :mod:`suite.details`)
+TRACKED = ("variance", "bias", "mse", "claim_verdict")
+#: what the details file holds per gradient cell, by benchmark-class prefix: the standard errors,
+#: the facts (replicates, f evaluations, the claim test's statistics, the registered claim), and
+#: in the full grid the cosines, the work-normalised variance and the SNR (with their errors)
+FACTS = ("replicates", "evaluations", "detectable_bias", "bias_p", "bias_z", "claims_unbiased")
+
+
+def detail_measures(full: bool) -> dict[str, tuple[str, ...]]:
+    quality = tuple(m for m in QUALITY_MEASURES if m != "snr") if full else ("variance", "bias",
+                                                                            "mse")
+    extra = tuple(m for m in quality if m not in TRACKED)
+    return {"Quality": tuple(f"{m}_se" for m in quality) + extra + FACTS,
+            "SNR": ("snr", "snr_se") if full else ()}
 
 
 class _Grid(Timed):
@@ -79,6 +86,7 @@ class _Grid(Timed):
 
     def setup_cache(self):
         computed = disk_cached("gradient-grid", grid.compute_grid)
+        _write_details(computed)
         return {"spilled": spill(computed["cells"], "gradient-grid"),
                 "run_started": computed["run_started"]}
 
@@ -107,10 +115,7 @@ class _Quality(_Grid):
         self.cell(cache, *params)
 
 
-for _m in QUALITY if grid.full_grid() else DEFAULT_QUALITY:
-    setattr(_Quality, f"track_{_m}", _track(_m, _m))
-    setattr(_Quality, f"track_{_m}_se", _track(f"{_m}_se", _m))
-for _m in FACTS:
+for _m in TRACKED:
     setattr(_Quality, f"track_{_m}", _track(_m, _m))
 
 
@@ -122,17 +127,38 @@ def _run_started(self, cache, *params) -> float:
 _run_started.unit = MEASURES["run_started"].unit
 _Quality.track_run_started = _run_started
 
-
-def _claims_unbiased(self, cache, task, estimator, num_samples, device) -> float:
-    """1.0 when the estimator claims unbiasedness (what its claim verdict was tested against)."""
-    self.cell(cache, task, estimator, num_samples, device)
-    return float(claims_unbiased(estimator))
+#: (class name, params) of every generated ``Quality<Family>`` class (filled by _make_classes)
+_QUALITY_CLASSES: list[tuple[str, list]] = []
 
 
-_claims_unbiased.unit = MEASURES["claims_unbiased"].unit
-# in the default grid too (one cell per quality cell, ~9 s): without it the report cannot say
-# what an inconclusive verdict was tested against
-_Quality.track_claims_unbiased = _claims_unbiased
+def _detail_value(cells: dict, measure: str):
+    def value(task, estimator, num_samples, device):
+        cell = cells.get((task, estimator, num_samples, device))
+        if cell is None or cell["status"] == "skipped":
+            return math.nan
+        if cell["status"] == "failed":
+            return None
+        if measure == "claims_unbiased":
+            return float(claims_unbiased(estimator))
+        number = cell["values"].get(measure)
+        return math.nan if number is None else float(number)
+    return value
+
+
+def _write_details(computed: dict) -> None:
+    """The details file of this run (:mod:`suite.details`), anchored on each cell's
+    ``Quality<Family>.track_run_started``."""
+    entries = []
+    names = _Quality.param_names
+    for cls, params in _QUALITY_CLASSES:
+        anchor = f"bench_gradients.{cls}.track_run_started"
+        for prefix, measures in detail_measures(grid.full_grid()).items():
+            for m in measures:
+                unit = MEASURES[m[:-3] if m.endswith("_se") else m].unit
+                entries.append(details.Entry(
+                    f"bench_gradients.{prefix}{cls[len('Quality'):]}.track_{m}", names, params,
+                    unit, anchor, names, _detail_value(computed["cells"], m)))
+    details.write("gradient-grid", computed["run_started"], entries)
 
 
 class GradientHarness:
@@ -155,16 +181,6 @@ class GradientTaskInfo:
         return bias_target(task)
 
     track_bias_target.unit = MEASURES["bias_target"].unit
-
-
-class _SNR(_Grid):
-    def setup(self, cache, *params):
-        cell = self.cell(cache, *params)
-        if cell["status"] == "ok" and cell["values"]["snr"] is None:
-            raise NotImplementedError("deterministic estimator: SNR undefined (variance 0)")
-
-    track_snr = _track("snr", "snr")
-    track_snr_se = _track("snr_se", "snr")
 
 
 class _CostBase(_Grid):
@@ -245,12 +261,11 @@ def _make_classes() -> None:
             ks = grid.class_num_samples(k_min)
             params = [task_list, specs, ks, present]
             classes = [("Quality", _Quality, params), ("Cost", _Cost, params)]
-            if grid.full_grid():
-                classes.append(("SNR", _SNR, params))
             if "cuda" in present:  # GPU memory exists only where a GPU does
                 classes.append(("CudaMemory", _CudaMemory, [task_list, specs, ks, ["cuda"]]))
             # the estimators valid at the group's smallest K keep the family's plain name
             suffix = "" if k_min == min(groups) else f"K{k_min}"
+            _QUALITY_CLASSES.append((f"Quality{family}{suffix}", params))
             for prefix, base, class_params in classes:
                 name = f"{prefix}{family}{suffix}"
                 globals()[name] = type(name, (base,), {"params": class_params,

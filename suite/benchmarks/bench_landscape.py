@@ -1,31 +1,41 @@
 """asv benchmarks for the landscape experiments (issue 15; :mod:`suite.landscape`).
 
-Each experiment runs once per asv run, in the ``setup_cache`` its classes share; the tracks read
-the numbers: the mean over :data:`suite.landscape.SEEDS` and, as ``track_<m>_se``, its standard
-error (sd / √seeds). A cell where some seed's value is undefined (the run diverged before that
-checkpoint) is NaN, which asv shows as n/a.
+Each experiment runs once per asv run, in the ``setup_cache`` its classes share (reused from disk
+on the same code and machine, :func:`suite.benchutil.disk_cached`). Numbers are the mean over
+:data:`suite.landscape.SEEDS` and, as ``track_<m>_se``, its standard error (sd / √seeds). A cell
+where some seed's value is undefined (the run diverged before that checkpoint) is NaN (n/a).
+
+asv tracks (one process per cell) the experiments' headline numbers, the means of:
+
+* ``LandscapeClippingLR`` (gradient, rule) and ``LandscapeBatchNormLR`` (net):
+  ``largest_stable_lr``, ``largest_converging_lr``;
+* ``LandscapeClippingFit`` (source) and ``LandscapeBatchNormFit`` (source): the fitted ``l0``,
+  ``l1`` of ``smoothness ≤ L0 + L1·||g||`` and ``smoothness_spearman``, per seed;
+* ``Landscape<Experiment>Info.track_run_started``: when the experiment ran (the anchor of its
+  details).
+
+The experiment's details file (:mod:`suite.details`, read by the report as if asv had stored
+it) holds the standard errors of those and the curves:
 
 * ``LandscapeClipping`` (gradient, rule, lr): ``steps_to_target`` (censored at the budget) and
   the fraction of seeds that ``reached_target``.
-* ``LandscapeClippingLR`` (gradient, rule): ``largest_stable_lr``, ``largest_converging_lr``.
 * ``LandscapeClippingSmoothness`` (source, bin) and ``LandscapeBatchNormSmoothness`` (source,
   bin): the local smoothness against the gradient norm in equal-count bins (pooled over seeds):
   ``grad_norm``, ``smoothness`` (median), ``smoothness_upper`` (90 % quantile).
-* ``LandscapeClippingFit`` (source) and ``LandscapeBatchNormFit`` (source): the fitted ``l0``,
-  ``l1`` of ``smoothness ≤ L0 + L1·||g||`` and ``smoothness_spearman``, per seed, mean ± se.
 * ``LandscapeBatchNorm`` (net, lr, step): the probes along training: ``loss``, ``grad_norm``,
   ``smoothness``, ``loss_range``, ``gradient_change_range``, ``effective_beta``.
-* ``LandscapeBatchNormLR`` (net): ``largest_stable_lr``, ``largest_converging_lr``.
 * ``LandscapeInit`` (activation, init, layer): ``activation_norm``, ``weight_gradient_norm``,
   ``representation_cosine``.
 """
 from __future__ import annotations
 
 import math
+import time
 
 from reports.measures import MEASURES
+from suite import details
 from suite import landscape as L
-from suite.benchutil import make_track
+from suite.benchutil import disk_cached, make_track
 
 
 def _mean_se(values) -> tuple[float, float]:
@@ -40,13 +50,59 @@ def _mean_se(values) -> tuple[float, float]:
     return mean, sd / math.sqrt(n)
 
 
-def _add_tracks(cls, keys, read) -> None:
-    """``track_<key>`` (mean) and ``track_<key>_se`` on ``cls`` for each key."""
-    for key in keys:
-        unit = MEASURES[key].unit
-        setattr(cls, f"track_{key}", make_track(key, unit, lambda self, k, *a: read(self, k, *a)[0]))
-        setattr(cls, f"track_{key}_se", make_track(f"{key}_se", unit,
-                                                   lambda self, k, *a: read(self, k[:-3], *a)[1]))
+#: per experiment: [(class, keys, read, tracked)]: every number it reports; ``tracked``
+#: says whether asv tracks the means (a cell each) or only the details file holds them
+_NUMBERS: dict[str, list] = {}
+
+
+def _add(cls, experiment: str, keys, read, tracked: bool, se: bool = True) -> None:
+    """Declare ``cls``'s numbers ``keys`` (``read(self, key, cache, *params)`` gives (mean, se)
+    when ``se``, else the value): asv ``track_<key>`` methods when ``tracked``; their standard
+    errors, and everything untracked, go to the experiment's details file."""
+    _NUMBERS.setdefault(experiment, []).append((cls, list(keys), read, tracked, se))
+    if tracked:
+        for key in keys:
+            setattr(cls, f"track_{key}", make_track(
+                key, MEASURES[key].unit,
+                (lambda self, k, *a: read(self, k, *a)[0]) if se else read))
+
+
+def _computed(name: str, compute) -> dict:
+    """What an experiment's ``setup_cache`` returns: the experiment (with when it started), from
+    the disk cache when the code is unchanged; its details file written."""
+    def timed():
+        started = time.time()
+        return {**compute(), "run_started": started}
+    cache = disk_cached(f"landscape-{name.lower()}", timed)
+    _write_details(name, cache)
+    return cache
+
+
+def _info(name: str, base) -> type:
+    """``Landscape<name>Info.track_run_started``: when the experiment ran (the anchor of its
+    details). Each experiment's ``setup_cache`` is written out in its own class: asv keys a
+    setup_cache by module and source line, so one defined in a factory would be shared."""
+    return type(f"Landscape{name}Info", (base,), {
+        "__module__": __name__, "__doc__": f"When the {name.lower()} experiment ran.",
+        "track_run_started": make_track("run_started", MEASURES["run_started"].unit,
+                                        lambda self, key, cache: float(cache["run_started"]))})
+
+
+def _write_details(name: str, cache: dict) -> None:
+    anchor = f"bench_landscape.Landscape{name}Info.track_run_started"
+    entries = []
+    for cls, keys, read, tracked, se in _NUMBERS.get(name, []):
+        params = [list(p) for p in cls.params]
+        for key in keys:
+            parts = ([] if tracked else [(key, 0)]) + ([(f"{key}_se", 1)] if se else [])
+            for column, i in parts:
+                def value(*combo, key=key, i=i, read=read, se=se):
+                    got = read(None, key, cache, *combo)
+                    return float(got[i] if se else got)
+                entries.append(details.Entry(
+                    f"bench_landscape.{cls.__name__}.track_{column}", cls.param_names, params,
+                    MEASURES[key].unit, anchor, [], value))
+    details.write(f"landscape-{name.lower()}", cache["run_started"], entries)
 
 
 # -- clipping ------------------------------------------------------------------------------------
@@ -54,9 +110,12 @@ class _Clipping:
     timeout = 300
 
     def setup_cache(self):
-        return L.clipping_experiment()
+        return _computed("Clipping", L.clipping_experiment)
 
     setup_cache.timeout = 600
+
+
+LandscapeClippingInfo = _info("Clipping", _Clipping)
 
 
 class LandscapeClipping(_Clipping):
@@ -67,7 +126,8 @@ class LandscapeClipping(_Clipping):
         return _mean_se([cache["runs"][(gradient, rule, lr, s)][key] for s in L.SEEDS])
 
 
-_add_tracks(LandscapeClipping, ["steps_to_target", "reached_target"], LandscapeClipping.read)
+_add(LandscapeClipping, "Clipping", ["steps_to_target", "reached_target"], LandscapeClipping.read,
+     tracked=False)
 
 
 class LandscapeClippingLR(_Clipping):
@@ -78,8 +138,8 @@ class LandscapeClippingLR(_Clipping):
         return _mean_se([cache["largest"][(gradient, rule, s)][key] for s in L.SEEDS])
 
 
-_add_tracks(LandscapeClippingLR, ["largest_stable_lr", "largest_converging_lr"],
-            LandscapeClippingLR.read)
+_add(LandscapeClippingLR, "Clipping", ["largest_stable_lr", "largest_converging_lr"],
+     LandscapeClippingLR.read, tracked=True)
 
 _BINS = list(range(L.SMOOTHNESS_BINS))
 
@@ -110,7 +170,8 @@ class LandscapeClippingFit(_Clipping):
         return _fit_read(cache["smoothness"], key)
 
 
-_add_tracks(LandscapeClippingFit, ["l0", "l1", "smoothness_spearman"], LandscapeClippingFit.read)
+_add(LandscapeClippingFit, "Clipping", ["l0", "l1", "smoothness_spearman"], LandscapeClippingFit.read,
+     tracked=True)
 
 
 # -- BatchNorm -----------------------------------------------------------------------------------
@@ -118,9 +179,12 @@ class _BatchNorm:
     timeout = 300
 
     def setup_cache(self):
-        return L.batchnorm_experiment()
+        return _computed("BatchNorm", L.batchnorm_experiment)
 
     setup_cache.timeout = 600
+
+
+LandscapeBatchNormInfo = _info("BatchNorm", _BatchNorm)
 
 
 class LandscapeBatchNorm(_BatchNorm):
@@ -132,9 +196,9 @@ class LandscapeBatchNorm(_BatchNorm):
         return _mean_se([row.get(key, math.nan) for row in rows])
 
 
-_add_tracks(LandscapeBatchNorm, ["loss", "grad_norm", "smoothness", "loss_range",
-                                 "gradient_change_range", "effective_beta"],
-            LandscapeBatchNorm.read)
+_add(LandscapeBatchNorm, "BatchNorm", ["loss", "grad_norm", "smoothness", "loss_range",
+                                       "gradient_change_range", "effective_beta"],
+     LandscapeBatchNorm.read, tracked=False)
 
 
 class LandscapeBatchNormLR(_BatchNorm):
@@ -145,8 +209,8 @@ class LandscapeBatchNormLR(_BatchNorm):
         return _mean_se([cache["largest"][(net, s)][key] for s in L.SEEDS])
 
 
-_add_tracks(LandscapeBatchNormLR, ["largest_stable_lr", "largest_converging_lr"],
-            LandscapeBatchNormLR.read)
+_add(LandscapeBatchNormLR, "BatchNorm", ["largest_stable_lr", "largest_converging_lr"],
+     LandscapeBatchNormLR.read, tracked=True)
 
 
 class LandscapeBatchNormSmoothness(_BatchNorm):
@@ -165,11 +229,13 @@ class LandscapeBatchNormFit(_BatchNorm):
         return _fit_read(cache["smoothness"][source[len("mlp_"):]], key)
 
 
-_add_tracks(LandscapeBatchNormFit, ["l0", "l1", "smoothness_spearman"], LandscapeBatchNormFit.read)
+_add(LandscapeBatchNormFit, "BatchNorm", ["l0", "l1", "smoothness_spearman"], LandscapeBatchNormFit.read,
+     tracked=True)
 
-for _cls in (LandscapeClippingSmoothness, LandscapeBatchNormSmoothness):
-    for _key in ("grad_norm", "smoothness", "smoothness_upper"):
-        setattr(_cls, f"track_{_key}", make_track(_key, MEASURES[_key].unit, _cls.read))
+for _cls, _name in ((LandscapeClippingSmoothness, "Clipping"),
+                   (LandscapeBatchNormSmoothness, "BatchNorm")):
+    _add(_cls, _name, ["grad_norm", "smoothness", "smoothness_upper"], _cls.read, tracked=False,
+         se=False)
 
 
 # -- initialisation ------------------------------------------------------------------------------
@@ -181,9 +247,12 @@ class _Init:
     timeout = 300
 
     def setup_cache(self):
-        return L.init_experiment()
+        return _computed("Init", L.init_experiment)
 
     setup_cache.timeout = 600
+
+
+LandscapeInitInfo = _info("Init", _Init)
 
 
 class LandscapeInit(_Init):
@@ -195,4 +264,4 @@ class LandscapeInit(_Init):
                          for s in L.SEEDS])
 
 
-_add_tracks(LandscapeInit, list(_INIT_KEYS), LandscapeInit.read)
+_add(LandscapeInit, "Init", list(_INIT_KEYS), LandscapeInit.read, tracked=False)
