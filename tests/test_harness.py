@@ -370,6 +370,7 @@ def test_the_full_grid_tracks_every_measure(run_python, monkeypatch, tmp_path):
         import json, os
         from reports.details import load
         from suite.benchmarks import bench_gradients as b
+        os.chdir(os.path.dirname(os.environ["ESTIBENCH_DETAILS"]))  # spill() writes here
         cache = b._Quality().setup_cache()
         (path,) = [os.path.join(os.environ["ESTIBENCH_DETAILS"], f)
                    for f in os.listdir(os.environ["ESTIBENCH_DETAILS"])]
