@@ -271,15 +271,21 @@ def _metric_label(info: M.TaskInfo) -> str:
     return L.wrap(f"{words}{arrow}", 28)
 
 
+_X_WORDS = {"step": "update step", "seconds": "training seconds",
+            "evaluations": "f evaluations per image"}
+_X_TITLES = {"seconds": "wall clock", "evaluations": "equal f evaluations"}
+
+
 def fig_training(curves: pd.DataFrame, styles: Styles, tasks: dict[str, M.TaskInfo]):
     if curves.empty or "metric" not in curves:
         raise Skip("no <Task>Curve results with a metric")
-    xs = [x for x in ("step", "seconds") if x in curves and curves[x].notna().any()]
-    if not xs:
+    xs = [x for x in ("step", "seconds", "evaluations")
+          if x in curves and curves[x].notna().any()]
+    if not {"step", "seconds"} & set(xs):
         raise Skip("the curves record neither step nor seconds")
     names = sorted(curves["task"].unique())
     fig, axes = plt.subplots(len(names), len(xs), squeeze=False, layout="constrained",
-                             figsize=(TEXT_WIDTH * (0.4 + 0.3 * len(xs)),
+                             figsize=(TEXT_WIDTH * min(1.0, 0.4 + 0.3 * len(xs)),
                                       (L.PANEL_HEIGHT + 0.2) * len(names) + 0.1))
     for task, row in zip(names, axes):
         part = curves[curves["task"] == task]
@@ -289,6 +295,11 @@ def fig_training(curves: pd.DataFrame, styles: Styles, tasks: dict[str, M.TaskIn
             **{x: (x, "mean") for x in xs},
             mean=("metric", "mean"), sd=("metric", "std")).reset_index()
         for c, (ax, x) in enumerate(zip(row, xs)):
+            if agg[x].isna().all():  # this task does not count f evaluations
+                ax.text(0.5, 0.5, f"{plain(task)} records no {_X_WORDS[x]}", ha="center",
+                        va="center", transform=ax.transAxes, fontsize="small")
+                ax.set_axis_off()
+                continue
             for method in methods:
                 line = agg[agg["method"] == method].sort_values("checkpoint")
                 colour = styles.colour(method)
@@ -297,15 +308,20 @@ def fig_training(curves: pd.DataFrame, styles: Styles, tasks: dict[str, M.TaskIn
                 sd = line["sd"].fillna(0).to_numpy(float)
                 ax.fill_between(line[x], line["mean"] - sd, line["mean"] + sd, color=colour,
                                 alpha=0.1, lw=0)
-            ax.set_xlabel("update step" if x == "step" else "training seconds")
+            ax.set_xlabel(_X_WORDS[x])
+            if x == "evaluations":
+                ax.set_xscale("log")
             ax.set_ylabel(_metric_label(info) if c == 0 else "")
-            ax.set_title(plain(task) if c == 0 else f"{plain(task)}, wall clock")
+            ax.set_title(plain(task) if c == 0 else f"{plain(task)}, {_X_TITLES[x]}")
         L.legend_right(row[-1], styles, methods, methods)
     seeds = int(curves.groupby(["task", "method"])["seed"].nunique().max())
-    caption = ("Held-out metric during training against update steps and against cumulative "
-               "training seconds (evaluation excluded; averaged over seeds at each "
-               f"checkpoint). Lines: mean over {seeds} seed(s); bands: ± one standard "
-               "deviation. ↑/↓: higher/lower is better.")
+    caption = ("Held-out metric during training against update steps, cumulative training "
+               "seconds (evaluation excluded)"
+               + (" and cumulative f evaluations per image (log scale; equal-cost comparison "
+                  "of estimators that call f a different number of times)"
+                  if "evaluations" in xs else "")
+               + f" (averaged over seeds at each checkpoint). Lines: mean over {seeds} "
+               "seed(s); bands: ± one standard deviation. ↑/↓: higher/lower is better.")
     return Figure("training_curves", "Training curves", caption, fig)
 
 

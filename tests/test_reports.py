@@ -27,6 +27,7 @@ import pytest  # noqa: E402
 from scipy.stats import kendalltau, norm  # noqa: E402
 
 from reports import cli, figures, measures, render, tables, units, write  # noqa: E402
+from reports.details import attach as attach_details  # noqa: E402
 from reports.load import (  # noqa: E402
     FIXED_COLUMNS_END,
     PARAM_COLUMNS_START,
@@ -37,6 +38,9 @@ from reports.load import (  # noqa: E402
 from reports.style import Styles  # noqa: E402
 
 FIXTURE = Path(__file__).parent / "fixtures" / "asv_results"
+#: the same kind of run, written before details files and <Task>Info existed: every number an
+#: asv cell (results of that time must still load and render)
+FIXTURE_BEFORE_DETAILS = Path(__file__).parent / "fixtures" / "asv_results_before_details"
 ROOT = Path(__file__).resolve().parents[1]
 # cuda_peakmem exists only where a GPU does (see test_a_gpu_machine_gets_its_own_figures)
 GRADIENT_MEASURES = {"variance", "bias", "mse", "cosine_of_mean", "cosine",
@@ -55,14 +59,16 @@ def _status(raw):
 
 def raw_cells(results: Path = FIXTURE):
     """One dict per cell and measure, from the JSON files as asv documents them, with the
-    project's two conventions: ``track_<m>_se`` is the standard error of ``track_<m>``, and a
-    ``measure`` parameter names the measure."""
+    project's three conventions: ``track_<m>_se`` is the standard error of ``track_<m>``, a
+    ``measure`` parameter names the measure, and the runs' details files join the file whose
+    anchors name their run (reports.details.attach, tested on its own in test_details.py)."""
     benchmarks = json.loads((results / "benchmarks.json").read_text())
     out = []
     for path in sorted(results.glob("*/*.json")):
         if path.name == "machine.json":
             continue
         data = json.loads(path.read_text())  # NaN tokens: Python's json reads them
+        attach_details(data, benchmarks, results)
         started = max(dict(zip(data["result_columns"], row))["started_at"]
                       for row in data["results"].values())
         for name, row in data["results"].items():
@@ -173,7 +179,7 @@ def report_dir(built, tmp_path_factory):
 # -- the fixture ---------------------------------------------------------------------------------
 def test_fixture_is_small_and_covers_every_case():
     size = sum(p.stat().st_size for p in FIXTURE.rglob("*") if p.is_file())
-    assert size < 200_000
+    assert size < 300_000
     assert {_status(c["raw"]) for c in RAW} == {"ok", "failed", "skipped"}
     assert len(MACHINES) == 2
     assert len({c["commit"] for c in RAW if c["machine"] == MAIN}) == 2
@@ -398,13 +404,14 @@ def test_an_unknown_task_direction_is_not_ranked(loaded):
     assert set(summary["measure"]) >= SUMMARY_MEASURES
 
 
-def test_results_without_task_info_leave_the_direction_unknown(loaded, tmp_path, capsys):
-    """Results written before ``<Task>Info`` existed (the fixture): every training task is
+def test_results_without_task_info_leave_the_direction_unknown(tmp_path, capsys):
+    """Results written before ``<Task>Info`` existed (the older fixture): every training task is
     known by name, its direction is unknown, and the report says its metrics are not ranked."""
-    tasks = tables.training_tasks(loaded.frame)
+    tasks = tables.training_tasks(load_results(FIXTURE_BEFORE_DETAILS).frame)
     assert tasks == {t: measures.TaskInfo(t) for t in DIRECTIONS}
     assert all(info.higher_is_better is None for info in tasks.values())
-    code, _, _ = run_cli(["report", "-q", "--results", FIXTURE, "--out", tmp_path / "r"], capsys)
+    code, _, _ = run_cli(["report", "-q", "--results", FIXTURE_BEFORE_DETAILS, "--out",
+                          tmp_path / "r"], capsys)
     assert code == 0
     md = (tmp_path / "r" / "report.md").read_text()
     assert "do not say which way this task's metric is better" in md
@@ -605,7 +612,8 @@ def _copy_fixture(tmp_path, keep=lambda benchmark: True, machines=None) -> Path:
     results = tmp_path / "results"
     shutil.copytree(FIXTURE, results)
     for folder in results.iterdir():
-        if folder.is_dir() and machines is not None and folder.name not in machines:
+        if folder.is_dir() and machines is not None and folder.name not in machines \
+                and folder.name != "details":  # the runs' details files stay
             shutil.rmtree(folder)
     for path in results.glob("*/*.json"):
         if path.name == "machine.json":
@@ -704,14 +712,21 @@ def test_a_gpu_machine_gets_its_own_figures(tmp_path):
         data = json.loads(path.read_text())
         row = data["results"][cost]
         combos = list(itertools.product(*row[1]))
-        row[0] = [v if ast.literal_eval(c[3]) == "cpu" else (0.5 * row[0][i - 1]
-                  if isinstance(row[0][i - 1], float) and row[0][i - 1] == row[0][i - 1]
-                  else v) for i, (c, v) in enumerate(zip(combos, row[0]))]
-        cuda = [(c, 1000.0 * (j + 1)) for j, c in enumerate(itertools.product(*params))]
+        # a GPU measures what the CPU did (the fixture's narrowed tasks), twice as fast; the
+        # rest is n/a
+        cpu_time = {c[:3]: v for c, v in zip(combos, row[0]) if _status(v) == "ok"}
+        measured = set(cpu_time)
+        row[1] = [*row[1][:3], ["'cpu'", "'cuda'"]]
+        row[0] = [cpu_time.get(c[:3], math.nan) * (1.0 if c[3] == "'cpu'" else 0.5)
+                  for c in itertools.product(*row[1])]
+        bench[cost]["params"] = row[1]
+        cuda = [(c, 1000.0 * (j + 1) if c[:3] in measured else math.nan)
+                for j, c in enumerate(itertools.product(*params))]
         data["results"][name] = [[v for _, v in cuda], params]
         expected[data["commit_hash"]] = {ast.literal_eval(c[1]): v for c, v in cuda
-                                         if ast.literal_eval(c[2]) == 16}
+                                         if ast.literal_eval(c[2]) == 16 and v == v}
         path.write_text(json.dumps(data))
+    (results / "benchmarks.json").write_text(json.dumps(bench))
     frame = load_results(results).frame
     assert set(frame.loc[frame["status"] == "ok", "device"]) == {"cpu", "cuda"}
     best = tables.best_estimators(frame)

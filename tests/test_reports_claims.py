@@ -16,7 +16,7 @@ from reports import claims, cli, names, tables, units
 from reports.load import load_results, read_tidy
 
 FIXTURE = Path(__file__).parent / "fixtures" / "asv_results_claims"
-OLD_FIXTURE = Path(__file__).parent / "fixtures" / "asv_results"
+OLD_FIXTURE = Path(__file__).parent / "fixtures" / "asv_results_before_details"
 
 
 def raw(measure: str) -> dict:

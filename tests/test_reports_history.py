@@ -57,7 +57,8 @@ def _same(results: Path, tmp_path: Path, history_measure: str = "time_estimate",
     return full, part
 
 
-@pytest.mark.parametrize("name", ["asv_results", "asv_results_claims"])
+@pytest.mark.parametrize("name", ["asv_results", "asv_results_claims",
+                                  "asv_results_before_details"])
 def test_the_report_of_the_fixtures_is_unchanged(name, tmp_path):
     _same(FIXTURES / name, tmp_path)
 
