@@ -199,11 +199,11 @@ def applicable(est, problem, num_samples: int):
         return f"{est.describe()} does not support this task's distribution"
     if num_samples < est.min_samples():
         return f"{est.describe()} needs num_samples >= {est.min_samples()}"
+    largest = est.max_samples(problem.dist) if hasattr(est, "max_samples") else None
+    if largest is not None and num_samples > largest:  # before the grid: the floor's K axis
+        return f"{est.describe()} takes at most num_samples={largest} on this task"
     if num_samples not in estimator_num_samples(est):
         return f"num_samples={num_samples} is not in {est.describe()}'s grid"
-    largest = est.max_samples(problem.dist) if hasattr(est, "max_samples") else None
-    if largest is not None and num_samples > largest:
-        return f"{est.describe()} takes at most num_samples={largest} on this task"
     return None
 
 

@@ -110,3 +110,17 @@ def test_compute_floor_grid_narrowed(monkeypatch):
     assert cells[("bernoulli_t045", "rebar", 16, "cpu")]["values"]["floor_multiple"] == 3
     assert ("bernoulli_t045", "reparam", 16, "cpu") not in cells  # not a Bernoulli estimator
     assert out["floors"][("bernoulli_t045", 16, "cpu")] > 0
+
+
+def test_the_floor_skips_a_k_past_an_estimators_largest(monkeypatch):
+    """unordered_set draws K distinct categories: on a 10-class task the floor's K = 16 is past
+    its ``max_samples`` and is skipped, not failed (a full run failed that cell)."""
+    monkeypatch.setenv("ESTIBENCH_TASKS", "categorical_table")
+    monkeypatch.setenv("ESTIBENCH_ESTIMATORS", "unordered_set")
+    monkeypatch.setenv("ESTIBENCH_FLOOR_NUM_SAMPLES", "4,16")
+    monkeypatch.setattr(floor, "PAIRS", 3)
+    monkeypatch.setattr(floor.floor_ratio, "__defaults__", ("cpu", 3, None))
+    cells = floor.compute_floor_grid()["cells"]
+    assert cells[("categorical_table", "unordered_set", 4, "cpu")]["status"] == "ok"
+    skipped = cells[("categorical_table", "unordered_set", 16, "cpu")]
+    assert skipped["status"] == "skipped" and "at most num_samples=10" in skipped["error"]
