@@ -63,13 +63,6 @@ class ScoreFunction(Estimator):
         if self.baseline == "moving_average":
             self._count = int(self.steps)  # loading is not a hot path: one read is fine
 
-    def _save_to_state_dict(self, destination, prefix, keep_vars):
-        # the hot path counts updates on the host only (``_count``); the ``steps`` buffer is
-        # brought up to date when the state is saved (a fill from the host: no sync)
-        if self.baseline == "moving_average":
-            self.steps.fill_(self._count)
-        super()._save_to_state_dict(destination, prefix, keep_vars)
-
     def min_samples(self) -> int:
         return 2 if self.baseline == "loo" else 1
 
@@ -88,9 +81,8 @@ class ScoreFunction(Estimator):
         ``b_0 = 0`` and ``b_t = lerp(b_{t-1}, mean_k f, w_t)`` with
         ``w_t = (1 - decay) / (1 - decay^t)``, which is ``EMA_t / (1 - decay^t)``. Since
         ``mean_k f - b = mean_k (f_k - b)``, the update reuses the centred costs:
-        ``b += (w_t / K) sum_k (f_k - b)``. ``w_t`` is a Python number (the step count is kept on
-        the host, and written to the ``steps`` buffer only when the state is saved): three small
-        kernels in all and no host sync."""
+        ``b += (w_t / K) sum_k (f_k - b)``. ``w_t`` is a Python number (the step count is mirrored
+        on the host): four small kernels in all and no host sync."""
         running = self.running_cost
         if running.shape != detached.shape[1:]:  # first call or a new problem shape: restart
             running = self.running_cost = detached.new_zeros(detached.shape[1:])
@@ -99,6 +91,7 @@ class ScoreFunction(Estimator):
         centred = detached - (running if running.dtype == detached.dtype
                               else running.to(detached.dtype))
         self._count += 1
+        self.steps.add_(1)
         w = (1 - self.decay) / (1 - self.decay ** self._count)
         running.add_(centred.sum(0), alpha=w / detached.shape[0])
         return centred
