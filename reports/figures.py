@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -262,114 +261,6 @@ def fig_history(frame_machine: pd.DataFrame, styles: Styles, measure: str = HIST
     return Figure(f"history_{slug(measure)}", f"History of {measure}", caption, fig)
 
 
-# -- training figures ----------------------------------------------------------------------------
-def _metric_label(info: M.TaskInfo) -> str:
-    """The task's metric in words with ↑/↓ for its direction (which replaces a "(lower is
-    better)" in the words)."""
-    arrow = {True: "\u00a0↑", False: "\u00a0↓"}.get(info.higher_is_better, "")  # no break
-    words = re.sub(r"\s*\((higher|lower) is better\)", "", plain(info.metric))
-    return L.wrap(f"{words}{arrow}", 28)
-
-
-_X_WORDS = {"step": "update step", "seconds": "training seconds",
-            "evaluations": "f evaluations per image"}
-_X_TITLES = {"seconds": "wall clock", "evaluations": "equal f evaluations"}
-
-
-def fig_training(curves: pd.DataFrame, styles: Styles, tasks: dict[str, M.TaskInfo]):
-    if curves.empty or "metric" not in curves:
-        raise Skip("no <Task>Curve results with a metric")
-    xs = [x for x in ("step", "seconds", "evaluations")
-          if x in curves and curves[x].notna().any()]
-    if not {"step", "seconds"} & set(xs):
-        raise Skip("the curves record neither step nor seconds")
-    names = sorted(curves["task"].unique())
-    fig, axes = plt.subplots(len(names), len(xs), squeeze=False, layout="constrained",
-                             figsize=(TEXT_WIDTH * min(1.0, 0.4 + 0.3 * len(xs)),
-                                      (L.PANEL_HEIGHT + 0.2) * len(names) + 0.1))
-    for task, row in zip(names, axes):
-        part = curves[curves["task"] == task]
-        info = tasks.get(task, M.TaskInfo(task))
-        methods = sorted(part["method"].unique())
-        agg = part.groupby(["method", "checkpoint"]).agg(
-            **{x: (x, "mean") for x in xs},
-            mean=("metric", "mean"), sd=("metric", "std")).reset_index()
-        for c, (ax, x) in enumerate(zip(row, xs)):
-            if agg[x].isna().all():  # this task does not count f evaluations
-                ax.text(0.5, 0.5, f"{plain(task)} records no {_X_WORDS[x]}", ha="center",
-                        va="center", transform=ax.transAxes, fontsize="small")
-                ax.set_axis_off()
-                continue
-            for method in methods:
-                line = agg[agg["method"] == method].sort_values("checkpoint")
-                colour = styles.colour(method)
-                ax.plot(line[x], line["mean"], color=colour, marker=styles.marker(method),
-                        ms=2.6, markeredgewidth=0, lw=1.0, label=method)
-                sd = line["sd"].fillna(0).to_numpy(float)
-                ax.fill_between(line[x], line["mean"] - sd, line["mean"] + sd, color=colour,
-                                alpha=0.1, lw=0)
-            ax.set_xlabel(_X_WORDS[x])
-            if x == "evaluations":
-                ax.set_xscale("log")
-            ax.set_ylabel(_metric_label(info) if c == 0 else "")
-            ax.set_title(plain(task) if c == 0 else f"{plain(task)}, {_X_TITLES[x]}")
-        L.legend_right(row[-1], styles, methods, methods)
-    seeds = int(curves.groupby(["task", "method"])["seed"].nunique().max())
-    caption = ("Held-out metric during training against update steps, cumulative training "
-               "seconds (evaluation excluded)"
-               + (" and cumulative f evaluations per image (log scale; equal-cost comparison "
-                  "of estimators that call f a different number of times)"
-                  if "evaluations" in xs else "")
-               + f" (averaged over seeds at each checkpoint). Lines: mean over {seeds} "
-               "seed(s); bands: ± one standard deviation. ↑/↓: higher/lower is better.")
-    return Figure("training_curves", "Training curves", caption, fig)
-
-
-def fig_loss_metric(curves: pd.DataFrame, styles: Styles, tasks: dict[str, M.TaskInfo],
-                    taus: pd.DataFrame):
-    if curves.empty or not {"loss", "metric"} <= set(curves.columns):
-        raise Skip("no <Task>Curve results recording both loss and metric")
-    names = sorted(curves["task"].unique())
-    ncols = 1 if len(names) == 1 else 2
-    nrows = math.ceil(len(names) / ncols)
-    longest = max(curves.groupby("task")["method"].nunique())
-    fig, axes = plt.subplots(nrows, ncols, squeeze=False, layout="constrained",
-                             figsize=(COLUMN_WIDTH if ncols == 1 else TEXT_WIDTH,
-                                      (L.PANEL_HEIGHT + 0.45 + 0.12 * longest) * nrows + 0.1))
-    flat = list(axes.flat)
-    for ax in flat[len(names):]:
-        ax.set_visible(False)
-    for ax, task in zip(flat, names):
-        part = curves[curves["task"] == task].dropna(subset=["loss", "metric"])
-        info = tasks.get(task, M.TaskInfo(task))
-        methods = sorted(part["method"].unique())
-        for method in methods:
-            pts = part[part["method"] == method]
-            ax.scatter(pts["loss"], pts["metric"], s=8, color=styles.colour(method),
-                       marker=styles.marker(method), linewidths=0, alpha=0.8, label=method)
-        loss = part["loss"]
-        if (loss > 0).all() and loss.max() / loss.min() > 30:
-            ax.set_xscale("log")
-            L.log_ticks(ax, "x")
-        ax.set_xlabel("held-out loss")
-        ax.set_ylabel(_metric_label(info))
-        ax.set_title(task_name(task))
-        mean_tau = taus[taus["task"] == task].groupby("method")["tau"].mean() \
-            if not taus.empty else pd.Series(dtype=float)
-        labels = [f"{m}  τ = {mean_tau[m]:+.2f}".replace("-", "−")  # a true minus sign
-                  if m in mean_tau and np.isfinite(mean_tau[m]) else m for m in methods]
-        panel = fig.get_figwidth() / ncols
-        ax.legend(L.handles(styles, methods), labels, loc="upper center",
-                  bbox_to_anchor=(0.5, -0.27), ncol=legend_columns(labels, panel),
-                  borderaxespad=0.0, columnspacing=1.0)
-    caption = ("Held-out loss against the held-out metric at every checkpoint of every seed. τ: "
-               "Kendall's rank correlation of −loss and the metric, oriented so that +1 means a "
-               "lower loss always came with a better metric; per run, mean over seeds. Where "
-               "methods optimise different surrogates (e.g. BCE and ZLPR) each reports its own "
-               "loss, so losses compare within a method only.")
-    return Figure("loss_vs_metric", "Loss vs metric", caption, fig)
-
-
 # -- all figures ---------------------------------------------------------------------------------
 _GRADIENT_FIGURES = {"variance vs samples", "work-normalised variance", "bias vs variance",
                      "signal-to-noise ratio", "time vs samples", "variance vs evaluations",
@@ -422,8 +313,12 @@ def build_figures(frame_machine: pd.DataFrame, styles: Styles, tasks: dict[str, 
     for task in (ran["expected_tasks"] if per_task else []):
         builders += _gradient_builders(cells[cells["task"] == task], styles,
                                        {"expected_tasks": [task]}, str(task))
+    from .trainfigs import fig_loss_metric, fig_training, fig_training_evaluations
+
     builders += [
         ("training curves", lambda: fig_training(curves, styles, tasks), ""),
+        ("training curves vs evaluations",
+         lambda: fig_training_evaluations(curves, styles, tasks), ""),
         ("loss vs metric", lambda: fig_loss_metric(curves, styles, tasks, taus), ""),
         (f"history of {history_measure}",
          lambda: fig_history(frame_machine, styles, history_measure), ""),
