@@ -423,6 +423,8 @@ def test_the_suite_runs_under_asv(tmp_path):
     cells, listed on purpose, skip cleanly where there is no GPU."""
     asv = shutil.which("asv") or str(Path(sys.executable).parent / "asv")
     before = (ROOT / ".asv" / "results" / "test").exists()
+    tree_details = ROOT / ".asv" / "results" / "details"
+    details_before = set(tree_details.glob("*"))
     env = dict(os.environ, ESTIBENCH_TASKS="bernoulli_t045", ESTIBENCH_NUM_SAMPLES="4",
                ESTIBENCH_ESTIMATORS="score_function:baseline=loo,exact",
                ESTIBENCH_DEVICES="cpu,cuda", OMP_NUM_THREADS="1", HOME=str(tmp_path),
@@ -443,8 +445,7 @@ def test_the_suite_runs_under_asv(tmp_path):
     assert any((tmp_path / "setup-cache").glob("*.pkl"))  # the setup cache went to tmp_path
     # and the run's details file beside the scratch results (suite.run points asv at it)
     assert any((tmp_path / "results" / "details").glob("*-gradient-grid.json.gz"))
-    assert not any((ROOT / ".asv" / "results" / "details").glob("*-gradient-grid.json.gz")) \
-        or before
+    assert set(tree_details.glob("*")) == details_before, "wrote details into the tree"
     assert "failed" not in log, log[-3000:]
     assert "QualityBernoulli.track_variance" in log and "n/a" in log  # CUDA cells are skipped
     if not torch.cuda.is_available():
