@@ -45,9 +45,25 @@ class ScoreFunction(Estimator):
             # Running mean of f per batch element; empty until the first call sets its shape.
             # Only this baseline has state, so only it has buffers (harnesses warm stateful
             # estimators up before measuring them).
+            self._count = 0  # the update count, kept on the host (see ``steps``)
             self.register_buffer("running_cost", torch.zeros(0))
             self.register_buffer("steps", torch.zeros((), dtype=torch.long))
-            self._count = 0  # ``steps`` mirrored on the host: the bias correction needs no sync
+
+    @property
+    def steps(self) -> torch.Tensor:
+        """The moving average's update count: a buffer, saved in ``state_dict``. The hot path
+        counts on the host only (the bias correction needs the count there, and a kernel per
+        estimate to keep the buffer current cost ~2.5 µs); reading ``steps`` or saving the state
+        brings the buffer up to date (``named_buffers()`` may show an older count)."""
+        buffers = self.__dict__.get("_buffers", {})
+        if "steps" not in buffers or "_count" not in self.__dict__:
+            raise AttributeError("steps")  # only the moving average keeps state
+        return buffers["steps"].fill_(self._count)
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        if self.baseline == "moving_average":
+            self._buffers["steps"].fill_(self._count)  # a fill from the host: no sync
+        super()._save_to_state_dict(destination, prefix, keep_vars)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):
@@ -60,8 +76,8 @@ class ScoreFunction(Estimator):
                                             device=self.running_cost.device)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
-        if self.baseline == "moving_average":
-            self._count = int(self.steps)  # loading is not a hot path: one read is fine
+        if self.baseline == "moving_average":  # not a hot path: one read is fine
+            self._count = int(self._buffers["steps"])
 
     def min_samples(self) -> int:
         return 2 if self.baseline == "loo" else 1
@@ -81,9 +97,10 @@ class ScoreFunction(Estimator):
         ``b_0 = 0`` and ``b_t = lerp(b_{t-1}, mean_k f, w_t)`` with
         ``w_t = (1 - decay) / (1 - decay^t)``, which is ``EMA_t / (1 - decay^t)``. Since
         ``mean_k f - b = mean_k (f_k - b)``, the update reuses the centred costs:
-        ``b += (w_t / K) sum_k (f_k - b)``. ``w_t`` is a Python number (the step count is mirrored
-        on the host): four small kernels in all and no host sync."""
-        running = self.running_cost
+        ``b += (w_t / K) sum_k (f_k - b)``. ``w_t`` is a Python number (the step count is kept on
+        the host, see ``steps``): three small kernels in all and no host sync."""
+        buffers = self._buffers  # the dict itself: nn.Module's attribute lookup costs ~1 µs
+        running = buffers["running_cost"]
         if running.shape != detached.shape[1:]:  # first call or a new problem shape: restart
             running = self.running_cost = detached.new_zeros(detached.shape[1:])
             self.steps = torch.zeros((), dtype=torch.long, device=detached.device)
@@ -91,7 +108,6 @@ class ScoreFunction(Estimator):
         centred = detached - (running if running.dtype == detached.dtype
                               else running.to(detached.dtype))
         self._count += 1
-        self.steps.add_(1)
         w = (1 - self.decay) / (1 - self.decay ** self._count)
         running.add_(centred.sum(0), alpha=w / detached.shape[0])
         return centred

@@ -224,6 +224,23 @@ def test_stateful_estimators_are_modules():
     assert list(est.parameters()) == []  # no learned parameters, but the Module API works
 
 
+def test_the_moving_average_update_count_is_current_wherever_it_is_read():
+    """The hot path counts updates on the host; ``steps`` and ``state_dict`` still give the
+    count, a loaded state resumes from it, and the baselines without state have no ``steps``."""
+    est = estimators.get("score_function", baseline="moving_average")
+    logits = torch.zeros(3, requires_grad=True)
+    for _ in range(3):
+        est(D.Bernoulli(logits=logits), lambda z: z + 1.0, num_samples=4)
+    assert int(est.steps) == 3 and int(est.state_dict()["steps"]) == 3
+    fresh = estimators.get("score_function", baseline="moving_average")
+    fresh.load_state_dict(est.state_dict())
+    torch.testing.assert_close(fresh.running_cost, est.running_cost, rtol=0, atol=0)
+    fresh(D.Bernoulli(logits=logits), lambda z: z + 1.0, num_samples=4)
+    assert int(fresh.steps) == 4
+    with pytest.raises(AttributeError, match="steps"):
+        _ = estimators.get("score_function", baseline="loo").steps
+
+
 def test_moving_average_baseline_reduces_variance_and_tracks_costs():
     torch.manual_seed(3)
     est = estimators.get("score_function", baseline="moving_average", decay=0.5)
