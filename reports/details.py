@@ -42,6 +42,24 @@ def load(path: Path) -> dict[str, Any]:
     return payload
 
 
+def _entry_problem(entry: Any) -> str | None:
+    """Why a details benchmark cannot be joined (None: it can)."""
+    if not isinstance(entry, dict):
+        return "not a mapping"
+    names, params, result = entry.get("param_names"), entry.get("params"), entry.get("result")
+    if not isinstance(entry.get("anchor"), str):
+        return "no anchor"
+    if not (isinstance(names, list) and isinstance(params, list) and len(names) == len(params)
+            and all(isinstance(p, list) for p in params)):
+        return "param_names and params do not match"
+    if not isinstance(result, list) or len(result) != math.prod(len(p) for p in params):
+        return "result does not have one value per parameter combination"
+    on = entry.get("anchor_params")
+    if not isinstance(on, list) or not set(on) <= set(names):
+        return "anchor_params is not a subset of param_names"
+    return None
+
+
 def _runs(results: dict[str, Any], ri: int) -> set[float]:
     out: set[float] = set()
     for name, row in results.items():
@@ -89,7 +107,12 @@ def attach(data: dict[str, Any], benchmarks: dict[str, Any], root: Path,
             if payload is None:
                 continue
             for name, entry in payload["benchmarks"].items():
-                anchor = entry.get("anchor")
+                why = _entry_problem(entry)
+                if why is not None:
+                    if problems is not None:
+                        problems.append(f"details file {path}: benchmark {name} skipped: {why}")
+                    continue
+                anchor = entry["anchor"]
                 if name in stored or anchor not in results:
                     continue
                 if anchor not in anchors:

@@ -164,3 +164,28 @@ def test_every_setup_computation_has_an_anchor(module):
     anchors = [name for name, cls in vars(mod).items() if isinstance(cls, type)
                and not name.startswith("_") and hasattr(cls, "track_run_started")]
     assert anchors, module
+
+
+@pytest.mark.parametrize("bad", [
+    {"anchor": ANCHOR},  # nothing else
+    {"param_names": NAMES, "params": [["'t'"]], "result": [1.0], "anchor": ANCHOR,
+     "anchor_params": NAMES},  # fewer params than names
+    {"param_names": NAMES, "params": [["'t'"], ["'a'"], ["1"], ["'cpu'"]], "result": [1.0, 2.0],
+     "anchor": ANCHOR, "anchor_params": NAMES},  # two results for one cell
+    {"param_names": NAMES, "params": [["'t'"], ["'a'"], ["1"], ["'cpu'"]], "result": [1.0],
+     "anchor": ANCHOR, "anchor_params": ["seed"]},  # an anchor parameter it does not have
+    [1, 2, 3],
+])
+def test_a_malformed_details_benchmark_is_skipped_and_the_file_still_loads(tmp_path, bad):
+    """One bad benchmark in a details file costs that benchmark, named in the warnings; the result
+    file and the file's good benchmarks still load."""
+    root = tmp_path / "results"
+    path = write_run(root / "details", T1, lambda e, k: 0.01)
+    with gzip.open(path, "rt") as fh:
+        payload = json.load(fh)
+    payload["benchmarks"]["bench_gradients.QualityX.track_bias_se"] = bad
+    with gzip.open(path, "wt") as fh:
+        json.dump(payload, fh)
+    loaded = load_results(write_results(root, result_file({("a", 1): T1})))
+    assert _se(loaded.frame, "a", 1) == 0.01
+    assert any("track_bias_se skipped" in w for w in loaded.warnings), loaded.warnings
