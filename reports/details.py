@@ -60,6 +60,25 @@ def _entry_problem(entry: Any) -> str | None:
     return None
 
 
+def _valid_entries(path: Path, problems: list[str] | None) -> dict[str, Any] | None:
+    """The benchmarks of a details file that can be joined (None when the file cannot be read);
+    each one skipped is named in ``problems``."""
+    try:
+        payload = load(path)
+    except Exception as exc:  # noqa: BLE001 - a bad file is skipped, said so
+        if problems is not None:
+            problems.append(f"details file {path} skipped: {type(exc).__name__}: {exc}")
+        return None
+    valid = {}
+    for name, entry in payload["benchmarks"].items():
+        why = _entry_problem(entry)
+        if why is None:
+            valid[name] = entry
+        elif problems is not None:
+            problems.append(f"details file {path}: benchmark {name} skipped: {why}")
+    return valid
+
+
 def _runs(results: dict[str, Any], ri: int) -> set[float]:
     out: set[float] = set()
     for name, row in results.items():
@@ -95,23 +114,9 @@ def attach(data: dict[str, Any], benchmarks: dict[str, Any], root: Path,
     anchors: dict[str, dict[tuple, Any]] = {}
     for run in sorted(_runs(results, ri)):
         for path in sorted(folder.glob(glob.escape(repr(run)) + "-*.json.gz")):
-            if path not in memo:
-                try:
-                    memo[path] = load(path)
-                except Exception as exc:  # noqa: BLE001 - a bad file is skipped, said so
-                    memo[path] = None
-                    if problems is not None:
-                        problems.append(f"details file {path} skipped: "
-                                        f"{type(exc).__name__}: {exc}")
-            payload = memo[path]
-            if payload is None:
-                continue
-            for name, entry in payload["benchmarks"].items():
-                why = _entry_problem(entry)
-                if why is not None:
-                    if problems is not None:
-                        problems.append(f"details file {path}: benchmark {name} skipped: {why}")
-                    continue
+            if path not in memo:  # read and checked once, however many files name the run
+                memo[path] = _valid_entries(path, problems)
+            for name, entry in (memo[path] or {}).items():
                 anchor = entry["anchor"]
                 if name in stored or anchor not in results:
                     continue

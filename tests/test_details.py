@@ -87,7 +87,7 @@ def test_an_orphan_run_and_a_stored_benchmark_are_left_alone(tmp_path):
     data = result_file({("a", 1): T2})
     data["results"]["bench_gradients.QualityX.track_variance_se"] = [
         [0.07] * 6, _asv_params(PARAMS), "v", 1, 1.0]
-    frame = load_results(write_results(tmp_path / "r2", data)).frame
+    write_results(tmp_path / "r2", data)
     write_run(tmp_path / "r2" / "details", T2, lambda e, k: 0.03)
     frame = load_results(tmp_path / "r2").frame
     assert _se(frame, "a", 1) == 0.07
@@ -109,10 +109,10 @@ def test_failed_and_skipped_cells_keep_their_status(tmp_path):
     assert frame[(frame.measure == "replicates") & (frame.status == "ok")]["value"].eq(64).all()
 
 
-def test_an_anchor_with_fewer_parameters_owns_every_cell_of_its_task():
+def test_an_anchor_with_fewer_parameters_owns_every_cell_of_its_task(tmp_path):
     """A training task's details are anchored on ``<Task>Info.track_run_started(task)``: one
     anchor cell per task owns every (method, seed, measure, step) cell of that task."""
-    folder_root = Path(__import__("tempfile").mkdtemp())
+    folder_root = tmp_path
     anchor = "bench_alignment.XInfo.track_run_started"
     params = [["x"], ["m1", "m2"], [0, 1], ["loss"], [0, 10]]
     details.write("training-x", T1, [details.Entry(
