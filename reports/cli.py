@@ -57,6 +57,17 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
 
 
+def _jobs(text: str) -> int:
+    try:
+        jobs = int(text)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer (processes, this one included), got {text!r}")
+    return jobs
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Reports on estibench's asv results; lists what is registered.")
@@ -83,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="estimators the gradient figures show (default: all)")
     rep.add_argument("--per-task", action="store_true",
                      help="also write every gradient figure once per task (<name>-<task>)")
+    rep.add_argument("--jobs", type=_jobs, default=None, metavar="N",
+                     help="processes that read result files and draw figures, this one "
+                          "included (default: $ESTIBENCH_JOBS, else the usable cores, at most "
+                          "4; 1: everything in this process)")
     rep.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     sub.add_parser("list", help="registered estimators, losses, metrics, gradient tasks and "
                                 "training tasks with their info")
@@ -94,6 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 # -- report ----------------------------------------------------------------------------------------
 def cmd_report(args: argparse.Namespace) -> int:
+    from .parallel import Workers
+
+    try:
+        workers = Workers(args.jobs)
+    except ValueError as exc:  # a malformed ESTIBENCH_JOBS
+        _err(f"error: {exc}")
+        return EXIT_USAGE
+    with workers:
+        return _report(args, workers)
+
+
+def _report(args: argparse.Namespace, workers: Any) -> int:
     from .load import NoResultsError, load_results, write_tidy
     from .scan import load_for_report
 
@@ -103,7 +130,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             loaded = load_results(args.results, progress=say)
         else:  # only what the report shows: grows slowly with history
             loaded = load_for_report(args.results, args.history, args.tasks, args.estimators,
-                                     progress=say)
+                                     progress=say, workers=workers)
     except NoResultsError as exc:
         _err(f"nothing to report: {exc}")
         return EXIT_NOTHING
@@ -123,12 +150,16 @@ def cmd_report(args: argparse.Namespace) -> int:
         try:
             chosen = {"only_tasks": args.tasks, "only_estimators": args.estimators,
                       "per_task": args.per_task}
+            workers.restart()  # fresh workers import matplotlib while the tables are built
             paths = write_report(loaded, args.out, args.formats, progress=say,
                                  source=str(args.results), history_measure=args.history,
-                                 figure_options=chosen)
+                                 figure_options=chosen, workers=workers)
         except OutputError as exc:
             _err(f"error: {exc}")
             return EXIT_NOTHING
+    if workers.handed:
+        say(f"{workers.jobs} processes: {workers.handed} task(s) done by workers"
+            + ("; a worker failed and its work was done again here" if workers.broken else ""))
     for note in paths.get("notes", []):
         _err(note)
     print(paths["markdown"])

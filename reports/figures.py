@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -40,7 +41,8 @@ from .style import COLUMN_WIDTH, TEXT_WIDTH, Styles, legend_columns, pretty, sty
 from .units import axis_unit  # noqa: E402
 
 __all__ = ["Figure", "Skip", "save", "image_bytes", "build_figures", "latest_commit",
-           "gradient_cells", "pick_device", "training_curves", "run_taus", "HISTORY_MEASURE"]
+           "gradient_cells", "pick_device", "training_curves", "run_taus", "HISTORY_MEASURE",
+           "encode"]
 
 #: the measure whose history across commits is drawn unless the caller names another
 HISTORY_MEASURE = "time_estimate"
@@ -54,23 +56,33 @@ class Figure:
     caption: str
     fig: matplotlib.figure.Figure
     files: dict[str, Path] = field(default_factory=dict)  # format -> saved file
+    # its files being encoded by a worker (a future of {format: bytes}; reports.parallel)
+    rendering: Any = field(default=None, repr=False, compare=False)
 
 
-def save(figure: Figure, folder: Path, formats: Sequence[str]) -> dict[str, Path]:
-    folder.mkdir(parents=True, exist_ok=True)
+def encode(fig: matplotlib.figure.Figure, fmt: str) -> bytes:
+    """The file of ``fig`` in format ``fmt`` (png, svg, pdf), as :func:`save` writes it."""
+    buf = io.BytesIO()
     with style():  # savefig.* settings apply at save time
-        for fmt in formats:
-            path = folder / f"{slug(figure.name)}.{fmt}"
-            figure.fig.savefig(path, format=fmt)
-            figure.files[fmt] = path
+        fig.savefig(buf, format=fmt)
+    return buf.getvalue()
+
+
+def save(figure: Figure, folder: Path, formats: Sequence[str],
+         encoded: dict[str, bytes] | None = None) -> dict[str, Path]:
+    """Write ``figure`` as ``folder/<name>.<fmt>`` for each format; ``encoded``: its files'
+    bytes when a worker encoded them (:mod:`reports.parallel`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for fmt in formats:
+        path = folder / f"{slug(figure.name)}.{fmt}"
+        data = encoded.get(fmt) if encoded else None
+        path.write_bytes(data if data is not None else encode(figure.fig, fmt))
+        figure.files[fmt] = path
     return figure.files
 
 
 def image_bytes(figure: Figure, fmt: str = "png") -> bytes:
-    buf = io.BytesIO()
-    with style():
-        figure.fig.savefig(buf, format=fmt)
-    return buf.getvalue()
+    return encode(figure.fig, fmt)
 
 
 def _ci_words(sub: pd.DataFrame) -> str:
@@ -295,11 +307,13 @@ def build_figures(frame_machine: pd.DataFrame, styles: Styles, tasks: dict[str, 
                   suffix: str = "", history_measure: str = HISTORY_MEASURE,
                   progress: Callable[[str], None] = lambda msg: None,
                   only_tasks: Sequence[str] = (), only_estimators: Sequence[str] = (),
-                  per_task: bool = False) -> tuple[list[Figure], list[tuple[str, str]]]:
+                  per_task: bool = False, on_figure: Callable[[Figure], Any] | None = None,
+                  ) -> tuple[list[Figure], list[tuple[str, str]]]:
     """Every figure that one machine's results allow: (figures, [(figure, why not drawn)]).
     A figure that fails to draw is listed with its error; the others are drawn. ``only_tasks``
     and ``only_estimators`` choose the gradient panels; ``per_task`` adds one file per task of
-    every gradient figure (``<name>-<task>``)."""
+    every gradient figure (``<name>-<task>``); ``on_figure`` is called with each figure as soon
+    as it is built (:func:`reports.write.write_report` hands it to a worker to encode)."""
     frame_machine = _chosen(_chosen(frame_machine, "task", only_tasks), "estimator",
                             only_estimators)
     grad = latest_commit(frame_machine[frame_machine["group"] == "gradient"])
@@ -340,4 +354,6 @@ def build_figures(frame_machine: pd.DataFrame, styles: Styles, tasks: dict[str, 
         figure.name = slug(figure.name + tail + suffix)
         progress(f"figure {figure.name}")
         figures.append(figure)
+        if on_figure is not None:
+            on_figure(figure)
     return figures, skipped

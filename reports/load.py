@@ -235,8 +235,9 @@ def _tidy_column(values: pd.Series, kind: str | None = None) -> pd.Series:
             # nullable: rows of benchmarks without this parameter hold <NA>
             return values.astype("Int64")
         return values.astype(float)
-    return values.map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v))
-                      else str(v)).astype("str")
+    # str(v) of each value, None and NaN missing (pandas' conversion, without a Python call
+    # per row: the same text)
+    return values.astype(object).astype("str")
 
 
 def load_results(results_dir: os.PathLike | str,
@@ -350,8 +351,8 @@ def typed_frame(frame: pd.DataFrame, param_cols: list[str],
             frame[col] = pd.to_datetime(frame[col], utc=True)
         elif col in _FLOAT_COLUMNS:
             frame[col] = frame[col].astype(float)
-        elif frame[col].dtype != "str":  # text already is text
-            frame[col] = frame[col].map(lambda v: None if v is None else str(v)).astype("str")
+        elif frame[col].dtype != "str":  # text already is text; None: missing
+            frame[col] = frame[col].astype(object).astype("str")
     return frame
 
 

@@ -35,6 +35,7 @@ import pandas as pd
 from . import load as L
 from .cells import _unroll
 from .details import attach as attach_details
+from .parallel import Workers
 from .select import latest_commit
 
 __all__ = ["Totals", "load_for_report"]
@@ -113,7 +114,8 @@ class _Scan:
         self.kinds: dict[str, str] = {}
         self.files: list[_File] = []
         self.counts: list[tuple] = []  # (machine, commit, env, date, benchmark, status, n)
-        self.kept: dict[int, list[pd.DataFrame]] = {}  # file index -> its history/info rows
+        # file index -> its history/info rows, column-wise ({column: array or one value})
+        self.kept: dict[int, list[dict[str, Any]]] = {}
         self.failed_rows: list[dict] = []
         self.runs: list[pd.DataFrame] = []
         self.estimator_names: set[str] = set()
@@ -209,9 +211,9 @@ class _Scan:
         where = {"machine": machine, "commit": commit, "env": env, "date": date}
         if runs:
             self.runs += _run_groups(runs, where)
-        parts = [pd.DataFrame(info, dtype=object)] if info else []
-        parts += [pd.DataFrame({**h, **where}) for h in history]
-        self.kept[index] = parts  # typed once, all files together (reports.scan_totals)
+        parts = [columns_of_rows(info)] if info else []
+        parts += [{**h, **where} for h in history]
+        self.kept[index] = parts  # joined and typed once, all files together (scan_totals)
 
     def _parse(self, raw: Any) -> Any:
         if not isinstance(raw, str):
@@ -261,6 +263,16 @@ class _Scan:
                              and not (isinstance(m, float) and math.isnan(m)))
 
 
+def columns_of_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rows (dicts) -> {column: object array}, columns in order of appearance, a row without a
+    column holding None."""
+    names = dict.fromkeys(k for row in rows for k in row)
+    out = {}
+    for name in names:
+        out[name] = np.fromiter((row.get(name) for row in rows), dtype=object, count=len(rows))
+    return out
+
+
 def _run_groups(runs: list[dict[str, Any]], where: dict[str, Any]) -> list[tuple]:
     """(machine, commit, run started, cells, tasks, estimators, K) of one file's gradient cells
     with a ``run_started``: a cell's run starts at its latest ``run_started``, to the second
@@ -300,38 +312,38 @@ def _run_groups(runs: list[dict[str, Any]], where: dict[str, Any]) -> list[tuple
 
 def load_for_report(results_dir: os.PathLike | str, history_measure: str = "time_estimate",
                     only_tasks: Sequence[str] = (), only_estimators: Sequence[str] = (),
-                    progress: Callable[[str], None] | None = None) -> L.Loaded:
+                    progress: Callable[[str], None] | None = None,
+                    workers: Workers | None = None) -> L.Loaded:
     """What the report reads of ``results_dir`` (see the module's notes); same errors and
-    warnings as :func:`reports.load.load_results`."""
+    warnings as :func:`reports.load.load_results`. ``workers``
+    (:class:`reports.parallel.Workers`) scan shares of the files; the result is the same."""
     say = progress or (lambda msg: None)
     root = Path(results_dir)
+    if workers is not None:
+        workers.start()  # they import pandas while benchmarks.json is read
     loaded = L.Loaded(frame=pd.DataFrame(columns=L.FIXED_COLUMNS), param_columns=[])
     files, benchmarks = L._open_results(root, loaded)
-    say(f"reading {len(files)} result file(s) under {root} (only what the report shows)")
-    scan = _Scan(history_measure, only_tasks, only_estimators)
-    datas: dict[int, tuple[Path, str]] = {}
-    scan.root, scan.details_memo = root, {}  # details files: read once, joined per file
-    details_memo = scan.details_memo
-    for path in files:
-        machine_info = L._machine_info(path.parent, loaded)
-        before = (dict(scan.param_order), len(scan.counts), len(scan.failed_rows),
-                  set(scan.estimator_names), {k: set(v) for k, v in scan.methods.items()},
-                  dict(scan.kinds))
-        try:
-            data, machine = L._checked(path, machine_info)
-            problems: list[str] = []
-            attach_details(data, benchmarks, root, details_memo, problems)
-            scan.file(path, data, machine, benchmarks, problems)
-        except Exception as exc:  # noqa: BLE001 - as load_results: skipped with a warning
-            (scan.param_order, n_counts, n_failed, scan.estimator_names, scan.methods,
-             scan.kinds) = before
-            del scan.counts[n_counts:], scan.failed_rows[n_failed:]
-            loaded.warnings.append(f"skipped {path}: {L._short(exc)}")
-            continue
-        datas[len(scan.files) - 1] = (path, machine)
-        loaded.warnings.extend(f"{path}: {p}" for p in problems)
-        loaded.files.append(str(path))
-        loaded.machines.setdefault(machine, machine_info)
+    shares = _shares(files, workers.count + 1 if workers is not None else 1)
+    say(f"reading {len(files)} result file(s) under {root} (only what the report shows"
+        + (f"; {len(shares)} processes" if len(shares) > 1 else "") + ")")
+    args = (root, benchmarks, history_measure, tuple(only_tasks), tuple(only_estimators))
+    futures = [workers.submit(_scan_share_elsewhere, share, *args) for share in shares[1:]] \
+        if workers is not None else []
+    done = [scan_share(shares[0], *args)] if shares else []
+    for share, future in zip(shares[1:], futures):
+        result = workers.result(future)  # None: the worker failed, the share is read here
+        done.append(result if result is not None else scan_share(share, *args))
+    scan = _merge(done, history_measure, only_tasks, only_estimators)
+    for share in done:
+        for key, entry in share.benchmarks.items():  # details benchmarks (reports.details)
+            benchmarks.setdefault(key, entry)
+        for path, machine, machine_info, notes, problems in share.outcomes:
+            loaded.warnings.extend(n for n in notes if n not in loaded.warnings)
+            loaded.warnings.extend(problems)
+            if machine is not None:
+                loaded.files.append(str(path))
+                loaded.machines.setdefault(machine, machine_info)
+    scan.root, scan.details_memo = root, done[0].scan.details_memo if done else {}
     if not scan.files or not any(n for *_x, n in scan.counts):
         L._nothing(root, loaded)
     whole = _latest_files(scan)
@@ -347,6 +359,89 @@ def load_for_report(results_dir: os.PathLike | str, history_measure: str = "time
     say(f"kept {len(loaded.frame)} of {loaded.totals.cells} cells from {len(loaded.files)} "
         f"file(s) ({len(whole)} read whole)")
     return loaded
+
+
+@dataclass
+class _Share:
+    """One process's scan of a run of consecutive files."""
+
+    scan: _Scan
+    # per file, in order: (path, machine or None when skipped, machine.json's fields, warnings
+    # about machine.json, warnings about the file)
+    outcomes: list[tuple[Path, str | None, dict, list[str], list[str]]]
+    benchmarks: dict[str, Any]  # entries the details files added to benchmarks.json's
+
+
+def _shares(files: list[Path], processes: int) -> list[list[Path]]:
+    """``files`` cut into runs of consecutive files, one per process, each of at least
+    :data:`reports.parallel.MIN_FILES_PER_SHARE` files (one run when there are few)."""
+    from .parallel import MIN_FILES_PER_SHARE
+
+    n = max(1, min(processes, len(files) // MIN_FILES_PER_SHARE))
+    bounds = [round(i * len(files) / n) for i in range(n + 1)]
+    return [files[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+def scan_share(paths: list[Path], root: Path, benchmarks: dict[str, Any], history: str,
+               tasks: Sequence[str], estimators: Sequence[str]) -> _Share:
+    """Scan ``paths`` in order (in this process or a worker's): a file that cannot be read is
+    skipped with a warning, leaving the scan as it was."""
+    scan = _Scan(history, tasks, estimators)
+    scan.root, scan.details_memo = root, {}  # details files: read once, joined per file
+    known = set(benchmarks)
+    notes = L.Loaded(frame=pd.DataFrame(), param_columns=[])  # collects machine.json warnings
+    outcomes = []
+    for path in paths:
+        seen = len(notes.warnings)
+        machine_info = L._machine_info(path.parent, notes)
+        machine_notes = notes.warnings[seen:]
+        before = (dict(scan.param_order), len(scan.counts), len(scan.failed_rows),
+                  set(scan.estimator_names), {k: set(v) for k, v in scan.methods.items()},
+                  dict(scan.kinds))
+        try:
+            data, machine = L._checked(path, machine_info)
+            problems: list[str] = []
+            attach_details(data, benchmarks, root, scan.details_memo, problems)
+            scan.file(path, data, machine, benchmarks, problems)
+        except Exception as exc:  # noqa: BLE001 - as load_results: skipped with a warning
+            (scan.param_order, n_counts, n_failed, scan.estimator_names, scan.methods,
+             scan.kinds) = before
+            del scan.counts[n_counts:], scan.failed_rows[n_failed:]
+            outcomes.append((path, None, machine_info, machine_notes,
+                             [f"skipped {path}: {L._short(exc)}"]))
+            continue
+        outcomes.append((path, machine, machine_info, machine_notes,
+                         [f"{path}: {p}" for p in problems]))
+    scan.memo = {}  # parse cache: not worth sending back
+    return _Share(scan, outcomes, {k: v for k, v in benchmarks.items() if k not in known})
+
+
+def _scan_share_elsewhere(*args: Any) -> _Share:
+    """:func:`scan_share` in a worker: its cache of details files stays there."""
+    share = scan_share(*args)
+    share.scan.details_memo = {}
+    return share
+
+
+def _merge(shares: list[_Share], history: str, tasks: Sequence[str],
+           estimators: Sequence[str]) -> _Scan:
+    """The scan of the shares' files in order: what one process scanning them all makes."""
+    scan = _Scan(history, tasks, estimators)
+    for share in shares:
+        part, offset = share.scan, len(scan.files)
+        for col in part.param_order:
+            scan.param_order.setdefault(col, None)
+        for col, kind in part.kinds.items():
+            scan.kinds[col] = L.join_kinds(scan.kinds.get(col, "none"), kind)
+        scan.files += part.files
+        scan.counts += part.counts
+        scan.kept.update({i + offset: parts for i, parts in part.kept.items()})
+        scan.failed_rows += part.failed_rows
+        scan.runs += part.runs
+        scan.estimator_names |= part.estimator_names
+        for key, names in part.methods.items():
+            scan.methods.setdefault(key, set()).update(names)
+    return scan
 
 
 def _latest_files(scan: _Scan) -> set[int] | None:
