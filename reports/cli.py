@@ -58,14 +58,12 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def _jobs(text: str) -> int:
+    from .parallel import parse_jobs
+
     try:
-        jobs = int(text)
-    except ValueError:
-        jobs = 0
-    if jobs < 1:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive integer (processes, this one included), got {text!r}")
-    return jobs
+        return parse_jobs(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,11 +28,23 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
-__all__ = ["Workers", "default_jobs", "JOBS_ENV", "MAX_JOBS", "MIN_FILES_PER_SHARE"]
+__all__ = ["Workers", "default_jobs", "parse_jobs", "JOBS_ENV", "MAX_JOBS", "MIN_FILES_PER_SHARE"]
 
 JOBS_ENV = "ESTIBENCH_JOBS"
 MAX_JOBS = 4  # each process holds its share's rows: more buys little on a report's scale
 MIN_FILES_PER_SHARE = 8  # fewer files than this per process are read by the main process alone
+
+
+def parse_jobs(text: str) -> int:
+    """A count of processes (the main one included): a positive integer, else ValueError."""
+    try:
+        jobs = int(text)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise ValueError(f"expected a positive integer (processes, the main one included; 1 "
+                         f"runs everything in one process), got {text!r}")
+    return jobs
 
 
 def default_jobs() -> int:
@@ -41,13 +53,9 @@ def default_jobs() -> int:
     text = os.environ.get(JOBS_ENV, "").strip()
     if text:
         try:
-            jobs = int(text)
-        except ValueError:
-            jobs = 0
-        if jobs < 1:
-            raise ValueError(f"{JOBS_ENV}={text!r}: expected a positive integer (processes, "
-                             f"the main one included; 1 runs everything in one process)")
-        return jobs
+            return parse_jobs(text)
+        except ValueError as exc:
+            raise ValueError(f"{JOBS_ENV}={text!r}: {exc}") from None
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

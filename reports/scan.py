@@ -319,8 +319,6 @@ def load_for_report(results_dir: os.PathLike | str, history_measure: str = "time
     (:class:`reports.parallel.Workers`) scan shares of the files; the result is the same."""
     say = progress or (lambda msg: None)
     root = Path(results_dir)
-    if workers is not None:
-        workers.start()  # they import pandas while benchmarks.json is read
     loaded = L.Loaded(frame=pd.DataFrame(columns=L.FIXED_COLUMNS), param_columns=[])
     files, benchmarks = L._open_results(root, loaded)
     shares = _shares(files, workers.count + 1 if workers is not None else 1)
@@ -328,7 +326,7 @@ def load_for_report(results_dir: os.PathLike | str, history_measure: str = "time
         + (f"; {len(shares)} processes" if len(shares) > 1 else "") + ")")
     args = (root, benchmarks, history_measure, tuple(only_tasks), tuple(only_estimators))
     futures = [workers.submit(_scan_share_elsewhere, share, *args) for share in shares[1:]] \
-        if workers is not None else []
+        if workers is not None else []  # a worker starts here only when it has files to read
     done = [scan_share(shares[0], *args)] if shares else []
     for share, future in zip(shares[1:], futures):
         result = workers.result(future)  # None: the worker failed, the share is read here

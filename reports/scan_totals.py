@@ -18,13 +18,6 @@ def _columns(param_cols: list[str]) -> list[str]:
     return L.PARAM_COLUMNS_START + param_cols + L.FIXED_COLUMNS_END
 
 
-def _typed(parts: list[pd.DataFrame], param_cols: list[str], kinds: dict[str, str]):
-    cols = _columns(param_cols)
-    parts = [p.reindex(columns=cols) for p in parts if len(p)]
-    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
-    return L.typed_frame(frame.astype(object), param_cols, kinds)
-
-
 def _joined(parts: list[dict[str, Any]], cols: list[str]) -> pd.DataFrame:
     """Column-wise parts ({column: array or one value}) -> one object frame of ``cols`` (the
     number columns as floats), rows in the parts' order; a column a part lacks holds None
@@ -105,8 +98,8 @@ def totals_of(scan, param_cols: list[str]):
     counts["date"] = pd.to_datetime(counts["date"], utc=True)
     status = counts.groupby("status")["n"].sum().sort_values(ascending=False)
     status.index.name = "status"
-    failed = _typed([pd.DataFrame(scan.failed_rows, dtype=object)] if scan.failed_rows else [],
-                    param_cols, scan.kinds)
+    failed = L.typed_frame(_joined([columns_of_rows(scan.failed_rows)] if scan.failed_rows
+                                   else [], _columns(param_cols)), param_cols, scan.kinds)
     groups = []
     if "estimator" in param_cols:
         groups.append(sorted(scan.estimator_names))
