@@ -33,13 +33,12 @@ away when only the training tasks or the report's processes change).
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Settings", "SettingsError", "current", "environ", "set_environ", "MAX_SAMPLES", "MAX_JOBS",
-           "GRIDS", "DEVICES", "ENV"]
+__all__ = ["Settings", "SettingsError", "current", "environ", "set_environ", "MAX_SAMPLES",
+           "MAX_JOBS", "GRIDS", "DEVICES", "ENV"]
 
 #: the largest K a grid may ask for (a K beyond it is refused rather than allocated)
 MAX_SAMPLES = 4096
@@ -219,6 +218,8 @@ def _check(s: Settings) -> None:
 
 def _read_config(path: Path) -> dict[str, Any]:
     """A TOML file's ``[estibench]`` table (or its top level): setting -> value."""
+    import tomllib  # Python >= 3.11
+
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
