@@ -13,6 +13,7 @@ import importlib
 import pkgutil
 from typing import Any
 
+from . import naming
 from .base import Estimator, set_validation, validation_enabled
 from .registry import Entry, Registry, parse_spec
 
@@ -37,6 +38,12 @@ def _declare_estimator(facts: dict[str, Any]) -> dict[str, Any]:
     facts["families"] = tuple(families)
     facts["unbiased"] = bool(facts["unbiased"])
     facts["variants"] = tuple(facts["variants"] or ())
+    names = facts["variant_names"] or {}
+    if not isinstance(names, dict) or not all(isinstance(k, str) and isinstance(v, str) and v.strip()
+                                               for k, v in names.items()):
+        raise ValueError(f"variant_names must map spec strings to non-empty display names, "
+                         f"got {names!r}")
+    facts["variant_names"] = dict(names)
     return facts
 
 
@@ -46,16 +53,19 @@ def _estimator_info(facts: dict[str, Any]) -> dict[str, Any]:
         del facts["variants"]
     if not facts["display_name"]:
         del facts["display_name"]
+    if not facts["variant_names"]:
+        del facts["variant_names"]
     return facts
 
 
 #: Gradient and update-search estimators. An estimator class declares its facts once, as class
 #: attributes (``name``, ``kind``, ``unbiased``, ``families``, ``reference``, optionally
-#: ``description``, ``variants``, ``display_name``), and registers with a bare ``@register``.
+#: ``description``, ``variants``, ``display_name``, ``variant_names``: spec -> the name a variant
+#: is shown under), and registers with a bare ``@register``.
 ESTIMATORS = Registry("estimator", group="estibench.estimators",
                       fields={"kind": "gradient", "unbiased": False, "families": (),
                               "description": "", "reference": "", "variants": (),
-                              "display_name": ""},
+                              "display_name": "", "variant_names": {}},
                       declare=_declare_estimator, info=_estimator_info)
 
 #: ``@register`` on an estimator class (reads its declaration), or ``@register("name", **facts)``.
@@ -73,6 +83,12 @@ def get(spec: str, **kwargs: Any):
     """Build an estimator: ``get("score_function", baseline="loo")`` or
     ``get("score_function:baseline=loo")``."""
     return ESTIMATORS.get(spec, **kwargs)
+
+
+def display_name(spec: str) -> str:
+    """The name ``spec`` is shown under in tables and figures (:mod:`estimators.naming`): its
+    declared ``variant_names`` entry, else its ``display_name`` with the options spelled out."""
+    return naming.display_name(spec, ESTIMATORS)
 
 
 def info(name: str) -> Entry:
@@ -112,4 +128,5 @@ _import_builtins()
 
 __all__ = ["ESTIMATORS", "LOSSES", "METRICS", "register_loss", "register_metric", "get_loss",
            "get_metric", "Estimator", "Entry", "Registry", "available", "get", "info",
-           "parse_spec", "register", "KINDS", "set_validation", "validation_enabled"]
+           "parse_spec", "register", "KINDS", "set_validation", "validation_enabled",
+           "display_name"]

@@ -83,6 +83,7 @@ class ARM(_Antithetic):
     """ARM: (f(1[u > σ(-a)]) - f(1[u < σ(a)])) (u - 1/2) per antithetic pair of f evaluations."""
 
     name = "arm"
+    display_name = "ARM"
     reference = "Yin & Zhou 2019"
 
     def _pair_samples(self, lu, a):
@@ -98,6 +99,7 @@ class DisARM(_Antithetic):
     """DisARM: ½ (f(b) - f(b̃)) (-1)^{b̃_i} 1[b_i ≠ b̃_i] σ(|a_i|) per antithetic pair."""
 
     name = "disarm"
+    display_name = "DisARM"
     reference = "Dong, Mnih & Tucker 2020"
 
     def _pair_samples(self, lu, a):

@@ -179,6 +179,7 @@ class Rebar(LearnedControlVariate):
     tune=true learns eta and log lambda online by variance minimisation"""
 
     name = "rebar"
+    display_name = "REBAR"
     reference = "Tucker et al. 2017"
     variants = ("rebar", "rebar:tune=true")
 

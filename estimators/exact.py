@@ -84,6 +84,7 @@ class Exact(Estimator):
     """enumerates the support: sum_z p(z) f(z) (the reference gradient)"""
 
     name = "exact"
+    display_name = "exact"
     unbiased = True
     families = DISCRETE
     reference = "exact enumeration"

@@ -56,6 +56,7 @@ class IndeCateR(CountsEvaluations, Estimator):
     """IndeCateR: per-variable Rao-Blackwellised score function (the CatLog-derivative trick)."""
 
     name = "indecater"
+    display_name = "IndeCateR"
     unbiased = True
     families = DISCRETE
     reference = "De Smet et al. 2023"

@@ -58,6 +58,7 @@ class MeasureValued(CountsEvaluations, Estimator):
     """Measure-valued derivative for the Normal's location and scale, with coupled noise."""
 
     name = "measure_valued"
+    display_name = "measure-valued"
     unbiased = True
     families = (D.Normal,)
     reference = "Mohamed et al. 2020, section 6"

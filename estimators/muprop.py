@@ -34,6 +34,7 @@ class MuProp(Estimator):
     input mu = E[b]"""
 
     name = "muprop"
+    display_name = "MuProp"
     unbiased = True
     families = (D.Bernoulli, D.OneHotCategorical)
     reference = "Gu et al. 2016"

@@ -46,6 +46,10 @@ class Entry:
             raise AttributeError(key) from None
 
 
+#: facts read from the registering class itself, never inherited
+_OWN = ("display_name", "variant_names")
+
+
 def _literal(text: str) -> Any:
     text = text.strip()
     try:
@@ -227,7 +231,11 @@ class Registry(Mapping[str, Entry]):
             elif isinstance(declared_name, str) and declared_name != name:
                 raise ValueError(f"{self.what} class {factory.__qualname__} declares name "
                                  f"{declared_name!r} but is registered as {name!r}")
-            facts = {key: given[key] if key in given else getattr(factory, key, default)
+            # a name to show belongs to the class that declares it: a subclass registered under
+            # its own name does not inherit its parent's display name
+            facts = {key: given[key] if key in given
+                     else factory.__dict__.get(key, default) if key in _OWN
+                     else getattr(factory, key, default)
                      for key, default in self.fields.items()}
             if "description" in facts and not facts["description"]:
                 doc = (factory.__doc__ or "").strip()

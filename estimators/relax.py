@@ -46,6 +46,7 @@ class Relax(LearnedControlVariate):
     MLP(sig_lambda(z)), trained online on the squared estimate"""
 
     name = "relax"
+    display_name = "RELAX"
     reference = "Grathwohl et al. 2018"
 
     def __init__(self, temperature: float = 0.5, eta: float = 1.0, hidden: int = 16,

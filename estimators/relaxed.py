@@ -82,6 +82,7 @@ class GumbelSoftmax(Estimator):
     """Gumbel-softmax / binary Concrete: f at softmax((log p + g)/tau)"""
 
     name = "gumbel_softmax"
+    display_name = "Gumbel-softmax"
     unbiased = False
     families = RELAXABLE
     reference = "Jang et al. 2017; Maddison et al. 2017"

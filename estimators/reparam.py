@@ -16,6 +16,7 @@ class Reparam(Estimator):
     """pathwise gradient through rsample: E_eps[grad f(g(eps))]"""
 
     name = "reparam"
+    display_name = "reparameterisation"
     unbiased = True
     families = CONTINUOUS
     reference = "Kingma & Welling 2014; Rezende et al. 2014; Mohamed et al. 2020"

@@ -31,6 +31,7 @@ class ScoreFunction(Estimator):
     """REINFORCE: E[(f(z) - b) grad log p(z)], baselines none | moving_average | loo"""
 
     name = "score_function"
+    display_name = "score function"
     unbiased = True
     families = ALL_FAMILIES
     reference = "Williams 1992; Kool et al. 2019 (leave-one-out baseline)"

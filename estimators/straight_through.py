@@ -21,6 +21,7 @@ class StraightThrough(Estimator):
     """hard sample forward, sigmoid/softmax (probs) gradient backward"""
 
     name = "straight_through"
+    display_name = "straight-through"
     unbiased = False
     families = RELAXABLE
     reference = "Bengio et al. 2013"
@@ -38,6 +39,7 @@ class StraightThroughGumbel(Estimator):
     """hard Gumbel-max sample forward, Gumbel-softmax gradient backward"""
 
     name = "straight_through_gumbel"
+    display_name = "straight-through Gumbel"
     unbiased = False
     families = RELAXABLE
     reference = "Jang et al. 2017"

@@ -68,6 +68,7 @@ class GumbelRao(CountsEvaluations, Estimator):
     """Straight-through Gumbel-softmax Rao-Blackwellised over M conditional Gumbel draws."""
 
     name = "gumbel_rao"
+    display_name = "Gumbel-Rao"
     unbiased = False
     families = RELAXABLE
     reference = "Paulus et al. 2021"
@@ -106,6 +107,7 @@ class ReinMax(CountsEvaluations, Estimator):
     """ReinMax: straight-through with Heun's second-order correction of the gradient."""
 
     name = "reinmax"
+    display_name = "ReinMax"
     unbiased = False
     families = RELAXABLE
     reference = "Liu et al. 2023"

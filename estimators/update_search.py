@@ -254,6 +254,7 @@ class MGS(UpdateEstimator):
     """
 
     name = "mgs"
+    display_name = "MGS"
     kind = "update"
     description = ("MLE-guided parameter search: K candidates from a mixture N(0,σ²I) / "
                    "N(-η·guide,σ²I), self-normalised weights exp(-Δl/α)/q, update Σ w_k Δ_k")
@@ -323,6 +324,7 @@ class EvolutionStrategies(UpdateEstimator):
     """
 
     name = "evolution_strategies"
+    display_name = "evolution strategies"
     kind = "update"
     description = ("antithetic Gaussian random search: g = 1/(2Kσ) Σ_k [l(θ+σε_k) - "
                    "l(θ-σε_k)] ε_k, the gradient of the Gaussian-smoothed loss")

@@ -97,6 +97,7 @@ class UnorderedSet(CountsEvaluations, Estimator):
     """Unordered set estimator: k categories without replacement (Gumbel-top-k), built-in baseline."""
 
     name = "unordered_set"
+    display_name = "unordered set"
     unbiased = True
     families = (D.Categorical, D.OneHotCategorical)
     reference = "Kool et al. 2020"
