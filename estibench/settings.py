@@ -23,6 +23,7 @@ field                        variable                      meaning
 ``jobs``                     ``ESTIBENCH_JOBS``            report processes (1..:data:`MAX_JOBS`)
 ``threads``                  ``OMP_NUM_THREADS``           torch threads per process (default 1)
 ``history_*``                ``ESTIBENCH_HISTORY_*``       the report benchmark's generated history
+``progress``                 ``ESTIBENCH_PROGRESS``        folder for progress of the setup work
 ===========================  ============================  ==========================================
 
 A malformed value raises :class:`SettingsError` naming the variable or flag, what was expected
@@ -37,7 +38,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Settings", "SettingsError", "current", "environ", "set_environ", "MAX_SAMPLES",
+__all__ = ["Settings", "SettingsError", "current", "environ", "set_environ", "read_config", "MAX_SAMPLES",
            "MAX_JOBS", "GRIDS", "DEVICES", "ENV"]
 
 #: the largest K a grid may ask for (a K beyond it is refused rather than allocated)
@@ -56,7 +57,7 @@ ENV = {"tasks": "ESTIBENCH_TASKS", "estimators": "ESTIBENCH_ESTIMATORS",
        "setup_cache": "ESTIBENCH_SETUP_CACHE", "results": "ESTIBENCH_RESULTS",
        "jobs": "ESTIBENCH_JOBS", "threads": "OMP_NUM_THREADS",
        "history_commits": "ESTIBENCH_HISTORY_COMMITS", "history_jobs": "ESTIBENCH_HISTORY_JOBS",
-       "history_grid": "ESTIBENCH_HISTORY_GRID"}
+       "history_grid": "ESTIBENCH_HISTORY_GRID", "progress": "ESTIBENCH_PROGRESS"}
 #: which settings change which computation's results (the rest only narrow what is shown,
 #: or how fast it is computed)
 _AFFECTS = {"gradient-grid": ("tasks", "estimators", "num_samples", "devices", "grid"),
@@ -89,6 +90,8 @@ class Settings:
     history_commits: tuple[int, ...] = (20,)
     history_jobs: tuple[str, ...] = ("auto",)
     history_grid: str = "small"
+    #: a folder the setup work reports its progress to (:mod:`estibench.progress`); '' none
+    progress: str = ""
     #: where each value came from (``ESTIBENCH_TASKS``, ``--tasks``, ``config.toml``): error texts
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -103,7 +106,7 @@ class Settings:
         base = cls()
         config = env.get("ESTIBENCH_CONFIG", "").strip()
         if config:
-            base = base.merged(_read_config(Path(config)), f"config file {config}")
+            base = base.merged(read_config(Path(config)), f"config file {config}")
         values = {name: env[var] for name, var in ENV.items() if env.get(var, "").strip()}
         return base.merged(values, None)
 
@@ -208,7 +211,7 @@ def _parse(name: str, raw: Any, where: str) -> Any:
             if v != "auto":
                 _int(v, where, 1, MAX_JOBS)
         return values
-    return str(raw).strip()  # setup_cache, results
+    return str(raw).strip()  # setup_cache, results, progress
 
 
 def _check(s: Settings) -> None:
@@ -216,7 +219,7 @@ def _check(s: Settings) -> None:
         raise SettingsError(f"grid {s.grid!r}: expected {' or '.join(GRIDS)}")
 
 
-def _read_config(path: Path) -> dict[str, Any]:
+def read_config(path: Path) -> dict[str, Any]:
     """A TOML file's ``[estibench]`` table (or its top level): setting -> value."""
     import tomllib  # Python >= 3.11
 

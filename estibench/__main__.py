@@ -1,0 +1,6 @@
+"""``python -m estibench`` is ``estibench``."""
+import sys
+
+from .cli import main
+
+sys.exit(main())
