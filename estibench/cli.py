@@ -12,7 +12,7 @@ Errors are one line on stderr, never a traceback: exit 2 for a bad command line 
 from __future__ import annotations
 
 import argparse
-import subprocess
+import dataclasses
 import sys
 import tempfile
 import threading
@@ -138,6 +138,9 @@ def _run_parser(sub: Any) -> None:
     run.add_argument("--asv-config", default=None, metavar="FILE",
                      help="asv's configuration (asv.conf.json), passed to asv as --config")
     run.add_argument("--no-progress", action="store_true", help="no progress line")
+    run.add_argument("--no-wait", action="store_true",
+                     help="refuse, instead of waiting, when another run writes to the same "
+                          "results folder")
 
 
 def run_settings(args: argparse.Namespace, env: dict[str, str] | None = None) -> Settings:
@@ -183,14 +186,14 @@ def cmd_run(args: argparse.Namespace, asv_args: list[str]) -> int:
         _err(f"error: {exc}")
         return EXIT_USAGE
     cmd = command(asv_args, settings)
+    from .runner import LockBusy, describe_exit, results_lock, run_child
+    from .settings import child_environment
+
+    say = _progress(False)
     print("+", " ".join(cmd), flush=True)
     with tempfile.TemporaryDirectory(prefix="estibench-progress-") as progress:
-        import dataclasses
-        import os
-
         settings = dataclasses.replace(settings, progress=progress,
                                        results=settings.results or str(results))
-        env = {**os.environ, **settings.to_env()}
         stop = threading.Event()
         watcher = None
         if not args.no_progress:
@@ -199,23 +202,21 @@ def cmd_run(args: argparse.Namespace, asv_args: list[str]) -> int:
             watcher = threading.Thread(target=watch, args=(progress, stop), daemon=True)
             watcher.start()
         try:
-            proc = subprocess.Popen(cmd, env=env)
-            code = proc.wait()
+            with results_lock(results, wait=not args.no_wait, say=say):
+                code = run_child(cmd, child_environment(settings))
+        except LockBusy as exc:
+            _err(f"error: {exc}")
+            return EXIT_NOTHING
         except KeyboardInterrupt:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            _err("interrupted: asv stopped; results of finished runs are kept")
+            _err("interrupted: asv stopped; results already stored are kept")
             return 130
         finally:
             stop.set()
             if watcher is not None:
                 watcher.join(timeout=2)
-    if code != 0:
-        _err(f"asv run exited with {code}" + (" (some benchmark cells failed; the report lists "
-                                              "them)" if code == 2 else ""))
+    message = describe_exit(code)
+    if message:
+        _err(message)
     return code
 
 

@@ -38,7 +38,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Settings", "SettingsError", "current", "environ", "set_environ", "read_config", "MAX_SAMPLES",
+__all__ = ["Settings", "SettingsError", "current", "environ", "set_environ", "read_config",
+           "child_environment", "MAX_SAMPLES",
            "MAX_JOBS", "GRIDS", "DEVICES", "ENV"]
 
 #: the largest K a grid may ask for (a K beyond it is refused rather than allocated)
@@ -261,3 +262,12 @@ def set_environ(values: dict[str, str]) -> None:
     """Set variables for this process and its children (``PYTORCH_NVML_BASED_CUDA_CHECK``)."""
     for key, value in values.items():
         os.environ.setdefault(key, value)
+
+
+def child_environment(settings: Settings) -> dict[str, str]:
+    """This process's environment with ``settings`` as ``ESTIBENCH_*`` variables: what a child
+    process (asv and its benchmark processes) is started with. Narrowing variables these
+    settings do not set are removed, so the child sees exactly these settings."""
+    env = {k: v for k, v in os.environ.items() if k not in ENV.values()}
+    env.update(settings.to_env())
+    return env
