@@ -24,6 +24,10 @@ field                        variable                      meaning
 ``threads``                  ``OMP_NUM_THREADS``           torch threads per process (default 1)
 ``history_*``                ``ESTIBENCH_HISTORY_*``       the report benchmark's generated history
 ``progress``                 ``ESTIBENCH_PROGRESS``        folder for progress of the setup work
+``workers``                  ``ESTIBENCH_WORKERS``         setup-work processes (``auto``: one per
+                                                           usable core; 1: in-process)
+``scheduler``                ``ESTIBENCH_SCHEDULER``       a Dask scheduler's address (a cluster)
+``unit_timeout``             ``ESTIBENCH_UNIT_TIMEOUT``    seconds a unit of setup work may take
 ===========================  ============================  ==========================================
 
 A malformed value raises :class:`SettingsError` naming the variable or flag, what was expected
@@ -46,6 +50,8 @@ __all__ = ["Settings", "SettingsError", "current", "environ", "set_environ", "re
 MAX_SAMPLES = 4096
 #: the most report processes (each holds its share of the frame)
 MAX_JOBS = 16
+#: the most local worker processes for the setup work
+MAX_WORKERS = 256
 GRIDS = ("default", "full")
 DEVICES = ("cpu", "cuda")
 _LISTS = ("tasks", "estimators", "devices", "training_tasks", "losses")
@@ -58,7 +64,9 @@ ENV = {"tasks": "ESTIBENCH_TASKS", "estimators": "ESTIBENCH_ESTIMATORS",
        "setup_cache": "ESTIBENCH_SETUP_CACHE", "results": "ESTIBENCH_RESULTS",
        "jobs": "ESTIBENCH_JOBS", "threads": "OMP_NUM_THREADS",
        "history_commits": "ESTIBENCH_HISTORY_COMMITS", "history_jobs": "ESTIBENCH_HISTORY_JOBS",
-       "history_grid": "ESTIBENCH_HISTORY_GRID", "progress": "ESTIBENCH_PROGRESS"}
+       "history_grid": "ESTIBENCH_HISTORY_GRID", "progress": "ESTIBENCH_PROGRESS",
+       "workers": "ESTIBENCH_WORKERS", "scheduler": "ESTIBENCH_SCHEDULER",
+       "unit_timeout": "ESTIBENCH_UNIT_TIMEOUT"}
 #: which settings change which computation's results (the rest only narrow what is shown,
 #: or how fast it is computed)
 _AFFECTS = {"gradient-grid": ("tasks", "estimators", "num_samples", "devices", "grid"),
@@ -91,6 +99,12 @@ class Settings:
     history_commits: tuple[int, ...] = (20,)
     history_jobs: tuple[str, ...] = ("auto",)
     history_grid: str = "small"
+    #: worker processes for the setup work (None: one per usable core; 1: in this process)
+    workers: int | None = None
+    #: the address of a running Dask scheduler to send the setup work to ('' : a local cluster)
+    scheduler: str = ""
+    #: seconds one unit of setup work may take before it is cancelled and its cells fail
+    unit_timeout: float = 1800.0
     #: a folder the setup work reports its progress to (:mod:`estibench.progress`); '' none
     progress: str = ""
     #: where each value came from (``ESTIBENCH_TASKS``, ``--tasks``, ``config.toml``): error texts
@@ -136,6 +150,17 @@ class Settings:
         """True when any gradient or training narrowing is set."""
         return any(getattr(self, n) for n in ("tasks", "estimators", "num_samples", "devices",
                                                "training_tasks", "losses"))
+
+    def usable_cores(self) -> int:
+        """The cores this process may run on (its CPU affinity mask)."""
+        try:
+            return len(os.sched_getaffinity(0))
+        except AttributeError:  # not Linux
+            return os.cpu_count() or 1
+
+    def worker_count(self) -> int:
+        """How many local worker processes the setup work uses."""
+        return self.workers if self.workers is not None else self.usable_cores()
 
     def key(self, computation: str) -> tuple:
         """The settings ``computation``'s results depend on (``gradient-grid``, ``training``,
@@ -204,6 +229,17 @@ def _parse(name: str, raw: Any, where: str) -> Any:
     if name == "jobs":
         return None if str(raw).strip().lower() == "auto" else _int(str(raw).strip(), where, 1,
                                                                        MAX_JOBS)
+    if name == "workers":
+        return None if str(raw).strip().lower() == "auto" else _int(str(raw).strip(), where, 1,
+                                                                       MAX_WORKERS)
+    if name == "unit_timeout":
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not value > 0 or value == float("inf"):
+            raise SettingsError(f"{where}: {raw!r} is not a positive number of seconds")
+        return value
     if name == "threads":
         return _int(str(raw).strip(), where, 1, 1024)
     if name == "history_jobs":

@@ -10,9 +10,13 @@ import hashlib
 import os
 import pickle
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-__all__ = ["Timed", "short_error", "env_list", "set_threads", "class_prefix", "make_track",
+from estibench.settings import Settings, current
+
+__all__ = ["Timed", "short_error", "set_threads", "class_prefix", "make_track",
            "spill", "unspill", "code_key", "disk_cached", "CACHE_DIR"]
 
 #: where :func:`disk_cached` keeps setup work (git-ignored, next to asv's results)
@@ -33,20 +37,11 @@ def short_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def env_list(name: str, default: list[str]) -> list[str]:
-    """The comma-separated values of the environment variable ``name`` (blanks dropped), or
-    ``default`` when it is unset or empty."""
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return list(default)
-    return [v.strip() for v in value.split(",") if v.strip()]
-
-
-def set_threads() -> None:
-    """torch's intra-op threads from ``OMP_NUM_THREADS`` (1 by default): one thread is what
-    makes timings repeatable on a small machine."""
+def set_threads(settings: Settings | None = None) -> None:
+    """torch's intra-op threads from the settings (``OMP_NUM_THREADS``, 1 by default): one
+    thread is what makes timings repeatable on a small machine."""
     import torch
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
+    torch.set_num_threads((settings or current()).threads)
 
 
 def class_prefix(name: str) -> str:
@@ -94,59 +89,69 @@ def unspill(directory: str, key, default=None):
         return default
 
 
-# -- setup work cached on disk, keyed by the code that produced it -------------------------------
+# -- setup work cached on disk, keyed by what changes its results ---------------------------------
 def _sources() -> list[Path]:
     """The Python sources whose code decides the setup work: the ``estimators`` and ``suite``
-    packages, ``reports/measures.py`` (units, measure names) and the module of every registered
-    estimator, task and training task (plugins included)."""
+    packages, the results schema and settings (``estibench/schema.py``, ``settings.py``) and
+    every module of every plugin package that registers an estimator, loss, metric, task or
+    training task (:func:`suite.versions.plugin_sources`)."""
     import estimators
 
-    from .registries import TASKS, TRAINING_TASKS
+    from .versions import ROOT, plugin_sources
 
     roots = [Path(estimators.__file__).parent, Path(__file__).parent]
     files = {p for root in roots for p in root.rglob("*.py")}
-    files.add(Path(__file__).resolve().parents[1] / "reports" / "measures.py")
-    for registry in (estimators.ESTIMATORS, TASKS, TRAINING_TASKS):
-        for name in registry.available():
-            module = sys.modules.get(getattr(registry.entry(name).factory, "__module__", ""))
-            if getattr(module, "__file__", None):
-                files.add(Path(module.__file__))
+    files.update(ROOT / "estibench" / name for name in ("schema.py", "settings.py"))
+    files.update(plugin_sources())
     return sorted(p.resolve() for p in files if p.exists())
 
 
-def code_key(name: str) -> str:
-    """A digest of the code (:func:`_sources`), the ``ESTIBENCH_*`` settings, the thread count,
-    the Python and torch versions and the machine: what ``name``'s setup work depends on."""
+def code_key(name: str, settings_key: tuple = ()) -> str:
+    """A digest of what ``name``'s setup work depends on and nothing else: the settings its
+    results depend on (``settings_key``: :meth:`Settings.key` of its computation), the code
+    (:func:`_sources`), Python's version and those of the libraries that compute results
+    (:data:`suite.versions.LIBRARIES`), and the machine. Report-only settings (``jobs``) and
+    the narrowing of other computations (``training_tasks`` for the gradient grid) are not in
+    it, so changing them reuses the cache."""
     import platform
 
-    import torch
+    from .versions import library_versions, machine_id
 
     digest = hashlib.sha256(name.encode())
     for path in _sources():
         digest.update(str(path).encode())
         digest.update(path.read_bytes())
-    settings = sorted((k, v) for k, v in os.environ.items()
-                      if k.startswith("ESTIBENCH_") or k == "OMP_NUM_THREADS")
-    digest.update(repr((settings, sys.version, torch.__version__, platform.node(),
-                        platform.machine(), os.cpu_count())).encode())
+    digest.update(repr((tuple(settings_key), sys.version, library_versions(), platform.node(),
+                        platform.machine(), os.cpu_count(), machine_id())).encode())
     return digest.hexdigest()[:20]
 
 
-def disk_cached(name: str, compute, keep=lambda value: True):
-    """``compute()``, or what it returned last time on the same code, settings and machine
-    (:func:`code_key`), from :data:`CACHE_DIR`. ``ESTIBENCH_SETUP_CACHE=off`` recomputes (and
-    stores nothing), ``ESTIBENCH_SETUP_CACHE=/some/folder`` keeps the cache there; a value
-    ``keep`` refuses (one holding failures, which may not recur) is not stored; older entries
-    of ``name`` are removed when a new one is written.
+def _folder(settings: Settings) -> Path | None:
+    """Where the cache lives (None: off), from the ``setup_cache`` setting."""
+    value = settings.setup_cache.strip()
+    if value.lower() in ("off", "0", "no"):
+        return None
+    return CACHE_DIR if value.lower() in ("on", "1", "yes", "") else Path(value)
+
+
+def disk_cached(name: str, compute: Callable[[], Any], *, computation: str,
+                keep: Callable[[Any], bool] = lambda value: True,
+                settings: Settings | None = None) -> Any:
+    """``compute()``, or what it returned last time on the same code, settings of
+    ``computation`` (:meth:`Settings.key`: ``gradient-grid``, ``training``, ...) and machine
+    (:func:`code_key`), from :data:`CACHE_DIR`. ``setup_cache`` ``off`` recomputes (and stores
+    nothing), a folder keeps the cache there; a value ``keep`` refuses (one holding failures,
+    which may not recur) is not stored; older entries of ``name`` are removed when a new one is
+    written.
 
     What is reused is deterministic for given code and seed, but for the timings measured
     along with it (seconds per estimate, training seconds): those are the earlier run's, on
     the same code and machine. asv's own ``time_*`` benchmarks are measured afresh."""
-    setting = os.environ.get("ESTIBENCH_SETUP_CACHE", "on").strip()
-    if setting.lower() in ("off", "0", "no"):
+    settings = settings or current()
+    folder = _folder(settings)
+    if folder is None:
         return compute()
-    folder = CACHE_DIR if setting.lower() in ("on", "1", "yes", "") else Path(setting)
-    path = folder / f"{name}-{code_key(name)}.pkl"
+    path = folder / f"{name}-{code_key(name, settings.key(computation))}.pkl"
     try:
         with open(path, "rb") as fh:
             value = pickle.load(fh)

@@ -37,11 +37,11 @@ from dataclasses import dataclass
 
 import torch
 
+from estibench.schema import ALPHA, POWER
+
 __all__ = ["ALPHA", "POWER", "ClaimTest", "claim_test", "replicates_needed", "verdict"]
 
 OMNIBUS_FLOOR = 0.05  # coordinates the omnibus test leaves out: |g_i| below this x max |g_j|
-ALPHA = 1e-3  # false-alarm rate of a claim test: a correct estimator is contradicted this often
-POWER = 0.95  # the detectable bias is detected with this probability
 
 
 @dataclass(frozen=True)

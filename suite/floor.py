@@ -48,12 +48,12 @@ FLOOR_NUM_SAMPLES = [16, 64]
 PAIRS = 25
 
 
-def floor_num_samples() -> list[int]:
-    """``ESTIBENCH_FLOOR_NUM_SAMPLES`` (comma-separated ints) or :data:`FLOOR_NUM_SAMPLES`."""
-    from .benchutil import env_list
+def floor_num_samples(settings=None) -> list[int]:
+    """The ``floor_num_samples`` setting (``ESTIBENCH_FLOOR_NUM_SAMPLES``) or
+    :data:`FLOOR_NUM_SAMPLES`."""
+    from estibench.settings import current
 
-    return [int(k) for k in env_list("ESTIBENCH_FLOOR_NUM_SAMPLES",
-                                     [str(k) for k in FLOOR_NUM_SAMPLES])]
+    return list((settings or current()).floor_num_samples) or list(FLOOR_NUM_SAMPLES)
 
 
 def _event_dims(logp_like, dist) -> int:
@@ -227,24 +227,27 @@ def floor_ratio(est, task, num_samples: int, device="cpu", pairs: int = PAIRS,
     return out
 
 
-def compute_floor_grid() -> dict:
+def compute_floor_grid(settings=None) -> dict:
     """Every (task, estimator spec, K, device) cell of the floor benchmark that applies (as
-    :func:`suite.grid.applicable` decides, K from :func:`floor_num_samples`), narrowed by
-    ``ESTIBENCH_*``: ``{"cells": {key: {"status": "ok"|"skipped"|"failed", ...}},
+    :func:`suite.grid.applicable` decides, K from :func:`floor_num_samples`), narrowed by the
+    settings: ``{"cells": {key: {"status": "ok"|"skipped"|"failed", ...}},
     "floors": {(task, K, device): seconds}}``."""
     import traceback
 
     import estimators
+    from estibench.settings import current
 
     from . import grid
     from .benchutil import set_threads, short_error
 
-    set_threads()
+    settings = settings or current()
+    set_threads(settings)
     cells, floors = {}, {}
-    ks = floor_num_samples()
-    for _family, (task_list, specs) in grid.families().items():
+    ks = floor_num_samples(settings)
+    present = grid.devices(settings=settings)
+    for _family, (task_list, specs) in grid.families(settings=settings).items():
         for task_name in task_list:
-            keys = [(s, k, d) for s in specs for k in ks for d in grid.devices()]
+            keys = [(s, k, d) for s in specs for k in ks for d in present]
             try:
                 task, problem = grid._build(task_name)
             except Exception as exc:  # noqa: BLE001 - a broken task fails its own cells
@@ -258,7 +261,8 @@ def compute_floor_grid() -> dict:
                     continue
                 try:
                     est = estimators.get(spec)
-                    reason = grid.applicable(est, problem, k) if k >= est.min_samples() else \
+                    reason = grid.applicable(est, problem, k, settings) \
+                        if k >= est.min_samples() else \
                         f"{est.describe()} needs num_samples >= {est.min_samples()}"
                     if reason and "grid" not in reason:  # any K of this axis applies if valid
                         cells[key] = {"status": "skipped", "error": reason}

@@ -11,44 +11,47 @@ whose estimator or task raises is ``failed`` with its error, and the rest comple
 training task (:func:`compute_runs`), with the alignment summaries of
 :func:`suite.training.summarise`; a failing run or task fails only its own cells.
 
-Environment variables narrow the grids: ``ESTIBENCH_TASKS`` and ``ESTIBENCH_ESTIMATORS``
-(comma-separated names or estimator specs), ``ESTIBENCH_NUM_SAMPLES`` (comma-separated ints),
-``ESTIBENCH_DEVICES`` (``cpu``, ``cuda``) and ``ESTIBENCH_TRAINING_TASKS``.
+The settings (:class:`estibench.settings.Settings`; every function takes one, by default
+:func:`estibench.settings.current`) narrow the grids: ``tasks``, ``estimators`` (specs; a bare
+registered name means every registered variant of it, in this grid and in the training tasks'),
+``num_samples``, ``devices`` and ``training_tasks``. A name that is not registered is refused
+at once (:class:`estibench.settings.SettingsError`, naming the closest registered name).
 
 **Narrowing computes less; it never changes the benchmarks' parameters.** The asv parameters are
 the full grid (:func:`families` with ``full=True``: every registered task and estimator, the full K
 axis, the present devices, plus whatever the environment adds), so a narrowed run and a full run
 are the same benchmarks to asv; cells outside the narrowing are skipped (n/a). Run narrowed through
-``python -m suite.run`` (it turns ``ESTIBENCH_*`` into asv's ``--bench`` cell selection, and asv
-then keeps the stored values of the cells it does not run); see :mod:`suite.run`.
+``estibench run`` (it turns the narrowing into asv's ``--bench`` cell selection, and asv then
+keeps the stored values of the cells it does not run).
 
-**Default and full grid** (``ESTIBENCH_GRID``: ``default`` or ``full``). Every registered task and
+**Default and full grid** (setting ``grid``: ``default`` or ``full``). Every registered task and
 estimator is in both. The default gives each estimator two K (its smallest valid K,
 ``est.min_samples()``: 1, or 2 for the pair and leave-one-out estimators, and 16) and caps a claim
 test's replicates at ``CLAIM_REPLICATES x`` the task's ``replicates`` (besides the task's budget
 of f evaluations: at K = 1 the budget alone allowed 65,536 replicates of a VAE task, one cell
 taking 260 CPU-s); the benchmark modules record fewer measures per cell there (see them). The
 full grid: ``{1 where valid, the smallest valid K, 4, 16, 64}``, the claim test's budget alone,
-every measure. ``ESTIBENCH_NUM_SAMPLES`` gives every estimator the listed K instead (where valid).
+every measure. A ``num_samples`` setting gives every estimator the listed K instead (where valid).
 """
 from __future__ import annotations
 
-import os
 import time
 import traceback
+from dataclasses import replace
 
 import estimators
+from estibench.settings import Settings, current, set_environ
 
 from . import tasks as _tasks
-from .benchutil import env_list, set_threads, short_error
-from .registries import TASKS, TRAINING_TASKS
+from .benchutil import set_threads, short_error
+from .registries import TASKS, TRAINING_TASKS, expand_estimators, unknown_name, variants
 
 __all__ = ["NUM_SAMPLES", "DEFAULT_NUM_SAMPLES", "CLAIM_REPLICATES", "SEED", "full_grid",
            "k_axis", "class_num_samples", "specs_by_min_samples", "estimator_num_samples",
-           "claim_replicates", "estimator_specs", "task_names", "num_samples", "devices",
-           "cuda_available", "families", "applicable", "compute_grid", "build_for_cost",
-           "training_task_names", "training_task", "curve_measures", "FULL_TRAINING",
-           "CURVE_MEASURES", "run_task", "compute_runs"]
+           "claim_replicates", "estimator_specs", "expand_estimators", "unknown_name",
+           "task_names", "num_samples", "devices", "cuda_available", "families", "applicable",
+           "compute_grid", "build_for_cost", "training_task_names", "training_task",
+           "curve_measures", "FULL_TRAINING", "CURVE_MEASURES", "run_task", "compute_runs"]
 
 NUM_SAMPLES = [1, 4, 16, 64]  # the full grid: every estimator's K, its smallest valid K added
 DEFAULT_NUM_SAMPLES = [16]  # the default grid: the same, its smallest valid K added
@@ -57,13 +60,13 @@ CLAIM_REPLICATES = 4
 SEED = 0
 
 
-def full_grid() -> bool:
-    """``ESTIBENCH_GRID=full``: the full grid (every K, every measure); unset or ``default``:
-    the default grid."""
-    value = os.environ.get("ESTIBENCH_GRID", "").strip().lower()
-    if value not in ("", "default", "full"):
-        raise ValueError(f"ESTIBENCH_GRID={value!r}: expected 'default' or 'full'")
-    return value == "full"
+def _s(settings: Settings | None) -> Settings:
+    return current() if settings is None else settings
+
+
+def full_grid(settings: Settings | None = None) -> bool:
+    """The full grid (every K, every measure) rather than the default one."""
+    return _s(settings).full
 
 
 # -- the gradient grid's axes ------------------------------------------------------------------
@@ -71,27 +74,43 @@ def _union(full: list, narrowed: list) -> list:
     return list(full) + [x for x in narrowed if x not in full]
 
 
-def estimator_specs(full: bool = False) -> list[str]:
-    """Every registered gradient estimator's benchmark variants (its ``variants`` info, or its
-    bare name), or ``ESTIBENCH_ESTIMATORS``; ``full``: all of them plus those named there."""
+def _registered_specs() -> list[str]:
     specs: list[str] = []
     for name in estimators.available(kind="gradient"):
-        specs.extend(estimators.info(name).info.get("variants", (name,)))
-    chosen = env_list("ESTIBENCH_ESTIMATORS", specs)
+        specs.extend(variants(name))
+    return specs
+
+
+def estimator_specs(full: bool = False, settings: Settings | None = None) -> list[str]:
+    """Every registered gradient estimator's benchmark variants (its ``variants`` info, or its
+    bare name), or those the ``estimators`` setting names (:func:`expand_estimators`; update
+    estimators are the sequence tasks', not this grid's); ``full``: all of them plus those."""
+    specs = _registered_specs()
+    gradient = set(estimators.available(kind="gradient"))
+    listed = [s for s in expand_estimators(settings) if s.partition(":")[0] in gradient]
+    chosen = listed if _s(settings).estimators else specs
     return _union(specs, chosen) if full else chosen
 
 
-def task_names(full: bool = False) -> list[str]:
-    chosen = env_list("ESTIBENCH_TASKS", TASKS.available())
-    return _union(TASKS.available(), chosen) if full else chosen
+def task_names(full: bool = False, settings: Settings | None = None) -> list[str]:
+    """The gradient tasks: the ``tasks`` setting (checked against the registry), or every
+    registered one; ``full``: all of them plus those named."""
+    settings = _s(settings)
+    available = TASKS.available()
+    for name in settings.tasks:
+        if name.partition(":")[0] not in available:
+            raise unknown_name("task", name.partition(":")[0], available, "tasks", settings)
+    chosen = list(settings.tasks) or available
+    return _union(available, chosen) if full else chosen
 
 
-def k_axis(k_min: int) -> list[int]:
-    """The K of an estimator whose smallest valid K is ``k_min``: ``ESTIBENCH_NUM_SAMPLES``
+def k_axis(k_min: int, settings: Settings | None = None) -> list[int]:
+    """The K of an estimator whose smallest valid K is ``k_min``: the ``num_samples`` setting
     (those >= k_min) when set, else the grid's K >= k_min plus k_min itself."""
-    if os.environ.get("ESTIBENCH_NUM_SAMPLES", "").strip():
-        return [k for k in num_samples() if k >= k_min]
-    base = NUM_SAMPLES if full_grid() else DEFAULT_NUM_SAMPLES
+    settings = _s(settings)
+    if settings.num_samples:
+        return [k for k in settings.num_samples if k >= k_min]
+    base = NUM_SAMPLES if settings.full else DEFAULT_NUM_SAMPLES
     return sorted({k for k in base if k >= k_min} | {int(k_min)})
 
 
@@ -99,17 +118,17 @@ def _min_samples(spec: str) -> int:
     return int(estimators.get(spec).min_samples())
 
 
-def class_num_samples(k_min: int) -> list[int]:
+def _unlisted(settings: Settings) -> Settings:
+    """``settings`` without a ``num_samples`` narrowing: the grid's own K."""
+    return replace(settings, num_samples=()) if settings.num_samples else settings
+
+
+def class_num_samples(k_min: int, settings: Settings | None = None) -> list[int]:
     """The K parameter of a benchmark class whose estimators' smallest valid K is ``k_min``:
-    the grid's K for them plus those ``ESTIBENCH_NUM_SAMPLES`` names (>= k_min)."""
-    listed = [int(k) for k in env_list("ESTIBENCH_NUM_SAMPLES", [])]
-    saved = os.environ.pop("ESTIBENCH_NUM_SAMPLES", None)
-    try:
-        default = k_axis(k_min)
-    finally:
-        if saved is not None:
-            os.environ["ESTIBENCH_NUM_SAMPLES"] = saved
-    return sorted(set(default) | {k for k in listed if k >= k_min})
+    the grid's K for them plus those the ``num_samples`` setting names (>= k_min)."""
+    settings = _s(settings)
+    default = k_axis(k_min, _unlisted(settings))
+    return sorted(set(default) | {k for k in settings.num_samples if k >= k_min})
 
 
 def specs_by_min_samples(specs: list[str]) -> dict[int, list[str]]:
@@ -120,68 +139,57 @@ def specs_by_min_samples(specs: list[str]) -> dict[int, list[str]]:
     return dict(sorted(out.items()))
 
 
-def _default_num_samples() -> list[int]:
-    mins = {_min_samples(s) for s in estimator_specs(full=True)} or {1}
-    return sorted(set().union(*(k_axis(m) for m in mins)))
-
-
-def num_samples(full: bool = False) -> list[int]:
-    """The K axis: ``ESTIBENCH_NUM_SAMPLES``, or the union of every estimator's K
+def num_samples(full: bool = False, settings: Settings | None = None) -> list[int]:
+    """The K axis: the ``num_samples`` setting, or the union of every estimator's K
     (:func:`estimator_num_samples`); ``full``: that union plus those named there."""
-    listed = os.environ.get("ESTIBENCH_NUM_SAMPLES", "").strip()
-    chosen = [int(k) for k in env_list("ESTIBENCH_NUM_SAMPLES", [])] if listed else []
-    if listed and not full:
+    settings = _s(settings)
+    chosen = list(settings.num_samples)
+    if chosen and not full:
         return chosen
-    saved = os.environ.pop("ESTIBENCH_NUM_SAMPLES", None)
-    try:
-        default = _default_num_samples()
-    finally:
-        if saved is not None:
-            os.environ["ESTIBENCH_NUM_SAMPLES"] = saved
-    return sorted(set(default) | set(chosen))
+    unlisted = _unlisted(settings)
+    mins = {_min_samples(s) for s in estimator_specs(True, unlisted)} or {1}
+    default = set().union(*(k_axis(m, unlisted) for m in mins))
+    return sorted(default | set(chosen))
 
 
-def estimator_num_samples(est) -> list[int]:
+def estimator_num_samples(est, settings: Settings | None = None) -> list[int]:
     """An estimator's K: :func:`k_axis` of its smallest valid K."""
-    return k_axis(int(est.min_samples()))
+    return k_axis(int(est.min_samples()), settings)
 
 
-def claim_replicates(task) -> int | None:
+def claim_replicates(task, settings: Settings | None = None) -> int | None:
     """The most replicates a claim test may draw on ``task``: None (the task's budget of f
     evaluations alone) in the full grid, ``CLAIM_REPLICATES x task.replicates`` by default."""
-    return None if full_grid() else CLAIM_REPLICATES * int(task.replicates)
+    return None if full_grid(settings) else CLAIM_REPLICATES * int(task.replicates)
 
 
-def devices(full: bool = False) -> list[str]:
-    """The devices in the grid: ``ESTIBENCH_DEVICES`` (comma-separated, e.g. ``cpu,cuda``) or by
-    default the CPU plus CUDA when a GPU is present (asked through NVML, so the forkserver's
-    parent does not initialise CUDA: forked children could not use it then).
+def devices(full: bool = False, settings: Settings | None = None) -> list[str]:
+    """The devices in the grid: the ``devices`` setting (``cpu``, ``cuda``) or by default the
+    CPU plus CUDA when a GPU is present (asked through NVML, so the forkserver's parent does not
+    initialise CUDA: forked children could not use it then).
 
     By default absent devices are left out rather than listed and skipped: every cell costs asv
     a process (~25 ms), and a CPU-only machine would pay that for ~2,000 CUDA cells that can only
-    say n/a. ``ESTIBENCH_DEVICES=cpu,cuda`` lists them anyway; there they skip cleanly."""
+    say n/a. ``devices = cpu,cuda`` lists them anyway; there they skip cleanly."""
     default = ["cpu"] + (["cuda"] if cuda_available() else [])
-    chosen = env_list("ESTIBENCH_DEVICES", default)
-    unknown = [d for d in chosen if d not in ("cpu", "cuda")]
-    if unknown:
-        raise ValueError(f"ESTIBENCH_DEVICES: unknown device(s) {unknown}; expected cpu and/or "
-                         f"cuda")
+    chosen = list(_s(settings).devices) or default
     return _union(default, chosen) if full else chosen
 
 
 def cuda_available() -> bool:
-    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    set_environ({"PYTORCH_NVML_BASED_CUDA_CHECK": "1"})
     import torch
     return torch.cuda.is_available()
 
 
-def families(full: bool = False) -> dict[str, tuple[list[str], list[str]]]:
+def families(full: bool = False, settings: Settings | None = None
+             ) -> dict[str, tuple[list[str], list[str]]]:
     """family -> (its tasks, the estimator specs whose registered families include it); ``full``:
     the benchmarks' parameters (every registered task and estimator), else what this run
-    computes (narrowed by ``ESTIBENCH_*``)."""
+    computes (narrowed by the settings)."""
     out: dict[str, tuple[list[str], list[str]]] = {}
-    specs = estimator_specs(full)
-    for task in task_names(full):
+    specs = estimator_specs(full, settings)
+    for task in task_names(full, settings):
         # a task registered without a family is paired with every estimator; support is then
         # decided per cell at run time
         family = TASKS.entry(task.split(":")[0]).info.get("family", "Any")
@@ -193,7 +201,7 @@ def families(full: bool = False) -> dict[str, tuple[list[str], list[str]]]:
 
 
 # -- the gradient grid's cells ---------------------------------------------------------------------
-def applicable(est, problem, num_samples: int):
+def applicable(est, problem, num_samples: int, settings: Settings | None = None):
     """None if the estimator applies to this problem and sample count, else why not."""
     if not est.supports(problem.dist):
         return f"{est.describe()} does not support this task's distribution"
@@ -202,7 +210,7 @@ def applicable(est, problem, num_samples: int):
     largest = est.max_samples(problem.dist) if hasattr(est, "max_samples") else None
     if largest is not None and num_samples > largest:  # before the grid: the floor's K axis
         return f"{est.describe()} takes at most num_samples={largest} on this task"
-    if num_samples not in estimator_num_samples(est):
+    if num_samples not in estimator_num_samples(est, settings):
         return f"num_samples={num_samples} is not in {est.describe()}'s grid"
     return None
 
@@ -213,18 +221,18 @@ def _build(task_name: str):
     return task, task.problem(1)
 
 
-def compute_grid() -> dict:
+def compute_grid(settings: Settings | None = None) -> dict:
     """Build every task once and measure every applicable cell: ``{"cells": {(task, estimator,
     num_samples, device): {"status": "ok" | "skipped" | "failed", ...}}}``, plain data only."""
     from .measure import measure_cell
 
-    set_threads()
+    settings = _s(settings)
+    set_threads(settings)
     cells = {}
-    started = time.time()
-    for _family, (task_list, specs) in families().items():
+    ks, present = num_samples(settings=settings), devices(settings=settings)
+    for _family, (task_list, specs) in families(settings=settings).items():
         for task_name in task_list:
-            keys = [(spec, k, device) for spec in specs for k in num_samples()
-                    for device in devices()]
+            keys = [(spec, k, device) for spec in specs for k in ks for device in present]
             try:
                 task, problem = _build(task_name)
             except Exception as exc:  # noqa: BLE001 - a broken task fails its own cells
@@ -234,23 +242,23 @@ def compute_grid() -> dict:
                 continue
             for spec, k, device in keys:
                 cells[(task_name, spec, k, device)] = _cell(task, problem, spec, k, device,
-                                                            measure_cell)
-    return {"cells": cells, "run_started": started}
+                                                            measure_cell, settings)
+    return {"cells": cells}
 
 
-def _cell(task, problem, spec, k, device, measure_cell) -> dict:
+def _cell(task, problem, spec, k, device, measure_cell, settings: Settings) -> dict:
     from .measure import claims_unbiased
 
     if device == "cuda" and not cuda_available():
         return {"status": "skipped", "error": "no CUDA device"}
     try:
-        reason = applicable(estimators.get(spec), problem, k)
+        reason = applicable(estimators.get(spec), problem, k, settings)
         if reason:
             return {"status": "skipped", "error": reason}
         start = time.perf_counter()
         values = measure_cell(lambda: estimators.get(spec), task, k, device, seed=SEED,
                               unbiased=claims_unbiased(spec),
-                              max_replicates=claim_replicates(task))
+                              max_replicates=claim_replicates(task, settings))
         values["cell_seconds"] = time.perf_counter() - start
         return {"status": "ok", "values": values}
     except Exception as exc:  # noqa: BLE001 - a failing estimator fails its own cell
@@ -258,25 +266,27 @@ def _cell(task, problem, spec, k, device, measure_cell) -> dict:
                 "traceback": traceback.format_exc(limit=4)}
 
 
-def build_for_cost() -> dict:
+def build_for_cost(settings: Settings | None = None) -> dict:
     """The tasks (pickled for the cost benchmarks) and which cells apply. Kept apart from the
     quality numbers: unpickling tasks costs every quality track ~10 ms otherwise."""
+    settings = _s(settings)
     built, applies = {}, {}
-    for _family, (task_list, specs) in families().items():
+    ks = num_samples(settings=settings)
+    for _family, (task_list, specs) in families(settings=settings).items():
         for task_name in task_list:
             try:
                 task, problem = _build(task_name)
             except Exception as exc:  # noqa: BLE001
                 built[task_name] = None
                 applies.update({(task_name, s, k): f"task failed: {short_error(exc)}"
-                                for s in specs for k in num_samples()})
+                                for s in specs for k in ks})
                 continue
             built[task_name] = task
             for spec in specs:
-                for k in num_samples():
+                for k in ks:
                     try:
                         applies[(task_name, spec, k)] = applicable(estimators.get(spec),
-                                                                   problem, k)
+                                                                   problem, k, settings)
                     except Exception as exc:  # noqa: BLE001
                         applies[(task_name, spec, k)] = f"failed: {short_error(exc)}"
     return {"tasks": built, "applies": applies}
@@ -296,57 +306,64 @@ FULL_TRAINING: dict[str, dict[str, object]] = {
 CURVE_MEASURES = ("seconds", "loss", "metric")  # curves per step and per second
 
 
-def training_task_names() -> list[str]:
-    return env_list("ESTIBENCH_TRAINING_TASKS", TRAINING_TASKS.available())
+def training_task_names(settings: Settings | None = None) -> list[str]:
+    """The training tasks: the ``training_tasks`` setting (checked against the registry), or
+    every registered one."""
+    settings = _s(settings)
+    available = TRAINING_TASKS.available()
+    for name in settings.training_tasks:
+        if name not in available:
+            raise unknown_name("training task", name, available, "training_tasks", settings)
+    return list(settings.training_tasks) or available
 
 
-def training_task(name: str):
+def training_task(name: str, settings: Settings | None = None):
     """The training task as the grid runs it: its defaults, or :data:`FULL_TRAINING`'s sizes in
     the full grid."""
-    return TRAINING_TASKS.get(name, **(FULL_TRAINING.get(name, {}) if full_grid() else {}))
+    return TRAINING_TASKS.get(name, **(FULL_TRAINING.get(name, {}) if full_grid(settings)
+                                       else {}))
 
 
 def curve_measures(task) -> list[str]:
-    """The checkpoint measures the ``<Task>Curve`` details record for ``task`` (in the details
-    file, not as asv cells, so every one of them is kept)."""
+    """The checkpoint measures recorded along ``task``'s curves (in its run file, not as asv
+    cells, so every one of them is kept)."""
     return [*CURVE_MEASURES, *(m for m in task.checkpoint_measures if m not in CURVE_MEASURES)]
 
 
-def run_task(name: str) -> dict[str, object]:
-    """Every (method, seed) run of one task: summaries, curves, final measures, errors."""
+def run_task(name: str, settings: Settings | None = None) -> dict[str, object]:
+    """Every (method, seed) run of one task: summaries, curves, final measures, errors, and its
+    ``wall_seconds``; ``task_error`` (and nothing else) for a task that cannot be built or
+    run."""
     from .training import check_run, summarise
 
-    set_threads()
-    started = time.time()
-    task = training_task(name)
-    runs, errors = {}, {}
-    for method in task.methods:
-        for seed in task.seeds:
-            try:
-                run = task.run(method, seed=seed)
-                check_run(task, run)
-                runs[(method, seed)] = run
-            except Exception as exc:  # noqa: BLE001 - a failing run fails its own cells
-                errors[(method, seed)] = f"{short_error(exc)}\n{traceback.format_exc(limit=4)}"
-    return {
-        "summary": summarise(runs, task.higher_is_better) if runs else {},
-        "curves": {key: {int(p["step"]): dict(p) for p in run.checkpoints}
-                   for key, run in runs.items()},
-        "final": {key: dict(run.final) for key, run in runs.items()},
-        "errors": errors,
-        "run_started": started,
-    }
-
-
-def compute_runs() -> dict[str, dict[str, object]]:
-    """:func:`run_task` of every training task in the grid (``task_error`` for a task that
-    cannot be built or run), with its ``wall_seconds``."""
-    out = {}
-    for name in training_task_names():
-        start = time.perf_counter()
-        try:
-            out[name] = run_task(name)
-        except Exception as exc:  # noqa: BLE001 - a broken task fails its own cells
-            out[name] = {"task_error": f"{short_error(exc)}\n{traceback.format_exc(limit=4)}"}
-        out[name]["wall_seconds"] = time.perf_counter() - start
+    settings = _s(settings)
+    set_threads(settings)
+    start = time.perf_counter()
+    try:
+        task = training_task(name, settings)
+        runs, errors = {}, {}
+        for method in task.methods:
+            for seed in task.seeds:
+                try:
+                    run = task.run(method, seed=seed)
+                    check_run(task, run)
+                    runs[(method, seed)] = run
+                except Exception as exc:  # noqa: BLE001 - a failing run fails its own cells
+                    errors[(method, seed)] = f"{short_error(exc)}\n{traceback.format_exc(limit=4)}"
+        out = {
+            "summary": summarise(runs, task.higher_is_better) if runs else {},
+            "curves": {key: {int(p["step"]): dict(p) for p in run.checkpoints}
+                       for key, run in runs.items()},
+            "final": {key: dict(run.final) for key, run in runs.items()},
+            "errors": errors,
+        }
+    except Exception as exc:  # noqa: BLE001 - a broken task fails its own cells
+        out = {"task_error": f"{short_error(exc)}\n{traceback.format_exc(limit=4)}"}
+    out["wall_seconds"] = time.perf_counter() - start
     return out
+
+
+def compute_runs(settings: Settings | None = None) -> dict[str, dict[str, object]]:
+    """:func:`run_task` of every training task in the grid."""
+    settings = _s(settings)
+    return {name: run_task(name, settings) for name in training_task_names(settings)}

@@ -47,7 +47,7 @@ from collections.abc import Callable
 import torch
 
 import estimators
-from reports.measures import GRADIENT
+from estibench.schema import GRADIENT, VERDICT_CODES
 
 from .tasks import GradientTask
 
@@ -57,8 +57,6 @@ __all__ = ["statistics", "rows_per_estimate", "evaluations_per_estimate", "repli
 
 NOISE_FLOOR = 1e-5  # relative noise below which replicates differ by rounding only
 WARMUP_CALLS = 5  # calls a stateful estimator gets before it is measured, on every task
-#: ``track_claim_verdict``'s codes
-VERDICT_CODES = {"consistent": 1, "inconclusive": 0, "contradicted": -1}
 #: the quality measures of a cell: the gradient rows of the table of measures (units, labels,
 #: directions there) but ``replicates``, which is a count, not a quality
 QUALITY_MEASURES = tuple(m for m in GRADIENT if m != "replicates")

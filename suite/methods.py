@@ -6,13 +6,14 @@ plugin's included, is trained by every task it fits, with no list to edit.
   ``max_support`` decide as they would in training). Its estimator methods are the benchmark
   variants (``variants`` info, else the bare name) of every registered gradient estimator that
   declares the family and whose instance ``supports()`` the representative distribution.
-  ``ESTIBENCH_ESTIMATORS`` (comma-separated names or specs, as for the gradient grid) narrows
-  them: a listed spec is kept if its estimator applies; a bare name listed keeps all its
-  variants. A task's own baselines (``vq_straight_through``) are always kept.
+  The ``estimators`` setting narrows them as it narrows the gradient grid
+  (:func:`suite.registries.expand_estimators`): a listed spec is kept if its estimator applies;
+  a bare name listed keeps all its variants. A task's own baselines (``vq_straight_through``)
+  are always kept.
 * **Losses.** A loss declares what it applies to (``applies_to``, a string or a tuple of them:
   ``"multilabel"``, ...), as a registry fact (``register_loss("name", applies_to=...)``, how a
   plugin gives it) or a class attribute (the built-ins); a loss that declares nothing can be
-  mapped in :data:`LOSS_APPLIES_TO`. ``ESTIBENCH_LOSSES`` narrows them.
+  mapped in :data:`LOSS_APPLIES_TO`. The ``losses`` setting narrows them.
 
 :class:`RegistryMethods` makes ``methods`` a live class attribute: ``Task.methods`` and
 ``task.methods`` both read the registries at access (never at import), so the report's listing
@@ -20,11 +21,12 @@ of a class and the benchmark grid of an instance agree.
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .benchutil import env_list
+from estibench.settings import current
+
+from .registries import expand_estimators, variants
 
 __all__ = ["estimator_methods", "loss_methods", "loss_applies_to", "RegistryMethods",
            "LOSS_APPLIES_TO", "example_distribution"]
@@ -55,11 +57,6 @@ def example_distribution(family: str, batch: Sequence[int] = (2,), event: Sequen
                      f"Bernoulli, OneHotCategorical, Categorical or Normal")
 
 
-def _specs_of(name: str) -> tuple[str, ...]:
-    import estimators
-    return tuple(estimators.info(name).info.get("variants", (name,)))
-
-
 def _applies(spec: str, family: str, dist) -> bool:
     import estimators
     name = spec.split(":")[0]
@@ -75,21 +72,14 @@ def _applies(spec: str, family: str, dist) -> bool:
 
 def estimator_methods(family: str, dist=None) -> tuple[str, ...]:
     """Every registered gradient estimator spec that applies to ``family`` (see the module
-    docstring), narrowed by ``ESTIBENCH_ESTIMATORS``; ``dist`` is the representative
+    docstring), narrowed by the ``estimators`` setting; ``dist`` is the representative
     distribution (default: :func:`example_distribution`)."""
     import estimators
 
     dist = example_distribution(family) if dist is None else dist
-    specs: list[str] = []
-    for name in estimators.available(kind="gradient"):
-        specs.extend(_specs_of(name))
-    chosen = env_list("ESTIBENCH_ESTIMATORS", [])
-    if chosen:
-        wanted: list[str] = []
-        for spec in chosen:  # a bare registered name stands for its variants
-            known = spec in estimators.available(kind="gradient") and ":" not in spec
-            wanted.extend(_specs_of(spec) if known else [spec])
-        specs = list(dict.fromkeys(wanted))
+    specs = expand_estimators()  # a bare registered name stands for its variants
+    if not current().estimators:
+        specs = [s for name in estimators.available(kind="gradient") for s in variants(name)]
     return tuple(s for s in specs if _applies(s, family, dist))
 
 
@@ -105,10 +95,18 @@ def loss_applies_to(name: str) -> tuple[str, ...]:
 
 
 def loss_methods(applies_to: str) -> tuple[str, ...]:
-    """Every registered loss that applies to ``applies_to``, narrowed by ``ESTIBENCH_LOSSES``."""
+    """Every registered loss that applies to ``applies_to``, narrowed by the ``losses``
+    setting (a name no registry knows is refused, naming the closest one)."""
     import estimators
-    names = [n for n in estimators.LOSSES.available() if applies_to in loss_applies_to(n)]
-    chosen = env_list("ESTIBENCH_LOSSES", names)
+
+    from .registries import unknown_name
+
+    available = estimators.LOSSES.available()
+    for name in current().losses:
+        if name.partition(":")[0] not in available:
+            raise unknown_name("loss", name, available, "losses")
+    names = [n for n in available if applies_to in loss_applies_to(n)]
+    chosen = list(current().losses) or names
     return tuple(n for n in chosen if n in names)
 
 
@@ -131,11 +129,10 @@ class RegistryMethods:
         if self.losses is not None:
             return self.baselines + loss_methods(self.losses)
         # building every estimator to ask supports() costs ~20 ms: cached per task (or class)
-        # until the registry or ESTIBENCH_ESTIMATORS changes
+        # until the registry or the estimators setting changes
         import estimators
         key = (tuple((n, id(estimators.info(n).factory))
-                     for n in estimators.available(kind="gradient")),
-               os.environ.get("ESTIBENCH_ESTIMATORS", ""))
+                     for n in estimators.available(kind="gradient")), current().estimators)
         holder, slot = (self._class_cache, owner) if obj is None else (vars(obj),
                                                                         "_registry_methods")
         cached = holder.get(slot)

@@ -11,7 +11,7 @@ import torch
 from torch import distributions as D
 
 from .data import binarised_digits
-from .tasks import GradientTask, Problem, _leaf, register_task
+from .taskbase import GradientTask, Problem, _leaf, register_task
 
 
 # -- VAEs on scikit-learn's digits ------------------------------------------------------------

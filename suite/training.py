@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reports.measures import SUMMARY
+from estibench.schema import SUMMARY
 
 from .registries import TRAINING_TASKS
 
@@ -235,7 +235,7 @@ def seconds_per_update(run: Run) -> float:
     return run.seconds / max(run.updates, 1)
 
 
-#: how each alignment summary measure of the table (:data:`reports.measures.SUMMARY`: names,
+#: how each alignment summary measure of the table (:data:`estibench.schema.SUMMARY`: names,
 #: units, directions) is computed from a run, its seed's equal-time budget and the direction
 _SUMMARISERS: dict[str, Callable[[Run, float, bool], float]] = {
     "final_metric_equal_steps": lambda run, budget, hib: final_metric(run),

@@ -1,17 +1,16 @@
 """The alignment measures (suite/training.py) on hand-made runs, and the alignment benchmarks'
 grid (suite/grid.py, suite/benchmarks/bench_alignment.py): layout from the tasks' declarations,
-failures kept to their own cells."""
+failures kept to their own cells, everything the runs measured in the task's run file."""
 from __future__ import annotations
 
-import itertools
 import math
 import subprocess
 import sys
 
 import pytest
 
-from reports.details import load as load_details
-from reports.measures import MEASURES, SUMMARY
+from estibench.schema import SUMMARY, read_run
+from estibench.settings import SettingsError
 from suite import grid
 from suite.benchmarks import bench_alignment
 from suite.benchutil import class_prefix
@@ -85,26 +84,20 @@ def test_runs_must_keep_their_declarations():
 
 # -- the benchmark grid --------------------------------------------------------------------------
 def test_every_training_task_has_its_benchmark_classes():
-    """asv tracks the headline summary and the anchor; the rest is laid out for the details
-    file (suite/details.py) under the names it would have as asv cells."""
+    """asv tracks the headline summary only; the rest goes to the task's run file."""
     for name in TRAINING_TASKS.available():
         task = grid.training_task(name)
         prefix = class_prefix(name)
         summary = getattr(bench_alignment, prefix + "Summary")
         assert summary.params == [[name], list(task.methods), list(task.seeds)]
+        assert {m for m in dir(summary) if m.startswith("track_")} == {
+            f"track_{m}" for m in bench_alignment.TRACKED_SUMMARY}
         for measure in bench_alignment.TRACKED_SUMMARY:
             assert getattr(summary, f"track_{measure}").unit == SUMMARY[measure].unit
-        assert not hasattr(bench_alignment, prefix + "Curve")  # in the details file
-        cells = bench_alignment.layout(name)
-        assert cells["curve"] == [grid.curve_measures(task), list(task.schedule())]
+        for gone in ("Curve", "Final", "Info"):  # in the run file
+            assert not hasattr(bench_alignment, prefix + gone)
         assert grid.curve_measures(task)[:3] == ["seconds", "loss", "metric"]
         assert set(task.checkpoint_measures) <= set(grid.curve_measures(task))
-        assert cells["final"] == list(task.final_measures)
-        info = getattr(bench_alignment, prefix + "Info")
-        assert info.params == [[name]] and info.param_names == ["task"]
-        assert info().track_higher_is_better(None, name) == float(task.higher_is_better)
-        assert info.track_higher_is_better.unit == MEASURES["higher_is_better"].unit
-        assert info.track_run_started.unit == MEASURES["run_started"].unit
 
 
 def test_summaries_hold_every_summary_measure_of_the_table():
@@ -150,31 +143,53 @@ def test_a_failing_method_fails_only_its_cells(flaky, tmp_path, monkeypatch):
     assert summary.track_final_metric_equal_steps(cache, "flaky_for_test", "works", 0) == 0.2
     with pytest.raises(RuntimeError, match="always fails"):
         summary.track_final_metric_equal_time(cache, "flaky_for_test", "breaks", 0)
-    info = bench_alignment._Info()
-    assert info.track_run_started(cache, "flaky_for_test") == entry["run_started"]
-    # the details: curves (every checkpoint measure), failed runs' cells null
-    monkeypatch.setenv("ESTIBENCH_DETAILS", str(tmp_path))
-    bench_alignment.write_details("flaky_for_test", entry)
-    (path,) = tmp_path.glob("*-training-flaky_for_test.json.gz")
-    benches = load_details(path)["benchmarks"]
-    curve = benches["bench_alignment.FlakyForTestCurve.track_value"]
-    assert curve["anchor"] == "bench_alignment.FlakyForTestInfo.track_run_started"
-    cells = dict(zip(itertools.product(*curve["params"]), curve["result"]))
-    assert cells[("'flaky_for_test'", "'works'", "1", "'metric'", "5")] == 1.2
-    assert cells[("'flaky_for_test'", "'works'", "0", "'extra'", "0")] == 0.0
-    assert cells[("'flaky_for_test'", "'breaks'", "0", "'metric'", "5")] is None
-    tau = benches["bench_alignment.FlakyForTestSummary.track_kendall_tau"]["result"]
-    assert tau[2] is None  # ('breaks', 0): failed
+    # the run file: facts, summaries, curves (every checkpoint measure), failed runs' rows
+    monkeypatch.setenv("ESTIBENCH_RESULTS", str(tmp_path))
+    path = bench_alignment.write_run("flaky_for_test", entry, 1.8e9)
+    assert path == tmp_path / "runs" / "1800000000.000000-training-flaky_for_test.parquet"
+    rows = read_run(path)
+    assert (rows["task"] == "flaky_for_test").all() and (rows["run_started"] == 1.8e9).all()
+    assert (rows["task_name"] == "flaky, for, test").all()
+    # the code version of the task: its module (no distribution ships it) and its source's hash
+    assert rows["task_version"].str.fullmatch(r"test_alignment#[0-9a-f]{12}").all()
+    assert (rows["torch_version"] != "").all() and (rows["machine_id"] != "").all()
+    curve = rows[rows["group"] == "curve"].set_index(["method", "seed", "measure", "checkpoint"])
+    assert curve.loc[("works", 1, "metric", 5), "value"] == 1.2
+    assert curve.loc[("works", 0, "extra", 0), "value"] == 0.0
+    assert curve.loc[("works", 0, "loss", 5), "unit"] == "loss"
+    summary_rows = rows[rows["group"] == "summary"].set_index(["method", "seed", "measure"]
+                                                              ).sort_index()
+    failed = summary_rows.loc[("breaks", 0, "kendall_tau")]
+    assert failed["status"] == "failed" and "always fails" in failed["error"]
+    assert math.isnan(failed["value"])
+    ok = summary_rows.loc[("works", 0, "final_metric_equal_steps")]
+    assert ok["status"] == "ok" and ok["value"] == 0.2  # the tracked headline is there too
+    assert set(SUMMARY) <= set(summary_rows.loc[("works", 0)].index)
+    info = rows[rows["group"] == "info"].set_index("measure")
+    assert info.loc["higher_is_better", "value"] == 1.0
+    assert info.loc["higher_is_better", "metric_name"] == "toy"
+    assert not rows["measure"].str.endswith("_se").any()
 
 
-def test_a_task_that_cannot_be_built_fails_its_cells(monkeypatch):
-    monkeypatch.setenv("ESTIBENCH_TRAINING_TASKS", "no_such_task")
-    cache = grid.compute_runs()
-    assert "unknown training task 'no_such_task'" in cache["no_such_task"]["task_error"]
-    with pytest.raises(RuntimeError, match="unknown training task"):
-        bench_alignment._Summary().track_final_metric_equal_steps(cache, "no_such_task", "m", 0)
-    with pytest.raises(RuntimeError, match="unknown training task"):
-        bench_alignment._Info().track_run_started(cache, "no_such_task")
+def test_training_tasks_are_checked_and_a_task_that_cannot_be_built_fails_its_cells(
+        monkeypatch):
+    monkeypatch.setenv("ESTIBENCH_TRAINING_TASKS", "multilabel_digit")
+    with pytest.raises(SettingsError, match="unknown training task 'multilabel_digit'; did you "
+                                            "mean 'multilabel_digits'"):
+        grid.compute_runs()
+
+    def unbuildable():
+        raise RuntimeError("no data here")
+    TRAINING_TASKS.register("unbuildable_for_test", description="test")(unbuildable)
+    try:
+        monkeypatch.setenv("ESTIBENCH_TRAINING_TASKS", "unbuildable_for_test")
+        cache = grid.compute_runs()
+        assert "no data here" in cache["unbuildable_for_test"]["task_error"]
+        with pytest.raises(RuntimeError, match="no data here"):
+            bench_alignment._Summary().track_final_metric_equal_steps(
+                cache, "unbuildable_for_test", "m", 0)
+    finally:
+        TRAINING_TASKS.unregister("unbuildable_for_test")
 
 
 def test_benchmark_modules_import_light():

@@ -99,17 +99,29 @@ def test_floor_ratio_and_multiple():
 
 
 def test_compute_floor_grid_narrowed(monkeypatch):
+    """A bare name is every registered variant of it (``rebar``: ``rebar``, ``rebar:tune=true``),
+    a spec with options exactly that spec; the run file's rows carry the floor ratio."""
+    from suite import results
+
     monkeypatch.setenv("ESTIBENCH_TASKS", "bernoulli_t045")
-    monkeypatch.setenv("ESTIBENCH_ESTIMATORS", "score_function,rebar,reparam")
+    monkeypatch.setenv("ESTIBENCH_ESTIMATORS", "score_function:baseline=none,rebar,reparam")
     monkeypatch.setenv("ESTIBENCH_FLOOR_NUM_SAMPLES", "16")
     monkeypatch.setattr(floor, "PAIRS", 3)
     monkeypatch.setattr(floor.floor_ratio, "__defaults__", ("cpu", 3, None))
     out = floor.compute_floor_grid()
     cells = out["cells"]
-    assert cells[("bernoulli_t045", "score_function", 16, "cpu")]["status"] == "ok"
+    assert cells[("bernoulli_t045", "score_function:baseline=none", 16, "cpu")]["status"] == "ok"
     assert cells[("bernoulli_t045", "rebar", 16, "cpu")]["values"]["floor_multiple"] == 3
+    assert cells[("bernoulli_t045", "rebar:tune=true", 16, "cpu")]["status"] == "ok"
+    assert not any(key[1].startswith("score_function:baseline=loo") for key in cells)
     assert ("bernoulli_t045", "reparam", 16, "cpu") not in cells  # not a Bernoulli estimator
     assert out["floors"][("bernoulli_t045", 16, "cpu")] > 0
+    rows = {(r["estimator"], r["measure"]): r for r in results.floor_rows(out)
+            if r["group"] == "gradient"}
+    ratio = rows[("rebar", "floor_ratio")]
+    assert ratio["value"] == cells[("bernoulli_t045", "rebar", 16, "cpu")]["values"]["ratio"]
+    assert ratio["experiment"] == "floor" and ratio["estimator_name"] == "REBAR"
+    assert ratio["unit"] == "ratio" and ratio["claims_unbiased"] == 1.0
 
 
 def test_the_floor_skips_a_k_past_an_estimators_largest(monkeypatch):

@@ -22,8 +22,9 @@ from scipy import stats
 from statcheck import ALPHA, failing_estimator, z_crit
 
 import estimators
+from estibench.schema import GRADIENT, MEASURES
+from estibench.settings import Settings, SettingsError, current
 from estimators.base import DISCRETE
-from reports.measures import GRADIENT, MEASURES
 from suite import grid, measure, tasks
 from suite.benchmarks import bench_gradients
 from suite.run import scratch_config
@@ -236,8 +237,12 @@ def test_each_estimator_gets_its_smallest_valid_k(monkeypatch):
     assert grid.class_num_samples(1) == [1, 2, 4, 16, 64]
     assert grid.class_num_samples(2) == [2, 4, 16, 64]
     monkeypatch.setenv("ESTIBENCH_GRID", "fulll")
-    with pytest.raises(ValueError, match="ESTIBENCH_GRID"):
+    with pytest.raises(SettingsError, match="ESTIBENCH_GRID"):
         grid.full_grid()
+    # the settings are passed down, not read from the environment behind the caller's back
+    listed = Settings(num_samples=(1, 2, 4, 16, 64), grid="full")
+    assert grid.class_num_samples(1, listed) == [1, 2, 4, 16, 64]
+    assert grid.num_samples(settings=Settings()) == [1, 2, 16]
 
 
 def test_the_default_grid_caps_the_claim_tests_replicates(monkeypatch):
@@ -258,13 +263,13 @@ def test_narrowing_keeps_the_parameters_and_selects_cells(monkeypatch):
     monkeypatch.setenv("ESTIBENCH_ESTIMATORS", "disarm")
     assert grid.task_names() == ["bernoulli_t045"]
     assert set(grid.task_names(full=True)) >= {"bernoulli_t045", "categorical100"}
-    regex = run.selection()[0]
+    regex = run.selection(current())[0]
     import re
     assert re.search(regex, "bench_gradients.QualityBernoulli.track_bias('bernoulli_t045', "
                             "'disarm', 2, 'cpu')")
     assert not re.search(regex, "bench_gradients.QualityBernoulli.track_bias('bernoulli_t045', "
                                 "'exact', 2, 'cpu')")
-    assert run.selection({}) == []
+    assert run.selection(Settings()) == []
 
 
 def test_moving_average_baseline_is_warmed_up_before_it_is_measured():
@@ -327,9 +332,32 @@ def test_grid_cells_are_reproducible(small_grid, broken_estimator):
 
 
 def test_unknown_names_in_the_grid_environment_are_refused(monkeypatch):
+    """One line naming the setting, the bad name and the closest registered one, raised as the
+    grid is laid out (not deep inside a cell)."""
     monkeypatch.setenv("ESTIBENCH_ESTIMATORS", "score_fuction")
-    with pytest.raises(ValueError, match="did you mean 'score_function'"):
+    with pytest.raises(SettingsError, match="ESTIBENCH_ESTIMATORS: unknown estimator "
+                                            "'score_fuction'; did you mean 'score_function'"):
         grid.families()
+    monkeypatch.delenv("ESTIBENCH_ESTIMATORS")
+    monkeypatch.setenv("ESTIBENCH_TASKS", "bernoulli_t45")
+    with pytest.raises(SettingsError, match="unknown task 'bernoulli_t45'; did you mean "
+                                            "'bernoulli_t045'"):
+        grid.families()
+    with pytest.raises(SettingsError, match="--tasks: unknown task 'gaussian_cosine'"):
+        grid.task_names(settings=Settings().merged({"tasks": "gaussian_cosine"}, "--tasks"))
+
+
+def test_a_bare_estimator_name_is_every_variant_in_every_grid(monkeypatch):
+    """The documented meaning of a bare name: every registered variant of it, in the gradient
+    grid, the VAE training tasks and the floor alike; a spec with options is exactly itself."""
+    from suite.methods import estimator_methods
+
+    variants = list(estimators.info("score_function").info["variants"])
+    monkeypatch.setenv("ESTIBENCH_ESTIMATORS", "score_function,rebar:tune=true")
+    assert grid.estimator_specs() == variants + ["rebar:tune=true"]
+    assert set(estimator_methods("Bernoulli")) == set(variants) | {"rebar:tune=true"}
+    families = grid.families()
+    assert families["Bernoulli"][1] == variants + ["rebar:tune=true"]
 
 
 def test_benchmark_classes_cover_every_family():
@@ -345,54 +373,45 @@ def test_benchmark_classes_cover_every_family():
     pairs = bench_gradients.QualityBernoulliK2
     assert pairs.params[2] == [2, 16] and "disarm" in pairs.params[1]
     assert "score_function:baseline=loo" in bench_gradients.QualityNormalK2.params[1]
-    # asv tracks the regression alarms and the anchor; the rest goes to the details file
+    # asv tracks the regression alarms only; the rest goes to the run file
     tracks = {m for m in dir(quality) if m.startswith("track_")}
-    assert tracks == {f"track_{m}" for m in (*bench_gradients.TRACKED, "run_started")}
-    for m in (*bench_gradients.TRACKED, "run_started"):
+    assert tracks == {f"track_{m}" for m in bench_gradients.TRACKED}
+    for m in bench_gradients.TRACKED:
         assert getattr(quality, f"track_{m}").unit == MEASURES[m].unit  # the one table's units
-    default = bench_gradients.detail_measures(full=False)
-    assert {"variance_se", "bias_se", "mse_se", "replicates", "evaluations", "detectable_bias",
-            "bias_p", "bias_z", "claims_unbiased"} == set(default["Quality"])
-    # the default grid leaves out what the report can do without
-    assert not default["SNR"] and "cosine" not in default["Quality"]
     assert not hasattr(bench_gradients.CostBernoulli, "peakmem_estimate")
 
 
 def test_the_full_grid_tracks_every_measure(run_python, monkeypatch, tmp_path):
-    """The full grid's details file holds every gradient measure with its standard error, the
-    SNR and the facts, for every cell the run measured (an asv run's setup_cache, narrowed)."""
+    """The full grid's run file holds every gradient measure with its standard error, the SNR
+    and the facts, for every cell the run measured (an asv run's setup_cache, narrowed)."""
     monkeypatch.setenv("ESTIBENCH_GRID", "full")
     monkeypatch.setenv("ESTIBENCH_TASKS", "bernoulli_t045")
-    monkeypatch.setenv("ESTIBENCH_ESTIMATORS", "score_function")
-    monkeypatch.setenv("ESTIBENCH_DETAILS", str(tmp_path / "details"))
+    monkeypatch.setenv("ESTIBENCH_ESTIMATORS", "score_function:baseline=none")
+    monkeypatch.setenv("ESTIBENCH_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("ESTIBENCH_SETUP_CACHE", "off")
+    monkeypatch.chdir(tmp_path)  # spill() writes here
     got = run_python(tmp_path, '''
         import json, os
-        from reports.details import load
+        from estibench.schema import read_run, run_files
         from suite.benchmarks import bench_gradients as b
-        os.chdir(os.path.dirname(os.environ["ESTIBENCH_DETAILS"]))  # spill() writes here
         cache = b._Quality().setup_cache()
-        (path,) = [os.path.join(os.environ["ESTIBENCH_DETAILS"], f)
-                   for f in os.listdir(os.environ["ESTIBENCH_DETAILS"])]
-        benches = load(path)["benchmarks"]
-        cell = ("'bernoulli_t045'", "'score_function'", "16", "'cpu'")
-        values = {}
-        for name, e in benches.items():
-            import itertools
-            cells = dict(zip(itertools.product(*e["params"]), e["result"]))
-            if cell in cells:
-                values[name] = cells[cell]
-        print(json.dumps({"ks": b.QualityBernoulli.params[2], "values": values,
+        (path,) = run_files(os.environ["ESTIBENCH_RESULTS"])
+        rows = read_run(path)
+        cell = rows[(rows["estimator"] == "score_function:baseline=none")
+                    & (rows["num_samples"] == 16) & (rows["group"] == "gradient")]
+        print(json.dumps({"ks": b.QualityBernoulli.params[2], "name": path.name,
+                          "values": dict(zip(cell["measure"], cell["value"])),
+                          "se": dict(zip(cell["measure"], cell["se"].fillna(-1))),
+                          "claims": sorted(set(cell["claims_unbiased"])),
                           "peakmem": hasattr(b.CostBernoulli, "peakmem_estimate")}))
     ''')
     assert got["ks"] == [1, 4, 16, 64] and got["peakmem"]
-    values = got["values"]
+    assert got["name"].endswith("-gradient-grid.parquet")
+    values, se = got["values"], got["se"]
     for m in measure.QUALITY_MEASURES:
-        cls = "SNR" if m == "snr" else "Quality"
-        for name in (f"track_{m}_se",) + (() if m in bench_gradients.TRACKED else (f"track_{m}",)):
-            assert isinstance(values[f"bench_gradients.{cls}Bernoulli.{name}"], float), name
-    assert values["bench_gradients.QualityBernoulli.track_claims_unbiased"] == 1.0
-    assert values["bench_gradients.QualityBernoulli.track_replicates"] >= 2
+        assert isinstance(values[m], float) and se[m] >= 0, m
+    assert not any(m.endswith("_se") for m in values)
+    assert got["claims"] == [1.0] and values["replicates"] >= 2
 
 
 def test_the_harness_measures_every_gradient_measure_of_the_table():
@@ -423,29 +442,42 @@ def test_the_suite_runs_under_asv(tmp_path):
     cells, listed on purpose, skip cleanly where there is no GPU."""
     asv = shutil.which("asv") or str(Path(sys.executable).parent / "asv")
     before = (ROOT / ".asv" / "results" / "test").exists()
-    tree_details = ROOT / ".asv" / "results" / "details"
-    details_before = set(tree_details.glob("*"))
+    tree_runs = ROOT / ".asv" / "results" / "runs"
+    runs_before = set(tree_runs.glob("*"))
     env = dict(os.environ, ESTIBENCH_TASKS="bernoulli_t045", ESTIBENCH_NUM_SAMPLES="4",
                ESTIBENCH_ESTIMATORS="score_function:baseline=loo,exact",
                ESTIBENCH_DEVICES="cpu,cuda", OMP_NUM_THREADS="1", HOME=str(tmp_path),
-               ESTIBENCH_SETUP_CACHE=str(tmp_path / "setup-cache"))
+               ESTIBENCH_SETUP_CACHE=str(tmp_path / "setup-cache"),
+               ESTIBENCH_RESULTS=str(tmp_path / "results"))
     # a copy of the project's asv config whose results, environments and html go to tmp_path:
     # the test writes nothing into the working tree
     config = scratch_config(tmp_path)
     subprocess.run([asv, "machine", "--yes", "--machine", "test", "--config", str(config)],
                    cwd=ROOT, env=env, check=True, capture_output=True, text=True)
-    # suite.run turns the ESTIBENCH_* narrowing into asv's cell selection (--bench), so only
+    # the narrowing as asv's cell selection (--bench, what `estibench run` passes), so only
     # the selected cells of the full-grid benchmarks run
-    out = subprocess.run([sys.executable, "-m", "suite.run", "--quick", "--dry-run",
-                          "--machine", "test", "--show-stderr", "--config", str(config)],
+    from suite import run
+    narrowed = Settings.from_env(env)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                          text=True).stdout.strip() or "0" * 40
+    bench = [a for regex in run.selection(narrowed) for a in ("--bench", regex)]
+    out = subprocess.run([asv, "run", "--python=same", "--set-commit-hash", head, *bench,
+                          "--quick", "--dry-run", "--machine", "test", "--show-stderr",
+                          "--config", str(config)],
                          cwd=ROOT, env=env, capture_output=True, text=True)
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-3000:]
     assert not (ROOT / ".asv" / "results" / "test").exists() or before, "wrote into the tree"
     assert any((tmp_path / "setup-cache").glob("*.pkl"))  # the setup cache went to tmp_path
-    # and the run's details file beside the scratch results (suite.run points asv at it)
-    assert any((tmp_path / "results" / "details").glob("*-gradient-grid.json.gz"))
-    assert set(tree_details.glob("*")) == details_before, "wrote details into the tree"
+    # and the run's run file beside the scratch results, with the asv machine's name
+    from estibench.schema import read_run
+    (path,) = (tmp_path / "results" / "runs").glob("*-gradient-grid.parquet")
+    rows = read_run(path)
+    assert set(rows["machine"]) == {"test"} and set(rows["task"]) == {"bernoulli_t045", ""}
+    cuda = rows[rows["device"] == "cuda"]
+    assert len(cuda) and set(cuda["status"]) == ({"skipped"} if not torch.cuda.is_available()
+                                                 else {"ok"})
+    assert set(tree_runs.glob("*")) == runs_before, "wrote run files into the tree"
     assert "failed" not in log, log[-3000:]
     assert "QualityBernoulli.track_variance" in log and "n/a" in log  # CUDA cells are skipped
     if not torch.cuda.is_available():
@@ -458,7 +490,7 @@ def test_devices_default_to_what_is_present_and_can_be_forced(monkeypatch):
     monkeypatch.setenv("ESTIBENCH_DEVICES", "cpu,cuda")
     assert grid.devices() == ["cpu", "cuda"]
     monkeypatch.setenv("ESTIBENCH_DEVICES", "cpu,tpu")
-    with pytest.raises(ValueError, match="unknown device"):
+    with pytest.raises(SettingsError, match="ESTIBENCH_DEVICES: unknown device"):
         grid.devices()
 
 
@@ -476,14 +508,44 @@ def test_setup_work_is_spilled_per_cell_and_cached_by_code(tmp_path, monkeypatch
     def compute():
         calls.append(1)
         return {"value": len(calls)}
-    assert benchutil.disk_cached("work", compute) == {"value": 1}
-    assert benchutil.disk_cached("work", compute) == {"value": 1} and len(calls) == 1
-    monkeypatch.setenv("ESTIBENCH_TASKS", "bernoulli_t045")  # another setting, another key
-    assert benchutil.disk_cached("work", compute) == {"value": 2}
+
+    def cached(**kw):
+        return benchutil.disk_cached("work", compute, computation="gradient-grid", **kw)
+    assert cached() == {"value": 1}
+    assert cached() == {"value": 1} and len(calls) == 1
+    # settings the gradient grid's results do not depend on: the cache is reused
+    monkeypatch.setenv("ESTIBENCH_TRAINING_TASKS", "multilabel_digits")
+    monkeypatch.setenv("ESTIBENCH_JOBS", "2")
+    monkeypatch.setenv("ESTIBENCH_HISTORY_COMMITS", "5")
+    assert cached() == {"value": 1} and len(calls) == 1
+    monkeypatch.setenv("ESTIBENCH_TASKS", "bernoulli_t045")  # a setting it depends on
+    assert cached() == {"value": 2}
     assert len(list((tmp_path / "cache").glob("work-*.pkl"))) == 1  # the older one removed
     monkeypatch.setenv("ESTIBENCH_SETUP_CACHE", "off")
-    assert benchutil.disk_cached("work", compute) == {"value": 3}
+    assert cached() == {"value": 3}
     monkeypatch.delenv("ESTIBENCH_SETUP_CACHE")
     monkeypatch.setenv("ESTIBENCH_TASKS", "bernoulli_t0499")
-    assert benchutil.disk_cached("work", compute, keep=lambda v: False) == {"value": 4}
-    assert benchutil.disk_cached("work", compute) == {"value": 5}  # the refused one not stored
+    assert cached(keep=lambda v: False) == {"value": 4}
+    assert cached() == {"value": 5}  # the refused one not stored
+
+
+def test_the_setup_cache_key_holds_only_what_changes_results():
+    """Narrowing the training tasks or the report's processes keeps the gradient grid's key;
+    changing the estimators, K, the grid or the thread count changes it; each computation keys
+    on its own settings only."""
+    from suite import benchutil
+
+    def key(computation: str, **values) -> str:
+        return benchutil.code_key(computation, Settings().merged(values, "test").key(computation))
+
+    base = key("gradient-grid")
+    assert key("gradient-grid", training_tasks="multilabel_digits", jobs="3",
+               losses="bce", history_commits="50") == base
+    for changed in ({"estimators": "disarm"}, {"num_samples": "4"}, {"grid": "full"},
+                    {"tasks": "bernoulli_t045"}, {"threads": "2"}, {"devices": "cpu"}):
+        assert key("gradient-grid", **changed) != base, changed
+    training = key("training")
+    assert key("training", tasks="bernoulli_t045", num_samples="4") == training
+    assert key("training", losses="bce") != training
+    assert key("training", estimators="disarm") != training
+    assert key("landscape", estimators="disarm", tasks="bernoulli_t045") == key("landscape")

@@ -128,50 +128,44 @@ def test_a_probe_attaches_to_train_on_schedule():
     assert len(train_on_schedule([0, 2], update, dict)) == 2
 
 
-def _loaded(tmp_path, monkeypatch, experiments) -> pd.DataFrame:
-    """The tidy frame reports.load makes of small experiments as a run stores them: the tracked
-    numbers as asv cells, the rest in each experiment's details file (suite/details.py)."""
-    import json
-
-    from reports.load import load_results
+def _run_rows(tmp_path, monkeypatch, experiments) -> pd.DataFrame:
+    """The rows of small experiments as a run stores them: each experiment's run file
+    (suite/results.py), read back; the tracked numbers are checked against asv's tracks."""
+    from estibench.schema import read_run
+    from suite import results
     from suite.benchmarks import bench_landscape as B
 
-    monkeypatch.setenv("ESTIBENCH_DETAILS", str(tmp_path / "details"))
-    results, meta = {}, {}
+    monkeypatch.setenv("ESTIBENCH_RESULTS", str(tmp_path))
+    frames = []
     for i, (name, cache, params) in enumerate(experiments):
-        cache = {**cache, "run_started": 1.8e9 + i}
         for cls, p in params.items():
-            p = [list(v) for v in p]
-            monkeypatch.setattr(cls, "params", p)
+            monkeypatch.setattr(cls, "params", [list(v) for v in p])
+        path = results.write(B.run_rows(name, cache), f"landscape-{name.lower()}", 1.8e9 + i)
+        frame = read_run(path)
+        for cls, p in params.items():  # asv's tracks read the same numbers as the run file
+            rows = frame[frame["experiment"] == cls.__name__]
+            assert len(rows) == math.prod(len(v) for v in p) * len(
+                {m for m in rows["measure"]}), cls.__name__
             for t in (m for m in dir(cls) if m.startswith("track_")):
-                bench = f"bench_landscape.{cls.__name__}.{t}"
-                results[bench] = [[getattr(cls(), t)(cache, *c) for c in itertools.product(*p)],
-                                  [[repr(v) for v in values] for values in p], "v", 0, 1.0]
-                meta[bench] = {"param_names": cls.param_names, "type": "track",
-                               "unit": getattr(cls, t).unit}
-        anchor = f"bench_landscape.Landscape{name}Info.track_run_started"
-        results[anchor] = [[cache["run_started"]], [], "v", 0, 1.0]
-        meta[anchor] = {"param_names": [], "type": "track", "unit": "unix seconds"}
-        B._write_details(name, cache)
-    (tmp_path / "m").mkdir()
-    (tmp_path / "m" / "machine.json").write_text(json.dumps({"machine": "m", "version": 1}))
-    (tmp_path / "benchmarks.json").write_text(json.dumps(meta))
-    (tmp_path / "m" / "c-e.json").write_text(json.dumps({
-        "commit_hash": "c", "env_name": "e", "date": 0, "params": {"machine": "m"},
-        "result_columns": ["result", "params", "version", "started_at", "duration"],
-        "version": 2, "results": results}))
-    return load_results(tmp_path).frame
+                for combo in itertools.product(*p):
+                    want = getattr(cls(), t)(cache, *combo)
+                    mask = (rows["measure"] == t[len("track_"):])
+                    for column, value in zip(cls.param_names, combo):
+                        mask &= rows[column] == value
+                    (got,) = rows.loc[mask, "value"]
+                    assert got == want or (math.isnan(got) and math.isnan(want)), (t, combo)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
 
 
-def test_benchmarks_and_report_on_small_experiments(tmp_path, monkeypatch):
-    from reports.landscape import landscape_figures, landscape_tables
+def test_benchmarks_write_every_number_to_the_run_file(tmp_path, monkeypatch):
     from suite.benchmarks import bench_landscape as B
     monkeypatch.setattr(L, "SEEDS", (0, 1))
     clip = L.clipping_experiment(seeds=(0, 1), lrs=(0.03, 1.0), steps=8)
     bn = L.batchnorm_experiment(seeds=(0, 1), lrs=(0.1,), grid=(0.1, 10.0), steps=20)
     init = L.init_experiment(seeds=(0, 1), depth=4)
     bins = list(range(L.SMOOTHNESS_BINS))
-    frame = _loaded(tmp_path, monkeypatch, [
+    frame = _run_rows(tmp_path, monkeypatch, [
         ("Clipping", clip, {B.LandscapeClipping: [L.CLIP_GRADIENTS, L.CLIP_RULES, (0.03, 1.0)],
                             B.LandscapeClippingLR: [L.CLIP_GRADIENTS, L.CLIP_RULES],
                             B.LandscapeClippingSmoothness: [["clipping_exact"], bins],
@@ -182,21 +176,27 @@ def test_benchmarks_and_report_on_small_experiments(tmp_path, monkeypatch):
                            B.LandscapeBatchNormFit: [["mlp_plain", "mlp_batchnorm"]]}),
         ("Init", init, {B.LandscapeInit: [L.ACTIVATIONS, L.INITS, (1, 4)]}),
     ])
-    assert set(frame["status"]) <= {"ok", "skipped"}
-    # every experiment's curves came from its details file, with their standard errors
-    assert {"steps_to_target", "effective_beta", "activation_norm", "smoothness_upper"} \
-        <= set(frame["measure"])
-    frame = frame[frame["status"] == "ok"]
-    assert all(isinstance(v, float) for v in frame["value"])
+    assert set(frame["status"]) == {"ok"} and set(frame["group"]) == {"landscape"}
+    # every experiment's numbers, tracked or not, with their standard errors in ``se``
+    assert {"steps_to_target", "effective_beta", "activation_norm", "smoothness_upper",
+            "largest_stable_lr", "l0", "l1"} <= set(frame["measure"])
+    assert not frame["measure"].str.endswith("_se").any()
     lr = frame[frame["measure"] == "largest_stable_lr"]
     assert lr["value"].notna().all() and lr["se"].notna().all()
+    assert (lr["unit"] == "lr").all()
+    assert frame.loc[frame["measure"] == "smoothness_upper", "se"].isna().all()  # no se there
+    assert {"gradient", "rule", "lr", "net", "step", "source", "bin", "activation", "init",
+            "layer"} <= set(frame.columns)
+    assert (frame["commit"] == frame["commit"].iloc[0]).all() and (frame["machine"] != "").all()
+    # and the report draws its figures and tables from these rows, as its reader gives them
+    from reports.landscape import landscape_figures, landscape_tables
+    from reports.load import load_results
+    frame = load_results(tmp_path).frame
     figures = landscape_figures(frame)
     assert [f.name for f in figures] == ["landscape_smoothness", "landscape_clipping",
                                          "landscape_batchnorm", "landscape_init"]
-    tables = landscape_tables(frame)
-    assert set(tables) == {"landscape_largest_lr", "landscape_smoothness_fit",
-                           "landscape_init_depth"}
-    assert landscape_figures(frame.iloc[0:0]) == [] and landscape_tables(frame.iloc[0:0]) == {}
+    assert set(landscape_tables(frame)) == {"landscape_largest_lr", "landscape_smoothness_fit",
+                                            "landscape_init_depth"}
     import matplotlib.pyplot as plt
     plt.close("all")
 

@@ -138,3 +138,24 @@ def test_a_plugin_estimator_and_loss_are_trained_by_the_training_tasks(plugin_si
         assert got[name]["points"] == 2
         assert all(v == v for v in got[name]["final"].values() if isinstance(v, float))
     assert "plugin_squared_hinge" in got["multilabel_digits"]["methods"]
+
+
+VERSIONS = '''
+import json
+import suite
+from suite import benchutil, versions
+print(json.dumps({"version": versions.estimator_version("constant_baseline_sf"),
+                  "loss": versions.loss_version("plugin_squared_hinge"),
+                  "keyed": [str(p) for p in benchutil._sources()
+                            if "estibench_plugin_demo" in str(p)]}))
+'''
+
+
+def test_a_plugins_rows_carry_its_version_and_its_code_keys_the_setup_cache(plugin_site,
+                                                                            run_python):
+    """Issue 21 item 3: a plugin's code version is its distribution's name and version plus
+    a hash of every module its package ships, and those modules are in the setup cache's key."""
+    got = run_python(plugin_site, VERSIONS)
+    assert got["version"].startswith("estibench-plugin-demo==0.0.1#")
+    assert len(got["version"].partition("#")[2]) == 12 and got["loss"] == got["version"]
+    assert [p.rpartition("/")[2] for p in got["keyed"]] == ["__init__.py"]

@@ -11,12 +11,16 @@ floor of its task (issue 14, item 1), measured interleaved in one process (:mod:
 
 All ratios are computed once per asv run in ``setup_cache`` (so every ratio comes from one
 process; reused from disk on the same code, settings and machine,
-:func:`suite.benchutil.disk_cached`), narrowed by ``ESTIBENCH_TASKS`` /
-``ESTIBENCH_ESTIMATORS`` like the gradient grid; K is ``ESTIBENCH_FLOOR_NUM_SAMPLES`` or 16, 64.
-No torch work at import.
+:func:`suite.benchutil.disk_cached`), narrowed by the ``tasks`` / ``estimators`` settings like
+the gradient grid; K is the ``floor_num_samples`` setting or 16, 64. Everything measured (the
+ratios, the seconds, the floor multiple, the pathwise ratios, failed and skipped cells) goes to
+the run's ``floor`` run file (:func:`suite.results.floor_rows`). No torch work at import.
 """
 from __future__ import annotations
 
+import time
+
+from estibench.schema import MEASURES
 from suite import grid
 from suite.floor import FLOOR_NUM_SAMPLES
 
@@ -32,9 +36,16 @@ class _FloorBase:
     timeout = 1800
 
     def setup_cache(self):
+        from estibench.settings import current
+        from suite import results
         from suite.benchutil import disk_cached
         from suite.floor import compute_floor_grid
-        return disk_cached("floor-grid", compute_floor_grid)
+
+        started, settings = time.time(), current()
+        computed = disk_cached("floor-grid", lambda: compute_floor_grid(settings),
+                               computation="floor", settings=settings)
+        results.write(results.floor_rows(computed), "floor", started, settings)
+        return computed
 
     setup_cache.timeout = 1800
 
@@ -54,7 +65,7 @@ class Floor(_FloorBase):
             raise RuntimeError(f"{self.cell['error']}\n{self.cell.get('traceback', '')}")
         return float(self.cell["values"]["ratio"])
 
-    track_floor_ratio.unit = "x floor"
+    track_floor_ratio.unit = MEASURES["floor_ratio"].unit
 
 
 class FloorSeconds(_FloorBase):

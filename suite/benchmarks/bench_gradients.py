@@ -10,29 +10,20 @@ need 2), each pairing that family's tasks with the estimators that support it at
 so the grid holds few combinations that can only be skipped: asv starts a process (~20 ms) for
 every cell, skipped or not.
 
-**asv cells and details.** asv starts a process per cell, so asv tracks per gradient cell only
+**asv cells and run files.** asv starts a process per cell, so asv tracks per gradient cell only
 what deserves a regression alarm (:data:`TRACKED`): ``Quality<Family>``'s ``track_variance``,
 ``track_bias``, ``track_mse`` and ``track_claim_verdict`` (1 consistent, 0 inconclusive, -1
-contradicted, against the registered ``unbiased`` claim), and ``track_run_started`` (the unix time
-at which the run that measured the cell started: which run each cell came from, and the anchor
-of its details); ``Cost<Family>.time_estimate`` (one estimate plus its backward) and, in the full
-grid, ``peakmem_estimate`` (process RSS); ``CudaMemory<Family>.track_cuda_peakmem`` (bytes
-allocated on the GPU at peak) where CUDA is in the grid. Everything else the cell measured is
-written to the run's details file (:mod:`suite.details`) under the names it would have as asv
-cells, which the report reads as if asv had stored them (:func:`detail_measures`):
-``Quality<Family>.track_<m>_se`` (standard errors), ``track_replicates`` (R),
-``track_evaluations`` (f evaluations per estimate, counted from what f was asked), the claim
-test's ``track_detectable_bias`` (95 % power), ``track_bias_p``, ``track_bias_z`` (z along g),
-``track_claims_unbiased`` (the registered claim the verdict was tested against: 1 or 0); the full
-grid (``ESTIBENCH_GRID=full``) adds the cosines and the work-normalised variance (variance x
-seconds) there, and ``SNR<Family>.track_snr`` with its error (NaN for deterministic estimators,
-e.g. ``exact``: their SNR is undefined). See :mod:`suite.measure` for the definitions.
+contradicted, against the registered ``unbiased`` claim); ``Cost<Family>.time_estimate`` (one
+estimate plus its backward) and, in the full grid, ``peakmem_estimate`` (process RSS);
+``CudaMemory<Family>.track_cuda_peakmem`` (bytes allocated on the GPU at peak) where CUDA is in
+the grid. Everything the grid measured, the tracked numbers included, goes to the run's run file
+(:mod:`suite.results`): every measure of :func:`suite.measure.measure_cell` with its standard
+error (replicates R, f evaluations per estimate, the claim test's detectable bias, p-value and
+z, the cosines, the SNR, the work-normalised variance, the seconds per estimate), failed and
+skipped cells with their errors and reasons, each task's ``bias_target`` and the harness's
+``warmup_calls``. See :mod:`suite.measure` for the definitions.
 
-* ``GradientHarness``: ``track_warmup_calls`` (the calls every stateful estimator, e.g.
-  ``relax`` and ``rebar:tune=true``, gets before it is measured, the same on every task) and,
-  per task, ``GradientTaskInfo.track_bias_target`` (the detectable bias the claim test aims for).
-
-Units come from :data:`reports.measures.MEASURES`. Devices: the CPU, and CUDA where a GPU is
+Units come from :data:`estibench.schema.MEASURES`. Devices: the CPU, and CUDA where a GPU is
 present (:func:`suite.grid.devices`; ``ESTIBENCH_DEVICES=cpu,cuda`` lists CUDA cells on a
 machine without a GPU, where they are skipped cleanly).
 
@@ -44,36 +35,25 @@ estimator does not support (its family, exact enumeration past its size limit, t
 leave-one-out baseline with one sample) is skipped (n/a); a cell whose estimator or task raises
 is recorded with its error and fails on its own, and the rest of the run completes.
 
-``ESTIBENCH_TASKS``, ``ESTIBENCH_ESTIMATORS``, ``ESTIBENCH_NUM_SAMPLES`` and ``ESTIBENCH_DEVICES``
-narrow what is computed, never the parameters: cells outside the narrowing are skipped, so a
-narrowed run (through ``python -m suite.run``) adds to what is stored (see :mod:`suite.grid`).
+The settings ``tasks``, ``estimators``, ``num_samples`` and ``devices`` narrow what is computed,
+never the parameters: cells outside the narrowing are skipped, so a narrowed run (through
+``estibench run``) adds to what is stored (see :mod:`suite.grid`).
 No torch work happens at import (asv's forkserver would hang): tasks are built in setup_cache.
 """
 from __future__ import annotations
 
-import math
+import time
 
 import estimators
-from reports.measures import MEASURES
-from suite import details, grid
+from estibench.schema import MEASURES
+from estibench.settings import current
+from suite import grid, results
 from suite.benchutil import Timed, disk_cached, make_track, spill, unspill
-from suite.measure import QUALITY_MEASURES, WARMUP_CALLS, claims_unbiased
+from suite.measure import WARMUP_CALLS
+from suite.tasks import bias_target
 
-#: what asv tracks per gradient cell (a regression alarm each), besides ``track_run_started``
-#: (the anchor of the cell's details, :mod:`suite.details`)
+#: what asv tracks per gradient cell (a regression alarm each); the run file holds every measure
 TRACKED = ("variance", "bias", "mse", "claim_verdict")
-#: what the details file holds per gradient cell, by benchmark-class prefix: the standard errors,
-#: the facts (replicates, f evaluations, the claim test's statistics, the registered claim), and
-#: in the full grid the cosines, the work-normalised variance and the SNR (with their errors)
-FACTS = ("replicates", "evaluations", "detectable_bias", "bias_p", "bias_z", "claims_unbiased")
-
-
-def detail_measures(full: bool) -> dict[str, tuple[str, ...]]:
-    quality = tuple(m for m in QUALITY_MEASURES if m != "snr") if full else ("variance", "bias",
-                                                                            "mse")
-    extra = tuple(m for m in quality if m not in TRACKED)
-    return {"Quality": tuple(f"{m}_se" for m in quality) + extra + FACTS,
-            "SNR": ("snr", "snr_se") if full else ()}
 
 
 class _Grid(Timed):
@@ -85,10 +65,12 @@ class _Grid(Timed):
     number = 1
 
     def setup_cache(self):
-        computed = disk_cached("gradient-grid", grid.compute_grid)
-        _write_details(computed)
-        return {"spilled": spill(computed["cells"], "gradient-grid"),
-                "run_started": computed["run_started"]}
+        started, settings = time.time(), current()
+        computed = disk_cached("gradient-grid", lambda: grid.compute_grid(settings),
+                               computation="gradient-grid", settings=settings)
+        results.write(results.gradient_rows(computed["cells"], WARMUP_CALLS, bias_target),
+                      "gradient-grid", started, settings)
+        return {"spilled": spill(computed["cells"], "gradient-grid")}
 
     setup_cache.timeout = 3600
 
@@ -106,81 +88,13 @@ class _Grid(Timed):
         return float(cell["values"][key])
 
 
-def _track(key: str, measure: str):
-    return make_track(key, MEASURES[measure].unit, _Grid.value)
-
-
 class _Quality(_Grid):
     def setup(self, cache, *params):
         self.cell(cache, *params)
 
 
 for _m in TRACKED:
-    setattr(_Quality, f"track_{_m}", _track(_m, _m))
-
-
-def _run_started(self, cache, *params) -> float:
-    self.cell(cache, *params)
-    return float(cache["run_started"])
-
-
-_run_started.unit = MEASURES["run_started"].unit
-_Quality.track_run_started = _run_started
-
-#: (class name, params) of every generated ``Quality<Family>`` class (filled by _make_classes)
-_QUALITY_CLASSES: list[tuple[str, list]] = []
-
-
-def _detail_value(cells: dict, measure: str):
-    def value(task, estimator, num_samples, device):
-        cell = cells.get((task, estimator, num_samples, device))
-        if cell is None or cell["status"] == "skipped":
-            return math.nan
-        if cell["status"] == "failed":
-            return None
-        if measure == "claims_unbiased":
-            return float(claims_unbiased(estimator))
-        number = cell["values"].get(measure)
-        return math.nan if number is None else float(number)
-    return value
-
-
-def _write_details(computed: dict) -> None:
-    """The details file of this run (:mod:`suite.details`), anchored on each cell's
-    ``Quality<Family>.track_run_started``."""
-    entries = []
-    names = _Quality.param_names
-    for cls, params in _QUALITY_CLASSES:
-        anchor = f"bench_gradients.{cls}.track_run_started"
-        for prefix, measures in detail_measures(grid.full_grid()).items():
-            for m in measures:
-                unit = MEASURES[m[:-3] if m.endswith("_se") else m].unit
-                entries.append(details.Entry(
-                    f"bench_gradients.{prefix}{cls[len('Quality'):]}.track_{m}", names, params,
-                    unit, anchor, names, _detail_value(computed["cells"], m)))
-    details.write("gradient-grid", computed["run_started"], entries)
-
-
-class GradientHarness:
-    """Facts of the harness the report states: warm-up calls and each task's bias target."""
-
-    def track_warmup_calls(self):
-        return float(WARMUP_CALLS)
-
-    track_warmup_calls.unit = MEASURES["warmup_calls"].unit
-
-
-class GradientTaskInfo:
-    """Per gradient task (every registered one): the claim test's target detectable bias."""
-
-    param_names = ["task"]
-    params = [grid.task_names(full=True)]
-
-    def track_bias_target(self, task):
-        from suite.tasks import bias_target
-        return bias_target(task)
-
-    track_bias_target.unit = MEASURES["bias_target"].unit
+    setattr(_Quality, f"track_{_m}", make_track(_m, MEASURES[_m].unit, _Grid.value))
 
 
 class _CostBase(_Grid):
@@ -189,7 +103,9 @@ class _CostBase(_Grid):
     warmup_time = 0.02  # setup already ran it once (allocators and kernels warm)
 
     def setup_cache(self):
-        built = disk_cached("cost-tasks", grid.build_for_cost)
+        settings = current()
+        built = disk_cached("cost-tasks", lambda: grid.build_for_cost(settings),
+                            computation="cost-tasks", settings=settings)
         per_task = {name: {"task": task, "applies": {
             key[1:]: why for key, why in built["applies"].items() if key[0] == name}}
             for name, task in built["tasks"].items()}
@@ -265,7 +181,6 @@ def _make_classes() -> None:
                 classes.append(("CudaMemory", _CudaMemory, [task_list, specs, ks, ["cuda"]]))
             # the estimators valid at the group's smallest K keep the family's plain name
             suffix = "" if k_min == min(groups) else f"K{k_min}"
-            _QUALITY_CLASSES.append((f"Quality{family}{suffix}", params))
             for prefix, base, class_params in classes:
                 name = f"{prefix}{family}{suffix}"
                 globals()[name] = type(name, (base,), {"params": class_params,

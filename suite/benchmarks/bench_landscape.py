@@ -10,12 +10,11 @@ asv tracks (one process per cell) the experiments' headline numbers, the means o
 * ``LandscapeClippingLR`` (gradient, rule) and ``LandscapeBatchNormLR`` (net):
   ``largest_stable_lr``, ``largest_converging_lr``;
 * ``LandscapeClippingFit`` (source) and ``LandscapeBatchNormFit`` (source): the fitted ``l0``,
-  ``l1`` of ``smoothness ≤ L0 + L1·||g||`` and ``smoothness_spearman``, per seed;
-* ``Landscape<Experiment>Info.track_run_started``: when the experiment ran (the anchor of its
-  details).
+  ``l1`` of ``smoothness ≤ L0 + L1·||g||`` and ``smoothness_spearman``, per seed.
 
-The experiment's details file (:mod:`suite.details`, read by the report as if asv had stored
-it) holds the standard errors of those and the curves:
+The experiment's run file (:mod:`suite.results`, group ``landscape``, experiment = the class
+name, the class's parameters as columns) holds every number of every class below, tracked or
+not, each mean with its standard error as its row's ``se``; untracked, it adds the curves:
 
 * ``LandscapeClipping`` (gradient, rule, lr): ``steps_to_target`` (censored at the budget) and
   the fraction of seeds that ``reached_target``.
@@ -29,12 +28,14 @@ it) holds the standard errors of those and the curves:
 """
 from __future__ import annotations
 
+import itertools
 import math
 import time
 
-from reports.measures import MEASURES
-from suite import details
+from estibench.schema import MEASURES
+from estibench.settings import current
 from suite import landscape as L
+from suite import results
 from suite.benchutil import disk_cached, make_track
 
 
@@ -50,15 +51,15 @@ def _mean_se(values) -> tuple[float, float]:
     return mean, sd / math.sqrt(n)
 
 
-#: per experiment: [(class, keys, read, tracked)]: every number it reports; ``tracked``
-#: says whether asv tracks the means (a cell each) or only the details file holds them
+#: per experiment: [(class, keys, read, tracked, se)]: every number it reports; ``tracked``
+#: says whether asv tracks the means (a cell each) too; the run file holds them all
 _NUMBERS: dict[str, list] = {}
 
 
 def _add(cls, experiment: str, keys, read, tracked: bool, se: bool = True) -> None:
     """Declare ``cls``'s numbers ``keys`` (``read(self, key, cache, *params)`` gives (mean, se)
-    when ``se``, else the value): asv ``track_<key>`` methods when ``tracked``; their standard
-    errors, and everything untracked, go to the experiment's details file."""
+    when ``se``, else the value): asv ``track_<key>`` methods when ``tracked``; every one of
+    them, with its standard error, goes to the experiment's run file."""
     _NUMBERS.setdefault(experiment, []).append((cls, list(keys), read, tracked, se))
     if tracked:
         for key in keys:
@@ -68,41 +69,26 @@ def _add(cls, experiment: str, keys, read, tracked: bool, se: bool = True) -> No
 
 
 def _computed(name: str, compute) -> dict:
-    """What an experiment's ``setup_cache`` returns: the experiment (with when it started), from
-    the disk cache when the code is unchanged; its details file written."""
-    def timed():
-        started = time.time()
-        return {**compute(), "run_started": started}
-    cache = disk_cached(f"landscape-{name.lower()}", timed)
-    _write_details(name, cache)
+    """What an experiment's ``setup_cache`` returns: the experiment, from the disk cache when
+    the code is unchanged; its run file written."""
+    started, settings = time.time(), current()
+    cache = disk_cached(f"landscape-{name.lower()}", compute, computation="landscape",
+                        settings=settings)
+    results.write(run_rows(name, cache), f"landscape-{name.lower()}", started, settings)
     return cache
 
 
-def _info(name: str, base) -> type:
-    """``Landscape<name>Info.track_run_started``: when the experiment ran (the anchor of its
-    details). Each experiment's ``setup_cache`` is written out in its own class: asv keys a
-    setup_cache by module and source line, so one defined in a factory would be shared."""
-    return type(f"Landscape{name}Info", (base,), {
-        "__module__": __name__, "__doc__": f"When the {name.lower()} experiment ran.",
-        "track_run_started": make_track("run_started", MEASURES["run_started"].unit,
-                                        lambda self, key, cache: float(cache["run_started"]))})
-
-
-def _write_details(name: str, cache: dict) -> None:
-    anchor = f"bench_landscape.Landscape{name}Info.track_run_started"
-    entries = []
-    for cls, keys, read, tracked, se in _NUMBERS.get(name, []):
-        params = [list(p) for p in cls.params]
-        for key in keys:
-            parts = ([] if tracked else [(key, 0)]) + ([(f"{key}_se", 1)] if se else [])
-            for column, i in parts:
-                def value(*combo, key=key, i=i, read=read, se=se):
-                    got = read(None, key, cache, *combo)
-                    return float(got[i] if se else got)
-                entries.append(details.Entry(
-                    f"bench_landscape.{cls.__name__}.track_{column}", cls.param_names, params,
-                    MEASURES[key].unit, anchor, [], value))
-    details.write(f"landscape-{name.lower()}", cache["run_started"], entries)
+def run_rows(name: str, cache: dict) -> list[dict]:
+    """Every number of experiment ``name`` (:data:`_NUMBERS`) as run-file rows."""
+    rows = []
+    for cls, keys, read, _tracked, se in _NUMBERS.get(name, []):
+        for combo in itertools.product(*cls.params):
+            params = dict(zip(cls.param_names, combo))
+            for key in keys:
+                got = read(None, key, cache, *combo)
+                value, error = (got[0], got[1]) if se else (got, None)
+                rows.append(results.landscape_row(cls.__name__, params, key, value, error))
+    return rows
 
 
 # -- clipping ------------------------------------------------------------------------------------
@@ -113,9 +99,6 @@ class _Clipping:
         return _computed("Clipping", L.clipping_experiment)
 
     setup_cache.timeout = 600
-
-
-LandscapeClippingInfo = _info("Clipping", _Clipping)
 
 
 class LandscapeClipping(_Clipping):
@@ -184,9 +167,6 @@ class _BatchNorm:
     setup_cache.timeout = 600
 
 
-LandscapeBatchNormInfo = _info("BatchNorm", _BatchNorm)
-
-
 class LandscapeBatchNorm(_BatchNorm):
     params = [list(L.BN_NETS), list(L.BN_LRS), list(L.BN_CHECKPOINTS)]
     param_names = ["net", "lr", "step"]
@@ -250,9 +230,6 @@ class _Init:
         return _computed("Init", L.init_experiment)
 
     setup_cache.timeout = 600
-
-
-LandscapeInitInfo = _info("Init", _Init)
 
 
 class LandscapeInit(_Init):

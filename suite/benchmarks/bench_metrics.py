@@ -14,8 +14,9 @@ not the one-off loading of the 400k-word vocabulary; ``TimeGloveLookup`` times t
   ``Gap.track_rank_correlation``: Spearman correlation of approx and exact over the 64 pairs,
   which is what matters when the distance only ranks candidates.
 
-All data (and every distance the tracks need) is built once per run in ``setup_cache``; nothing
-but imports happens at module import.
+All data (and every distance the tracks need) is built once per run in ``setup_cache``
+(:func:`setup_data`), which writes the gaps to the run's ``metrics`` run file (group ``other``,
+experiment ``Gap``, see :mod:`suite.results`); nothing but imports happens at module import.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import numpy as np
 # module, and a parent holding POT made each of the suite's thousands of cells ~27 ms slower
 # (measured: 500 trivial cells, 17.5 s -> 31 s). The few timed cells here import it in setup.
 import estimators
-from reports.measures import MEASURES
+from estibench.schema import MEASURES
 from suite.benchutil import Timed
 
 METRICS = ["wmd", "wrd"]
@@ -60,6 +61,22 @@ def make_data():
     return data, distances, _gaps(distances)
 
 
+def setup_data():
+    """:func:`make_data`, with the gaps written to this run's ``metrics`` run file."""
+    import time
+
+    from suite import results
+
+    started = time.time()
+    data = make_data()
+    rows = [results.other_row("Gap", {"metric": metric, "method": method, "words": words},
+                              measure, value)
+            for (metric, method, words), pair in data[2].items()
+            for measure, value in zip(("relative_gap", "rank_correlation"), pair)]
+    results.write(rows, "metrics", started)
+    return data
+
+
 def _gaps(distances) -> dict:
     """(metric, approximation, length) -> (mean relative gap, Spearman correlation) against the
     exact distance, computed once (each Gap cell importing scipy took ~0.45 s)."""
@@ -81,7 +98,7 @@ class _Timed(Timed):
     params = (METRICS, METHODS, LENGTHS)
     param_names = ["metric", "method", "words"]
     timeout = 120
-    setup_cache = staticmethod(make_data)
+    setup_cache = staticmethod(setup_data)
 
     def setup(self, cache, metric, method, words):
         _, _, self.a, self.b = cache[0][words]
@@ -107,7 +124,7 @@ class TimeGloveLookup(Timed):
     params = (LENGTHS,)
     param_names = ["words"]
     timeout = 120
-    setup_cache = staticmethod(make_data)
+    setup_cache = staticmethod(setup_data)
 
     def setup(self, cache, words):
         from estimators.metrics import glove_vectors
@@ -126,7 +143,7 @@ class Gap:
     params = (METRICS, APPROXIMATIONS, LENGTHS)
     param_names = ["metric", "method", "words"]
     timeout = 120
-    setup_cache = staticmethod(make_data)
+    setup_cache = staticmethod(setup_data)
 
     def track_relative_gap(self, cache, metric, method, words):
         return cache[2][metric, method, words][0]

@@ -135,23 +135,27 @@ def updater(task, method: str, model: GRUModel) -> tuple[Update, float]:
     task.check_method(method)
     if method in UPDATERS:
         return UPDATERS[method](task, method, model)
-    if method in estimators.available(kind="update"):
+    if method.partition(":")[0] in estimators.available(kind="update"):
         return _registered_update(task, method, model)
     raise NotImplementedError(f"{task.name}: method {method!r} is listed but has no update")
 
 
 class UpdateMethods:
     """The sequence tasks' ``methods``: their own, then every other registered update-search
-    estimator (plugins included), read when used; ``ESTIBENCH_ESTIMATORS`` narrows the
-    registry's ones as it narrows the gradient grid."""
+    estimator (plugins included), read when used; the ``estimators`` setting narrows the
+    registry's ones as it narrows the gradient grid (a bare name: every variant of it, a spec:
+    exactly that spec; :func:`suite.registries.expand_estimators`)."""
 
     def __init__(self, own: tuple[str, ...]):
         self.own = tuple(own)
 
     def __get__(self, obj, owner) -> tuple[str, ...]:
-        import os
+        from estibench.settings import current
 
-        extra = [n for n in estimators.available(kind="update") if n not in self.own]
-        chosen = {s.strip().split(":")[0]
-                  for s in os.environ.get("ESTIBENCH_ESTIMATORS", "").split(",") if s.strip()}
-        return self.own + tuple(n for n in extra if not chosen or n in chosen)
+        from ..registries import expand_estimators, variants
+
+        update = [n for n in estimators.available(kind="update") if n not in self.own]
+        if not current().estimators:
+            return self.own + tuple(s for n in update for s in variants(n))
+        return self.own + tuple(s for s in expand_estimators()
+                                if s.partition(":")[0] in update and s not in self.own)
