@@ -270,11 +270,23 @@ class Estimator(Described, torch.nn.Module):
     # -- the contract ----------------------------------------------------------------------
     def forward(self, dist: D.Distribution, f: Callable, num_samples: int = 1) -> torch.Tensor:
         self.check(dist, num_samples, self.min_samples())
+        if not torch.is_grad_enabled():  # no_grad() or inference_mode(): nothing to backward
+            raise RuntimeError(
+                f"{self.describe()}: called with gradients disabled (inside torch.no_grad() or "
+                f"torch.inference_mode()); the estimate is a surrogate loss whose backward() "
+                f"gives the gradient, so call it with gradients enabled")
         if math.prod(dist.batch_shape) == 0:
             # An empty batch: the objective is an empty sum, 0, and so is its gradient. f is not
             # called (torch's Independent.log_prob cannot even reshape empty samples).
-            return _empty_batch_loss(dist)
-        return self.estimate(dist, f, int(num_samples))  # numpy ints become plain ints
+            loss = _empty_batch_loss(dist)
+        else:
+            loss = self.estimate(dist, f, int(num_samples))  # numpy ints become plain ints
+        if not loss.requires_grad:  # an attribute: no host sync
+            raise ValueError(
+                f"{self.describe()}: the estimate has no gradient: no parameter of the "
+                f"{family_name(dist)} distribution (nor of f) requires grad; create the "
+                f"parameters with requires_grad=True (e.g. torch.zeros(3, requires_grad=True))")
+        return loss
 
     def min_samples(self) -> int:
         return 1

@@ -388,3 +388,19 @@ def test_moving_average_state_loads_into_a_fresh_estimator():
     assert torch.equal(a, b) and torch.equal(fresh.running_cost, trained.running_cost)
     with pytest.raises(RuntimeError):  # a genuinely different buffer is still refused by torch
         estimators.get("score_function:baseline=loo").load_state_dict(trained.state_dict())
+
+
+# -- gradients disabled or absent: a clear error at the call, not at backward() (issue 21, 9) -----
+@pytest.mark.parametrize("spec", ["score_function", "rebar", "relax", "muprop", "disarm",
+                                  "gumbel_softmax"])
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
+def test_gradients_disabled_is_refused_naming_the_cause(spec, mode):
+    logits = torch.zeros(3, requires_grad=True)
+    with getattr(torch, mode)(), pytest.raises(RuntimeError, match="gradients disabled"):
+        estimators.get(spec)(D.Bernoulli(logits=logits), lambda z: (z - 0.45) ** 2, 2)
+
+
+@pytest.mark.parametrize("spec", ["score_function", "disarm", "exact", "gumbel_softmax"])
+def test_parameters_without_grad_are_refused_naming_the_cause(spec):
+    with pytest.raises(ValueError, match="requires_grad=True"):
+        estimators.get(spec)(D.Bernoulli(logits=torch.zeros(3)), lambda z: (z - 0.45) ** 2, 2)
