@@ -278,11 +278,13 @@ def test_measure_valued_coupling_lowers_variance():
 
 # -- declared f evaluations -------------------------------------------------------------------
 @pytest.mark.parametrize("spec,make,expected", [
-    ("indecater", lambda: D.Independent(D.OneHotCategorical(logits=torch.zeros(2, 3, 4, requires_grad=True)), 1),
+    ("indecater",
+     lambda: D.Independent(D.OneHotCategorical(logits=torch.zeros(2, 3, 4, requires_grad=True)), 1),
      5 * 3 * 4),
     ("indecater", lambda: D.Independent(D.Bernoulli(logits=torch.zeros(2, 7, requires_grad=True)), 1), 5 * 7 * 2),
     ("indecater", lambda: D.Categorical(logits=torch.zeros(2, 6, requires_grad=True)), 5 * 6),
-    ("measure_valued", lambda: D.Independent(D.Normal(torch.zeros(2, 3, requires_grad=True), torch.ones(2, 3, requires_grad=True)), 1),
+    ("measure_valued", lambda: D.Independent(D.Normal(torch.zeros(2, 3, requires_grad=True),
+                                                      torch.ones(2, 3, requires_grad=True)), 1),
      4 * 5 * 3),
     ("measure_valued", lambda: D.Normal(torch.zeros(2, requires_grad=True), torch.ones(2, requires_grad=True)), 4 * 5),
     ("unordered_set", lambda: D.OneHotCategorical(logits=torch.zeros(2, 9, requires_grad=True)), 5),
