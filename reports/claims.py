@@ -1,11 +1,10 @@
 """The claims table: every gradient cell's test of its estimator's unbiasedness claim.
 
-The suite (``suite/claims.py``, per cell of ``bench_gradients.Quality<Family>``) records
-``claim_verdict`` (1 consistent, 0 inconclusive, -1 contradicted), ``detectable_bias`` (the
-smallest relative bias detected with 95 % power), ``bias_p``, ``bias_z``, ``claims_unbiased``
-(the claim tested: 1 unbiased, 0 none) and ``run_started``; ``GradientTaskInfo`` records each
-task's ``bias_target``. Verdicts appear only where the results hold them (results written
-before the claim test have none, and no row here).
+The suite (``suite/claims.py``, per gradient cell) records ``claim_verdict`` (1 consistent, 0
+inconclusive, -1 contradicted), ``detectable_bias`` (the smallest relative bias detected with 95 %
+power), ``bias_p`` and ``bias_z``, with the registered claim in the row's ``claims_unbiased``
+column (1 unbiased, 0 none); the harness records each task's ``bias_target``. Verdicts appear
+only where the results hold them (results written before the claim test have none).
 
 Results written before ``claims_unbiased`` was recorded: the claim is read back from the
 verdict's semantics (``suite.claims.verdict``): ``contradicted`` is only ever said of a claimed
@@ -19,17 +18,17 @@ import math
 
 import pandas as pd
 
+from estibench.schema import ALPHA, VERDICTS
+
 from .select import gradient_cells, latest_commit
 
-__all__ = ["ALPHA", "VERDICTS", "COLUMNS", "claims_table", "contradicted_items",
+__all__ = ["ALPHA", "VERDICTS", "COLUMNS", "NEEDS", "claims_table", "contradicted_items",
            "verdict_counts"]
 
-#: the claim test's false-alarm rate (``suite.claims.ALPHA``; reports import no suite code)
-ALPHA = 1e-3
-VERDICTS = {1: "consistent", 0: "inconclusive", -1: "contradicted"}
 _ORDER = {"contradicted": 0, "inconclusive": 1, "consistent": 2}
-_MEASURES = ("claim_verdict", "claims_unbiased", "detectable_bias", "bias_p", "bias_z",
-             "replicates", "run_started")
+_MEASURES = ("claim_verdict", "detectable_bias", "bias_p", "bias_z", "replicates")
+#: the label columns the claims table reads beyond the identity (reports.load.BASE_COLUMNS)
+NEEDS = ("claims_unbiased",)
 COLUMNS = ["estimator", "task", "num_samples", "device", "claim", "verdict", "detectable_bias",
            "bias_target", "target_reached", "bias_p", "bias_z", "replicates", "run_started",
            "machine", "commit"]
@@ -78,11 +77,14 @@ def claims_table(frame: pd.DataFrame) -> pd.DataFrame:
             index=keys, columns="measure", values="value", aggfunc="last").reset_index()
         wide.columns.name = None
         wide = wide.dropna(subset=["claim_verdict"])
+        facts = cells[cells["measure"] == "claim_verdict"].groupby(keys, as_index=False).agg(
+            claims_unbiased=("claims_unbiased", "max"), run_started=("run_started", "max"))
+        wide = wide.merge(facts, on=keys, how="left")
         parts.append(wide.merge(bias_targets(mframe), on=["machine", "task"], how="left"))
     if not parts:
         return pd.DataFrame(columns=COLUMNS)
     out = pd.concat(parts, ignore_index=True)
-    for col in _MEASURES + ("bias_target",):
+    for col in _MEASURES + ("bias_target", "claims_unbiased"):
         if col not in out:
             out[col] = math.nan
     out["verdict"] = [VERDICTS.get(int(round(v)), "unknown") for v in out["claim_verdict"]]
@@ -90,7 +92,7 @@ def claims_table(frame: pd.DataFrame) -> pd.DataFrame:
     out["target_reached"] = [
         "–" if _nan(d) or _nan(t) else ("yes" if d <= t else "no")
         for d, t in zip(out["detectable_bias"], out["bias_target"])]
-    out["run_started"] = pd.to_datetime(out["run_started"], unit="s", utc=True).dt.floor("s")
+    out["run_started"] = out["run_started"].dt.floor("s")
     out["_o"] = out["verdict"].map(_ORDER).fillna(3)
     out = out.sort_values(["_o", "estimator", "task", "num_samples", "device"], kind="stable")
     return out[COLUMNS].reset_index(drop=True)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from estibench import schema as M
+
 from . import layout as L
-from . import measures as M
 from . import select as S
-from .figures import Figure, Skip, _axis_label
-from .names import task_name
-from .style import COLUMN_WIDTH, TEXT_WIDTH, Styles, pretty
+from .layout import Figure, Skip, axis_label
+from .style import COLUMN_WIDTH, TEXT_WIDTH, Styles
 
 __all__ = ["cost_points", "fig_cost", "COST_AXES"]
 
@@ -57,7 +57,7 @@ def fig_cost(cells: pd.DataFrame, styles: Styles, measure: str, axis: str) -> Fi
     data, device = cost_points(cells, measure, axis)
     tasks, names = sorted(data["task"].unique()), sorted(data["estimator"].unique())
     width = COLUMN_WIDTH if len(tasks) <= 2 else TEXT_WIDTH
-    labels = [pretty(n) for n in names]
+    labels = [styles.name(n) for n in names]
     fig, axes, width, ncols = L.facets(len(tasks), legend_rows=L.legend_rows(labels, width))
     scale, unit = 1.0, ""
     if axis == "seconds":  # in the unit that keeps the ticks plain numbers
@@ -90,9 +90,9 @@ def fig_cost(cells: pd.DataFrame, styles: Styles, measure: str, axis: str) -> Fi
         ax.set_yscale("log")
         L.log_ticks(ax, "x")
         L.log_ticks(ax, "y")
-        ax.set_title(task_name(task))
+        ax.set_title(styles.task(task))
         ax.set_xlabel(x_label)
-        ax.set_ylabel(_axis_label(measure) if i % ncols == 0 else "")
+        ax.set_ylabel(axis_label(measure) if i % ncols == 0 else "")
     L.legend_below(fig, styles, names, "estimator", width)
     zeros = sorted(data.loc[data["value"] == 0, "estimator"].unique())
     note = (" Hollow markers at the bottom edge: exactly 0 (no place on a log axis): "

@@ -8,11 +8,8 @@ estimator's variance) is drawn as a hollow marker at the low edge of a log axis.
 """
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -24,93 +21,32 @@ import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import NullLocator  # noqa: E402
 
-from . import layout as L  # noqa: E402
-from . import measures as M  # noqa: E402
-from . import select as S  # noqa: E402
-from .load import CI_LEVEL, CI_Z  # noqa: E402
-from .names import task_name  # noqa: E402
-from .safe import plain, slug  # noqa: E402
-from .select import (  # noqa: E402 - selection helpers that render and the tests reach here
-    gradient_cells,
-    latest_commit,
-    pick_device,
-    run_taus,
-    training_curves,
-)
-from .style import COLUMN_WIDTH, TEXT_WIDTH, Styles, legend_columns, pretty, style  # noqa: E402
-from .units import axis_unit  # noqa: E402
+from estibench import schema as M  # noqa: E402
 
-__all__ = ["Figure", "Skip", "save", "image_bytes", "build_figures", "latest_commit",
-           "gradient_cells", "pick_device", "training_curves", "run_taus", "HISTORY_MEASURE",
-           "encode"]
+from . import layout as L  # noqa: E402
+from . import select as S  # noqa: E402
+from .costfigs import fig_cost  # noqa: E402
+from .layout import Figure, Skip, axis_label, ci_words  # noqa: E402
+from .load import CI_LEVEL, CI_Z  # noqa: E402
+from .safe import plain, slug  # noqa: E402
+from .select import gradient_cells, latest_commit, training_curves  # noqa: E402
+from .style import COLUMN_WIDTH, TEXT_WIDTH, Styles, legend_columns, style  # noqa: E402
+from .trainfigs import fig_loss_metric, fig_training, fig_training_evaluations  # noqa: E402
+
+__all__ = ["Figure", "Skip", "build_figures", "HISTORY_MEASURE", "NEEDS"]
 
 #: the measure whose history across commits is drawn unless the caller names another
 HISTORY_MEASURE = "time_estimate"
-Skip = S.NoData  # a figure whose data are absent; the message says which
+#: the label columns the figures read beyond the identity (reports.load.BASE_COLUMNS)
+NEEDS = ("estimator_name", "task_name", "method_name")
 
 
-@dataclass
-class Figure:
-    name: str  # file stem (safe: letters, digits, - and _ only)
-    title: str
-    caption: str
-    fig: matplotlib.figure.Figure
-    files: dict[str, Path] = field(default_factory=dict)  # format -> saved file
-    # its files being encoded by a worker (a future of {format: bytes}; reports.parallel)
-    rendering: Any = field(default=None, repr=False, compare=False)
-
-
-def encode(fig: matplotlib.figure.Figure, fmt: str) -> bytes:
-    """The file of ``fig`` in format ``fmt`` (png, svg, pdf), as :func:`save` writes it."""
-    buf = io.BytesIO()
-    with style():  # savefig.* settings apply at save time
-        fig.savefig(buf, format=fmt)
-    return buf.getvalue()
-
-
-def save(figure: Figure, folder: Path, formats: Sequence[str],
-         encoded: dict[str, bytes] | None = None) -> dict[str, Path]:
-    """Write ``figure`` as ``folder/<name>.<fmt>`` for each format; ``encoded``: its files'
-    bytes when a worker encoded them (:mod:`reports.parallel`)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for fmt in formats:
-        path = folder / f"{slug(figure.name)}.{fmt}"
-        data = encoded.get(fmt) if encoded else None
-        path.write_bytes(data if data is not None else encode(figure.fig, fmt))
-        figure.files[fmt] = path
-    return figure.files
-
-
-def image_bytes(figure: Figure, fmt: str = "png") -> bytes:
-    return encode(figure.fig, fmt)
-
-
-def _ci_words(sub: pd.DataFrame) -> str:
-    levels = sorted({float(v) for v in sub["ci_level"].dropna()}) if "ci_level" in sub else []
-    if not levels:
-        return ""
-    lv = " / ".join(f"{round(100 * v):d} %" for v in levels)
-    if sub["se"].isna().all():
-        return f" Error bars: asv's {lv} confidence intervals."
-    return f" Bands: {lv} confidence intervals (value ± z·se)."
-
-
-def _zero_note(panels: S.Panels, what: str = "value") -> str:
+def _zero_note(panels: S.Panels, styles: Styles, what: str = "value") -> str:
     zeros = panels.zeros
     if zeros.empty:
         return ""
     return (f" Hollow markers at the bottom edge: {what} exactly 0 (no place on a log axis): "
-            + ", ".join(sorted(zeros["estimator"].unique())) + ".")
-
-
-def _axis_label(measure: str, short: bool = False) -> str:
-    """``label [unit]`` with the unit as an axis writes it (``grad²``, ``s``); ``short``: the
-    name without its formula (``variance [grad²]``, for a narrow panel's x axis)."""
-    row = M.get(measure)
-    label = row.axis_label.replace(f"[{row.unit}]", f"[{axis_unit(row.unit)}]")
-    if short and "  " in row.label:
-        label = label.replace(row.label, row.label.split("  ")[0])
-    return label
+            + ", ".join(sorted(styles.name(e) for e in zeros["estimator"].unique())) + ".")
 
 
 # -- gradient figures ----------------------------------------------------------------------------
@@ -125,7 +61,7 @@ def _vs_samples(cells: pd.DataFrame, measure: str, styles: Styles, name: str, ti
         words = {-1: "∝ 1/K", 0.5: "∝ √K"}.get(reference_slope, f"slope {reference_slope:g}")
         extra = [(Line2D([], [], ls=":", color="0.3", lw=1.0), words)]
     width = COLUMN_WIDTH if len(tasks) <= 2 else TEXT_WIDTH
-    labels = [pretty(n) for n in names] + [label for _, label in extra]
+    labels = [styles.name(n) for n in names] + [label for _, label in extra]
     fig, axes, width, ncols = L.facets(len(tasks), legend_rows=L.legend_rows(labels, width))
     for i, (ax, task) in enumerate(zip(axes, tasks)):
         part = data[data["task"] == task]
@@ -147,14 +83,14 @@ def _vs_samples(cells: pd.DataFrame, measure: str, styles: Styles, name: str, ti
         for est, zero in part[part["value"] == 0].groupby("estimator"):
             L.mark_zeros(ax, zero["num_samples"].to_numpy(float), styles.colour(est),
                          styles.marker(est), label=est)
-        ax.set_title(task_name(task))
-        ax.set_ylabel(_axis_label(measure) if i % ncols == 0 else "")
+        ax.set_title(styles.task(task))
+        ax.set_ylabel(axis_label(measure) if i % ncols == 0 else "")
     L.legend_below(fig, styles, names, "estimator", width, extra)
-    note = _zero_note(panels)
+    note = _zero_note(panels, styles)
     absent = sorted(set(expected_tasks) - set(tasks))
     if absent:
         note += f" No {measure} results (failed or skipped cells): {', '.join(absent)}."
-    return Figure(name, title, f"{caption} Device: {panels.device}.{_ci_words(panels.rows)}"
+    return Figure(name, title, f"{caption} Device: {panels.device}.{ci_words(panels.rows)}"
                                f"{note}", fig)
 
 
@@ -197,7 +133,7 @@ def fig_bias_variance(cells, styles):
     ks = sorted(data["num_samples"].unique())
     sizes = {k: 2.0 + 4.0 * i / max(1, len(ks) - 1) for i, k in enumerate(ks)}
     width = COLUMN_WIDTH if len(tasks) <= 2 else TEXT_WIDTH
-    labels = [pretty(n) for n in names]
+    labels = [styles.name(n) for n in names]
     fig, axes, width, ncols = L.facets(len(tasks), legend_rows=L.legend_rows(labels, width) + 1)
     # relative bias is ≥ 0 and often exactly 0 (debiased, clipped): symlog keeps 0 on the axis
     # and gives large, noisy biases (error bars of hundreds) decades instead of a flat panel
@@ -224,15 +160,15 @@ def fig_bias_variance(cells, styles):
         ax.set_yscale("symlog", linthresh=0.01, linscale=0.5)
         top = (part["value_bias"] + CI_Z * part["se_bias"].fillna(0)).max()
         ax.set_ylim(bottom=0, top=max(0.02, 2.0 * top) if np.isfinite(top) else None)
-        ax.set_title(task_name(task))
-        ax.set_xlabel(_axis_label("variance", short=True))
+        ax.set_title(styles.task(task))
+        ax.set_xlabel(axis_label("variance", short=True))
         ax.set_ylabel("relative bias" if i % ncols == 0 else "")
     size_handles = [Line2D([], [], ls="none", marker="o", color="0.45", ms=sizes[k],
                            markeredgewidth=0) for k in ks]
     fig.legend(L.handles(styles, names) + size_handles, labels + [f"K={k}" for k in ks],
                title="estimator; marker size: samples K", loc="outside lower center",
                ncol=legend_columns(labels, width), columnspacing=1.2)
-    note = _zero_note(panels, "variance").replace("bottom edge", "left edge")
+    note = _zero_note(panels, styles, "variance").replace("bottom edge", "left edge")
     caption = (f"Relative bias ‖E ĝ − g‖/‖g‖ against variance, one point per K (larger marker: "
                f"more samples); bias axis linear below 0.01, logarithmic above. Error bars: "
                f"±{CI_Z:.2f} × the bias resolution √(tr Cov/R)/‖g‖ ({round(100 * CI_LEVEL)} %): "
@@ -248,7 +184,7 @@ def fig_history(frame_machine: pd.DataFrame, styles: Styles, measure: str = HIST
     width = COLUMN_WIDTH if len(tasks) <= 2 else TEXT_WIDTH
     fig, axes, width, ncols = L.facets(
         len(tasks), height=L.PANEL_HEIGHT + 0.25,
-        legend_rows=L.legend_rows([pretty(n) for n in names], width))
+        legend_rows=L.legend_rows([styles.name(n) for n in names], width))
     step = max(1, math.ceil(len(order) / 10))  # at most ~10 commit labels per axis
     log_y = bool((data["value"] > 0).all())
     for i, (ax, task) in enumerate(zip(axes, tasks)):
@@ -265,11 +201,11 @@ def fig_history(frame_machine: pd.DataFrame, styles: Styles, measure: str = HIST
         if log_y:
             ax.set_yscale("log")
             L.log_ticks(ax, "y")
-        ax.set_title(f"{task_name(task)} (K={int(k_of[task])})")
-        ax.set_ylabel(_axis_label(measure) if i % ncols == 0 else "")
+        ax.set_title(f"{styles.task(task)} (K={int(k_of[task])})")
+        ax.set_ylabel(axis_label(measure) if i % ncols == 0 else "")
     L.legend_below(fig, styles, names, "estimator", width)
     caption = (f"{M.label(measure)} ({measure}) across {len(order)} commits, oldest left, at each "
-               f"task's largest K; device {panels.device}.{_ci_words(panels.rows)}")
+               f"task's largest K; device {panels.device}.{ci_words(panels.rows)}")
     return Figure(f"history_{slug(measure)}", f"History of {measure}", caption, fig)
 
 
@@ -280,8 +216,6 @@ _GRADIENT_FIGURES = {"variance vs samples", "work-normalised variance", "bias vs
 
 
 def _gradient_builders(cells, styles, ran, tail=""):
-    from .costfigs import fig_cost  # costfigs draws with this module's helpers
-
     out = [("variance vs samples", lambda: fig_variance(cells, styles, **ran)),
            ("work-normalised variance", lambda: fig_work_normalised(cells, styles, **ran)),
            ("bias vs variance", lambda: fig_bias_variance(cells, styles)),
@@ -313,7 +247,7 @@ def build_figures(frame_machine: pd.DataFrame, styles: Styles, tasks: dict[str, 
     A figure that fails to draw is listed with its error; the others are drawn. ``only_tasks``
     and ``only_estimators`` choose the gradient panels; ``per_task`` adds one file per task of
     every gradient figure (``<name>-<task>``); ``on_figure`` is called with each figure as soon
-    as it is built (:func:`reports.write.write_report` hands it to a worker to encode)."""
+    as it is built."""
     frame_machine = _chosen(_chosen(frame_machine, "task", only_tasks), "estimator",
                             only_estimators)
     grad = latest_commit(frame_machine[frame_machine["group"] == "gradient"])
@@ -327,8 +261,6 @@ def build_figures(frame_machine: pd.DataFrame, styles: Styles, tasks: dict[str, 
     for task in (ran["expected_tasks"] if per_task else []):
         builders += _gradient_builders(cells[cells["task"] == task], styles,
                                        {"expected_tasks": [task]}, str(task))
-    from .trainfigs import fig_loss_metric, fig_training, fig_training_evaluations
-
     builders += [
         ("training curves", lambda: fig_training(curves, styles, tasks), ""),
         ("training curves vs evaluations",

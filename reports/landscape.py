@@ -1,7 +1,9 @@
 """Figures and tables of the landscape experiments (``suite/benchmarks/bench_landscape.py``).
 
 :func:`landscape_figures` and :func:`landscape_tables` take the report's tidy frame (all groups;
-the rows of ``bench_landscape.*`` benchmarks are selected here, latest commit per machine) and
+the rows of group ``landscape`` are selected here by their ``experiment``: ``LandscapeClipping``,
+``LandscapeClippingLR``, ``LandscapeClippingFit``, ``LandscapeClippingSmoothness``,
+``LandscapeBatchNorm`` (+ ``LR``, ``Fit``, ``Smoothness``), ``LandscapeInit``) and
 return :class:`reports.figures.Figure` objects and named DataFrames. A figure whose data are
 absent is left out (nothing raises for a frame without landscape results).
 """
@@ -16,30 +18,28 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from estibench import schema as M  # noqa: E402
+
 from . import layout as Lay  # noqa: E402
-from . import measures as M  # noqa: E402
-from .figures import Figure  # noqa: E402
+from .layout import Figure  # noqa: E402
 from .select import latest_commit  # noqa: E402
 from .style import TEXT_WIDTH, Styles, style  # noqa: E402
 
 __all__ = ["landscape_frame", "landscape_figures", "landscape_tables"]
 
-_MODULE = "bench_landscape."
+#: the label and parameter columns these figures and tables read beyond the identity
+NEEDS = ("se",)
 
 
 def landscape_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """The landscape rows of the latest commit (of the first machine, when there are several),
-    with a ``cls`` column (``LandscapeClipping``, ...)."""
-    if frame.empty or "benchmark" not in frame:
-        return frame.iloc[0:0]
-    rows = frame[frame["benchmark"].astype(str).str.contains(_MODULE, regex=False)]
+    """The ok landscape rows (``group == "landscape"``) of the latest commit (of the first
+    machine, when there are several), with their ``experiment`` as a ``cls`` column."""
+    rows = frame[frame["group"] == "landscape"] if "group" in frame else frame.iloc[0:0]
     if rows.empty:
         return rows
-    if "machine" in rows:
-        rows = rows[rows["machine"] == sorted(rows["machine"].astype(str).unique())[0]]
-    rows = latest_commit(rows).copy()
-    rows["cls"] = rows["benchmark"].str.split(".").str[-2]
-    return rows[rows["status"] == "ok"] if "status" in rows else rows
+    rows = rows[rows["machine"] == sorted(rows["machine"].astype(str).unique())[0]]
+    rows = latest_commit(rows).assign(cls=lambda r: r["experiment"].astype(str))
+    return rows[rows["status"] == "ok"]
 
 
 def _part(rows: pd.DataFrame, cls: str, measure: str | None = None) -> pd.DataFrame:

@@ -4,9 +4,12 @@ Nothing here selects data (that is :mod:`reports.select`); every function takes 
 """
 from __future__ import annotations
 
+import io
 import math
 import textwrap
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import matplotlib
 
@@ -25,12 +28,66 @@ from matplotlib.ticker import (  # noqa: E402
     StrMethodFormatter,
 )
 
-from .style import COLUMN_WIDTH, TEXT_WIDTH, Styles, legend_columns, pretty  # noqa: E402
+from estibench import schema  # noqa: E402
 
-__all__ = ["PANEL_HEIGHT", "facets", "handles", "legend_below", "legend_right", "legend_rows",
+from .safe import slug  # noqa: E402
+from .select import NoData  # noqa: E402
+from .style import COLUMN_WIDTH, TEXT_WIDTH, Styles, legend_columns, style  # noqa: E402
+from .units import axis_unit  # noqa: E402
+
+__all__ = ["Figure", "Skip", "encode", "save", "axis_label", "ci_words", "PANEL_HEIGHT",
+           "facets", "handles", "legend_below", "legend_right", "legend_rows",
            "LogTicks", "log_ticks", "k_axis", "wrap", "series", "mark_zeros"]
 
 PANEL_HEIGHT = 1.45  # inches per row of panels
+Skip = NoData  # a figure whose data are absent; the message says which
+
+
+@dataclass
+class Figure:
+    name: str  # file stem (safe: letters, digits, - and _ only)
+    title: str
+    caption: str
+    fig: matplotlib.figure.Figure
+    files: dict[str, Path] = field(default_factory=dict)  # format -> saved file
+
+
+def encode(fig: matplotlib.figure.Figure, fmt: str) -> bytes:
+    """The file of ``fig`` in format ``fmt`` (png, svg, pdf), as :func:`save` writes it."""
+    buf = io.BytesIO()
+    with style():  # savefig.* settings apply at save time
+        fig.savefig(buf, format=fmt)
+    return buf.getvalue()
+
+
+def save(figure: Figure, folder: Path, formats: Sequence[str]) -> dict[str, Path]:
+    """Write ``figure`` as ``folder/<name>.<fmt>`` for each format."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for fmt in formats:
+        path = folder / f"{slug(figure.name)}.{fmt}"
+        path.write_bytes(encode(figure.fig, fmt))
+        figure.files[fmt] = path
+    return figure.files
+
+
+def axis_label(measure: str, short: bool = False) -> str:
+    """``label [unit]`` with the unit as an axis writes it (``grad²``, ``s``); ``short``: the
+    name without its formula (``variance [grad²]``, for a narrow panel's x axis)."""
+    row = schema.get(measure)
+    label = row.axis_label.replace(f"[{row.unit}]", f"[{axis_unit(row.unit)}]")
+    if short and "  " in row.label:
+        label = label.replace(row.label, row.label.split("  ")[0])
+    return label
+
+
+def ci_words(sub: pd.DataFrame) -> str:
+    levels = sorted({float(v) for v in sub["ci_level"].dropna()}) if "ci_level" in sub else []
+    if not levels:
+        return ""
+    lv = " / ".join(f"{round(100 * v):d} %" for v in levels)
+    if sub["se"].isna().all():
+        return f" Error bars: asv's {lv} confidence intervals."
+    return f" Bands: {lv} confidence intervals (value ± z·se)."
 
 
 def facets(n: int, height: float = PANEL_HEIGHT, legend_rows: int = 1):
@@ -56,7 +113,7 @@ def handles(styles: Styles, names: Sequence[str]) -> list[Line2D]:
 def legend_below(fig, styles: Styles, names: Sequence[str], title: str, width: float,
                   extra: Sequence[tuple[Line2D, str]] = ()) -> None:
     shown = handles(styles, names) + [h for h, _ in extra]
-    labels = [pretty(n) for n in names] + [label for _, label in extra]
+    labels = [styles.name(n) for n in names] + [label for _, label in extra]
     fig.legend(shown, labels, title=title, loc="outside lower center",
                ncol=legend_columns(labels, width), columnspacing=1.2)
 
@@ -113,7 +170,7 @@ def k_axis(ax, ks: Sequence[int]) -> None:
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_locator(FixedLocator(sorted(set(ks))))
     ax.xaxis.set_minor_locator(NullLocator())
-    ax.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))  # picklable (reports.parallel)
+    ax.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
     ax.set_xlabel("samples K")
 
 

@@ -1,30 +1,21 @@
-"""asv result files -> one tidy pandas DataFrame (one row per benchmark cell and measure).
+"""The one reader: asv's result files and the run files -> one tidy pandas DataFrame.
 
-asv (0.6, results api_version 2) writes ``<results>/<machine>/<commit8>-<env>.json``. Each file's
-``results[name]`` is a list aligned with ``result_columns`` (``result, params, version, started_at,
-duration, stats_ci_99_a, stats_ci_99_b, ...``); trailing ``None`` columns are dropped and a column
-that is ``None`` for every cell is stored as a bare ``None``. ``result`` is flat in
-``itertools.product(*params)`` order; parameter values are ``repr()`` strings; a failed cell is
-``null``, a skipped one ``NaN``. ``<results>/benchmarks.json`` holds ``param_names``, ``unit`` and
-``type``. asv's own loader is internal, so this module reads the JSON directly.
+* asv's JSON (:mod:`reports.asv`) gives the rows of what asv itself measures (``time_*``,
+  ``peakmem_*``, :data:`estibench.schema.ASV_MEASURED`), with asv's 99 % intervals;
+* the run files (``<results>/runs/*.parquet``, :func:`estibench.schema.read_run`) give every other
+  row, with their standard errors: interval ``value ± z·se`` at level :data:`CI_LEVEL`.
 
-Two conventions of estibench's suite are applied here (see the project's API notes):
-
-* ``track_<m>_se`` is the standard error of ``track_<m>`` (same benchmark class, same cell): it
-  becomes that row's ``se`` and its confidence interval ``value ± z·se`` at level
-  :data:`CI_LEVEL` (``z`` the normal quantile). Time benchmarks keep asv's own 99 % interval
-  (``stats_ci_99_a/b``); ``ci_level`` says which level each row's interval has.
-* A benchmark with a parameter named ``measure`` (``<Task>Final.track_value``,
-  ``<Task>Curve.track_value``) takes the measure from that parameter; otherwise the measure is the
-  method name without ``track_`` (``track_variance`` -> ``variance``; ``time_estimate`` and
-  ``peakmem_estimate`` keep their prefix).
+Rows of the same identity (machine, commit, group, experiment, parameters, measure) from several
+runs: the row of the latest ``run_started`` wins (narrowed runs accumulate). Each file is read
+once per process while it is unchanged (cached by path, modification time and size). Which
+columns beyond the identity are read is the caller's choice (``columns``: what the tables and
+figures declare they need); by default every column.
 
 >>> loaded = load_results(".asv/results")          # doctest: +SKIP
 >>> loaded.frame.query("measure == 'variance'")    # doctest: +SKIP
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable, Iterable
@@ -35,31 +26,26 @@ from typing import Any
 
 import pandas as pd
 
-from .cells import _finite, _status, _unroll, parse_param
-from .details import attach as attach_details
+from estibench import schema
 
-__all__ = ["NoResultsError", "Loaded", "load_results", "parse_param", "read_tidy", "write_tidy",
-           "measure_of", "group_of", "CI_LEVEL", "CI_Z", "PARAM_COLUMNS_START",
-           "FIXED_COLUMNS_END", "FIXED_COLUMNS"]
+from . import asv
 
-RESULTS_API_VERSION = 2
-#: level of the intervals built from ``_se`` tracks: value ± z·se
+__all__ = ["NoResultsError", "Loaded", "load_results", "CI_LEVEL", "CI_Z", "IDENTITY",
+           "BASE_COLUMNS", "clear_cache"]
+
+#: level of the intervals built from standard errors: value ± z·se
 CI_LEVEL = 0.95
 #: the normal quantile z of :data:`CI_LEVEL` (1.959964...)
 CI_Z = NormalDist().inv_cdf(0.5 + CI_LEVEL / 2)
-_ASV_CI_LEVEL = 0.99  # asv's stats_ci_99_a/b
-_SE_SUFFIX = "_se"
-_SKIP_FILES = {"machine.json", "benchmarks.json"}
-_ALIGNMENT_GROUPS = {"Summary": "summary", "Final": "final", "Curve": "curve", "Info": "info"}
-
-#: columns before the parameter columns, and after them
-PARAM_COLUMNS_START = ["benchmark", "group", "measure", "type"]
-#: ``run_started``: when the run that measured the row's gradient cell started (reports.runs)
-FIXED_COLUMNS_END = ["machine", "commit", "date", "started_at", "run_started", "env", "value",
-                     "se", "ci_low", "ci_high", "ci_level", "unit", "status"]
-_DATE_COLUMNS = ("date", "started_at", "run_started")
-FIXED_COLUMNS = PARAM_COLUMNS_START + FIXED_COLUMNS_END
-_FLOAT_COLUMNS = ("value", "se", "ci_low", "ci_high", "ci_level")
+#: the columns that say which number a row is (with the free parameter columns)
+IDENTITY = ("machine", "commit", "group", "experiment", "measure") + schema.COLUMNS[3:10]
+#: read always: identity, value and what the reader itself needs
+BASE_COLUMNS = IDENTITY + ("value", "se", "status", "run_started", "run", "unit")
+_LABELS = ("task_name", "estimator_name", "method_name", "claims_unbiased", "error")
+_DERIVED = ("ci_low", "ci_high", "ci_level", "date")
+_SKIP = {"machine.json", "benchmarks.json"}
+_CACHE: dict[tuple, Any] = {}
+_CACHE_FILES = 4096
 
 
 class NoResultsError(Exception):
@@ -68,322 +54,27 @@ class NoResultsError(Exception):
 
 @dataclass
 class Loaded:
-    """The tidy frame plus what the report needs to say about where it came from."""
+    """The tidy frame plus what the report says about where it came from."""
 
     frame: pd.DataFrame
     param_columns: list[str]
     machines: dict[str, dict[str, Any]] = field(default_factory=dict)  # machine.json contents
-    files: list[str] = field(default_factory=list)  # result files read
+    files: list[str] = field(default_factory=list)  # files read
     warnings: list[str] = field(default_factory=list)  # files skipped and why
-    #: set by :func:`reports.scan.load_for_report`, whose frame holds only the rows the report
-    #: reads: the counts, runs and names of every file (:class:`reports.scan.Totals`)
-    totals: Any = None
 
 
-def measure_of(method: str) -> str:
-    """``track_variance`` -> ``variance``; ``time_estimate``, ``peakmem_estimate`` unchanged
-    (a time and a memory of the same thing must not share a name)."""
-    return method[len("track_"):] if method.startswith("track_") else method
+def clear_cache() -> None:
+    _CACHE.clear()
 
 
-def group_of(benchmark: str, param_names: Iterable[str]) -> str:
-    """What kind of cell a benchmark holds: ``gradient`` (task, estimator, num_samples
-    parameters), ``summary``/``final``/``curve``/``info`` (the alignment benchmarks
-    ``<Task>Summary``, ``<Task>Final``, ``<Task>Curve`` with a ``task`` parameter, and
-    ``<Task>Info`` with the training task's facts, wherever their module lives), ``harness`` (the
-    gradient harness's facts: ``bench_gradients.GradientTaskInfo``), or ``other``."""
-    names = set(param_names)
-    if {"task", "estimator", "num_samples"} <= names:
-        return "gradient"
-    parts = benchmark.split(".")
-    if len(parts) >= 3 and "gradient" in parts[-3]:
-        return "harness"  # GradientTaskInfo, GradientHarness: facts of the gradient harness
-    in_alignment = len(parts) >= 3 and "alignment" in parts[-3]
-    if len(parts) >= 2 and (in_alignment or "task" in names):
-        for suffix, group in _ALIGNMENT_GROUPS.items():
-            if parts[-2].endswith(suffix) and (in_alignment or suffix == "Info"
-                                               or "method" in names):
-                return group
-    return "other"
-
-
-def _read_json(path: Path) -> Any:
-    # Python's json accepts the bare NaN/Infinity tokens asv writes for skipped cells.
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
-
-
-def _find_benchmarks_json(root: Path) -> Path | None:
-    for candidate in (root / "benchmarks.json", root.parent / "benchmarks.json"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _result_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*.json") if p.name not in _SKIP_FILES and p.is_file())
-
-
-def _param_column(name: str) -> str:
-    # a parameter called like a fixed column ("value", "machine") must not overwrite it
-    return f"param_{name}" if name in FIXED_COLUMNS else name
-
-
-def _rows_of_file(data: dict[str, Any], machine: str, benchmarks: dict[str, Any],
-                  param_order: dict[str, None], problems: list[str],
-                  cells: Callable[[str, Any], Iterable[int]] | None = None
-                  ) -> Iterable[dict[str, Any]]:
-    """The file's tidy rows; ``cells(name, bench)``: the indices of the cells to give (all)."""
-    columns = data["result_columns"]
-    commit = _text(data.get("commit_hash"))
-    raw_date = data.get("date")
-    if raw_date is not None and (isinstance(raw_date, bool)
-                                 or not isinstance(raw_date, (int, float))):
-        raise ValueError(f"'date' is {type(raw_date).__name__}, not milliseconds")
-    date = pd.to_datetime(raw_date, unit="ms", utc=True) if raw_date else pd.NaT
-    env = _text(data.get("env_name"))
-    benches = {name: _unroll(name, row, columns, benchmarks.get(name, {}))
-               for name, row in data["results"].items()}
-    # track_<m>_se of a track_<m> in the same file: its standard errors, by cell
-    se_of = {name[:-len(_SE_SUFFIX)]: b for name, b in benches.items()
-             if name.endswith(_SE_SUFFIX) and name[:-len(_SE_SUFFIX)] in benches}
-    se_names = {b.name for b in se_of.values()}
-    memo: dict[str, Any] = {}  # each parameter text parsed once
-    for name, b in benches.items():
-        if name in se_names:
-            continue
-        se_bench = se_of.get(name)
-        if se_bench is not None and se_bench.combos != b.combos:
-            raise ValueError(f"benchmark {se_bench.name}: its parameters differ from {name}'s")
-        method = name.rsplit(".", 1)[-1]
-        group = group_of(name, b.param_names)
-        has_measure_param = "measure" in b.param_names
-        param_cols = [_param_column(p) for p in b.param_names if p != "measure"]
-        for p in param_cols:
-            param_order.setdefault(p, None)
-        invalid = 0
-        for i in (range(len(b.results)) if cells is None else cells(name, b)):
-            combo, value = b.combos[i], b.results[i]
-            status = _status(value)
-            if status == "invalid":
-                invalid, status = invalid + 1, "failed"
-            values = dict(zip(b.param_names, (_parsed(raw, memo) for raw in combo)))
-            measure = str(values.pop("measure")) if has_measure_param else measure_of(method)
-            rec: dict[str, Any] = {"benchmark": name, "group": group, "measure": measure,
-                                   "type": b.kind}
-            rec.update((_param_column(k), v) for k, v in values.items())
-            v = _finite(value) if status == "ok" else math.nan
-            se, lo, hi, level = math.nan, math.nan, math.nan, math.nan
-            if se_bench is not None and status == "ok":
-                se = _finite(se_bench.results[i])
-                if not math.isnan(se) and not math.isnan(v):
-                    lo, hi, level = v - CI_Z * se, v + CI_Z * se, CI_LEVEL
-            elif status == "ok":
-                lo, hi = _finite(b.ci_a[i]), _finite(b.ci_b[i])
-                level = _ASV_CI_LEVEL if not (math.isnan(lo) or math.isnan(hi)) else math.nan
-            rec.update(machine=machine, commit=commit, date=date, started_at=b.started_at,
-                       env=env, value=v, se=se,
-                       ci_low=lo, ci_high=hi, ci_level=level, unit=b.unit, status=status)
-            yield rec
-        if invalid:
-            problems.append(f"{name}: {invalid} cell(s) hold something other than a number "
-                            f"(counted as failed)")
-
-
-def _parsed(raw: Any, memo: dict[str, Any]) -> Any:
-    if not isinstance(raw, str):
-        return parse_param(raw)
-    if raw not in memo:
-        memo[raw] = parse_param(raw)
-    return memo[raw]
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-        raise ValueError(f"expected text, got {type(value).__name__}")
-    return str(value)
-
-
-def value_kind(values: Iterable[Any]) -> str:
-    """``int``, ``float`` or ``str``: the column type :func:`_tidy_column` gives these values
-    (``none`` when none is present)."""
-    present = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    if not present:
-        return "none"
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
-        return "int" if all(isinstance(v, int) for v in present) else "float"
-    return "str"
-
-
-def join_kinds(a: str, b: str) -> str:
-    """The kind of a column holding values of kinds ``a`` and ``b``."""
-    if "none" in (a, b):
-        return b if a == "none" else a
-    if a == b:
-        return a
-    return "float" if {a, b} == {"int", "float"} else "str"
-
-
-def _tidy_column(values: pd.Series, kind: str | None = None) -> pd.Series:
-    """Parameter values -> one typed column: integers -> nullable ``Int64``, other numbers ->
-    float, strings -> strings, a mix -> strings (parquet needs one type per column)."""
-    kind = kind or value_kind(values)
-    if kind in ("int", "float"):
-        if kind == "int":
-            # nullable: rows of benchmarks without this parameter hold <NA>
-            return values.astype("Int64")
-        return values.astype(float)
-    # str(v) of each value, None and NaN missing (pandas' conversion, without a Python call
-    # per row: the same text)
-    return values.astype(object).astype("str")
-
-
-def load_results(results_dir: os.PathLike | str,
-                 progress: Callable[[str], None] | None = None) -> Loaded:
-    """Read every machine's and commit's result files under ``results_dir`` into one tidy frame.
-
-    Columns: ``benchmark, group, measure, type``, one column per parameter name of any benchmark
-    (``task, estimator, num_samples, device, method, seed, checkpoint``, ...), then ``machine,
-    commit, date`` (the commit's date, as asv records it), ``started_at`` (when the benchmark
-    ran), ``env, value, se, ci_low, ci_high, ci_level, unit, status``
-    (``ok``/``failed``/``skipped``). A corrupt or unreadable file is skipped with a warning (in
-    ``Loaded.warnings``). Raises :class:`NoResultsError` when there is nothing to report.
-    """
-    say = progress or (lambda msg: None)
-    root = Path(results_dir)
-    loaded = Loaded(frame=pd.DataFrame(columns=FIXED_COLUMNS), param_columns=[])
-    files, benchmarks = _open_results(root, loaded)
-    say(f"reading {len(files)} result file(s) under {root}")
-    rows: list[dict[str, Any]] = []
-    param_order: dict[str, None] = {}
-    details_memo: dict[Any, Any] = {}
-    for path in files:
-        machine_info = _machine_info(path.parent, loaded)
-        order_before = dict(param_order)
-        try:
-            data, machine = _checked(path, machine_info)
-            problems: list[str] = []
-            attach_details(data, benchmarks, root, details_memo, problems)
-            file_rows = list(_rows_of_file(data, machine, benchmarks, param_order, problems))
-        except Exception as exc:  # noqa: BLE001 - any malformed file (RecursionError too) is
-            # skipped with a warning naming it; the good files still make a report
-            param_order = order_before  # forget parameter names seen only in the bad file
-            loaded.warnings.append(f"skipped {path}: {_short(exc)}")
-            continue
-        rows.extend(file_rows)
-        loaded.warnings.extend(f"{path}: {p}" for p in problems)
-        loaded.files.append(str(path))
-        loaded.machines.setdefault(machine, machine_info)
-    if not rows:
-        _nothing(root, loaded)
-    param_cols = list(param_order)
-    frame = typed_frame(pd.DataFrame(rows, columns=PARAM_COLUMNS_START + param_cols
-                                     + FIXED_COLUMNS_END, dtype=object), param_cols)
-    from .runs import attach_runs
-
-    loaded.frame = attach_runs(frame)
-    loaded.param_columns = param_cols
-    counts = frame["status"].value_counts()
-    say(f"read {len(frame)} cells from {len(loaded.files)} file(s) ({counts.get('ok', 0)} ok, "
-        f"{counts.get('failed', 0)} failed, {counts.get('skipped', 0)} skipped)")
-    return loaded
-
-
-def _open_results(root: Path, loaded: Loaded) -> tuple[list[Path], dict[str, Any]]:
-    """The result files under ``root`` and benchmarks.json's entries (a warning when absent);
-    raises :class:`NoResultsError` when there are no files."""
-    if not root.exists():
-        raise NoResultsError(f"no results folder at {root} (run `asv run --python=same "
-                             f"--set-commit-hash $(git rev-parse HEAD)` first, or pass --results)")
-    if not root.is_dir():
-        raise NoResultsError(f"{root} is not a folder of asv results")
-    files = _result_files(root)
-    if not files:
-        raise NoResultsError(f"no asv result files under {root} (it holds no "
-                             f"<machine>/<commit>-<env>.json)")
-    benchmarks: dict[str, Any] = {}
-    bj = _find_benchmarks_json(root)
-    if bj is None:
-        loaded.warnings.append(f"no benchmarks.json next to {root}: parameter names are "
-                               f"param1, param2, ... and units are unknown")
-    else:
-        try:
-            benchmarks = {k: v for k, v in _read_json(bj).items() if isinstance(v, dict)}
-        except Exception as exc:  # noqa: BLE001 - any malformed file: a warning naming it
-            loaded.warnings.append(f"could not read {bj} ({_short(exc)}): parameter names are "
-                                   f"param1, param2, ... and units are unknown")
-    return files, benchmarks
-
-
-def _checked(path: Path, machine_info: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """One result file's contents and machine name; raises on anything not an asv file."""
-    data = _read_json(path)
-    if not isinstance(data, dict) or "results" not in data:
-        raise ValueError("not an asv result file (no 'results')")
-    version = data.get("version")
-    if version != RESULTS_API_VERSION:
-        raise ValueError(f"results format version {version!r}, expected "
-                         f"{RESULTS_API_VERSION} (asv >= 0.6)")
-    if "result_columns" not in data:
-        raise ValueError("no 'result_columns'")
-    machine = _machine_name(data, machine_info, path)
-    if not isinstance(data["results"], dict) or not isinstance(data["result_columns"], list):
-        raise ValueError("'results' is not a mapping or 'result_columns' not a list")
-    return data, machine
-
-
-def _nothing(root: Path, loaded: Loaded) -> None:
-    detail = f"; {len(loaded.warnings)} problem(s): {loaded.warnings[-1]}" \
-        if loaded.warnings else ""
-    raise NoResultsError(f"no readable benchmark results under {root}{detail}")
-
-
-def typed_frame(frame: pd.DataFrame, param_cols: list[str],
-                kinds: dict[str, str] | None = None) -> pd.DataFrame:
-    """An object frame of tidy rows -> its typed columns (parameters by :func:`_tidy_column`,
-    or by ``kinds`` when given: the kind each column has over every file)."""
-    for col in param_cols:
-        frame[col] = _tidy_column(frame[col], (kinds or {}).get(col))
-    for col in FIXED_COLUMNS:
-        if col in _DATE_COLUMNS:
-            frame[col] = pd.to_datetime(frame[col], utc=True)
-        elif col in _FLOAT_COLUMNS:
-            frame[col] = frame[col].astype(float)
-        elif frame[col].dtype != "str":  # text already is text; None: missing
-            frame[col] = frame[col].astype(object).astype("str")
-    return frame
-
-
-def _machine_name(data: dict[str, Any], machine_info: dict[str, Any], path: Path) -> str:
-    """``params.machine``, else machine.json's ``machine``, else the folder's name; a value that
-    is not a non-empty string is refused (the file is skipped with a warning)."""
-    params = data.get("params")
-    if params is not None and not isinstance(params, dict):
-        raise ValueError(f"'params' is a {type(params).__name__}, not a mapping")
-    machine = (params or {}).get("machine")
-    if machine is None:
-        machine = machine_info.get("machine") or path.parent.name
-    if not isinstance(machine, str) or not machine.strip():
-        raise ValueError(f"params.machine is {type(machine).__name__} {machine!r:.60}, not a "
-                         f"machine name")
-    return machine
-
-
-def _machine_info(folder: Path, loaded: Loaded) -> dict[str, Any]:
-    path = folder / "machine.json"
-    if not path.is_file():
-        return {}
-    try:
-        info = _read_json(path)
-        return {str(k): v for k, v in info.items() if k != "version"} \
-            if isinstance(info, dict) else {}
-    except Exception as exc:  # noqa: BLE001 - any malformed machine.json: a warning naming it
-        msg = f"could not read {path} ({_short(exc)}): machine details left out"
-        if msg not in loaded.warnings:
-            loaded.warnings.append(msg)
-        return {}
+def _cached(path: Path, what: str, read: Callable[[], Any]) -> Any:
+    st = path.stat()
+    key = (str(path), what, st.st_mtime_ns, st.st_size)
+    if key not in _CACHE:
+        if len(_CACHE) >= _CACHE_FILES:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = read()
+    return _CACHE[key]
 
 
 def _short(exc: BaseException) -> str:
@@ -391,4 +82,163 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-from .tidy import read_tidy, write_tidy  # noqa: E402 - re-exported: reports.load's API
+def _benchmarks(root: Path, warnings: list[str]) -> dict[str, Any]:
+    for bj in (root / "benchmarks.json", root.parent / "benchmarks.json"):
+        if bj.is_file():
+            try:
+                return {k: v for k, v in asv.read_json(bj).items() if isinstance(v, dict)}
+            except Exception as exc:  # noqa: BLE001 - any malformed file: a warning naming it
+                warnings.append(f"could not read {bj} ({_short(exc)}): parameter names are "
+                                f"param1, param2, ... and units are unknown")
+                return {}
+    warnings.append(f"no benchmarks.json next to {root}: parameter names are param1, param2, "
+                    f"... and units are unknown")
+    return {}
+
+
+def _asv_part(root: Path, loaded: Loaded) -> tuple[list[pd.DataFrame], dict]:
+    """asv's rows per file, and each (machine, commit)'s date (ms) from asv's files."""
+    files = sorted(p for p in root.rglob("*.json") if p.name not in _SKIP and p.is_file()
+                   and schema.RUNS_FOLDER not in p.relative_to(root).parts[:1])
+    benchmarks = _benchmarks(root, loaded.warnings) if files else {}
+    parts, dates = [], {}
+    for path in files:
+        info = asv.machine_info(path.parent, loaded.warnings)
+        try:
+            def read(path=path, info=info):
+                data, machine = asv.checked(path, info)
+                problems: list[str] = []
+                rows = asv.rows_of_file(data, machine, benchmarks, problems)
+                return machine, str(data.get("commit_hash") or ""), data.get("date"), \
+                    pd.DataFrame(rows), problems
+            machine, commit, date, frame, problems = _cached(path, "asv", read)
+        except Exception as exc:  # noqa: BLE001 - any malformed file (RecursionError too) is
+            # skipped with a warning naming it; the good files still make a report
+            loaded.warnings.append(f"skipped {path}: {_short(exc)}")
+            continue
+        loaded.warnings.extend(f"{path}: {p}" for p in problems)
+        loaded.files.append(str(path))
+        loaded.machines.setdefault(machine, info)
+        if date is not None:
+            dates[(machine, commit)] = max(date, dates.get((machine, commit), date))
+        parts.append(frame)
+    return parts, dates
+
+
+def _run_part(root: Path, columns: tuple[str, ...] | None, loaded: Loaded) -> list[pd.DataFrame]:
+    parts = []
+    for path in schema.run_files(root):
+        try:
+            frame = _cached(path, f"run:{columns}", lambda path=path: schema.read_run(
+                path, None if columns is None else _wanted(path, columns)))
+        except Exception as exc:  # noqa: BLE001 - a bad run file: a warning naming it
+            loaded.warnings.append(f"skipped {path}: {_short(exc)}")
+            continue
+        loaded.files.append(str(path))
+        parts.append(frame[~frame["measure"].isin(schema.ASV_MEASURED)])
+    return parts
+
+
+def _wanted(path: Path, columns: tuple[str, ...]) -> list[str]:
+    import pyarrow.parquet as pq
+
+    names = pq.read_schema(path).names
+    core = set(schema.COLUMNS)
+    return [c for c in names if c not in core or c in columns]  # free parameters: identity
+
+
+def _nothing(root: Path, loaded: Loaded) -> None:
+    if not root.exists():
+        raise NoResultsError(f"no results folder at {root} (run `estibench run` first, or pass "
+                             f"--results)")
+    if not root.is_dir():
+        raise NoResultsError(f"{root} is not a folder of results")
+    detail = f"; {len(loaded.warnings)} problem(s): {loaded.warnings[-1]}" \
+        if loaded.warnings else ""
+    if not loaded.files:
+        raise NoResultsError(f"no readable results under {root} (neither asv's "
+                             f"<machine>/<commit>-<env>.json nor {schema.RUNS_FOLDER}/*.parquet)"
+                             f"{detail}")
+    raise NoResultsError(f"no benchmark results under {root}{detail}")
+
+
+def load_results(results: os.PathLike | str, columns: Iterable[str] | None = None,
+                 progress: Callable[[str], None] | None = None) -> Loaded:
+    """Every machine's and commit's results under ``results`` as one tidy frame (see the
+    module's notes). ``columns``: the label columns to read beyond :data:`BASE_COLUMNS` (None:
+    all). A file that cannot be read is skipped with a warning in ``Loaded.warnings``; raises
+    :class:`NoResultsError` when there is nothing to report."""
+    say = progress or (lambda msg: None)
+    root = Path(results)
+    loaded = Loaded(frame=pd.DataFrame(), param_columns=[])
+    wanted = None if columns is None else tuple(dict.fromkeys((*BASE_COLUMNS, *columns)))
+    if not root.is_dir():
+        _nothing(root, loaded)
+    asv_parts, dates = _asv_part(root, loaded)
+    run_parts = _run_part(root, wanted, loaded)
+    parts = [p for p in asv_parts + run_parts if len(p)]
+    if not parts:
+        _nothing(root, loaded)
+    frame = _typed(pd.concat(parts, ignore_index=True, sort=False), dates)
+    frame = _latest(frame)
+    loaded.param_columns = [c for c in frame.columns if c not in _NOT_PARAMS
+                            and frame[c].notna().any()]
+    loaded.frame = frame
+    counts = frame["status"].value_counts()
+    say(f"read {len(frame)} rows from {len(loaded.files)} file(s) ({counts.get('ok', 0)} ok, "
+        f"{counts.get('failed', 0)} failed, {counts.get('skipped', 0)} skipped)")
+    return loaded
+
+
+_NOT_PARAMS = frozenset(schema.COLUMNS) - set(schema.COLUMNS[3:10]) | set(_DERIVED)
+_FLOATS = ("value", "se", "ci_low", "ci_high", "ci_level", "claims_unbiased")
+
+
+def _typed(frame: pd.DataFrame, dates: dict) -> pd.DataFrame:
+    """Typed columns; run-file rows get an interval from their se and their commit's date."""
+    for col in (*IDENTITY, "status", "unit", "run", *_LABELS):
+        if col not in frame:
+            frame[col] = math.nan if col == "claims_unbiased" else None
+    for col in _FLOATS + ("run_started",):
+        if col not in frame:
+            frame[col] = math.nan
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
+    se_ok = frame["se"].notna() & frame["value"].notna()
+    frame.loc[se_ok, "ci_low"] = frame["value"] - CI_Z * frame["se"]
+    frame.loc[se_ok, "ci_high"] = frame["value"] + CI_Z * frame["se"]
+    frame.loc[se_ok, "ci_level"] = CI_LEVEL
+    key = frame["machine"].astype(str) + "\x1f" + frame["commit"].astype(str)
+    ms = key.map({f"{m}\x1f{c}": d for (m, c), d in dates.items()})
+    ms = pd.to_numeric(ms, errors="coerce").fillna(frame["run_started"] * 1e3)
+    frame["date"] = pd.to_datetime(ms, unit="ms", utc=True)
+    frame["run_started"] = pd.to_datetime(frame["run_started"], unit="s", utc=True)
+    for col in frame.columns:
+        if col in _FLOATS or col in ("date", "run_started"):
+            continue
+        frame[col] = _tidy_column(frame[col])
+    return frame
+
+
+def _tidy_column(values: pd.Series) -> pd.Series:
+    """One typed column: integers -> nullable ``Int64``, other numbers -> float, text -> text
+    ('' and None missing)."""
+    present = values.dropna().unique()
+    present = [v for v in present if not (isinstance(v, str) and v == "")]
+    number = pd.api.types.is_number
+    if present and all(number(v) and not pd.api.types.is_bool(v) for v in present):
+        if all(pd.api.types.is_integer(v) for v in present):
+            return pd.to_numeric(values.replace("", None), errors="coerce").astype("Int64")
+        return pd.to_numeric(values.replace("", None), errors="coerce").astype(float)
+    text = values.astype(object).where(values.notna(), None)
+    return text.replace("", None).astype("str")
+
+
+def _latest(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per identity: the row of the latest run wins."""
+    keys = [c for c in frame.columns if c not in _NOT_PARAMS or c in IDENTITY]
+    keys = [c for c in keys if c not in ("value", "se", "status", "run", "unit", "date",
+                                         "run_started", *_DERIVED, *_LABELS)]
+    order = frame["run_started"].fillna(pd.Timestamp(0, tz="UTC"))
+    frame = frame.assign(_o=order).sort_values("_o", kind="stable")
+    frame = frame.drop_duplicates(subset=keys, keep="last").drop(columns="_o")
+    return frame.sort_index().reset_index(drop=True)

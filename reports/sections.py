@@ -8,7 +8,7 @@ import pandas as pd
 
 from . import claims as C
 from .blocks import Alert, FigureBlock, Heading, Para, Report, Table
-from .runs import run_summary
+from .landscape import landscape_figures, landscape_tables
 from .units import quantity
 
 __all__ = ["claims_alert", "claims_section", "runs_section", "with_units", "display_best"]
@@ -54,12 +54,9 @@ def claims_section(report: Report, claims: pd.DataFrame) -> None:
                             f"cell started{more}."))
 
 
-def runs_section(report: Report, frame: pd.DataFrame,
-                 summary: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The runs that measured the gradient cells (results accumulate across narrowed runs);
-    ``summary``: :func:`reports.runs.run_summary` of the whole results when ``frame`` holds
-    only part of them."""
-    summary = run_summary(frame) if summary is None else summary
+def runs_section(report: Report, summary: pd.DataFrame) -> pd.DataFrame:
+    """The runs that measured the gradient cells (:func:`reports.tables.run_summary`; results
+    accumulate across narrowed runs)."""
     if summary.empty:
         return summary
     n = len(summary)
@@ -102,8 +99,6 @@ def display_best(best: pd.DataFrame) -> pd.DataFrame:
 def landscape_section(report, frame: pd.DataFrame) -> None:
     """The landscape probes (clipping, BatchNorm, initialisation): their tables and figures, when
     the results have them."""
-    from .landscape import landscape_figures, landscape_tables
-
     found = landscape_tables(frame)
     figures = landscape_figures(frame)
     if not found and not figures:

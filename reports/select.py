@@ -12,22 +12,19 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from . import measures as M
+from estibench import schema as M
 
 __all__ = ["latest_commit", "ok", "gradient_cells", "pick_device", "training_curves",
            "run_taus", "summary_taus", "taus", "one_value_per_cell", "commit_order",
-           "samples_panels", "bias_variance_points", "history_points", "Panels", "NoData"]
+           "samples_panels", "bias_variance_points", "history_points", "Panels", "NoData",
+           "display_names"]
 
 
 def latest_commit(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the most recent commit (by commit date, then by when it was benchmarked);
-    one env if several ran it."""
+    """The rows of the most recent commit (by commit date, then by when it was measured)."""
     if frame.empty:
         return frame
-    keys = frame.groupby(["commit", "env"], dropna=False).agg(
-        date=("date", "max"), started=("started_at", "max"))
-    commit, env = keys.sort_values(["date", "started"]).index[-1]
-    return frame[(frame["commit"] == commit) & (frame["env"] == env)]
+    return frame[frame["commit"] == commit_order(frame)[-1]]
 
 
 def ok(frame: pd.DataFrame) -> pd.DataFrame:
@@ -122,8 +119,30 @@ def one_value_per_cell(sub: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 def commit_order(frame: pd.DataFrame) -> list[str]:
     """Commits oldest first: by commit date, then by when they were benchmarked."""
-    keys = frame.groupby("commit").agg(date=("date", "min"), started=("started_at", "min"))
-    return list(keys.sort_values(["date", "started"]).index)
+    keys = frame.groupby("commit", dropna=False).agg(date=("date", "max"),
+                                                     started=("run_started", "max"))
+    return list(keys.sort_values(["date", "started"], na_position="first").index)
+
+
+def display_names(frame: pd.DataFrame) -> dict[str, dict[str, str]]:
+    """column (``estimator``, ``task``, ``method``) -> id -> the display name the results
+    record (``<column>_name``; rows without one, such as asv's timings, take it from another
+    row of the same id). Where two ids would read the same, both keep their ids (a figure must
+    never merge two estimators)."""
+    out = {}
+    for col in ("estimator", "task", "method"):
+        name = f"{col}_name"
+        if col not in frame:
+            continue
+        ids = frame[col].dropna().astype(str).unique()
+        known = {}
+        if name in frame:
+            rows = frame[[col, name]].dropna().astype(str)
+            known = dict(zip(rows[col], rows[name]))
+        shown = {i: known.get(i) or i for i in ids}
+        counts = pd.Series(list(shown.values()), dtype=object).value_counts()
+        out[col] = {i: (n if counts[n] == 1 else i) for i, n in shown.items()}
+    return out
 
 
 

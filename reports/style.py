@@ -17,9 +17,7 @@ matplotlib.use("Agg")  # reports are files; never open a window
 import seaborn as sns  # noqa: E402
 from matplotlib.textpath import TextPath  # noqa: E402
 
-from .names import estimator_name  # noqa: E402
-
-__all__ = ["COLUMN_WIDTH", "TEXT_WIDTH", "style", "Styles", "pretty"]
+__all__ = ["COLUMN_WIDTH", "TEXT_WIDTH", "style", "Styles"]
 
 COLUMN_WIDTH = 3.3  # inches: one column of a two-column paper
 TEXT_WIDTH = 7.0  # inches: the full text width (figure*)
@@ -79,7 +77,9 @@ class Styles:
     the dark variants of the palette are used.
     """
 
-    def __init__(self, groups: Iterable[Iterable[str]]):
+    def __init__(self, groups: Iterable[Iterable[str]],
+                 names: dict[str, dict[str, str]] | None = None):
+        self.names = names or {}  # column -> id -> display name (reports.select.display_names)
         groups = [list(dict.fromkeys(str(n) for n in g)) for g in groups]
         order = list(dict.fromkeys(n for g in groups for n in g))
         neighbours: dict[str, set] = {n: set() for n in order}
@@ -105,14 +105,19 @@ class Styles:
     def markers(self, names: Iterable[str]) -> dict[str, str]:
         return {str(n): self.marker(n) for n in names}
 
+    def name(self, name: object) -> str:
+        """The display name of an estimator or method id (the id itself when none is known)."""
+        key = str(name)
+        return self.names.get("estimator", {}).get(key) or self.names.get("method", {}).get(
+            key) or key
+
+    def task(self, task: object) -> str:
+        return self.names.get("task", {}).get(str(task)) or str(task)
+
     def __contains__(self, name: object) -> bool:
         return str(name) in self._colour
 
 
-def pretty(name: str) -> str:
-    """An estimator spec as a figure shows it (:func:`reports.names.estimator_name`):
-    ``score_function:baseline=loo`` -> "score function (LOO)"."""
-    return estimator_name(name)
 
 
 @functools.lru_cache(maxsize=4096)

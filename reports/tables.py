@@ -1,6 +1,6 @@
 """Tidy frame -> the report's tables (plain DataFrames; render.py formats them).
 
-Rankings respect each measure's direction (:func:`reports.measures.direction`): lower variance,
+Rankings respect each measure's direction (:func:`estibench.schema.direction`): lower variance,
 bias, MSE, time and memory are better; higher SNR, cosine, Kendall τ and metric gain are better;
 a training task's metric goes the way its results say (:func:`training_tasks`). Measures without a direction
 (``replicates``, a threshold) are shown but not ranked.
@@ -12,15 +12,26 @@ import math
 import numpy as np
 import pandas as pd
 
-from . import measures as M
+from estibench import schema as M
+
 from .load import CI_LEVEL
-from .names import is_reference
 from .select import gradient_cells, latest_commit, pick_device
 
-__all__ = ["training_tasks", "COST_MEASURES", "best_estimators", "alignment_summary", "best_methods",
-           "summary_wide", "other_results", "status_counts", "failed_cells", "runs",
-           "runs_of_counts", "status_counts_of_counts",
-           "coverage"]
+__all__ = ["training_tasks", "COST_MEASURES", "best_estimators", "alignment_summary",
+           "best_methods", "summary_wide", "other_results", "status_counts", "failed_cells",
+           "runs", "run_summary", "coverage", "is_reference", "REFERENCE", "NEEDS"]
+
+#: the label columns the tables read beyond the identity (reports.load.BASE_COLUMNS)
+NEEDS = ("error",)
+#: the estimator that is the exact reference of a task (enumeration): identified by its id,
+#: never by a variance of zero (a deterministic estimator is not the reference)
+REFERENCE = "exact"
+
+
+def is_reference(spec: object) -> bool:
+    """True for the exact reference estimator (``exact`` with any options)."""
+    return str(spec).partition(":")[0] == REFERENCE
+
 
 #: measures that depend on the device: ranked on every device; the rest on pick_device's
 COST_MEASURES = frozenset({"time_estimate", "peakmem_estimate", "cuda_peakmem",
@@ -82,7 +93,7 @@ def best_estimators(frame: pd.DataFrame) -> pd.DataFrame:
     Each (task, measure) is compared at the K where most estimators have a result; statistical
     measures on :func:`pick_device`'s device, costs (:data:`COST_MEASURES`) on every device.
     Every estimator competes, a deterministic one (variance 0) included, except the task's exact
-    reference (the estimator named ``exact``, :func:`reports.names.is_reference`: its numbers
+    reference (the estimator named ``exact``, :func:`is_reference`: its numbers
     are the yardstick, shown in ``reference``). Best and runner-up are ordered only where their
     intervals separate them (see :func:`_best_row`: ``tie: a = b`` otherwise). ``ratio``: the
     first separated runner-up's value over the best's (or the best's over it when higher is
@@ -127,7 +138,7 @@ def _unit(part: pd.DataFrame) -> str | None:
 
 # -- alignment -----------------------------------------------------------------------------------
 def training_tasks(frame: pd.DataFrame) -> dict[str, M.TaskInfo]:
-    """:class:`~reports.measures.TaskInfo` of every training task in the results. The direction
+    """:class:`~estibench.schema.TaskInfo` of every training task in the results. The direction
     of a task's metric is the latest ``<Task>Info.track_higher_is_better`` result (1.0: higher is
     better, 0.0: lower); a task without one (results written before that benchmark existed)
     keeps an unknown direction, and its metric is not ranked."""
@@ -197,43 +208,63 @@ def summary_wide(summary: pd.DataFrame, task: str, source: str) -> pd.DataFrame:
         .reindex(methods).reindex(columns=measures, level=1)
 
 
+def _what(frame: pd.DataFrame) -> pd.Series:
+    """``group[/experiment]: measure`` of each row: what a count or a failed cell names."""
+    exp = frame["experiment"].fillna("").astype(str)
+    return (frame["group"].astype(str) + exp.where(exp == "", "/" + exp) + ": "
+            + frame["measure"].astype(str))
+
+
+def _params(frame: pd.DataFrame, param_columns: list[str]) -> list[str]:
+    cols = [p for p in param_columns if p in frame and frame[p].notna().any()]
+    return [", ".join(f"{p}={r[p]}" for p in cols if not _missing(r[p]))
+            for r in frame[cols].to_dict("records")]
+
+
 def other_results(frame: pd.DataFrame, param_columns: list[str]) -> pd.DataFrame:
-    """Benchmarks of no kind the report draws (e.g. ``bench_metrics``), latest commit: one row
-    per cell with its parameters in words."""
-    cols = ["benchmark", "parameters", "measure", "value", "ci_low", "ci_high", "unit",
+    """Results of no kind the report draws (group ``other``, e.g. ``bench_metrics``), latest
+    commit: one row per cell with its parameters in words."""
+    cols = ["experiment", "parameters", "measure", "value", "ci_low", "ci_high", "unit",
             "status"]
     rows = latest_commit(frame[frame["group"] == "other"])
     if rows.empty:
         return pd.DataFrame(columns=cols)
-    params = [p for p in param_columns if p in rows and rows[p].notna().any()]
-    words = [", ".join(f"{p}={r[p]}" for p in params if not _missing(r[p]))
-             for r in rows[params].to_dict("records")]
-    out = rows.assign(parameters=words)[cols]
-    return out.assign(unit=out["unit"].where(out["unit"] != "unit")).reset_index(drop=True)
+    return rows.assign(parameters=_params(rows, param_columns))[cols].reset_index(drop=True)
 
 
 # -- provenance ----------------------------------------------------------------------------------
 def runs(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (machine, commit, env): date and cell counts by status."""
-    return runs_of_counts(frame[["machine", "commit", "env", "date", "status"]].assign(n=1))
-
-
-def runs_of_counts(counts: pd.DataFrame) -> pd.DataFrame:
-    """:func:`runs` from cell counts: one row per (machine, commit, env, date, status) and its
-    number of cells ``n`` (what :mod:`reports.scan` keeps of every file)."""
-    counts = counts.copy()
-    for col in ("machine", "commit", "env", "status"):
-        counts[col] = counts[col].astype("str")
-    table = counts.pivot_table(index=["machine", "commit", "env"], columns="status",
-                               values="n", aggfunc="sum", fill_value=0)
+    """One row per (machine, commit): date and cell counts by status."""
+    table = frame.pivot_table(index=["machine", "commit"], columns="status", values="measure",
+                              aggfunc="size", fill_value=0)
     for status in ("ok", "failed", "skipped"):
         if status not in table:
             table[status] = 0
-    dates = counts.groupby(["machine", "commit", "env"])["date"].max()
+    dates = frame.groupby(["machine", "commit"])["date"].max()
     out = table[["ok", "failed", "skipped"]].join(dates).reset_index()
     out.columns.name = None
-    return out.sort_values(["machine", "date"])[["machine", "commit", "date", "env", "ok",
-                                                 "failed", "skipped"]]
+    return out.sort_values(["machine", "date"])[["machine", "commit", "date", "ok", "failed",
+                                                 "skipped"]]
+
+
+def run_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per run that measured gradient cells: machine, commit, when it started, and what
+    it measured (cells, tasks, estimators, K)."""
+    cols = ["machine", "commit", "run_started", "cells", "tasks", "estimators", "K"]
+    rows = frame[(frame["group"] == "gradient") & (frame["status"] == "ok")
+                 & frame["run_started"].notna() & ~frame["measure"].isin(M.ASV_MEASURED)]
+    if rows.empty:
+        return pd.DataFrame(columns=cols)
+    rows = rows.drop_duplicates(["machine", "commit", "task", "estimator", "num_samples",
+                                 "device"]).assign(run_started=rows["run_started"].dt.floor("s"))
+    rows = rows.assign(K=rows["num_samples"].astype("Int64").astype(str))
+    out = rows.groupby(["machine", "commit", "run_started"]).agg(
+        cells=("value", "size"),
+        tasks=("task", lambda s: ", ".join(sorted(s.astype(str).unique()))),
+        estimators=("estimator", lambda s: ", ".join(sorted(s.astype(str).unique()))),
+        K=("K", lambda s: ", ".join(sorted(s.unique(), key=int))),
+    ).reset_index()
+    return out.sort_values(["machine", "run_started"])[cols].reset_index(drop=True)
 
 
 def coverage(frame: pd.DataFrame) -> pd.DataFrame:
@@ -249,38 +280,27 @@ def coverage(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def status_counts(frame: pd.DataFrame) -> pd.DataFrame:
-    """Failed and skipped cells per benchmark (benchmarks with neither are left out)."""
-    return status_counts_of_counts(frame[["benchmark", "status"]].assign(n=1))
-
-
-def status_counts_of_counts(counts: pd.DataFrame) -> pd.DataFrame:
-    """:func:`status_counts` from cell counts per (benchmark, status) (column ``n``)."""
-    bad = counts[counts["status"] != "ok"]
-    if bad.empty or not bad["n"].sum():
-        return pd.DataFrame(columns=["benchmark", "failed", "skipped"])
-    bad = bad.astype({"benchmark": "str", "status": "str"})
-    table = bad.pivot_table(index="benchmark", columns="status", values="n", aggfunc="sum",
-                            fill_value=0)
+    """Failed and skipped cells per kind of result (``group[/experiment]: measure``; kinds
+    with neither are left out)."""
+    bad = frame[frame["status"] != "ok"]
+    if bad.empty:
+        return pd.DataFrame(columns=["results", "failed", "skipped"])
+    table = pd.crosstab(_what(bad), bad["status"])
     for status in ("failed", "skipped"):
         if status not in table:
             table[status] = 0
-    out = table[["failed", "skipped"]].reset_index()
+    out = table[["failed", "skipped"]].rename_axis("results").reset_index()
     out.columns.name = None
     return out
 
 
 def failed_cells(frame: pd.DataFrame, param_columns: list[str]) -> list[str]:
-    """``benchmark(param=value, ...) on machine @ commit`` for every failed cell (``measure=``
-    named when it came from a parameter)."""
-    out = []
+    """``group: measure (param=value, ...) on machine @ commit: error`` for every failed cell."""
     failed = frame[frame["status"] == "failed"]
-    for row in failed.to_dict("records"):
-        params = [f"{p}={row[p]!r}" for p in param_columns if p in row and not _missing(row[p])]
-        if row["benchmark"].endswith(".track_value"):
-            params.append(f"measure={row['measure']!r}")
-        out.append(f"{row['benchmark']}({', '.join(params)}) on {row['machine']} @ "
-                   f"{str(row['commit'])[:8]}")
-    return out
+    words = _params(failed, param_columns)
+    return [f"{what} ({p}) on {m} @ {str(c)[:8]}" + (f": {e}" if isinstance(e, str) and e else "")
+            for what, p, m, c, e in zip(_what(failed), words, failed["machine"],
+                                        failed["commit"], failed["error"])]
 
 
 def _missing(v) -> bool:

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from .load import _DATE_COLUMNS, _FLOAT_COLUMNS, FIXED_COLUMNS, _short
 from .safe import csv_cell
 
 __all__ = ["write_tidy", "read_tidy", "csv_safe"]
+
+_DATES = ("date", "run_started")
 
 
 def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
@@ -40,7 +41,7 @@ def write_tidy(frame: pd.DataFrame, path: os.PathLike | str) -> Path:
             frame.to_parquet(path, index=False)
         except ImportError as exc:
             raise ValueError(f"writing parquet needs pyarrow (pip install pyarrow): "
-                             f"{_short(exc)}") from None
+                             f"{type(exc).__name__}: {exc}") from None
     return path
 
 
@@ -49,8 +50,10 @@ def read_tidy(path: os.PathLike | str) -> pd.DataFrame:
     path = Path(path)
     if path.suffix.lower() == ".parquet":
         return pd.read_parquet(path)
-    text_cols = [c for c in FIXED_COLUMNS if c not in _DATE_COLUMNS + _FLOAT_COLUMNS]
-    frame = pd.read_csv(path, dtype={c: "str" for c in text_cols})
-    for col in _DATE_COLUMNS:
-        frame[col] = pd.to_datetime(frame[col], utc=True)
+    from estibench.schema import TEXT_COLUMNS
+
+    frame = pd.read_csv(path, dtype={c: "str" for c in TEXT_COLUMNS})
+    for col in _DATES:
+        if col in frame:
+            frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601")
     return frame

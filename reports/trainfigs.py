@@ -11,10 +11,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from estibench import schema as M
+
 from . import layout as L
-from . import measures as M
-from .figures import Figure, Skip
-from .names import task_name
+from .layout import Figure, Skip
 from .safe import plain
 from .style import COLUMN_WIDTH, TEXT_WIDTH, Styles, legend_columns
 
@@ -66,8 +66,8 @@ def fig_training(curves: pd.DataFrame, styles: Styles, tasks: dict[str, M.TaskIn
         for c, (ax, x) in enumerate(zip(row, xs)):
             methods = _curve_panel(ax, part, x, styles)
             ax.set_ylabel(_metric_label(info) if c == 0 else "")
-            ax.set_title(plain(task) if c == 0 else f"{plain(task)}, wall clock")
-        L.legend_right(row[-1], styles, methods, methods)
+            ax.set_title(styles.task(task) if c == 0 else f"{styles.task(task)}, wall clock")
+        L.legend_right(row[-1], styles, methods, [styles.name(m) for m in methods])
     seeds = int(curves.groupby(["task", "method"])["seed"].nunique().max())
     caption = ("Held-out metric during training against update steps and against cumulative "
                "training seconds (evaluation excluded; averaged over seeds at each "
@@ -99,7 +99,7 @@ def fig_training_evaluations(curves: pd.DataFrame, styles: Styles,
         shown.update(_curve_panel(ax, part, "evaluations", styles))
         ax.set_xscale("log")
         ax.set_ylabel(_metric_label(tasks.get(task, M.TaskInfo(task))) if i % ncols == 0 else "")
-        ax.set_title(plain(task))
+        ax.set_title(styles.task(task))
     L.legend_below(fig, styles, sorted(shown), "method", TEXT_WIDTH)
     caption = ("Held-out metric during training against cumulative f evaluations per image "
                "(log scale; the first checkpoint, before any evaluation, left out): the "
@@ -139,11 +139,12 @@ def fig_loss_metric(curves: pd.DataFrame, styles: Styles, tasks: dict[str, M.Tas
             L.log_ticks(ax, "x")
         ax.set_xlabel("held-out loss")
         ax.set_ylabel(_metric_label(info))
-        ax.set_title(task_name(task))
+        ax.set_title(styles.task(task))
         mean_tau = taus[taus["task"] == task].groupby("method")["tau"].mean() \
             if not taus.empty else pd.Series(dtype=float)
-        labels = [f"{m}  τ = {mean_tau[m]:+.2f}".replace("-", "−")  # a true minus sign
-                  if m in mean_tau and np.isfinite(mean_tau[m]) else m for m in methods]
+        labels = [f"{styles.name(m)}  τ = {mean_tau[m]:+.2f}".replace("-", "−")  # true minus
+                  if m in mean_tau and np.isfinite(mean_tau[m]) else styles.name(m)
+                  for m in methods]
         panel = fig.get_figwidth() / ncols
         ax.legend(L.handles(styles, methods), labels, loc="upper center",
                   bbox_to_anchor=(0.5, -0.27), ncol=legend_columns(labels, panel),

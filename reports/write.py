@@ -14,11 +14,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import figures as figs
+from . import layout
 from .load import Loaded
 from .outdir import OutputDir
-from .parallel import Workers
-from .render import Alert, Bold, FigureBlock, Heading, Items, Para, Report, Table, build_report, fmt
+from .render import Alert, Bold, FigureBlock, Heading, Items, Para, Report, Table, compose, fmt
 from .safe import html_text, md_cell, md_text, slug
 from .tidy import csv_safe
 
@@ -62,7 +61,7 @@ def to_markdown(report: Report, out: Path) -> str:
     return "\n".join(lines)
 
 
-def _figure_link(figure: figs.Figure, out: Path) -> str:
+def _figure_link(figure: layout.Figure, out: Path) -> str:
     for fmt_ in ("png", "svg", "pdf"):
         if fmt_ in figure.files:
             return figure.files[fmt_].relative_to(out).as_posix()
@@ -134,49 +133,43 @@ def _html_cell(v: Any) -> str:
     return f"<td class=\"num\">{text}</td>" if numeric else f"<td>{text}</td>"
 
 
-def _embedded(figure: figs.Figure) -> tuple[str, str]:
+def _embedded(figure: layout.Figure) -> tuple[str, str]:
     """SVG when it was saved (sharp at any zoom), else PNG (saved or drawn now)."""
     if "svg" in figure.files:
         return "image/svg+xml", base64.b64encode(figure.files["svg"].read_bytes()).decode()
     data = figure.files["png"].read_bytes() if "png" in figure.files else \
-        figs.image_bytes(figure, "png")
+        layout.encode(figure.fig, "png")
     return "image/png", base64.b64encode(data).decode()
 
 
 # -- writing ---------------------------------------------------------------------------------------
 def write_report(loaded: Loaded, out: Path, formats: Sequence[str] = ("png",),
                  progress: Callable[[str], None] = lambda msg: None, source: str = "",
-                 history_measure: str = figs.HISTORY_MEASURE,
-                 figure_options: dict[str, Any] | None = None,
-                 workers: Workers | None = None) -> dict[str, Any]:
+                 figure_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build the report and write ``out/report.md``, ``out/report.html``,
-    ``out/figures/*.<fmt>`` and ``out/tables/*.csv``; returns the main paths. ``workers``
-    (:class:`reports.parallel.Workers`) encode figures while the next ones are built."""
+    ``out/figures/*.<fmt>`` and ``out/tables/*.csv``; returns the main paths."""
     import matplotlib.pyplot as plt
 
-    options = dict(figure_options or {})
-    if workers is not None and workers.count:
-        def hand_out(figure: figs.Figure) -> None:
-            figure.rendering = workers.render(figure.fig, formats)
-
-        options["on_figure"] = hand_out
-    report = build_report(loaded, progress, source, history_measure, options)
+    report = compose(loaded, progress, source, figure_options)
     try:
-        return save_report(report, out, formats, progress, workers)
+        return save_report(report, out, formats, progress)
     finally:
         for figure in report.figures:
             plt.close(figure.fig)
 
 
 def save_report(report: Report, out: Path, formats: Sequence[str] = ("png",),
-                progress: Callable[[str], None] = lambda msg: None,
-                workers: Workers | None = None) -> dict[str, Any]:
+                progress: Callable[[str], None] = lambda msg: None) -> dict[str, Any]:
     """Write a built :class:`Report` under ``out`` (its figures stay open). Raises
     :class:`reports.outdir.OutputError` (the previous report left as it was) when ``out`` cannot
-    take it. ``workers`` encode some of the figures while this process encodes the others."""
+    take it."""
     with OutputDir(out) as target:
         stage = target.stage
-        _save_figures(report.figures, stage / "figures", formats, progress, workers)
+        for figure in report.figures:
+            figure.files.clear()
+            figure.name = slug(figure.name)
+            layout.save(figure, stage / "figures", formats)
+            progress(f"saved {figure.name}")
         (stage / "tables").mkdir(exist_ok=True)
         for name, table in report.tables.items():
             if not table.empty:
@@ -190,28 +183,3 @@ def save_report(report: Report, out: Path, formats: Sequence[str] = ("png",),
              f"{target.out / 'figures'})")
     return {"markdown": md, "html": page, "figures": target.out / "figures",
             "tables": target.out / "tables", "notes": list(target.notes)}
-
-
-def _save_figures(figures: list[figs.Figure], folder: Path, formats: Sequence[str],
-                  progress: Callable[[str], None], workers: Workers | None) -> None:
-    """Every figure into ``folder``: those a worker took (``figure.rendering``) from its bytes,
-    the others encoded here, handing the last ones to a worker whenever one is free."""
-    for figure in figures:
-        figure.files.clear()
-        figure.name = slug(figure.name)
-    todo = [f for f in figures if f.rendering is None]
-    while todo:
-        while workers is not None and len(todo) > 1 and workers.free():
-            future = workers.render(todo[-1].fig, formats)
-            if future is None:
-                break
-            todo.pop().rendering = future
-        figure = todo.pop(0)
-        figs.save(figure, folder, formats)
-        progress(f"saved {figure.name}")
-    for figure in figures:
-        if figure.rendering is not None:
-            encoded = workers.result(figure.rendering) if workers is not None else None
-            figure.rendering = None
-            figs.save(figure, folder, formats, encoded)  # encoded here if the worker failed
-            progress(f"saved {figure.name}")

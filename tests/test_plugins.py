@@ -76,7 +76,7 @@ class ClaimsTooMuch(StraightThrough):
     unbiased = True
 
 
-from reports.cli import main
+from estibench.cli import main
 out = {}
 for spec in ("constant_baseline_sf", "claims_too_much"):
     buf = io.StringIO()

@@ -26,16 +26,16 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from scipy.stats import kendalltau, norm  # noqa: E402
 
-from reports import cli, figures, measures, render, tables, units, write  # noqa: E402
-from reports.details import attach as attach_details  # noqa: E402
-from reports.load import (  # noqa: E402
-    FIXED_COLUMNS_END,
-    PARAM_COLUMNS_START,
-    load_results,
-    parse_param,
-    read_tidy,
+from estibench import (
+    cli,  # noqa: E402
+    schema,  # noqa: E402
 )
+from estibench import schema as measures  # noqa: E402
+from reports import figures, render, select, tables, units, write  # noqa: E402
+from reports.asv import parse_param  # noqa: E402
+from reports.load import load_results  # noqa: E402
 from reports.style import Styles  # noqa: E402
+from reports.tidy import read_tidy  # noqa: E402
 
 FIXTURE = Path(__file__).parent / "fixtures" / "asv_results"
 #: the same kind of run, written before details files and <Task>Info existed: every number an
@@ -57,52 +57,81 @@ def _status(raw):
     return "skipped" if isinstance(raw, float) and math.isnan(raw) else "ok"
 
 
+def _run_name(row) -> str:
+    """A run-file row's kind as a name (``gradient/.track_variance``), for :func:`_copy_fixture`."""
+    return f"{row['group']}/{row['experiment'] or ''}.track_{row['measure']}"
+
+
 def raw_cells(results: Path = FIXTURE):
-    """One dict per cell and measure, from the JSON files as asv documents them, with the
-    project's three conventions: ``track_<m>_se`` is the standard error of ``track_<m>``, a
-    ``measure`` parameter names the measure, and the runs' details files join the file whose
-    anchors name their run (reports.details.attach, tested on its own in test_details.py)."""
+    """One dict per cell and measure, read without reports.load: asv's own measurements
+    (``time_*``, ``peakmem_*``) from the JSON files as asv documents them, every other number
+    from the run files (pyarrow directly)."""
+    import pyarrow.parquet as pq
+
     benchmarks = json.loads((results / "benchmarks.json").read_text())
-    out = []
+    out, dates = [], {}
     for path in sorted(results.glob("*/*.json")):
         if path.name == "machine.json":
             continue
         data = json.loads(path.read_text())  # NaN tokens: Python's json reads them
-        attach_details(data, benchmarks, results)
-        started = max(dict(zip(data["result_columns"], row))["started_at"]
-                      for row in data["results"].values())
+        machine = data["params"]["machine"]
+        dates[(machine, data["commit_hash"])] = data["date"]
         for name, row in data["results"].items():
-            if name.endswith("_se") and name[:-3] in data["results"]:
+            method = name.rsplit(".", 1)[1]
+            if not method.startswith(("time_", "peakmem_")):
                 continue
             cols = dict(zip(data["result_columns"], row))
-            se_row = data["results"].get(name + "_se")
-            ses = dict(zip(data["result_columns"], se_row))["result"] if se_row else None
             params = cols["params"]
             n = math.prod(len(p) for p in params)
             values = cols["result"] or [None] * n
             names = benchmarks[name]["param_names"]
             for i, (combo, value) in enumerate(zip(itertools.product(*params), values)):
                 cell = {k: ast.literal_eval(v) for k, v in zip(names, combo)}
-                method = name.rsplit(".", 1)[1]
-                cell.setdefault("measure", method[6:] if method.startswith("track_") else method)
-                cell.update(benchmark=name, commit=data["commit_hash"], date=data["date"],
-                            started=started, machine=data["params"]["machine"], raw=value,
-                            se=ses[i] if ses else None,
+                group = "gradient" if "estimator" in cell else "other"
+                cell.update(measure=method, group=group, experiment="" if group == "gradient"
+                            else name.split(".")[-2], commit=data["commit_hash"],
+                            date=data["date"], started=cols["started_at"] / 1e3,
+                            machine=machine, raw=value, se=None,
                             ci=(cols.get("stats_ci_99_a") or [None] * n)[i],
                             ci_b=(cols.get("stats_ci_99_b") or [None] * n)[i])
                 out.append(cell)
+    for path in sorted((results / "runs").glob("*.parquet")):
+        for row in pq.read_table(path).to_pylist():
+            raw = row["value"] if row["status"] == "ok" else (
+                None if row["status"] == "failed" else math.nan)
+            cell = {k: v for k, v in row.items() if k in schema.COLUMNS[3:10] + ("step",)
+                    and v not in (None, "")}
+            cell["estimator_name"] = row["estimator_name"]
+            cell["task_name"] = row["task_name"]
+            cell.update(measure=row["measure"], group=row["group"],
+                        experiment=row["experiment"] or "", commit=row["commit"],
+                        date=dates[(row["machine"], row["commit"])],
+                        started=row["run_started"], machine=row["machine"], raw=raw,
+                        se=row["se"], ci=None, ci_b=None)
+            out.append(cell)
     return out
 
 
 RAW = raw_cells()
+#: estimator id -> the display name the run files record (what report.md shows)
+NAMES = {c["estimator"]: c["estimator_name"] for c in RAW if c.get("estimator_name")}
+#: task id -> its display name in the run files
+TASK_NAMES = {c["task"]: c["task_name"] for c in RAW if c.get("task_name")}
+
+
+def shown(text: str, sep: str = " = ") -> str:
+    """A table cell of estimator ids as report.md shows it (display names)."""
+    tie = text.startswith("tie: ")
+    names = sep.join(NAMES.get(p, p) for p in text.removeprefix("tie: ").split(sep))
+    return f"tie: {names}" if tie else names
 MACHINES = sorted({c["machine"] for c in RAW})
 MAIN = "fixture"  # the machine with two commits and the alignment results
 
 
 def latest(machine=MAIN, group=lambda c: True):
     mine = [c for c in RAW if c["machine"] == machine and group(c)]
-    top = max((c["date"], c["started"]) for c in mine)
-    return [c for c in mine if (c["date"], c["started"]) == top]
+    top = max(c["date"] for c in mine)
+    return [c for c in mine if c["date"] == top]
 
 
 def is_gradient(c):
@@ -110,7 +139,7 @@ def is_gradient(c):
 
 
 def is_alignment(c):
-    return c["benchmark"].startswith("bench_alignment.")
+    return c["group"] in ("summary", "final", "curve", "info")
 
 
 def run_cli(args, capsys):
@@ -129,26 +158,16 @@ DIRECTIONS = {"multilabel_digits": True, "markov_termination": False}
 
 
 def add_task_info(results: Path, directions=DIRECTIONS) -> Path:
-    """Add ``bench_alignment.<Task>Info.track_higher_is_better`` (the suite's record of each
-    training task's direction) to the latest result file of machine ``fixture`` under
-    ``results`` (a copy of the fixture, which was written before that benchmark existed)."""
-    bj = results / "benchmarks.json"
-    benchmarks = json.loads(bj.read_text())
-    latest_file = max((results / MAIN).glob("*-*.json"),
-                      key=lambda p: json.loads(p.read_text())["date"])
-    data = json.loads(latest_file.read_text())
-    for task, higher in directions.items():
-        prefix = "".join(part.title() for part in task.split("_"))
-        name = f"bench_alignment.{prefix}Info.track_higher_is_better"
-        benchmarks[name] = {"name": name, "param_names": ["task"], "params": [[repr(task)]],
-                            "type": "track", "unit": "flag"}
-        row = [None] * len(data["result_columns"])
-        cols = data["result_columns"]
-        row[cols.index("result")] = [1.0 if higher else 0.0]
-        row[cols.index("params")] = [[repr(task)]]
-        data["results"][name] = row
-    bj.write_text(json.dumps(benchmarks))
-    latest_file.write_text(json.dumps(data))
+    """Add each training task's direction (group ``info``, measure ``higher_is_better``: the
+    suite's record of it) as a run file of the latest commit of machine ``fixture`` under
+    ``results`` (a copy of the fixture)."""
+    dates = {json.loads(p.read_text())["date"]: json.loads(p.read_text())["commit_hash"]
+             for p in (results / MAIN).glob("*-*.json")}
+    commit = dates[max(dates)]
+    rows = [schema.make_row("higher_is_better", 1.0 if higher else 0.0, group="info",
+                            task=task, machine=MAIN, commit=commit, run_started=2e9)
+            for task, higher in directions.items()]
+    schema.write_run(rows, results, "2000000000.000000-info")
     return results
 
 
@@ -163,7 +182,7 @@ def with_info(tmp_path_factory):
 @pytest.fixture(scope="module")
 def built(loaded):
     """The report of the whole fixture, built once (its figures stay open for inspection)."""
-    report = render.build_report(loaded, source=str(FIXTURE))
+    report = render.compose(loaded, source=str(FIXTURE))
     yield report
     for figure in report.figures:
         plt.close(figure.fig)
@@ -179,19 +198,20 @@ def report_dir(built, tmp_path_factory):
 # -- the fixture ---------------------------------------------------------------------------------
 def test_fixture_is_small_and_covers_every_case():
     size = sum(p.stat().st_size for p in FIXTURE.rglob("*") if p.is_file())
-    assert size < 300_000
+    assert size < 400_000
     assert {_status(c["raw"]) for c in RAW} == {"ok", "failed", "skipped"}
     assert len(MACHINES) == 2
     assert len({c["commit"] for c in RAW if c["machine"] == MAIN}) == 2
     assert GRADIENT_MEASURES <= {c["measure"] for c in RAW if is_gradient(c)}
-    assert SUMMARY_MEASURES <= {c["measure"] for c in RAW if "Summary." in c["benchmark"]}
+    assert SUMMARY_MEASURES <= {c["measure"] for c in RAW if c["group"] == "summary"}
     assert {"seconds", "loss", "metric"} <= {c["measure"] for c in RAW
-                                             if "Curve." in c["benchmark"]}
+                                             if c["group"] == "curve"}
 
 
 # -- loading -------------------------------------------------------------------------------------
 def _key(row, params):
-    return (row["benchmark"], row["commit"], row["machine"], row["measure"],
+    exp = row["experiment"] if isinstance(row["experiment"], str) else ""
+    return (row["group"], exp, row["commit"], row["machine"], row["measure"],
             frozenset((p, row[p]) for p in params if p in row and row[p] is not None
                       and not (isinstance(row[p], float) and math.isnan(row[p]))
                       and row[p] is not pd.NA))
@@ -200,8 +220,7 @@ def _key(row, params):
 def test_tidy_frame_holds_every_cell_with_its_value(loaded):
     frame = loaded.frame
     assert len(frame) == len(RAW)
-    assert list(frame.columns[:4]) == PARAM_COLUMNS_START
-    assert list(frame.columns[-len(FIXED_COLUMNS_END):]) == FIXED_COLUMNS_END
+    assert set(schema.COLUMNS) - {"value"} <= set(frame.columns)
     for name in ("task", "estimator", "num_samples", "device", "method", "seed", "step"):
         assert name in frame.columns
     assert str(frame["num_samples"].dtype) == "Int64"
@@ -247,16 +266,12 @@ def test_time_cells_keep_asvs_99_percent_interval(loaded):
     assert (timed["ci_low"].dropna() <= timed.loc[timed["ci_low"].notna(), "value"]).all()
 
 
-def test_measure_parameter_names_the_measure(loaded):
+def test_groups_hold_their_measures(loaded):
     frame = loaded.frame
     assert "param_measure" not in frame.columns and "measure" not in loaded.param_columns
-    values = frame[frame["benchmark"].str.endswith(".track_value")]
-    assert not values.empty and "value" not in set(values["measure"])
-    expected = {c["measure"] for c in RAW if c["benchmark"].endswith(".track_value")}
-    assert set(values["measure"]) == expected
-    assert set(frame.loc[frame["benchmark"].str.contains("Curve."), "group"]) == {"curve"}
-    assert set(frame.loc[frame["benchmark"].str.contains("Final."), "group"]) == {"final"}
-    assert set(frame.loc[frame["benchmark"].str.contains("Summary."), "group"]) == {"summary"}
+    for group in ("curve", "final", "summary"):
+        expected = {c["measure"] for c in RAW if c["group"] == group}
+        assert expected and set(frame.loc[frame["group"] == group, "measure"]) == expected
     assert set(frame.loc[frame["estimator"].notna(), "group"]) == {"gradient"}
 
 
@@ -337,12 +352,13 @@ def test_best_estimator_table_holds_the_fixture_numbers(report_dir, measure, hig
                 ratio = value / runner_value if higher else runner_value / value
                 assert row["ratio"] == pytest.approx(ratio, rel=1e-9) and row["ratio"] >= 1
         unit = row["unit"] if isinstance(row["unit"], str) else None
-        assert f"| {task} | {measure} | {k} | cpu | {best} | {units.quantity(value, unit)} |" \
+        assert f"| {TASK_NAMES[task]} | {measure} | {k} | cpu | {shown(best)} | " \
+            f"{units.quantity(value, unit)} |" \
             in md
 
 
 def _summary_cells(task=None):
-    cells = [c for c in latest(MAIN, is_alignment) if "Summary." in c["benchmark"]
+    cells = [c for c in latest(MAIN, is_alignment) if c["group"] == "summary"
              and _status(c["raw"]) == "ok"]
     return [c for c in cells if task is None or c["task"] == task]
 
@@ -419,14 +435,14 @@ def test_results_without_task_info_leave_the_direction_unknown(tmp_path, capsys)
 
 def test_reports_import_neither_the_suite_nor_estimators(tmp_path):
     """Rendering a report imports no suite, estimators or torch (the results say it all);
-    ``reports.measures`` alone imports only the standard library."""
+    ``estibench.schema`` alone imports only the standard library."""
     code = (
         "import sys\n"
-        "import reports.measures\n"
+        "import estibench.schema\n"
         "light = {m for m in sys.modules if m.split('.')[0] in "
         "('torch', 'pandas', 'matplotlib', 'numpy', 'suite', 'estimators')}\n"
         "assert not light, light\n"
-        "from reports import cli\n"
+        "from estibench import cli\n"
         f"assert cli.main(['report', '-q', '--results', {str(FIXTURE)!r}, "
         f"'--out', {str(tmp_path / 'r')!r}]) == 0\n"
         "bad = {m for m in sys.modules if m.split('.')[0] in ('torch', 'suite', 'estimators')}\n"
@@ -442,8 +458,8 @@ def test_kendall_tau_of_the_curves_matches_the_summary(with_info, task):
     loss came with a better metric); it must equal the Summary's, and an independent
     computation from the JSON."""
     tasks = tables.training_tasks(with_info.frame)
-    curves = figures.training_curves(with_info.frame[with_info.frame["machine"] == MAIN])
-    taus = figures.run_taus(curves, tasks).set_index(["task", "method", "seed"])["tau"]
+    curves = select.training_curves(with_info.frame[with_info.frame["machine"] == MAIN])
+    taus = select.run_taus(curves, tasks).set_index(["task", "method", "seed"])["tau"]
     summary = [c for c in _summary_cells(task) if c["measure"] == "kendall_tau"]
     assert len(summary) >= 2
     for c in summary:
@@ -451,7 +467,7 @@ def test_kendall_tau_of_the_curves_matches_the_summary(with_info, task):
     sign = 1 if tasks[task].higher_is_better else -1
     curve = defaultdict(dict)
     for c in latest(MAIN, is_alignment):
-        if "Curve." in c["benchmark"] and c["task"] == task:
+        if c["group"] == "curve" and c["task"] == task:
             curve[(c["method"], c["seed"], c["step"])][c["measure"]] = c["raw"]
     for c in summary:
         points = [curve[k] for k in sorted(k for k in curve if k[:2] == (c["method"], c["seed"]))]
@@ -517,7 +533,7 @@ def test_report_shows_every_estimator_task_and_device_that_ran(report_dir):
             row = cover[(cover["task"] == task) & (cover["device"] == device)].iloc[0]
             ran = {c["estimator"] for c in ok if c["task"] == task and c["device"] == device}
             assert row["estimators"] == ", ".join(sorted(ran))
-            assert f"| {task} | {device} | {row['estimators']} |" in md
+            assert f"| {TASK_NAMES[task]} | {device} | {shown(row['estimators'], ', ')} |" in md
     for c in RAW:
         assert c["commit"][:8] in md and c["machine"] in md
 
@@ -529,16 +545,16 @@ def test_report_notes_failed_and_skipped_cells(report_dir):
     assert f"{n_failed} failed" in md and f"{n_skipped} skipped" in md
     for cell in RAW:
         if _status(cell["raw"]) == "failed":
-            assert cell["benchmark"] + "(" in md
+            assert f"{cell['group']}: {cell['measure']} (" in md
             if "estimator" in cell:
-                assert f"estimator={cell['estimator']!r}" in md
+                assert f"estimator={cell['estimator']}" in md
 
 
 def test_one_colour_per_name_in_every_figure(built, loaded):
     """Every drawn line and scatter of an estimator or method has that name's colour, in every
     figure of both machines."""
     frame = loaded.frame
-    styles = render._styles(frame)
+    styles = render._styles(frame, {})
     names = set(frame["estimator"].dropna()) | set(frame["method"].dropna())
     seen = defaultdict(set)
     for fig in built.figures:
@@ -557,7 +573,7 @@ def test_one_colour_per_name_in_every_figure(built, loaded):
              and _status(c["raw"]) == "ok"}
     assert "exact" in drawn and drawn == seen[f"variance_vs_samples-{MAIN}"]
     assert "exact" in seen[f"bias_vs_variance-{MAIN}"]
-    methods = {c["method"] for c in latest(MAIN, is_alignment) if "Curve." in c["benchmark"]
+    methods = {c["method"] for c in latest(MAIN, is_alignment) if c["group"] == "curve"
                and _status(c["raw"]) == "ok"}
     assert methods and methods == seen[f"training_curves-{MAIN}"]
 
@@ -595,7 +611,7 @@ def test_empty_results_folder(tmp_path, capsys):
     code, out, err = run_cli(["report", "--results", tmp_path / "results", "--out",
                               tmp_path / "r"], capsys)
     assert code != 0
-    assert "no asv result files" in _one_line_error(err)
+    assert "no readable results" in _one_line_error(err)
 
 
 def test_only_corrupt_files(tmp_path, capsys):
@@ -608,12 +624,13 @@ def test_only_corrupt_files(tmp_path, capsys):
 
 
 def _copy_fixture(tmp_path, keep=lambda benchmark: True, machines=None) -> Path:
-    """A copy of the fixture; ``keep`` thins its benchmarks (fewer figures: a faster test)."""
+    """A copy of the fixture; ``keep`` thins its benchmarks and run-file rows (by
+    :func:`_run_name`): fewer figures, a faster test."""
     results = tmp_path / "results"
     shutil.copytree(FIXTURE, results)
     for folder in results.iterdir():
         if folder.is_dir() and machines is not None and folder.name not in machines \
-                and folder.name != "details":  # the runs' details files stay
+                and folder.name != "runs":
             shutil.rmtree(folder)
     for path in results.glob("*/*.json"):
         if path.name == "machine.json":
@@ -621,6 +638,13 @@ def _copy_fixture(tmp_path, keep=lambda benchmark: True, machines=None) -> Path:
         data = json.loads(path.read_text())
         data["results"] = {k: v for k, v in data["results"].items() if keep(k)}
         path.write_text(json.dumps(data))
+    for path in (results / "runs").glob("*.parquet"):
+        frame = schema.read_run(path)
+        rows = [r for r in frame.astype(object).where(frame.notna(), None).to_dict("records")
+                if keep(_run_name(r)) and (machines is None or r["machine"] in machines)]
+        path.unlink()
+        if rows:
+            schema.write_run(rows, results, path.stem)
     return results
 
 
@@ -642,18 +666,19 @@ def test_one_corrupt_file_among_good_ones(tmp_path, capsys):
 
 
 def test_missing_benchmarks_json_still_reports(tmp_path, capsys):
-    results = _copy_fixture(tmp_path, _variance_only, machines=[MAIN])
+    results = _copy_fixture(tmp_path, lambda n: "time_estimate" in n or "variance" in n,
+                            machines=[MAIN])
     (results / "benchmarks.json").unlink()
     code, out, err = run_cli(["report", "--results", results, "--out", tmp_path / "r", "-q"],
                              capsys)
     assert code == 0 and "benchmarks.json" in err
-    frame = load_results(results).frame
+    frame = load_results(results).frame  # asv's own cells: parameters without their names
     assert {"param1", "param2", "param3", "param4"} <= set(frame.columns)
 
 
 def test_all_cells_failed_is_a_bare_null(tmp_path, capsys):
     """asv stores a benchmark whose every cell failed as ``null`` for the whole column."""
-    results = _copy_fixture(tmp_path, _variance_only, machines=[MAIN])
+    results = _copy_fixture(tmp_path, lambda n: ".time_estimate" in n, machines=[MAIN])
     for path in results.glob("*/*-*.json"):
         data = json.loads(path.read_text())
         for row in data["results"].values():
@@ -668,8 +693,12 @@ def test_all_cells_failed_is_a_bare_null(tmp_path, capsys):
     assert "Failed cells" in md and "Figures not drawn" in md
 
 
+def _time_only(name):
+    return ".time_estimate" in name
+
+
 def test_a_cell_that_is_not_a_number_is_failed_and_said(tmp_path):
-    results = _copy_fixture(tmp_path, _variance_only, machines=[MAIN])
+    results = _copy_fixture(tmp_path, _time_only, machines=[MAIN])
     path = sorted(results.glob(f"{MAIN}/*-*.json"))[0]
     data = json.loads(path.read_text())
     name = next(iter(data["results"]))
@@ -679,13 +708,14 @@ def test_a_cell_that_is_not_a_number_is_failed_and_said(tmp_path):
     path.write_text(json.dumps(data))
     loaded = load_results(results)
     assert any(name in w and "other than a number" in w for w in loaded.warnings)
-    before = load_results(_copy_fixture(tmp_path / "b", _variance_only, machines=[MAIN])).frame
+    before = load_results(_copy_fixture(tmp_path / "b", _time_only, machines=[MAIN])).frame
     assert (loaded.frame["status"] == "failed").sum() == (before["status"] == "failed").sum() + 1
 
 
 def test_partial_results_still_give_a_report(tmp_path, capsys):
     """Only alignment results, of one machine: the gradient parts say why they are absent."""
-    results = _copy_fixture(tmp_path, lambda n: n.startswith("bench_alignment."),
+    results = _copy_fixture(tmp_path, lambda n: n.split("/")[0] in ("summary", "final", "curve",
+                                                                     "info"),
                             machines=[MAIN])
     code, out, err = run_cli(["report", "--results", results, "--out", tmp_path / "r", "-q"],
                              capsys)
@@ -699,7 +729,7 @@ def test_a_gpu_machine_gets_its_own_figures(tmp_path):
     """The fixture ran on CPUs only; here its skipped cuda timings get numbers and a
     CudaMemory benchmark is added, as a GPU machine would record them."""
     results = _copy_fixture(tmp_path, lambda n: "CostBernoulli.time_estimate" in n
-                            or "QualityBernoulli.track_variance" in n, machines=[MAIN])
+                            or n == "gradient/.track_variance", machines=[MAIN])
     bench = json.loads((results / "benchmarks.json").read_text())
     cost = "bench_gradients.CostBernoulli.time_estimate"
     name = "bench_gradients.CudaMemoryBernoulli.track_cuda_peakmem"
@@ -732,11 +762,11 @@ def test_a_gpu_machine_gets_its_own_figures(tmp_path):
     best = tables.best_estimators(frame)
     cuda = best[(best["measure"] == "cuda_peakmem") & (best["device"] == "cuda")]
     assert len(cuda) == 1 and cuda.iloc[0]["num_samples"] == 16
-    latest_commit = figures.latest_commit(frame)["commit"].iloc[0]
+    latest_commit = select.latest_commit(frame)["commit"].iloc[0]
     mem = {e: v for e, v in expected[latest_commit].items() if e != "exact"}  # variance 0
     assert cuda.iloc[0]["best"] == min(mem, key=mem.get)
     assert set(best.loc[best["measure"] == "time_estimate", "device"]) == {"cpu", "cuda"}
-    styles = render._styles(frame)
+    styles = render._styles(frame, {})
     built, _ = figures.build_figures(frame, styles, {})
     try:
         assert {"time_vs_samples_cpu", "time_vs_samples_cuda"} <= {f.name for f in built}
@@ -786,8 +816,8 @@ def test_list_prints_every_registry_with_its_info(capsys):
             in out
 
 
-def test_python_dash_m_reports(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "reports", "report", "--results",
+def test_python_dash_m_estibench(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "estibench", "report", "--results",
                            str(tmp_path / "nope")], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 1

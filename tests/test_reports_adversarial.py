@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from test_reports_safety import result_file, write_results  # noqa: E402
 
-from reports import cli  # noqa: E402
+from estibench import cli  # noqa: E402
 from reports.safe import csv_cell, html_text, md_text, slug  # noqa: E402
 
 # no shrinking: a report per example is too slow to shrink; the failing example is printed as is
@@ -68,7 +68,7 @@ def bad_files(draw) -> str:
 
 def run_report(results: Path, out: Path) -> int:
     return cli.main(["report", "-q", "--results", str(results), "--out", str(out),
-                     "--history", "variance", "--format", "png"])
+                     "--history", "time_estimate", "--format", "png"])
 
 
 def check_inert(out: Path) -> None:
@@ -100,7 +100,7 @@ def test_bad_result_files_never_sink_the_report(files):
 
 
 foreign_names = st.sampled_from(["report.md", "report.html", "notes.txt", "figures/x.png",
-                                 "figures/variance_vs_samples.png", "tables/mine.csv",
+                                 "figures/time_vs_samples_cpu.png", "tables/mine.csv",
                                  "tables/best_estimators.csv", "figures/.hidden",
                                  ".estibench-manifest.json.tmp"])
 

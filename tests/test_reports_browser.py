@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from reports import cli
+from estibench import cli
 
 FIXTURE = Path(__file__).parent / "fixtures" / "asv_results_claims"
 WIDTH = 1400

@@ -14,7 +14,8 @@ matplotlib.use("Agg")
 
 import pytest  # noqa: E402
 
-from reports import cli, outdir  # noqa: E402
+from estibench import cli  # noqa: E402
+from reports import outdir  # noqa: E402
 from reports.load import load_results  # noqa: E402
 from reports.safe import csv_cell, md_text, slug  # noqa: E402
 
@@ -22,23 +23,24 @@ COLUMNS = ["result", "params", "version", "started_at", "duration"]
 
 
 def result_file(machine="m", tasks=("t",), estimators=("a", "b"), values=None, **extra):
-    """A small asv results file of one gradient benchmark (variance, with its _se)."""
+    """A small asv results file of one gradient benchmark (asv's time and peak memory of an estimate)."""
     params = [[repr(t) for t in tasks], [repr(e) for e in estimators], ["1", "4"], ["'cpu'"]]
     n = len(tasks) * len(estimators) * 2
     vals = values if values is not None else [0.5 / (1 + i % 4) for i in range(n)]
     data = {"commit_hash": "abcdef0123456789", "env_name": "env", "date": 1795596079000,
             "params": {"machine": machine}, "result_columns": COLUMNS, "version": 2,
             "results": {
-                "bench_gradients.QualityX.track_variance": [vals, params, "v", 1795596420647, 1.0],
-                "bench_gradients.QualityX.track_variance_se": [[v / 10 for v in vals], params,
-                                                               "v", 1795596420647, 1.0]}}
+                "bench_gradients.CostX.time_estimate": [vals, params, "v", 1795596420647, 1.0],
+                "bench_gradients.CostX.peakmem_estimate": [[v * 1e6 for v in vals], params,
+                                                           "v", 1795596420647, 1.0]}}
     data.update(extra)
     return data
 
 
-BENCHMARKS = {f"bench_gradients.QualityX.track_variance{s}": {
-    "param_names": ["task", "estimator", "num_samples", "device"], "type": "track",
-    "unit": "grad^2"} for s in ("", "_se")}
+BENCHMARKS = {f"bench_gradients.CostX.{m}": {
+    "param_names": ["task", "estimator", "num_samples", "device"], "type": kind,
+    "unit": unit} for m, kind, unit in (("time_estimate", "time", "seconds"),
+                                         ("peakmem_estimate", "peakmemory", "bytes"))}
 
 
 def write_results(root: Path, files: dict[str, object]) -> Path:
@@ -53,7 +55,7 @@ def write_results(root: Path, files: dict[str, object]) -> Path:
 
 def report(results: Path, out: Path, capsys=None):
     code = cli.main(["report", "-q", "--results", str(results), "--out", str(out),
-                     "--history", "variance"])
+                     "--history", "time_estimate"])
     err = capsys.readouterr().err if capsys else ""
     return code, err
 
@@ -178,8 +180,8 @@ MALFORMED = {
     "wrong_length.json": result_file(values=[1.0, 2.0]),
     "results_list.json": result_file(results=[1, 2]),
     "columns_not_list.json": result_file(result_columns="result"),
-    "params_not_lists.json": result_file(results={"b.Q.track_x": [[1.0], [1, 2], "v", 0, 1]}),
-    "huge_grid.json": result_file(results={"b.Q.track_x": [None, [["1"] * 100] * 10, "v", 0, 1]}),
+    "params_not_lists.json": result_file(results={"b.Q.time_x": [[1.0], [1, 2], "v", 0, 1]}),
+    "huge_grid.json": result_file(results={"b.Q.time_x": [None, [["1"] * 100] * 10, "v", 0, 1]}),
     "date_text.json": result_file(date="yesterday"),
     "commit_dict.json": result_file(commit_hash={"x": 1}),
     "not_utf8.json": "\udcff",

@@ -69,7 +69,7 @@ class ReportHistory:
     setup_cache.timeout = 3600
 
     def _report(self, cache, commits, jobs):
-        from reports.cli import main
+        from estibench.cli import main
 
         args = [] if jobs == "auto" else ["--jobs", jobs]
         with tempfile.TemporaryDirectory() as out:
