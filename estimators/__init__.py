@@ -14,7 +14,7 @@ import pkgutil
 from typing import Any
 
 from . import naming
-from .base import Estimator, set_validation, validation_enabled
+from .base import Estimator, set_validation, validation_enabled, value_only
 from .registry import Entry, Registry, parse_spec
 
 KINDS = ("gradient", "update")
@@ -129,4 +129,4 @@ _import_builtins()
 __all__ = ["ESTIMATORS", "LOSSES", "METRICS", "register_loss", "register_metric", "get_loss",
            "get_metric", "Estimator", "Entry", "Registry", "available", "get", "info",
            "parse_spec", "register", "KINDS", "set_validation", "validation_enabled",
-           "display_name"]
+           "display_name", "value_only"]

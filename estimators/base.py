@@ -16,6 +16,7 @@ Every gradient estimator is called the same way::
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 from collections.abc import Callable
@@ -45,6 +46,23 @@ def set_validation(enabled: bool) -> None:
 
 def validation_enabled() -> bool:
     return _VALIDATE
+
+
+_VALUE_ONLY = 0
+
+
+@contextlib.contextmanager
+def value_only():
+    """Inside this block an estimator may be called with gradients disabled (under
+    ``torch.no_grad()``) and returns only the loss's value: an evaluation, or the warm-up calls
+    of a stateful estimator. Outside it, a call with gradients disabled is an error that says so
+    (its loss would have no gradient, and torch would only complain at ``backward()``)."""
+    global _VALUE_ONLY
+    _VALUE_ONLY += 1
+    try:
+        yield
+    finally:
+        _VALUE_ONLY -= 1
 
 
 def unwrap(dist: D.Distribution) -> tuple[D.Distribution, int]:
@@ -270,18 +288,20 @@ class Estimator(Described, torch.nn.Module):
     # -- the contract ----------------------------------------------------------------------
     def forward(self, dist: D.Distribution, f: Callable, num_samples: int = 1) -> torch.Tensor:
         self.check(dist, num_samples, self.min_samples())
-        if not torch.is_grad_enabled():  # no_grad() or inference_mode(): nothing to backward
+        value_only = not torch.is_grad_enabled()
+        if value_only and not _VALUE_ONLY:  # no_grad() or inference_mode(): nothing to backward
             raise RuntimeError(
                 f"{self.describe()}: called with gradients disabled (inside torch.no_grad() or "
                 f"torch.inference_mode()); the estimate is a surrogate loss whose backward() "
-                f"gives the gradient, so call it with gradients enabled")
+                f"gives the gradient, so call it with gradients enabled (or inside "
+                f"estimators.value_only() when only the loss's value is wanted)")
         if math.prod(dist.batch_shape) == 0:
             # An empty batch: the objective is an empty sum, 0, and so is its gradient. f is not
             # called (torch's Independent.log_prob cannot even reshape empty samples).
             loss = _empty_batch_loss(dist)
         else:
             loss = self.estimate(dist, f, int(num_samples))  # numpy ints become plain ints
-        if not loss.requires_grad:  # an attribute: no host sync
+        if not loss.requires_grad and not value_only:  # an attribute: no host sync
             raise ValueError(
                 f"{self.describe()}: the estimate has no gradient: no parameter of the "
                 f"{family_name(dist)} distribution (nor of f) requires grad; create the "

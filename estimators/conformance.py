@@ -12,9 +12,10 @@ same functions, so a third party checks its estimator exactly as the built-ins a
 * ``determinism``: the same seed gives the same gradients, bit for bit.
 * ``bad_input``: a bad ``num_samples`` is a ValueError naming it; a cost of the wrong shape,
   a non-tensor and non-finite costs are ValueErrors.
-* ``unbiased`` (only when the estimator claims ``unbiased=True``): the mean of R independent
-  estimates against the exact gradient (exact enumeration, or a closed form for the Normal), a
-  per-coordinate z-test with a Bonferroni correction; and the loss's value against E f.
+* ``unbiased`` (only when the estimator claims ``unbiased=True``): at every K the benchmark
+  runs (:data:`CHECK_NUM_SAMPLES`), the mean of R independent estimates against the exact
+  gradient (exact enumeration, or a closed form for the Normal), a per-coordinate z-test with a
+  Bonferroni correction; and the loss's value against E f.
 
 Note [Randomized statistical tests] (as in torch's test_distributions.py): each statistical check
 fixes its seed and derives its tolerance from the stated failure rate ``ALPHA``, the probability
@@ -31,12 +32,36 @@ from typing import NamedTuple
 import torch
 from torch import distributions as D
 
-__all__ = ["ALPHA", "R", "PROBLEMS", "Problem", "CheckResult", "z_crit", "estimates",
+__all__ = ["ALPHA", "R", "R_MIN", "CHECK_NUM_SAMPLES", "replicates", "check_num_samples",
+           "PROBLEMS", "Problem", "CheckResult", "z_crit", "estimates",
            "mean_test", "supported_problems", "check", "run", "format_table", "builtin_specs"]
 
 NOT_CLAIMED = "not claimed"  # the case of a claim check on an estimator that makes no claim
 ALPHA = 1e-3  # stated failure rate of each statistical check
 R = 20_000  # independent estimates per statistical check, drawn in one vectorised call
+
+
+#: the K the unbiasedness check runs at (those an estimator accepts): every K of the suite's grids
+#: (``suite.grid.NUM_SAMPLES``: 1, 4, 16, 64, and each estimator's smallest), plus 3; an estimator
+#: biased only at some K of the benchmark is caught here before the benchmark contradicts it
+CHECK_NUM_SAMPLES = (1, 3, 4, 16, 64)
+#: the fewest replicates a statistical check draws at large K (the normal approximation of the
+#: mean holds well above a thousand)
+R_MIN = 2_000
+
+
+def replicates(k: int) -> int:
+    """R at ``k`` samples: :data:`R` up to K = 3, then fewer in proportion (an estimate at K
+    averages K terms, so the mean's resolution is about the same), at least :data:`R_MIN`."""
+    return max(R_MIN, R * 3 // max(int(k), 3))
+
+
+def check_num_samples(est, dist: D.Distribution) -> list[int]:
+    """The K of :data:`CHECK_NUM_SAMPLES` that ``est`` accepts on ``dist``, and its smallest."""
+    low = int(est.min_samples())
+    high = est.max_samples(dist) if hasattr(est, "max_samples") else None
+    ks = {low} | {k for k in CHECK_NUM_SAMPLES if k >= low}
+    return sorted(k for k in ks if high is None or k <= high)
 
 
 def z_crit(m: int = 1, alpha: float = ALPHA) -> float:
@@ -308,9 +333,9 @@ def _unbiased(spec, est, entry) -> Iterator[tuple[str, bool, str]]:
         yield NOT_CLAIMED, True, ""
         return
     for pname in supported_problems(est):
-        for k in sorted({est.min_samples(), max(3, est.min_samples())}):
+        for k in check_num_samples(est, PROBLEMS[pname](1, torch.float64, "cpu").dist):
             torch.manual_seed(1234 + k)
-            problem = PROBLEMS[pname](R, torch.float64, "cpu")
+            problem = PROBLEMS[pname](replicates(k), torch.float64, "cpu")
             g_hat, g = estimates(spec, problem, k, warmup=3)
             z, crit = mean_test(g_hat, g)
             yield (f"{pname}/K={k}", z < crit,

@@ -1,4 +1,7 @@
-"""Sampling without replacement: the unordered set estimator (Kool, van Hoof & Welling 2020,
+"""Rao-Blackwellised and without-replacement estimators over an enumerated support: the unordered
+set estimator and sum-and-sample.
+
+Unordered set estimator (Kool, van Hoof & Welling 2020,
 "Estimating gradients for discrete random variables by sampling without replacement").
 
 ``num_samples = k`` distinct categories S are drawn without replacement (Gumbel-top-k: the k largest
@@ -33,6 +36,25 @@ Supported: ``Categorical`` and ``OneHotCategorical`` (each batch element its own
 ``Independent`` the set is drawn from the joint support of each batch element (enumerated, so at
 most ``max_support`` points; stochastic beam search would lift that limit and is not
 implemented). k must not exceed the support size.
+
+Sum-and-sample (Liu, Regier, Tripuraneni, Jordan & McAuliffe 2019, "Rao-Blackwellized stochastic
+gradients for discrete distributions", ICML; reference code Runjing-Liu120/RaoBlackwellizedSGD,
+``get_raoblackwell_ps_loss``): C, the ``k`` most probable points of the support (a deterministic
+set), is summed exactly and the rest is sampled, ``u_1..u_K ~ q(· | z ∉ C)``::
+
+    value:    Σ_{z∈C} q(z) f(z) + q(C^c) · (1/K) Σ_j f(u_j)
+    gradient: Σ_{z∈C} (f(z) - β) ∇q(z) + q(C^c) · (1/K) Σ_j (f(u_j) - b_j) ∇log q(u_j)
+
+``baseline=none`` (the paper's Rao-Blackwellised REINFORCE): β = b_j = 0. ``baseline=loo``:
+``b_j = mean_{i≠j} f(u_i)`` and ``β = mean_j f(u_j)``. Unbiased: given C, the second term is
+``Σ_{z∉C} f ∇q - E_{q(·|C^c)}[f] ∇q(C^c)`` and ``Σ_{z∈C} ∇q = -∇q(C^c)``, so the β term restores
+what the baseline took away; the leave-one-out mean makes it exact algebra, not only in
+expectation (this LOO form is ours; the paper's REINFORCE+ spends an extra draw on its baseline).
+The paper treats z as one categorical variable over its whole support, a vector of Bernoullis by
+enumerating the 2^D joint draws; so does this estimator (Bernoulli, Categorical,
+OneHotCategorical, alone or in ``Independent``, at most ``max_support`` joint points per batch
+element). Cost: ``k + K`` f evaluations per batch element, in one f call (``n``, the support,
+when ``k >= n``: then it is exact enumeration).
 """
 from __future__ import annotations
 
@@ -42,8 +64,8 @@ import torch
 from torch import distributions as D
 
 from . import register
-from .base import Estimator, family_name
-from .checks import integer
+from .base import DISCRETE, Estimator, family_name, log_prob
+from .checks import choice, integer
 from .evaluations import CountsEvaluations
 from .exact import enumerate_support, support_log10, support_size
 from .relaxed import gumbel_noise
@@ -164,3 +186,92 @@ class UnorderedSet(CountsEvaluations, Estimator):
         p_set = log_p_set.exp()
         surrogate = weight * cost + (p_set - p_set.detach()) * advantage
         return surrogate.sum()
+
+
+def _gather_points(points: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``points [n, *B, *event]`` at ``index [m, *B]``: ``[m, *B, *event]``."""
+    event = points.shape[index.dim():]
+    return points.gather(0, index.reshape(index.shape + (1,) * len(event))
+                         .expand(index.shape + event))
+
+
+SUM_AND_SAMPLE_BASELINES = ("none", "loo")
+
+
+@register
+class SumAndSample(CountsEvaluations, Estimator):
+    """Sum-and-sample: the k most probable points summed exactly, the rest sampled (REINFORCE)."""
+
+    name = "sum_and_sample"
+    display_name = "sum-and-sample"
+    unbiased = True
+    families = DISCRETE
+    reference = "Liu et al. 2019"
+    evaluations_per_sample = None  # k + K: see evaluations()
+    variants = ("sum_and_sample", "sum_and_sample:baseline=loo")
+
+    def __init__(self, k: int = 3, baseline: str = "none", max_support: int = 4096):
+        super().__init__()
+        self.k = integer("sum_and_sample", "k", k, minimum=1)
+        self.baseline = choice("sum_and_sample", "baseline", baseline, SUM_AND_SAMPLE_BASELINES)
+        self.max_support = integer("sum_and_sample", "max_support", max_support, minimum=1)
+
+    def _too_large(self, dist) -> bool:
+        return support_log10(dist) > math.log10(self.max_support) + 1e-9
+
+    def supports(self, dist) -> bool:
+        """The family must be discrete and one batch element's joint support at most
+        ``max_support`` points (it is enumerated to find the k most probable)."""
+        return super().supports(dist) and not self._too_large(dist)
+
+    def check(self, dist, num_samples, min_samples=1):
+        if Estimator.supports(self, dist) and self._too_large(dist):
+            raise ValueError(f"sum_and_sample: the joint support of {family_name(dist)} with "
+                             f"batch_shape {list(dist.batch_shape)} is larger than max_support="
+                             f"{self.max_support} points; it is enumerated to find the k most "
+                             f"probable: raise max_support or use another estimator")
+        super().check(dist, num_samples, min_samples)
+
+    def min_samples(self) -> int:
+        return 2 if self.baseline == "loo" else 1
+
+    def evaluations(self, dist, num_samples: int) -> int:
+        """``k + K`` per batch element (``n``, the support, when ``k >= n``)."""
+        n = support_size(dist)
+        return n if self.k >= n else self.k + int(num_samples)
+
+    def estimate(self, dist, f, num_samples):
+        points = enumerate_support(dist)                              # [n, *B, *event]
+        log_p = log_prob(dist, points)                                # [n, *B], normalised
+        n = log_p.shape[0]
+        k = min(self.k, n)
+        with torch.no_grad():
+            lp = log_p.detach()
+            top = lp.topk(k, dim=0).indices                           # [k, *B]
+            index = top
+            if k < n:
+                rest = lp.scatter(0, top, -math.inf)                  # log q outside C
+                log_rest = torch.logsumexp(rest, 0)                   # log q(C^c) [*B]
+                e = torch.empty((num_samples,) + lp.shape, dtype=lp.dtype, device=lp.device)
+                e.exponential_().clamp_min_(torch.finfo(lp.dtype).tiny)
+                u = (rest - e.log_()).argmax(1)                       # [K, *B], Gumbel-max
+                index = torch.cat([top, u], 0)
+        m = index.shape[0]
+        cost = self.costs(f, _gather_points(points, index), dist, m)  # [k + K, *B]
+        picked = log_p.gather(0, index)                               # [k + K, *B], with grad
+        q_top = picked[:k].exp()
+        detached = cost.detach()
+        value = (q_top.detach() * cost[:k]).sum(0)
+        if k == n:  # all of the support: exact
+            return (value + ((q_top - q_top.detach()) * detached).sum(0)).sum()
+        w = log_rest.exp()                                            # q(C^c), no gradient
+        c = detached[k:]
+        score = picked[k:] - picked[k:].detach()
+        if self.baseline == "loo":
+            mean = c.mean(0)
+            advantage = (c - mean) * (num_samples / (num_samples - 1))
+            summed = detached[:k] - mean
+        else:
+            advantage, summed = c, detached[:k]
+        grad = ((q_top - q_top.detach()) * summed).sum(0) + w * (advantage * score).mean(0)
+        return (value + w * cost[k:].mean(0) + grad).sum()

@@ -290,7 +290,8 @@ class VQVAEDigits(TrainingTask):
 
             def evaluate() -> dict[str, float]:
                 model.eval()
-                with torch.no_grad(), torch.random.fork_rng(devices=rng_devices):
+                with torch.no_grad(), estimators.value_only(), \
+                        torch.random.fork_rng(devices=rng_devices):
                     torch.manual_seed(seed)  # same evaluation noise at every checkpoint
                     x_test = split["test"]
                     error = ((x_test - objective.reconstruct(x_test)) ** 2).mean(-1).mean()

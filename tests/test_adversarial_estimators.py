@@ -404,3 +404,11 @@ def test_gradients_disabled_is_refused_naming_the_cause(spec, mode):
 def test_parameters_without_grad_are_refused_naming_the_cause(spec):
     with pytest.raises(ValueError, match="requires_grad=True"):
         estimators.get(spec)(D.Bernoulli(logits=torch.zeros(3)), lambda z: (z - 0.45) ** 2, 2)
+
+
+def test_value_only_allows_an_evaluation_under_no_grad():
+    logits = torch.zeros(3, requires_grad=True)
+    with torch.no_grad(), estimators.value_only():
+        loss = estimators.get("score_function")(D.Bernoulli(logits=logits),
+                                                lambda z: (z - 0.45) ** 2, 2)
+    assert not loss.requires_grad and torch.isfinite(loss)

@@ -25,7 +25,9 @@ from estimators.relaxed import gumbel_max_sample, hard_sample, relaxed_sample
 #: golden list of the built-in gradient estimators (independent of the code under test)
 BUILTIN = {"score_function", "reparam", "gumbel_softmax", "straight_through",
            "straight_through_gumbel", "exact", "rebar", "relax", "arm", "disarm", "muprop",
-           "gumbel_rao", "reinmax", "unordered_set", "indecater", "measure_valued"}
+           "gumbel_rao", "reinmax", "unordered_set", "indecater", "measure_valued",
+           "double_cv", "rodeo", "arms", "carms",
+           "sum_and_sample", "gapped_straight_through", "decoupled_straight_through_gumbel"}
 
 #: the built-ins' benchmark variants, plus any plugin named with ``pytest --estimator SPEC``
 SPECS = conformance.builtin_specs() + [s for s in EXTRA_SPECS if s not in conformance.builtin_specs()]
@@ -68,6 +70,38 @@ def test_the_unbiasedness_check_can_fail():
         assert all(r.passed for r in conformance.check("false_claim_st", "contract"))
     finally:
         estimators.ESTIMATORS.unregister("false_claim_st")
+
+
+@pytest.mark.parametrize("biased_k", [4, 16, 64])
+def test_the_unbiasedness_check_covers_every_k_the_grid_runs(biased_k):
+    """An estimator biased only at one K of the benchmark's grid fails ``estibench check``
+    (issue 21, item 6: one biased only at K >= 16 passed when the check ran at K = 1 and 3)."""
+    from estimators.score_function import ScoreFunction
+
+    class BiasedAtK(ScoreFunction):
+        name = "biased_at_k"
+        unbiased = True
+
+        def estimate(self, dist, f, num_samples):
+            loss = super().estimate(dist, f, num_samples)
+            if num_samples != biased_k:
+                return loss
+            logits = dist.logits if hasattr(dist, "logits") else next(iter(dist.mean.reshape(-1)))
+            return loss + 0.2 * logits.sum()  # a bias of 0.2 per coordinate
+
+    try:
+        estimators.register(BiasedAtK)
+        results = conformance.check("biased_at_k", "unbiased")
+        failed = {r.case for r in results if not r.passed}
+        assert failed and all(case.endswith(f"K={biased_k}") for case in failed), failed
+    finally:
+        estimators.ESTIMATORS.unregister("biased_at_k")
+
+
+def test_the_check_covers_the_grids_k_axis():
+    from suite import grid
+
+    assert set(grid.NUM_SAMPLES) <= set(conformance.CHECK_NUM_SAMPLES)
 
 
 def test_statistical_check_detects_a_biased_estimator():
