@@ -118,6 +118,9 @@ seconds_per_estimate | seconds | lower | seconds per estimate | seconds per esti
     (for work-normalised variance)
 evaluations | evaluations | lower | f evaluations per estimate | rows of f evaluated per estimate
     (an equal-compute axis)
+grad_evaluations | evaluations | lower | gradients of f per estimate | rows of f's input at which one
+    estimate takes the gradient of f (a backward pass through f: MuProp 1, double CV and RODEO K,
+    relaxations K, REBAR 2K, score function 0), counted apart from the f evaluations
 warmup_calls | steps | - | warm-up calls | calls every stateful estimator (learned control variates,
     moving-average baselines) gets on the cell's problem before it is measured, the same on every task
 floor_ratio | ratio | lower | time / plain-torch floor | time per estimate over the plain-torch floor's
@@ -156,6 +159,17 @@ seconds | seconds | - | seconds | training wall-clock so far
 best_threshold | threshold | - | best threshold | decision threshold chosen on validation data
 avg_length | tokens | - | mean length | mean length of greedy decodes
 perplexity | perplexity | - | codebook perplexity | perplexity of code usage
+elbo | nats | higher | ELBO | evidence lower bound per image (train_elbo, test_elbo: on which images)
+log_px | nats | higher | log p(x) | log-likelihood per image: exact where the latents can be enumerated, else
+    an importance-weighted (IWAE) bound with a stated number of samples
+iwae_se | nats | - | IWAE Monte Carlo s.e. | Monte Carlo standard error of an importance-weighted log p(x)
+    estimate on its images (delta method), not the spread over images
+grad_variance | grad^2 | lower | encoder-gradient variance tr Cov(ĝ) | trace of the covariance of R
+    estimates of the encoder's gradient on a fixed batch at a checkpoint
+f_evaluations | evaluations | - | cumulative f evaluations | f evaluations per training image so far (the
+    leading sample count of every call of f): the equal-cost axis of training
+samples_per_estimate | samples | - | samples per estimate | samples an estimator draws per estimate under the
+    equal-evaluation rule of a training task
 [metric]  metrics, also inside names such as valid_f1_micro_at_best_threshold
 f1_micro | metric | higher | micro F1 | micro-averaged F1
 f1_macro | metric | higher | macro F1 | macro-averaged F1

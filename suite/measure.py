@@ -37,6 +37,16 @@ computed from the same, final set of replicates.
 **Evaluations** (``evaluations``): how many evaluations of f one estimate makes, counted from what
 f was asked to evaluate (the elements of its inputs over the elements of one sample of one
 problem), so REBAR's 3 per sample and IndeCateR's D·C per sample show as they are.
+
+**Gradients of f** (``grad_evaluations``): how many gradients of f with respect to its input one
+estimate takes, a backward pass through f that the evaluation count does not show: MuProp's 1 (at
+the mean), double CV's and RODEO's K (at the samples), REBAR's and RELAX's 2K (at the relaxed
+samples), a relaxation's or straight-through's K (its pathwise gradient). Counted on the same
+1-replicate call, estimate and ``backward()``: every input f receives passes through an identity
+autograd node, and the rows of one call of f count once when any backward pass (inside the call,
+like MuProp's ``autograd.grad``, or the loss's ``backward()``) reaches that node, however often
+(second-order passes, a backward through f to its parameters that also reaches its input, count
+no more). A score-function estimator's samples carry no gradient: 0.
 """
 from __future__ import annotations
 
@@ -51,7 +61,8 @@ from estibench.schema import GRADIENT, VERDICT_CODES
 
 from .tasks import GradientTask
 
-__all__ = ["statistics", "rows_per_estimate", "evaluations_per_estimate", "replicate_estimates",
+__all__ = ["statistics", "rows_per_estimate", "evaluations_per_estimate", "costs_per_estimate",
+           "grad_evaluations_per_estimate", "probe_gradients", "replicate_estimates",
            "seconds_per_estimate", "measure_cell", "warmed_up", "is_stateful", "claims_unbiased",
            "QUALITY_MEASURES", "VERDICT_CODES", "WARMUP_CALLS"]
 
@@ -113,21 +124,72 @@ def statistics(G: torch.Tensor, g: torch.Tensor) -> dict[str, float | None]:
     return {k: (None if v is None else float(v)) for k, v in out.items()}
 
 
-def evaluations_per_estimate(est, task: GradientTask, num_samples: int) -> int:
-    """How many evaluations of f one estimate makes (per problem: batch elements of one replicate
-    are evaluated side by side and count once), from what f was actually asked to evaluate: the
-    elements of every input f receives over the elements of one sample of the problem. Counted on
-    a 1-replicate call, deterministically."""
+class _GradientProbe(torch.autograd.Function):
+    """Identity on f's input; its backward marks the call it belongs to as differentiated."""
+
+    @staticmethod
+    def forward(ctx, z, mark):
+        ctx.mark = mark
+        return z.view_as(z)
+
+    @staticmethod
+    def backward(ctx, grad):
+        ctx.mark()
+        return grad, None
+
+
+def probe_gradients(z, count: list, index: int, amount: float):
+    """``z``, through a :class:`_GradientProbe` that adds ``amount`` to ``count[index]`` the first
+    time a backward pass reaches it (a training loop's count of gradients of f); ``z`` itself when
+    it carries no gradient."""
+    if not (isinstance(z, torch.Tensor) and z.requires_grad and torch.is_grad_enabled()):
+        return z
+    done = []
+
+    def mark():
+        if not done:
+            done.append(True)
+            count[index] += amount
+    return _GradientProbe.apply(z, mark)
+
+
+def costs_per_estimate(est, task: GradientTask, num_samples: int) -> tuple[int, int]:
+    """``(evaluations, gradients)``: how many evaluations of f one estimate makes and how many
+    gradients of f with respect to its input it takes (per problem: batch elements of one
+    replicate are evaluated side by side and count once), from what f was actually asked to do:
+    the elements of every input f receives over the elements of one sample of the problem, and
+    of those inputs the ones some backward pass reached (see the module's notes). Counted on a
+    1-replicate call and its ``backward()``, deterministically."""
     problem = task.problem(1)
-    one = problem.dist.batch_shape.numel() * problem.dist.event_shape.numel()
-    elements = 0
+    one = max(problem.dist.batch_shape.numel() * problem.dist.event_shape.numel(), 1)
+    elements, differentiated = 0, {}
 
     def counting(z):
         nonlocal elements
         elements += z.numel()
+        if isinstance(z, torch.Tensor) and z.requires_grad and torch.is_grad_enabled():
+            call, size = len(differentiated), z.numel()
+            differentiated[call] = 0
+
+            def mark(call=call, size=size):
+                differentiated[call] = size
+            z = _GradientProbe.apply(z, mark)
         return problem.f(z)
-    est(problem.dist, counting, num_samples=num_samples)
-    return -(-elements // max(one, 1))
+    loss = est(problem.dist, counting, num_samples=num_samples)
+    if isinstance(loss, torch.Tensor) and loss.requires_grad:
+        loss.backward()
+    return -(-elements // one), -(-sum(differentiated.values()) // one)
+
+
+def evaluations_per_estimate(est, task: GradientTask, num_samples: int) -> int:
+    """How many evaluations of f one estimate makes (:func:`costs_per_estimate`)."""
+    return costs_per_estimate(est, task, num_samples)[0]
+
+
+def grad_evaluations_per_estimate(est, task: GradientTask, num_samples: int) -> int:
+    """How many gradients of f with respect to its input one estimate takes
+    (:func:`costs_per_estimate`)."""
+    return costs_per_estimate(est, task, num_samples)[1]
 
 
 def rows_per_estimate(est, task: GradientTask, num_samples: int) -> int:
@@ -165,7 +227,7 @@ def warmed_up(est, task: GradientTask, num_samples: int, replicates: int, device
     a few training steps (a moving-average baseline starts at 0); stateless ones untouched."""
     if is_stateful(est):
         problem = task.problem(replicates, device, dtype)
-        with torch.no_grad():
+        with torch.no_grad(), estimators.value_only():  # forward only: the baselines update
             for _ in range(calls):
                 est(problem.dist, problem.f, num_samples=num_samples)
     return est
@@ -230,7 +292,7 @@ def measure_cell(make_estimator: Callable[[], torch.nn.Module], task: GradientTa
 
     torch.manual_seed(seed)
     est = make_estimator().to(device)
-    evals = evaluations_per_estimate(est, task, num_samples)
+    evals, grads = costs_per_estimate(est, task, num_samples)
     r = task.replicates_for(evals)
     r_max = max(r, task.claim_budget // max(evals, 1))
     if max_replicates is not None:
@@ -260,6 +322,7 @@ def measure_cell(make_estimator: Callable[[], torch.nn.Module], task: GradientTa
     out["work_normalised_variance"] = out["variance"] * seconds
     out["work_normalised_variance_se"] = out["variance_se"] * seconds
     out["evaluations"] = float(evals)
+    out["grad_evaluations"] = float(grads)
     out["rows_per_estimate"] = float(evals)
     out["warmup_calls"] = float(WARMUP_CALLS if is_stateful(est) else 0)
     return out

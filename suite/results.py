@@ -51,7 +51,7 @@ __all__ = ["results_folder", "run_id", "write", "gradient_rows", "training_rows"
 
 #: the measures a gradient cell records (a failed or skipped cell has a row of each)
 CELL_MEASURES = (*schema.GRADIENT, "detectable_bias", "bias_p", "bias_z", "claim_verdict",
-                 "evaluations", "seconds_per_estimate", "warmup_calls")
+                 "evaluations", "grad_evaluations", "seconds_per_estimate", "warmup_calls")
 #: what a summary records besides the table's summary measures
 SUMMARY_EXTRA = ("equal_time_budget",)
 #: values a cell holds that repeat another (``rows_per_estimate`` is ``evaluations``)

@@ -55,6 +55,7 @@ import estimators
 
 from .checks import check_ints, check_number
 from .data import binarised_digits, split_indices
+from .measure import probe_gradients
 from .methods import RegistryMethods, example_distribution
 from .tasks import BinaryVAE, CategoricalVAE, _init_mlp, _mlp
 from .training import Run, TrainingTask, evenly_spaced, register_training_task, train_on_schedule
@@ -119,8 +120,8 @@ class _VAEDigits(TrainingTask):
     family = "Bernoulli"
     metric = "held-out exact log p(x) per image (nats)"
     higher_is_better = True
-    checkpoint_measures = ("train_elbo", "test_elbo", "evaluations", "grad_variance",
-                           "grad_relative_bias", "grad_noise_floor")
+    checkpoint_measures = ("train_elbo", "test_elbo", "evaluations", "grad_evaluations",
+                           "grad_variance", "grad_relative_bias", "grad_noise_floor")
     final_measures = ("test_log_px", "test_elbo", "oracle_gap", "oracle_elbo_gap",
                       "steps_to_fraction", "seconds_to_fraction")
     default_latents, default_classes, default_hidden = 12, 2, 32
@@ -238,14 +239,14 @@ class _VAEDigits(TrainingTask):
             raise ValueError(f"{self.name}: {method} needs num_samples >= {est.min_samples()}, "
                              f"got num_samples={self.num_samples}")
         rng_devices = [device.index or 0] if device.type == "cuda" else []
-        count = [0.0]
+        count = [0.0, 0.0]  # f evaluations, gradients of f (per image)
 
         def counted(f, dist):
             per_sample = max(1, math.prod(dist.batch_shape) * math.prod(dist.event_shape))
 
             def g(z):
                 count[0] += z.numel() / per_sample
-                return f(z)
+                return f(probe_gradients(z, count, 1, z.numel() / per_sample))
             return g
 
         with torch.random.fork_rng(devices=rng_devices):
@@ -280,7 +281,7 @@ class _VAEDigits(TrainingTask):
                     torch.manual_seed(seed + 1)
                     out = self._evaluate(m, enc, dec, split, z_all, est, first.pop() if first
                                          else None)
-                return {**out, "evaluations": count[0]}
+                return {**out, "evaluations": count[0], "grad_evaluations": count[1]}
 
             checkpoints = train_on_schedule(self.schedule(), update, evaluate, device)
         return Run(task=self.name, method=method, seed=seed, checkpoints=checkpoints,
