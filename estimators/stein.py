@@ -75,8 +75,14 @@ class Rodeo(SampleGradientLOO):
         self.lr = number("rodeo", "lr", lr, low=0.0, low_open=True)
         self.alpha = torch.nn.Parameter(torch.zeros(()))
         self.beta = torch.nn.Parameter(torch.zeros(()))
-        self.net = torch.nn.Sequential(torch.nn.Linear(2, self.hidden), torch.nn.LeakyReLU(0.3),
-                                       torch.nn.Linear(self.hidden, 2))
+        # a fixed initialisation drawn from its own seed: building the estimator (a registry
+        # listing, a task choosing its methods) never moves the global random stream, and every
+        # instance starts the same whatever ran before it
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            self.net = torch.nn.Sequential(torch.nn.Linear(2, self.hidden),
+                                           torch.nn.LeakyReLU(0.3),
+                                           torch.nn.Linear(self.hidden, 2))
         self.register_buffer("adam_step", torch.zeros((), dtype=torch.long))
         for i, p in enumerate(self.trained_parameters()):
             self._moments(i, p)

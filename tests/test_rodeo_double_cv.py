@@ -334,3 +334,10 @@ def test_vae_training_records_the_gradients_of_f_per_image(spec, per_update):
     assert [p["evaluations"] for p in run.checkpoints] == [0.0, 6.0, 12.0]  # K=2 per update
     assert [p["grad_evaluations"] for p in run.checkpoints] == [0.0, 3 * per_update,
                                                                 6 * per_update]
+
+
+def test_building_rodeo_leaves_the_global_random_stream_alone():
+    state = torch.get_rng_state()
+    a, b = estimators.get("rodeo"), estimators.get("rodeo")
+    assert torch.equal(torch.get_rng_state(), state)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
