@@ -28,6 +28,11 @@ field                        variable                      meaning
                                                            usable core; 1: in-process)
 ``scheduler``                ``ESTIBENCH_SCHEDULER``       a Dask scheduler's address (a cluster)
 ``unit_timeout``             ``ESTIBENCH_UNIT_TIMEOUT``    seconds a unit of setup work may take
+``data_dir``                 ``ESTIBENCH_DATA_DIR``        folder of the full data sets (MNIST,
+                                                           Fashion-MNIST, Omniglot: IDX or npz files)
+                                                           for ``suite.train_mnist_vae``'s
+                                                           ``dataset`` option; '' : none (the
+                                                           shipped 5,000-digit subset only)
 ===========================  ============================  ==========================================
 
 A malformed value raises :class:`SettingsError` naming the variable or flag, what was expected
@@ -66,12 +71,12 @@ ENV = {"tasks": "ESTIBENCH_TASKS", "estimators": "ESTIBENCH_ESTIMATORS",
        "history_commits": "ESTIBENCH_HISTORY_COMMITS", "history_jobs": "ESTIBENCH_HISTORY_JOBS",
        "history_grid": "ESTIBENCH_HISTORY_GRID", "progress": "ESTIBENCH_PROGRESS",
        "workers": "ESTIBENCH_WORKERS", "scheduler": "ESTIBENCH_SCHEDULER",
-       "unit_timeout": "ESTIBENCH_UNIT_TIMEOUT"}
+       "unit_timeout": "ESTIBENCH_UNIT_TIMEOUT", "data_dir": "ESTIBENCH_DATA_DIR"}
 #: which settings change which computation's results (the rest only narrow what is shown,
 #: or how fast it is computed)
 _AFFECTS = {"gradient-grid": ("tasks", "estimators", "num_samples", "devices", "grid"),
             "cost-tasks": ("tasks", "estimators", "num_samples", "devices", "grid"),
-            "training": ("estimators", "losses", "grid"),
+            "training": ("estimators", "losses", "grid", "data_dir"),
             "floor": ("tasks", "estimators", "floor_num_samples", "grid"),
             "landscape": ("grid",)}
 
@@ -107,6 +112,9 @@ class Settings:
     unit_timeout: float = 1800.0
     #: a folder the setup work reports its progress to (:mod:`estibench.progress`); '' none
     progress: str = ""
+    #: the folder the full data sets are read from (``suite.data_mnist.load_dataset``); nothing
+    #: is downloaded: '' means only the shipped subset is available
+    data_dir: str = ""
     #: where each value came from (``ESTIBENCH_TASKS``, ``--tasks``, ``config.toml``): error texts
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -248,7 +256,7 @@ def _parse(name: str, raw: Any, where: str) -> Any:
             if v != "auto":
                 _int(v, where, 1, MAX_JOBS)
         return values
-    return str(raw).strip()  # setup_cache, results, progress
+    return str(raw).strip()  # setup_cache, results, progress, data_dir
 
 
 def _check(s: Settings) -> None:

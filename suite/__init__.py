@@ -17,4 +17,4 @@ Importing the package registers the built-in gradient tasks and training tasks i
 and ``estibench.training_tasks``. Nothing here runs torch work at import (asv's forkserver
 forks from a parent that imported it).
 """
-from . import tasks, train_multilabel, train_sequence, train_vae, train_vqvae  # noqa: F401
+from . import tasks, train_mnist_vae, train_multilabel, train_sequence, train_vae, train_vqvae  # noqa: F401
