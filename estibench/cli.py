@@ -4,6 +4,7 @@
   runs adding to what is stored, with a progress line while the setup work runs;
 * ``estibench report``: tidy table, figures, report.md and report.html from the results;
 * ``estibench list`` / ``estibench check SPEC``: what is registered / the conformance checks;
+* ``estibench new-plugin NAME``: a pip-installable plugin package to start from;
 * ``estibench upgrade-results FOLDER``: convert results written before the run files existed.
 
 Errors are one line on stderr, never a traceback: exit 2 for a bad command line or setting,
@@ -78,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "report on the results (report), list and check what is "
                                "registered.")
     sub = parser.add_subparsers(dest="command",
-                                metavar="{run,report,list,check,upgrade-results}")
+                                metavar="{run,report,list,check,new-plugin,upgrade-results}")
     _run_parser(sub)
     rep = sub.add_parser(
         "report", help="tidy table, figures, report.md and report.html from the results",
@@ -101,8 +102,6 @@ def build_parser() -> argparse.ArgumentParser:
                      help="only these estimators in the figures (comma-separated)")
     rep.add_argument("--per-task", action="store_true",
                      help="also one figure per task")
-    rep.add_argument("--jobs", default=None, metavar="N",
-                     help="processes for the report (default: ESTIBENCH_JOBS, else auto)")
     rep.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     up = sub.add_parser("upgrade-results", help="convert results written before run files "
                                                 "existed (asv tracks + details files)")
@@ -112,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("check", add_help=False,
                    help="conformance checks of estimators, plugins included (estibench check "
                         "SPEC ...; exit 1 when a check fails)")
+    new = sub.add_parser("new-plugin", help="write a pip-installable plugin package (an example "
+                                            "estimator and gradient task) to start from")
+    new.add_argument("name", help="the plugin's name, a Python identifier: its package and its "
+                                  "estimator (its task is NAME_toy)")
+    new.add_argument("--dir", type=Path, default=None, metavar="DIR",
+                     help="the folder to create (default: ./NAME); it must not exist")
     return parser
 
 
@@ -225,19 +230,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     import reports
 
     say = _progress(args.quiet)
-    try:
-        jobs = Settings.from_env().merged({"jobs": args.jobs}, "--jobs").jobs \
-            if args.jobs is not None else Settings.from_env().jobs
-    except SettingsError as exc:
-        _err(f"error: {exc}")
-        return EXIT_USAGE
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # matplotlib/seaborn chatter is not the user's problem
         try:
             paths = reports.build_report(
                 args.results, args.out, formats=args.formats, tidy=args.tidy,
                 history=args.history, tasks=args.tasks, estimators=args.estimators,
-                per_task=args.per_task, jobs=jobs, progress=say)
+                per_task=args.per_task, progress=say)
+        except reports.UsageError as exc:
+            _err(f"error: {exc}")
+            return EXIT_USAGE
         except reports.NoResultsError as exc:
             _err(f"nothing to report: {exc}")
             return EXIT_NOTHING
@@ -374,6 +376,18 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_new_plugin(args: argparse.Namespace) -> int:
+    from .template import next_steps, write_plugin
+
+    try:
+        folder = write_plugin(args.name, args.dir)
+    except (ValueError, FileExistsError) as exc:
+        _err(f"error: {exc}")
+        return EXIT_USAGE
+    print(next_steps(args.name, folder))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["check"]:  # the estimators' own checks: their parser, their exit code
@@ -388,7 +402,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     commands = {"run": lambda: cmd_run(args, rest), "report": lambda: cmd_report(args),
-                "upgrade-results": lambda: cmd_upgrade(args), "list": lambda: cmd_list(args)}
+                "upgrade-results": lambda: cmd_upgrade(args), "list": lambda: cmd_list(args),
+                "new-plugin": lambda: cmd_new_plugin(args)}
     try:
         return commands[args.command]()
     except KeyboardInterrupt:
