@@ -1,5 +1,5 @@
-"""estibench reports: results (asv's JSON and the run files) -> tidy frame -> tables and seaborn
-figures -> report.md and a self-contained report.html.
+"""estibench reports: results (asv's JSON and the run files) -> tidy frame -> tables and seaborn figures ->
+report.md and a self-contained report.html.
 
 Modules: :mod:`~reports.load` (the one reader), :mod:`~reports.tables` and :mod:`~reports.claims`
 (the tables), :mod:`~reports.figures`, :mod:`~reports.costfigs`, :mod:`~reports.trainfigs`,
@@ -9,8 +9,7 @@ figures/, tables/). The measures, units and verdicts are :mod:`estibench.schema`
 are the results' own (``estimator_name``, ``task_name``, ``method_name``).
 
 >>> from reports import build_report
->>> build_report(".asv/results", "report")           # doctest: +SKIP
-"""
+>>> build_report(".asv/results", "report")           # doctest: +SKIP"""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -18,7 +17,30 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["build_report", "load_results", "needs", "Loaded", "NoResultsError", "OutputError",
-           "read_tidy", "write_tidy"]
+           "UsageError", "read_tidy", "write_tidy"]
+
+
+class UsageError(ValueError):
+    """An option names what the results do not hold (a measure, a task, an estimator)."""
+
+
+def _check_names(frame, history: str, tasks: Sequence[str], estimators: Sequence[str]) -> None:
+    """Refuse ``--history``, ``--tasks``, ``--estimators`` values that match nothing in the results,
+    naming them, the closest match and what is available (issue 21, item 9)."""
+    import difflib
+
+    from estibench import schema
+
+    wanted = [("--history", [history] if schema.lookup(history) is None else [], "measure")]
+    wanted += [("--tasks", tasks, "task"), ("--estimators", estimators, "estimator")]
+    for flag, names, column in wanted:
+        present = sorted(frame[column].dropna().astype(str).unique()) if column in frame else []
+        for name in (n for n in names if n not in present):
+            close = difflib.get_close_matches(name, present, n=1, cutoff=0.5)
+            raise UsageError(f"{flag} {name!r}: no {column} of that name in the results"
+                             + (f" (did you mean {close[0]!r}?)" if close else "")
+                             + f"; available: {', '.join(present[:40]) or 'none'}"
+                             + (", ..." if len(present) > 40 else ""))
 
 
 def __getattr__(name: str):
@@ -58,14 +80,11 @@ def load_results(results: Any, columns: Sequence[str] | None = None,
 def build_report(results: Any, out: Any, *, formats: Sequence[str] = ("png",),
                  tidy: Any = None, history: str = "time_estimate", tasks: Sequence[str] = (),
                  estimators: Sequence[str] = (), per_task: bool = False,
-                 jobs: int | None = None,
                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Read ``results``, write the report under ``out``; returns ``markdown`` and ``html`` (the
-    paths), ``notes`` (what the output folder kept aside) and ``warnings`` (files left out).
-    ``tidy``: also write the whole tidy table there (.csv or .parquet). ``jobs`` is accepted
-    and unused: the report runs in one process (fast enough over run files; see the report
-    benchmark). Raises :class:`NoResultsError` (nothing to report) and :class:`OutputError`
-    (the output folder cannot take the report; the previous one is left as it was)."""
+    """Read ``results``, write the report under ``out``; returns ``markdown`` and ``html`` (the paths),
+    ``notes`` (what the output folder kept aside) and ``warnings`` (files left out). ``tidy``: also write the
+    whole tidy table there (.csv or .parquet). One process. Raises :class:`NoResultsError` (nothing to report)
+    and :class:`OutputError` (the output folder cannot take the report; the previous one is left as it was)."""
     import warnings as py_warnings
 
     from .tidy import write_tidy
@@ -73,6 +92,7 @@ def build_report(results: Any, out: Any, *, formats: Sequence[str] = ("png",),
 
     say = progress or (lambda msg: None)
     loaded = load_results(results, None if tidy is not None else needs(), say)
+    _check_names(loaded.frame, history, tasks, estimators)
     if tidy is not None:
         write_tidy(loaded.frame, tidy)
         say(f"wrote tidy table {tidy} ({len(loaded.frame)} rows)")
@@ -83,4 +103,4 @@ def build_report(results: Any, out: Any, *, formats: Sequence[str] = ("png",),
         paths = write_report(loaded, Path(out), formats, progress=say, source=str(results),
                              figure_options=options)
     return {"markdown": paths["markdown"], "html": paths["html"], "notes": paths["notes"],
-            "warnings": list(loaded.warnings)}
+            "warnings": list(loaded.warnings) + paths["skipped"]}

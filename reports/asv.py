@@ -1,12 +1,11 @@
-"""asv result files -> tidy rows of what asv itself measures (``time_*``, ``peakmem_*`` and the
-measures of :data:`estibench.schema.ASV_MEASURED`); every other number comes from run files.
+"""asv result files -> tidy rows of what asv itself measures (``time_*``, ``peakmem_*`` and the measures of
+:data:`estibench.schema.ASV_MEASURED`); every other number comes from run files.
 
-asv (0.6, results api_version 2) writes ``<results>/<machine>/<commit8>-<env>.json``: each
-``results[name]`` is a list aligned with ``result_columns`` (``result, params, version,
-started_at, duration, stats_ci_99_a, stats_ci_99_b, ...``); ``result`` is flat in
-``itertools.product(*params)`` order, parameter values are ``repr()`` texts, a failed cell is
-``null``, a skipped one ``NaN``; ``benchmarks.json`` holds ``param_names`` and ``unit``.
-"""
+asv (0.6, results api_version 2) writes ``<results>/<machine>/<commit8>-<env>.json``: each ``results[name]``
+is a list aligned with ``result_columns`` (``result, params, version, started_at, duration, stats_ci_99_a,
+stats_ci_99_b, ...``); ``result`` is flat in ``itertools.product(*params)`` order, parameter values are
+``repr()`` texts, a failed cell is ``null``, a skipped one ``NaN``; ``benchmarks.json`` holds ``param_names``
+and ``unit``."""
 from __future__ import annotations
 
 import ast
@@ -178,7 +177,7 @@ def rows_of_file(data: dict[str, Any], machine: str, benchmarks: dict[str, Any],
             ok = status == "ok" and not (math.isnan(lo) or math.isnan(hi))
             rec.update(group="gradient" if gradient else "other",
                        experiment="" if gradient else cls, measure=measure,
-                       value=_finite(results[i]) if status == "ok" else math.nan,
+                       value=float(results[i]) if status == "ok" else math.nan,  # inf: flagged
                        se=math.nan, ci_low=lo if ok else math.nan, ci_high=hi if ok else math.nan,
                        ci_level=ASV_CI_LEVEL if ok else math.nan, status=status,
                        error="asv stored null: the benchmark raised" if status == "failed" else "",

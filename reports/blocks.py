@@ -67,6 +67,7 @@ class Report:
     blocks: list[Block] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # name -> raw numbers
+    skipped: list[str] = field(default_factory=list)  # sections and figures left out, and why
 
     def add(self, *blocks: Block) -> None:
         self.blocks.extend(blocks)

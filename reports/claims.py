@@ -1,17 +1,16 @@
 """The claims table: every gradient cell's test of its estimator's unbiasedness claim.
 
-The suite (``suite/claims.py``, per gradient cell) records ``claim_verdict`` (1 consistent, 0
-inconclusive, -1 contradicted), ``detectable_bias`` (the smallest relative bias detected with 95 %
-power), ``bias_p`` and ``bias_z``, with the registered claim in the row's ``claims_unbiased``
-column (1 unbiased, 0 none); the harness records each task's ``bias_target``. Verdicts appear
-only where the results hold them (results written before the claim test have none).
+The suite (``suite/claims.py``, per gradient cell) records ``claim_verdict`` (1 consistent, 0 inconclusive, -1
+contradicted), ``detectable_bias`` (the smallest relative bias detected with 95 % power), ``bias_p`` and
+``bias_z``, with the registered claim in the row's ``claims_unbiased`` column (1 unbiased, 0 none); the
+harness records each task's ``bias_target``. Verdicts appear only where the results hold them (results written
+before the claim test have none).
 
-Results written before ``claims_unbiased`` was recorded: the claim is read back from the
-verdict's semantics (``suite.claims.verdict``): ``contradicted`` is only ever said of a claimed
-unbiasedness; ``consistent`` with p < :data:`ALPHA` means a bias was found, which only an
-estimator claiming none is consistent with; ``inconclusive`` with the target reached means no
-bias was found where none is claimed. Any other cell's claim is ``unknown``.
-"""
+Results written before ``claims_unbiased`` was recorded: the claim is read back from the verdict's semantics
+(``suite.claims.verdict``): ``contradicted`` is only ever said of a claimed unbiasedness; ``consistent`` with
+p < :data:`ALPHA` means a bias was found, which only an estimator claiming none is consistent with;
+``inconclusive`` with the target reached means no bias was found where none is claimed. Any other cell's claim
+is ``unknown``."""
 from __future__ import annotations
 
 import math

@@ -1,11 +1,10 @@
 """Equal-cost figures: variance and MSE against what an estimate costs, one panel per task.
 
-Two cost axes: f evaluations per estimate (``evaluations``, counted by the harness: REBAR calls f
-3K times, a leave-one-out baseline K) and seconds per estimate (asv's ``time_estimate`` on the
-statistics' device; where it is absent, ``work_normalised_variance / variance``, the harness's own
-timing). One line per estimator through its K values, so at any cost the lowest line is the best
-use of that budget. A variance of exactly 0 is drawn as a hollow marker at the bottom edge.
-"""
+Two cost axes: f evaluations per estimate (``evaluations``, counted by the harness: REBAR calls f 3K times, a
+leave-one-out baseline K) and seconds per estimate (asv's ``time_estimate`` on the statistics' device; where
+it is absent, ``work_normalised_variance / variance``, the harness's own timing). One line per estimator
+through its K values, so at any cost the lowest line is the best use of that budget. A variance of exactly 0
+is drawn as a hollow marker at the bottom edge."""
 from __future__ import annotations
 
 import numpy as np
@@ -77,11 +76,7 @@ def fig_cost(cells: pd.DataFrame, styles: Styles, measure: str, axis: str) -> Fi
             ax.plot(x, line["value"], color=colour, marker=styles.marker(est),
                     markeredgewidth=0, label=est)
             lo, hi = line["ci_low"].to_numpy(float), line["ci_high"].to_numpy(float)
-            ok = np.isfinite(lo) & np.isfinite(hi) & (lo > 0)
-            if ok.any():
-                v = line["value"].to_numpy(float)
-                ax.errorbar(x[ok], v[ok], yerr=np.maximum(0.0, [v[ok] - lo[ok], hi[ok] - v[ok]]),
-                            fmt="none", ecolor=colour, elinewidth=0.6, capsize=1.2, alpha=0.7)
+            L.bars(ax, x, lo, hi, colour, np.isfinite(lo) & np.isfinite(hi) & (lo > 0))
             zero = part[(part["estimator"] == est) & (part["value"] == 0)]
             if len(zero):
                 L.mark_zeros(ax, zero["cost"].to_numpy(float) * scale, colour,

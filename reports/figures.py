@@ -1,11 +1,10 @@
-"""Figures: what :mod:`reports.select` chose for each panel, drawn with :mod:`reports.layout` in
-one style, one colour per estimator or method.
+"""Figures: what :mod:`reports.select` chose for each panel, drawn with :mod:`reports.layout` in one style,
+one colour per estimator or method.
 
 Every builder takes the tidy frame of ONE machine (or its selected cells) and returns a
 :class:`Figure`, or raises :class:`Skip` with the reason it cannot be drawn (its data are absent).
 Every estimator with a result appears in every figure: a value of exactly 0 (a deterministic
-estimator's variance) is drawn as a hollow marker at the low edge of a log axis.
-"""
+estimator's variance) is drawn as a hollow marker at the low edge of a log axis."""
 from __future__ import annotations
 
 import math
@@ -125,8 +124,6 @@ def fig_time(cells, styles, device: str, **kw):
         "K (log-log).", device=device, **kw)
 
 
-
-
 def fig_bias_variance(cells, styles):
     panels = S.bias_variance_points(cells)
     data, tasks, names = panels.data, panels.tasks, panels.names
@@ -145,13 +142,10 @@ def fig_bias_variance(cells, styles):
             shown = line[line["value_var"] > 0]
             ax.plot(shown["value_var"], shown["value_bias"], color=colour, lw=0.8, alpha=0.8)
             err = (CI_Z * shown["se_bias"]).to_numpy(float)
-            if np.isfinite(err).any():
-                ax.errorbar(shown["value_var"], shown["value_bias"], yerr=np.nan_to_num(err),
-                            fmt="none", ecolor=colour, elinewidth=0.6, capsize=0, alpha=0.6)
-            for var_v, bias_v, k in zip(shown["value_var"], shown["value_bias"],
-                                        shown["num_samples"]):
-                ax.plot(var_v, bias_v, ls="none", marker=marker, color=colour, ms=sizes[k],
-                        markeredgewidth=0)
+            bias = shown["value_bias"].to_numpy(float)
+            L.bars(ax, shown["value_var"].to_numpy(float), bias - err, bias + err, colour)
+            ax.scatter(shown["value_var"], bias, s=[sizes[k] ** 2 for k in shown["num_samples"]],
+                       marker=marker, color=colour, linewidths=0)
             zero = line[line["value_var"] == 0]
             L.mark_zeros(ax, zero["value_bias"].to_numpy(float), colour, marker, axis="x",
                          label=est)
@@ -243,11 +237,10 @@ def build_figures(frame_machine: pd.DataFrame, styles: Styles, tasks: dict[str, 
                   only_tasks: Sequence[str] = (), only_estimators: Sequence[str] = (),
                   per_task: bool = False, on_figure: Callable[[Figure], Any] | None = None,
                   ) -> tuple[list[Figure], list[tuple[str, str]]]:
-    """Every figure that one machine's results allow: (figures, [(figure, why not drawn)]).
-    A figure that fails to draw is listed with its error; the others are drawn. ``only_tasks``
-    and ``only_estimators`` choose the gradient panels; ``per_task`` adds one file per task of
-    every gradient figure (``<name>-<task>``); ``on_figure`` is called with each figure as soon
-    as it is built."""
+    """Every figure that one machine's results allow: (figures, [(figure, why not drawn)]). A figure that
+    fails to draw is listed with its error; the others are drawn. ``only_tasks`` and ``only_estimators``
+    choose the gradient panels; ``per_task`` adds one file per task of every gradient figure
+    (``<name>-<task>``); ``on_figure`` is called with each figure as soon as it is built."""
     frame_machine = _chosen(_chosen(frame_machine, "task", only_tasks), "estimator",
                             only_estimators)
     grad = latest_commit(frame_machine[frame_machine["group"] == "gradient"])

@@ -5,8 +5,7 @@ the rows of group ``landscape`` are selected here by their ``experiment``: ``Lan
 ``LandscapeClippingLR``, ``LandscapeClippingFit``, ``LandscapeClippingSmoothness``,
 ``LandscapeBatchNorm`` (+ ``LR``, ``Fit``, ``Smoothness``), ``LandscapeInit``) and
 return :class:`reports.figures.Figure` objects and named DataFrames. A figure whose data are
-absent is left out (nothing raises for a frame without landscape results).
-"""
+absent is left out (nothing raises for a frame without landscape results)."""
 from __future__ import annotations
 
 import math
@@ -185,21 +184,28 @@ def _fig_init(rows, styles) -> Figure | None:
     return Figure("landscape_init", "Norms through depth per initialisation", caption, fig)
 
 
-def landscape_figures(frame: pd.DataFrame) -> list[Figure]:
-    """The landscape figures the results allow (none without landscape results)."""
+def landscape_figures(frame: pd.DataFrame, skipped: list[str] | None = None) -> list[Figure]:
+    """The landscape figures the results allow (none without landscape results); one whose data
+    are malformed (a missing column) is left out, named in ``skipped``."""
     rows = landscape_frame(frame)
     if rows.empty:
         return []
-    names = [str(v) for col in ("rule", "init") if col in rows
-             for v in rows[col].dropna().unique()]
-    nets = [f"{n}, lr={lr:g}" for n, lr in
-            _part(rows, "LandscapeBatchNorm")[["net", "lr"]].drop_duplicates().itertuples(
-                index=False)] if "net" in rows else []
+    names = [str(v) for col in ("rule", "init") if col in rows for v in rows[col].dropna().unique()]
+    bn = _part(rows, "LandscapeBatchNorm")
+    nets = [f"{n}, lr={lr:g}" for n, lr in bn[["net", "lr"]].drop_duplicates().itertuples(index=False)] \
+        if {"net", "lr"} <= set(bn.columns) else []
     styles = Styles([names, nets])
     figures = []
     for build in (_fig_smoothness, _fig_clipping, _fig_batchnorm, _fig_init):
-        with style():
-            figure = build(rows, styles)
+        try:
+            with style():
+                figure = build(rows, styles)
+        except Exception as exc:  # noqa: BLE001 - malformed data: this figure only, named
+            plt.close("all")
+            figure = None
+            (skipped if skipped is not None else []).append(
+                f"figure {build.__name__.removeprefix('_fig_')} (landscape) not drawn: "
+                f"{type(exc).__name__}: {str(exc)[:200]}")
         if figure is not None:
             figures.append(figure)
     return figures

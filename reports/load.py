@@ -1,19 +1,17 @@
 """The one reader: asv's result files and the run files -> one tidy pandas DataFrame.
 
 * asv's JSON (:mod:`reports.asv`) gives the rows of what asv itself measures (``time_*``,
-  ``peakmem_*``, :data:`estibench.schema.ASV_MEASURED`), with asv's 99 % intervals;
+``peakmem_*``, :data:`estibench.schema.ASV_MEASURED`), with asv's 99 % intervals;
 * the run files (``<results>/runs/*.parquet``, :func:`estibench.schema.read_run`) give every other
-  row, with their standard errors: interval ``value ± z·se`` at level :data:`CI_LEVEL`.
+row, with their standard errors: interval ``value ± z·se`` at level :data:`CI_LEVEL`.
 
-Rows of the same identity (machine, commit, group, experiment, parameters, measure) from several
-runs: the row of the latest ``run_started`` wins (narrowed runs accumulate). Each file is read
-once per process while it is unchanged (cached by path, modification time and size). Which
-columns beyond the identity are read is the caller's choice (``columns``: what the tables and
-figures declare they need); by default every column.
+Rows of the same identity (machine, commit, group, experiment, parameters, measure) from several runs: the row
+of the latest ``run_started`` wins (narrowed runs accumulate). Each file is read once per process while it is
+unchanged (cached by path, modification time and size). Which columns beyond the identity are read is the
+caller's choice (``columns``: what the tables and figures declare they need); by default every column.
 
 >>> loaded = load_results(".asv/results")          # doctest: +SKIP
->>> loaded.frame.query("measure == 'variance'")    # doctest: +SKIP
-"""
+>>> loaded.frame.query("measure == 'variance'")    # doctest: +SKIP"""
 from __future__ import annotations
 
 import math
@@ -24,6 +22,7 @@ from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from estibench import schema
@@ -101,7 +100,7 @@ def _asv_part(root: Path, loaded: Loaded) -> tuple[list[pd.DataFrame], dict]:
     files = sorted(p for p in root.rglob("*.json") if p.name not in _SKIP and p.is_file()
                    and schema.RUNS_FOLDER not in p.relative_to(root).parts[:1])
     benchmarks = _benchmarks(root, loaded.warnings) if files else {}
-    parts, dates = [], {}
+    parts, dates, hardware = [], {}, {}
     for path in files:
         info = asv.machine_info(path.parent, loaded.warnings)
         try:
@@ -118,11 +117,32 @@ def _asv_part(root: Path, loaded: Loaded) -> tuple[list[pd.DataFrame], dict]:
             continue
         loaded.warnings.extend(f"{path}: {p}" for p in problems)
         loaded.files.append(str(path))
+        name = machine
+        machine = _identity(hardware, name, tuple(str(info.get(k)) for k in _HARDWARE), path.parent,
+                            loaded.warnings)
+        if machine != name and len(frame):
+            frame = frame.assign(machine=machine, run=f"asv:{machine}:{commit[:8]}")
         loaded.machines.setdefault(machine, info)
         if date is not None:
             dates[(machine, commit)] = max(date, dates.get((machine, commit), date))
         parts.append(frame)
     return parts, dates
+
+
+_HARDWARE = ("cpu", "num_cpu", "ram")
+
+
+def _identity(seen: dict, name: str, hardware: tuple, where: object, warnings: list[str]) -> str:
+    """``name``, or ``name (2)``, ... when a machine of that name but other hardware was seen first:
+    results of different machines are never merged (issue 21, item 10)."""
+    kinds = seen.setdefault(name, [])
+    if hardware not in kinds:
+        kinds.append(hardware)
+        if len(kinds) > 1:
+            warnings.append(f"two machines are called {name!r} with different hardware ({where}: "
+                            f"{', '.join(hardware)}): shown apart as '{name} ({len(kinds)})'")
+    i = kinds.index(hardware)
+    return name if i == 0 else f"{name} ({i + 1})"
 
 
 def _run_part(root: Path, columns: tuple[str, ...] | None, loaded: Loaded) -> list[pd.DataFrame]:
@@ -180,7 +200,7 @@ def load_results(results: os.PathLike | str, columns: Iterable[str] | None = Non
     if not parts:
         _nothing(root, loaded)
     frame = _typed(pd.concat(parts, ignore_index=True, sort=False), dates)
-    frame = _latest(frame)
+    frame = _flag_impossible(_not_run(_split_machines(_latest(frame), loaded.warnings), loaded), loaded.warnings)
     loaded.param_columns = [c for c in frame.columns if c not in _NOT_PARAMS
                             and frame[c].notna().any()]
     loaded.frame = frame
@@ -217,6 +237,68 @@ def _typed(frame: pd.DataFrame, dates: dict) -> pd.DataFrame:
             continue
         frame[col] = _tidy_column(frame[col])
     return frame
+
+
+def _split_machines(frame: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
+    """Run-file rows of one machine name but several ``machine_id`` (other hardware): apart."""
+    rows = frame[frame["machine_id"].notna()] if "machine_id" in frame else frame.iloc[0:0]
+    if rows.empty or rows.groupby("machine")["machine_id"].nunique().max() < 2:
+        return frame
+    seen: dict = {}
+    first = rows.sort_values("run_started", kind="stable").drop_duplicates(["machine", "machine_id"])
+    names = {(m, i): _identity(seen, m, (str(i),), f"machine_id {i}", warnings)
+             for m, i in zip(first["machine"], first["machine_id"])}
+    renamed = [names.get((m, i), m) for m, i in zip(frame["machine"], frame["machine_id"])]
+    return frame.assign(machine=renamed)
+
+
+def _not_run(frame: pd.DataFrame, loaded: Loaded) -> pd.DataFrame:
+    """asv stores null ("failed") for every cell of its grid a narrowed run did not run: such a
+    timing is left out (not run, not failed) when the run files measured its cell in no run
+    (no ok or failed row of it on that machine and commit) and do measure others (issue 21, 4)."""
+    asv_rows = frame["run"].astype(str).str.startswith("asv:")
+    failed = asv_rows & (frame["status"] == "failed") & (frame["group"] == "gradient")
+    measured = frame[~asv_rows & (frame["group"] == "gradient") & frame["status"].isin(["ok", "failed"])]
+    if not failed.any() or measured.empty:
+        return frame
+    keys = ["machine", "commit", "task", "estimator", "num_samples", "device"]
+    done = set(measured[keys].astype(str).itertuples(index=False, name=None))
+    cells = frame.loc[failed, keys].astype(str).itertuples(index=False, name=None)
+    drop = failed.copy()
+    drop[failed] = [c not in done for c in cells]
+    if drop.any():
+        loaded.warnings.append(f"{int(drop.sum())} asv timing cell(s) stored as failed were not run (no "
+                               f"run measured their cell: a narrowed run): left out, not counted as failed")
+    return frame[~drop].reset_index(drop=True)
+
+
+def _flag_impossible(frame: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
+    """A recorded value its measure cannot take (a negative variance or time, a cosine of 2,
+    inf, NaN; :func:`estibench.schema.in_domain`) is flagged, named in a warning, and becomes a
+    failed cell: never ranked or drawn (issue 21, item 5)."""
+    v = frame["value"].to_numpy(float)
+    maybe = (frame["status"] == "ok").to_numpy() & ~(np.isfinite(v) & (v >= 0) & (v <= 1))
+    idx = [i for i in np.flatnonzero(maybe) if not schema.in_domain(frame["measure"].iat[i], v[i])]
+    if not idx:
+        return frame
+    frame = frame.copy()
+    cols = ["experiment"] + [c for c in frame.columns if c not in _NOT_PARAMS]
+    for i in idx[:_MAX_FLAGGED]:
+        r = frame.iloc[i]
+        where = ", ".join(f"{c}={r[c]}" for c in cols if not pd.isna(r[c]))
+        warnings.append(f"impossible value {r['measure']} = {v[i]:.4g} ({where}; {r['machine']} @ "
+                        f"{str(r['commit'])[:8]}): outside the measure's domain, not ranked")
+    if len(idx) > _MAX_FLAGGED:
+        warnings.append(f"... and {len(idx) - _MAX_FLAGGED} more impossible value(s), not ranked")
+    at = frame.index[idx]
+    frame.loc[at, "error"] = [f"impossible value {v[i]:.4g}: outside the domain of {frame['measure'].iat[i]}"
+                              for i in idx]
+    frame.loc[at, "status"] = "failed"
+    frame.loc[at, ["ci_low", "ci_high"]] = math.nan
+    return frame
+
+
+_MAX_FLAGGED = 20
 
 
 def _tidy_column(values: pd.Series) -> pd.Series:

@@ -1,26 +1,26 @@
 """The report's output folder: written whole or not at all, replacing only what a report wrote.
 
-``with OutputDir(out) as target:`` checks ``out`` (refusing a ``figures/`` or ``tables/`` that is a
-link or not a folder, and a folder it cannot write), gives a fresh staging folder next to ``out``
-(``target.stage``) and, when the block ends without an error, moves the staged files in:
+``with OutputDir(out) as target:`` checks ``out`` (refusing a ``figures/`` or ``tables/`` that is a link or
+not a folder, and a folder it cannot write), gives a fresh staging folder next to ``out`` (``target.stage``)
+and, when the block ends without an error, moves the staged files in:
 
 1. every file the previous report wrote (listed in ``out/.estibench-manifest.json``) is moved
-   aside into the staging folder, then every new file is moved in (renames on one file system);
+aside into the staging folder, then every new file is moved in (renames on one file system);
 2. if any move fails (a read-only ``tables/``, a full disk), every move done so far is undone, so
-   the previous report is left exactly as it was, and :class:`OutputError` says what failed;
+the previous report is left exactly as it was, and :class:`OutputError` says what failed;
 3. on success the manifest lists the new files and the staging folder (with the old files) is
-   removed.
+removed.
 
-Files the report did not write (not in the manifest) are never removed or overwritten: a foreign
-file where the report wants to write is moved to ``<name>.kept-<n><suffix>`` beside it and a note
-says so. Only ``report.md``, ``report.html``, ``figures/*`` and ``tables/*`` are ever written.
-"""
+Files the report did not write (not in the manifest) are never removed or overwritten: a foreign file where
+the report wants to write is moved to ``<name>.kept-<n><suffix>`` beside it and a note says so. Only
+``report.md``, ``report.html``, ``figures/*`` and ``tables/*`` are ever written."""
 from __future__ import annotations
 
 import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path, PurePosixPath
 
 __all__ = ["OutputDir", "OutputError", "MANIFEST"]
@@ -42,6 +42,36 @@ def _allowed(rel: str) -> bool:
         return False
     return (len(parts) == 1 and parts[0] in _TOP_FILES) or \
         (len(parts) == 2 and parts[0] in SUBDIRS)
+
+
+#: a staging folder of a report that is not running any more (killed) is removed after this long
+STALE_SECONDS = 3600
+
+
+def _remove_stale(folder: Path, prefix: str) -> None:
+    """Remove the staging folders a killed report left (``<prefix><pid>-*``): those whose process
+    is gone, and any older than :data:`STALE_SECONDS` (issue 21, item 8)."""
+    if not folder.is_dir():
+        return
+    for path in folder.glob(f"{prefix}*"):
+        pid = path.name[len(prefix):].split("-")[0]
+        try:
+            old = time.time() - path.lstat().st_mtime > STALE_SECONDS
+            alive = pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid))
+        except OSError:
+            continue
+        if path.is_dir() and not path.is_symlink() and (old or not alive) and pid != str(os.getpid()):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
 
 
 class OutputDir:
@@ -89,11 +119,14 @@ class OutputDir:
         self._check()
         parent = self.out.absolute().parent
         parent.mkdir(parents=True, exist_ok=True)
+        prefixes = [(parent, f".{self.out.name}.estibench-"), (self.out, ".estibench-stage-")]
+        for folder, prefix in prefixes:
+            _remove_stale(folder, prefix)
         try:
-            self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.estibench-", dir=parent))
+            self._tmp = Path(tempfile.mkdtemp(prefix=f"{prefixes[0][1]}{os.getpid()}-", dir=parent))
         except OSError:  # a parent we cannot write: stage inside out (same file system)
             self.out.mkdir(parents=True, exist_ok=True)
-            self._tmp = Path(tempfile.mkdtemp(prefix=".estibench-stage-", dir=self.out))
+            self._tmp = Path(tempfile.mkdtemp(prefix=f"{prefixes[1][1]}{os.getpid()}-", dir=self.out))
         self.stage = self._tmp / "new"
         for sub in SUBDIRS:
             (self.stage / sub).mkdir(parents=True)

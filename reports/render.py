@@ -1,14 +1,14 @@
-"""Loaded results -> a :class:`Report`: a list of blocks (heading, paragraph, list, table, figure)
-plus the raw tables and the figures.
+"""Loaded results -> a :class:`Report`: a list of blocks (heading, paragraph, list, table, figure) plus the
+raw tables and the figures.
 
 :mod:`reports.write` writes it twice: as Markdown that links the figure files, and as one HTML
-file with the figures embedded (base64), which can be mailed or attached as it is.
-"""
+file with the figures embedded (base64), which can be mailed or attached as it is."""
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 
 import pandas as pd
 
@@ -206,6 +206,8 @@ def _figures_section(report: Report, mframe: pd.DataFrame, styles: Styles, tasks
     if skipped:
         report.add(Para("Figures not drawn:"),
                    Items([f"{label}: {why}" for label, why in skipped]))
+        report.skipped += [f"figure {label}{on} not drawn: {why}" for label, why in skipped
+                           if why.startswith("could not be drawn")]
 
 
 def _failures(report: Report, loaded: Loaded) -> None:
@@ -226,18 +228,32 @@ def _failures(report: Report, loaded: Loaded) -> None:
             more = len(failed) - len(shown)
             report.add(Para("Failed cells:"), Items(shown + ([f"… and {more} more"]
                                                               if more else [])))
-    if loaded.warnings:
-        report.add(Heading("Files left out"), Items(loaded.warnings))
+    if loaded.warnings or report.skipped:
+        report.add(Heading("Files left out and other warnings"), Items(loaded.warnings + report.skipped))
 
 
 # -- building --------------------------------------------------------------------------------------
+#: machines drawn in full (the most recently measured); the rest are summarised (issue 21, item 7)
+MAX_MACHINES = 4
+
+
+def _guarded(report: Report, what: str, build: Callable[[], None]) -> None:
+    """Run one section's builder; data it cannot use skip it with a warning naming it (issue 21,
+    item 11), the rest of the report is written."""
+    try:
+        build()
+    except Exception as exc:  # noqa: BLE001 - any malformed data: that section only
+        report.skipped.append(f"{what} left out: {type(exc).__name__}: {str(exc)[:200]}")
+
+
 def compose(loaded: Loaded, progress: Callable[[str], None] = lambda msg: None,
             source: str = "", figure_options: dict | None = None) -> Report:
     """The report of ``loaded``; ``figure_options`` go to :func:`reports.figures.build_figures`
     (``history_measure``, ``only_tasks``, ``only_estimators``, ``per_task``)."""
     frame = loaded.frame
     report = Report()
-    machines = sorted(frame["machine"].unique())
+    latest = frame.groupby("machine")["date"].max().sort_values(ascending=False, kind="stable")
+    machines = sorted(latest.index[:MAX_MACHINES])
     tasks = tables.training_tasks(frame)
     names = display_names(frame)
     styles = _styles(frame, names)
@@ -247,17 +263,22 @@ def compose(loaded: Loaded, progress: Callable[[str], None] = lambda msg: None,
     shown_claims = named(claims, names)
     claims_alert(report, shown_claims)
     _provenance(report, loaded)
+    if len(latest) > len(machines):
+        left = sorted(latest.index[MAX_MACHINES:])
+        report.add(Para(f"{len(left)} of {len(latest)} machines are not drawn (only the {MAX_MACHINES} "
+                        f"measured most recently are): {', '.join(left[:50])}{' ...' if len(left) > 50 else ''}."
+                        f" Their cells are in the tables above and in the tidy table (--tidy)."))
     for machine in machines:
         mframe = frame[frame["machine"] == machine]
-        suffix = f"-{slug(machine)}" if len(machines) > 1 else ""
-        on = f" — {machine}" if len(machines) > 1 else ""
-        _gradient_section(report, mframe, suffix, on, names)
-        _alignment_section(report, mframe, suffix, on, tasks, names)
-        _other_section(report, mframe, loaded, suffix, on)
+        suffix = f"-{slug(machine)}" if len(latest) > 1 else ""
+        on = f" — {machine}" if len(latest) > 1 else ""
+        _guarded(report, f"gradient tables{on}", partial(_gradient_section, report, mframe, suffix, on, names))
+        _guarded(report, f"alignment tables{on}",
+                 partial(_alignment_section, report, mframe, suffix, on, tasks, names))
+        _guarded(report, f"other benchmarks{on}", partial(_other_section, report, mframe, loaded, suffix, on))
         progress(f"drawing figures for machine {machine}")
-        _figures_section(report, mframe, styles, tasks, suffix, on, figure_options or {},
-                         progress)
-    landscape_section(report, frame)
+        _figures_section(report, mframe, styles, tasks, suffix, on, figure_options or {}, progress)
+    _guarded(report, "landscape probes", lambda: landscape_section(report, frame))
     claims_section(report, shown_claims)
     _failures(report, loaded)
     return report

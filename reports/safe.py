@@ -1,10 +1,8 @@
-"""Names from result files made inert in every output: file names, Markdown, HTML, CSV and
-matplotlib text.
+"""Names from result files made inert in every output: file names, Markdown, HTML, CSV and matplotlib text.
 
 Estimator, task and machine names come from result files, which anyone can write: a name may hold
-``<script>``, ``|``, newlines, backticks, ``$`` (matplotlib's mathtext), a CSV formula prefix
-(``=cmd``) or ``../``. Every writer of the report passes them through here.
-"""
+``<script>``, ``|``, newlines, backticks, ``$`` (matplotlib's mathtext), a CSV formula prefix (``=cmd``) or
+``../``. Every writer of the report passes them through here."""
 from __future__ import annotations
 
 import hashlib

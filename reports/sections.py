@@ -100,7 +100,7 @@ def landscape_section(report, frame: pd.DataFrame) -> None:
     """The landscape probes (clipping, BatchNorm, initialisation): their tables and figures, when
     the results have them."""
     found = landscape_tables(frame)
-    figures = landscape_figures(frame)
+    figures = landscape_figures(frame, report.skipped)
     if not found and not figures:
         return
     report.add(Heading("Landscape probes"), Para(

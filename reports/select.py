@@ -1,10 +1,9 @@
 """Tidy frame -> what each table and figure panel shows (no drawing here).
 
-Gradient panels use one machine's latest commit with gradient results, training panels its latest
-with alignment results, the history every commit. Kendall τ of a run is the suite's own (the
-``<Task>Summary.track_kendall_tau`` results); only when those are absent is it computed here from
-the curves, with :func:`scipy.stats.kendalltau`.
-"""
+Gradient panels use one machine's latest commit with gradient results, training panels its latest with
+alignment results, the history every commit. Kendall τ of a run is the suite's own (the
+``<Task>Summary.track_kendall_tau`` results); only when those are absent is it computed here from the curves,
+with :func:`scipy.stats.kendalltau`."""
 from __future__ import annotations
 
 import math
@@ -94,7 +93,6 @@ def run_taus(curves: pd.DataFrame, tasks: dict[str, M.TaskInfo]) -> pd.DataFrame
     return pd.DataFrame(out)
 
 
-
 def summary_taus(align: pd.DataFrame) -> pd.DataFrame:
     """Kendall τ per run as the suite recorded it (``<Task>Summary.track_kendall_tau``)."""
     rows = ok(align[(align["group"] == "summary") & (align["measure"] == "kendall_tau")])
@@ -116,7 +114,6 @@ def one_value_per_cell(sub: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return sub.groupby(keys, as_index=False, observed=True).agg(**cols)
 
 
-
 def commit_order(frame: pd.DataFrame) -> list[str]:
     """Commits oldest first: by commit date, then by when they were benchmarked."""
     keys = frame.groupby("commit", dropna=False).agg(date=("date", "max"),
@@ -125,10 +122,9 @@ def commit_order(frame: pd.DataFrame) -> list[str]:
 
 
 def display_names(frame: pd.DataFrame) -> dict[str, dict[str, str]]:
-    """column (``estimator``, ``task``, ``method``) -> id -> the display name the results
-    record (``<column>_name``; rows without one, such as asv's timings, take it from another
-    row of the same id). Where two ids would read the same, both keep their ids (a figure must
-    never merge two estimators)."""
+    """column (``estimator``, ``task``, ``method``) -> id -> the display name the results record
+    (``<column>_name``; rows without one, such as asv's timings, take it from another row of the same id).
+    Where two ids would read the same, both keep their ids (a figure must never merge two estimators)."""
     out = {}
     for col in ("estimator", "task", "method"):
         name = f"{col}_name"
@@ -143,7 +139,6 @@ def display_names(frame: pd.DataFrame) -> dict[str, dict[str, str]]:
         counts = pd.Series(list(shown.values()), dtype=object).value_counts()
         out[col] = {i: (n if counts[n] == 1 else i) for i, n in shown.items()}
     return out
-
 
 
 class NoData(Exception):

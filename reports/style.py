@@ -1,10 +1,9 @@
 """The one look of every estibench figure: fonts, sizes, and one colour and marker per name.
 
-Sizes are for a two-column paper: :data:`COLUMN_WIDTH` for one or two panels, :data:`TEXT_WIDTH`
-(a ``figure*``) for more; fonts 7-8 pt at that size, so a figure is printed at 100 % and never
-shrunk. Colours are seaborn's colour-blind-safe palette; each estimator or method keeps one
-colour and one marker in every figure of a report, and names shown together never share either.
-"""
+Sizes are for a two-column paper: :data:`COLUMN_WIDTH` for one or two panels, :data:`TEXT_WIDTH` (a
+``figure*``) for more; fonts 7-8 pt at that size, so a figure is printed at 100 % and never shrunk. Colours
+are seaborn's colour-blind-safe palette; each estimator or method keeps one colour and one marker in every
+figure of a report, and names shown together never share either."""
 from __future__ import annotations
 
 import contextlib
@@ -35,6 +34,9 @@ _RC = {
     "figure.constrained_layout.w_pad": 0.03, "svg.fonttype": "none",
     "pdf.fonttype": 42, "axes.titlepad": 3.0, "axes.labelpad": 2.0, "legend.handlelength": 1.6,
     "legend.frameon": False, "axes.grid": True, "grid.linewidth": 0.35, "grid.color": "0.88",
+    # CJK names: drawn by the first of these fonts that is installed (matplotlib's font fallback)
+    "font.family": ["sans-serif"], "font.sans-serif": ["DejaVu Sans", "Noto Sans CJK JP", "Noto Sans CJK SC",
+                                                       "WenQuanYi Zen Hei", "Droid Sans Fallback"],
 }
 
 
@@ -56,9 +58,8 @@ _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "*", "h", "p"]
 
 def _assign(order: list[str], neighbours: dict[str, set], slots: int,
             avoid: dict[str, set] | None = None) -> dict[str, int]:
-    """Greedy colouring: each name takes the first slot that no neighbour (a name shown with
-    it) holds, so every figure starts from the most distinct colours; ``avoid`` adds slots to
-    keep clear of where possible."""
+    """Greedy colouring: each name takes the first slot that no neighbour (a name shown with it) holds, so
+    every figure starts from the most distinct colours; ``avoid`` adds slots to keep clear of where possible."""
     taken: dict[str, int] = {}
     for name in order:
         blocked = {taken[n] for n in neighbours[name] if n in taken}
@@ -71,11 +72,10 @@ def _assign(order: list[str], neighbours: dict[str, set], slots: int,
 class Styles:
     """One colour and marker per name (estimator or method), for every figure of a report.
 
-    ``groups`` are the sets of names that appear together (all estimators; each training task's
-    methods): names in a group never share a colour or a marker. A name in two groups (an
-    estimator that is also a training method) keeps one colour. Beyond ten names seen together
-    the dark variants of the palette are used.
-    """
+    ``groups`` are the sets of names that appear together (all estimators; each training task's methods):
+    names in a group never share a colour or a marker. A name in two groups (an estimator that is also a
+    training method) keeps one colour. Beyond ten names seen together the dark variants of the palette are
+    used."""
 
     def __init__(self, groups: Iterable[Iterable[str]],
                  names: dict[str, dict[str, str]] | None = None):
@@ -106,18 +106,45 @@ class Styles:
         return {str(n): self.marker(n) for n in names}
 
     def name(self, name: object) -> str:
-        """The display name of an estimator or method id (the id itself when none is known)."""
+        """The display name of an estimator or method id (the id when none is known), as a
+        figure draws it (:func:`drawable`)."""
         key = str(name)
-        return self.names.get("estimator", {}).get(key) or self.names.get("method", {}).get(
-            key) or key
+        return drawable(self.names.get("estimator", {}).get(key) or self.names.get("method", {}).get(key)
+                        or key)
 
     def task(self, task: object) -> str:
-        return self.names.get("task", {}).get(str(task)) or str(task)
+        return drawable(self.names.get("task", {}).get(str(task)) or str(task))
+
+
+#: characters of a name in a legend or a panel title; longer ones end in an ellipsis (the tables
+#: keep the full name)
+MAX_DRAWN = 40
+
+
+def drawable(text: str) -> str:
+    """``text`` as a figure draws it: at most :data:`MAX_DRAWN` characters (then "…"), characters
+    that no installed font has (CJK without a CJK font) as "?" instead of an empty box."""
+    text = text if len(text) <= MAX_DRAWN else text[:MAX_DRAWN - 1] + "…"
+    glyphs = _glyphs()
+    return "".join(c if ord(c) in glyphs or ord(c) < 128 else "?" for c in text)
+
+
+@functools.lru_cache(maxsize=1)
+def _glyphs() -> frozenset[int]:
+    """The characters the fonts of :data:`_RC` can draw (fallback fonts included, where installed)."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    out: set[int] = set()
+    for family in _RC["font.sans-serif"]:
+        try:
+            out.update(FT2Font(font_manager.findfont(family, fallback_to_default=False)).get_charmap())
+        except (ValueError, OSError, RuntimeError):
+            continue
+    return frozenset(out)
 
     def __contains__(self, name: object) -> bool:
         return str(name) in self._colour
-
-
 
 
 @functools.lru_cache(maxsize=4096)

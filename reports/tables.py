@@ -1,10 +1,9 @@
 """Tidy frame -> the report's tables (plain DataFrames; render.py formats them).
 
-Rankings respect each measure's direction (:func:`estibench.schema.direction`): lower variance,
-bias, MSE, time and memory are better; higher SNR, cosine, Kendall τ and metric gain are better;
-a training task's metric goes the way its results say (:func:`training_tasks`). Measures without a direction
-(``replicates``, a threshold) are shown but not ranked.
-"""
+Rankings respect each measure's direction (:func:`estibench.schema.direction`): lower variance, bias, MSE,
+time and memory are better; higher SNR, cosine, Kendall τ and metric gain are better; a training task's metric
+goes the way its results say (:func:`training_tasks`). Measures without a direction (``replicates``, a
+threshold) are shown but not ranked."""
 from __future__ import annotations
 
 import math
@@ -45,14 +44,13 @@ def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
 
 
 def _best_row(values: pd.Series, lo: pd.Series, hi: pd.Series, higher: bool) -> dict:
-    """The best and the estimators its interval cannot be told from, the first one behind that
-    is separated, the ratio worse/better (when both are positive), and whether the best stands
-    alone (``distinct``).
+    """The best and the estimators its interval cannot be told from, the first one behind that is separated,
+    the ratio worse/better (when both are positive), and whether the best stands alone (``distinct``).
 
-    Differences that the intervals cannot separate are never ordered: every name whose interval
-    overlaps the best's (or whose value equals it) is tied with it, and ``best`` then reads
-    ``tie: a = b = c`` (``tied``: how many). Where an interval is unknown (peak memory has none)
-    only equal values tie, and ``distinct`` is empty: the order is the values' own."""
+    Differences that the intervals cannot separate are never ordered: every name whose interval overlaps the
+    best's (or whose value equals it) is tied with it, and ``best`` then reads ``tie: a = b = c`` (``tied``:
+    how many). Where an interval is unknown (peak memory has none) only equal values tie, and ``distinct`` is
+    empty: the order is the values' own."""
     ranked = values.sort_values(ascending=not higher, kind="stable")
     top = ranked.iloc[0]
     first = ranked.index[0]
@@ -87,18 +85,16 @@ def _rank_at(part: pd.DataFrame) -> int | None:
 
 
 def best_estimators(frame: pd.DataFrame) -> pd.DataFrame:
-    """Best estimator per task and measure with its margin over the runner-up, from one
-    machine's latest gradient results.
+    """Best estimator per task and measure with its margin over the runner-up, from one machine's latest
+    gradient results.
 
-    Each (task, measure) is compared at the K where most estimators have a result; statistical
-    measures on :func:`pick_device`'s device, costs (:data:`COST_MEASURES`) on every device.
-    Every estimator competes, a deterministic one (variance 0) included, except the task's exact
-    reference (the estimator named ``exact``, :func:`is_reference`: its numbers
-    are the yardstick, shown in ``reference``). Best and runner-up are ordered only where their
-    intervals separate them (see :func:`_best_row`: ``tie: a = b`` otherwise). ``ratio``: the
-    first separated runner-up's value over the best's (or the best's over it when higher is
-    better), so always ≥ 1.
-    """
+    Each (task, measure) is compared at the K where most estimators have a result; statistical measures on
+    :func:`pick_device`'s device, costs (:data:`COST_MEASURES`) on every device. Every estimator competes, a
+    deterministic one (variance 0) included, except the task's exact reference (the estimator named ``exact``,
+    :func:`is_reference`: its numbers are the yardstick, shown in ``reference``). Best and runner-up are
+    ordered only where their intervals separate them (see :func:`_best_row`: ``tie: a = b`` otherwise).
+    ``ratio``: the first separated runner-up's value over the best's (or the best's over it when higher is
+    better), so always ≥ 1."""
     cells = gradient_cells(latest_commit(frame[frame["group"] == "gradient"]))
     cols = ["task", "measure", "num_samples", "device"] + _BEST_COLUMNS + ["reference", "unit"]
     if cells.empty:

@@ -1,8 +1,7 @@
 """The tidy frame as a file: ``--tidy FILE.csv`` or ``FILE.parquet``, and back.
 
-CSV cells are made formula-free (:func:`reports.safe.csv_cell`: a text cell starting with
-``= + - @`` gets a leading ``'``), as every CSV file the report writes; numbers are left alone.
-"""
+CSV cells are made formula-free (:func:`reports.safe.csv_cell`: a text cell starting with ``= + - @`` gets a
+leading ``'``), as every CSV file the report writes; numbers are left alone."""
 from __future__ import annotations
 
 import os

@@ -1,7 +1,6 @@
 """Training figures: the held-out metric during training against update steps, wall-clock and
 f evaluations, and training loss against the metric (metric alignment, Kendall τ). Drawn with
-:mod:`reports.figures`' helpers; :func:`reports.figures.build_figures` calls them.
-"""
+:mod:`reports.figures`' helpers; :func:`reports.figures.build_figures` calls them."""
 from __future__ import annotations
 
 import math

@@ -1,12 +1,11 @@
-"""Quantities for people: a value and its asv unit as text at 3 significant digits, in a unit that
-suits its size (bytes as KiB/MiB/GiB, seconds as s/ms/µs/ns). Tables and CSV files keep the raw
-numbers; report.md and report.html show these.
+"""Quantities for people: a value and its asv unit as text at 3 significant digits, in a unit that suits its
+size (bytes as KiB/MiB/GiB, seconds as s/ms/µs/ns). Tables and CSV files keep the raw numbers; report.md and
+report.html show these.
 
 >>> quantity(0.000123456, "seconds")
 '123 µs'
 >>> quantity(52428800, "bytes")
-'50.0 MiB'
-"""
+'50.0 MiB'"""
 from __future__ import annotations
 
 import math

@@ -3,8 +3,7 @@
 Every name from the results is written inert (:mod:`reports.safe`): escaped in HTML and Markdown,
 no formula in CSV, file names sanitised. The files go into the output folder through
 :class:`reports.outdir.OutputDir`: written whole into a fresh folder next to it, then moved in,
-replacing only what the previous report wrote (its manifest), or nothing at all.
-"""
+replacing only what the previous report wrote (its manifest), or nothing at all."""
 from __future__ import annotations
 
 import base64
@@ -182,4 +181,4 @@ def save_report(report: Report, out: Path, formats: Sequence[str] = ("png",),
     progress(f"wrote {md} and {page} ({len(report.figures)} figure(s) in "
              f"{target.out / 'figures'})")
     return {"markdown": md, "html": page, "figures": target.out / "figures",
-            "tables": target.out / "tables", "notes": list(target.notes)}
+            "tables": target.out / "tables", "notes": list(target.notes), "skipped": list(report.skipped)}

@@ -1,27 +1,21 @@
-"""asv benchmarks: the cost of ``estibench report`` as the results' history grows (issue 14).
+"""asv benchmarks: the cost of ``estibench report`` as the results' history grows (issues 14, 20).
 
-``setup_cache`` writes a synthetic history (:mod:`reports.synthetic`: one realistic results file
-copied under N commits, distinct hashes and dates) into asv's cache folder; the benchmarks run
-the whole report on it in the benchmark's process, as ``estibench report --results DIR --out
-DIR -q`` does (tables, figures, report.md and report.html).
+``setup_cache`` writes a synthetic history (:mod:`suite.history`: one realistic run, as run files
+and asv's timing JSON, copied under N commits with distinct hashes and dates) into asv's cache
+folder; the benchmarks run the whole report on it in the benchmark's process, as ``estibench report
+--results DIR --out DIR -q`` does (tables, figures, report.md and report.html).
 
 * ``ReportHistory.time_report``: wall time of one report (seconds).
-* ``ReportHistory.track_peakmem``: peak memory during it (bytes), worker processes included:
-  the peak of their summed resident memory, sampled every 20 ms (asv's own ``peakmem_`` sees
-  only the benchmark process).
+* ``ReportHistory.track_peakmem``: peak resident memory during it (bytes), sampled every 20 ms
+  from /proc (this process and any it starts).
 
-Settings (environment): ``ESTIBENCH_HISTORY_COMMITS`` (commits, comma-separated; default 20,
-which keeps the default ``asv run`` short; the issue's target is measured with ``50,500``),
-``ESTIBENCH_HISTORY_JOBS`` (``estibench report --jobs``, comma-separated; default ``auto``: the
-usable cores, at most 4; ``1,auto`` compares one process with the workers side by side) and
-``ESTIBENCH_HISTORY_GRID`` (``small``, the default: 30 gradient cells, so that the default
-``asv run`` spends seconds here, not the minute that drawing the figures of a full grid takes;
-``today``: today's default grid, 860 gradient cells, what issue 14's target is measured on;
-``large``: 5,184 gradient cells x 17 measures). Measured on this 2-core machine, ``today``, 500
-commits, side by side: 44-61 s and 1.5-1.7 GB with two processes (reading 12 s, figures
-26 s), 77-89 s and 1.2-1.4 GB with one, in the same minutes (before the workers and the column-wise kept
-rows: 76-99 s and 1.35 GB; before reading only what the report shows: 245 s and 3.95 GB at 50
-commits).
+Settings (:func:`estibench.settings.current`): ``history_commits`` (``ESTIBENCH_HISTORY_COMMITS``,
+comma-separated; default 20), ``history_grid`` (``ESTIBENCH_HISTORY_GRID``: ``small``, the default,
+a few hundred rows a commit, so that the default ``asv run`` spends seconds here; ``today``: the size
+of today's default grid, 860 gradient cells and six training tasks; ``large``: 5,184 gradient
+cells). The report of one full default run is ``ESTIBENCH_HISTORY_GRID=today
+ESTIBENCH_HISTORY_COMMITS=1`` (issue 20's target: at most 20 s on the 2-core development machine).
+``history_jobs`` is not a parameter any more: the report runs in one process.
 
 Nothing but the standard library is imported at module import (asv's forkserver parent imports
 every benchmark module).
@@ -32,28 +26,30 @@ import os
 import tempfile
 from pathlib import Path
 
-COMMITS = [int(c) for c in os.environ.get("ESTIBENCH_HISTORY_COMMITS", "20").split(",")
-           if c.strip()]
-JOBS = [j.strip() for j in os.environ.get("ESTIBENCH_HISTORY_JOBS", "auto").split(",")
-        if j.strip()]
-GRID = os.environ.get("ESTIBENCH_HISTORY_GRID", "small")
+
+def _settings():
+    from estibench import settings
+
+    return settings.current()
+
+
+COMMITS = list(_settings().history_commits)
 
 
 def _grid():
-    from reports import synthetic
+    from suite.history import GRIDS
 
-    grids = {"small": synthetic.SMALL_GRID, "today": synthetic.TODAY_GRID,
-             "large": synthetic.DEFAULT_GRID}
-    if GRID not in grids:
-        raise ValueError(f"ESTIBENCH_HISTORY_GRID={GRID!r}: choose from {', '.join(grids)}")
-    return grids[GRID]
+    name = _settings().history_grid
+    if name not in GRIDS:
+        raise ValueError(f"ESTIBENCH_HISTORY_GRID={name!r}: choose from {', '.join(GRIDS)}")
+    return GRIDS[name]
 
 
 class ReportHistory:
     """The whole report of a generated history of ``commits`` commits."""
 
-    param_names = ["commits", "jobs"]
-    params = [COMMITS, JOBS]
+    param_names = ["commits"]
+    params = [COMMITS]
     number = 1
     repeat = 1
     rounds = 1
@@ -61,28 +57,27 @@ class ReportHistory:
     timeout = 1800
 
     def setup_cache(self):
-        from reports.synthetic import write_history
+        from suite.history import write_history
 
         root = Path("history").resolve()  # asv's cache folder: removed after the run
         return {n: str(write_history(root / str(n), commits=n, grid=_grid())) for n in COMMITS}
 
     setup_cache.timeout = 3600
 
-    def _report(self, cache, commits, jobs):
+    def _report(self, cache, commits):
         from estibench.cli import main
 
-        args = [] if jobs == "auto" else ["--jobs", jobs]
         with tempfile.TemporaryDirectory() as out:
-            code = main(["report", "--results", cache[commits], "--out", out, "-q", *args])
+            code = main(["report", "--results", cache[commits], "--out", out, "-q"])
         if code != 0:
             raise RuntimeError(f"estibench report exited with {code}")
 
-    def time_report(self, cache, commits, jobs):
-        self._report(cache, commits, jobs)
+    def time_report(self, cache, commits):
+        self._report(cache, commits)
 
-    def track_peakmem(self, cache, commits, jobs):
+    def track_peakmem(self, cache, commits):
         with _TreeMemory() as memory:
-            self._report(cache, commits, jobs)
+            self._report(cache, commits)
         return memory.peak
 
     track_peakmem.unit = "bytes"
