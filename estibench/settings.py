@@ -229,7 +229,7 @@ def _parse(name: str, raw: Any, where: str) -> Any:
         return values
     if name in ("grid", "history_grid"):
         value = str(raw).strip().lower()
-        allowed = GRIDS if name == "grid" else ("small", "today", "full")
+        allowed = GRIDS if name == "grid" else ("small", "today", "large")
         if value not in allowed:
             raise SettingsError(f"{where}: {raw!r} is not a grid; expected "
                                 f"{' or '.join(allowed)}")
