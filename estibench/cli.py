@@ -137,6 +137,12 @@ def _run_parser(sub: Any) -> None:
                          help=f"only these {what}, comma-separated")
     run.add_argument("--grid", choices=("default", "full"), default=None,
                      help="the default grid (two K per estimator) or the full one")
+    run.add_argument("--workers", default=None, metavar="N",
+                     help="worker processes for the setup work (default: one per usable core; "
+                          "1: in this process, for debugging)")
+    run.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="send the setup work to a running Dask scheduler (tcp://host:port), "
+                          "e.g. a cluster started with dask-jobqueue")
     run.add_argument("--config", type=Path, default=None, metavar="FILE",
                      help="a TOML file of settings (table [estibench]; keys as the flags, "
                           "e.g. estimators = [\"disarm\"], grid = \"full\")")
@@ -153,7 +159,7 @@ def run_settings(args: argparse.Namespace, env: dict[str, str] | None = None) ->
     settings = Settings.from_env(env)
     if args.config is not None:
         settings = settings.merged(read_config(args.config), f"config file {args.config}")
-    for name in (*RUN_FLAGS, "grid"):
+    for name in (*RUN_FLAGS, "grid", "workers", "scheduler"):
         value = getattr(args, name)
         if value is not None:
             settings = settings.merged({name: value}, "--" + name.replace("_", "-"))

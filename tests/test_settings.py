@@ -92,6 +92,7 @@ def test_config_file_errors_name_the_file(tmp_path):
 @pytest.mark.parametrize("argv, words", [
     (["run", "--num-samples", "0"], ["--num-samples", "out of range"]),
     (["run", "--devices", "gpu"], ["--devices", "gpu"]),
+    (["run", "--workers", "0"], ["--workers", "out of range"]),
     (["run", "--tasks", "bernouli_t045"], ["--tasks", "bernouli_t045", "bernoulli_t045"]),
     (["run", "--estimators", "score_functon"], ["score_functon", "score_function"]),
     (["run", "--training-tasks", "binary_vae_digit"], ["binary_vae_digits"]),
@@ -109,5 +110,5 @@ def test_run_help_documents_every_flag(capsys):
         cli.main(["run", "--help"])
     out = capsys.readouterr().out
     for flag in ("--tasks", "--estimators", "--num-samples", "--devices", "--training-tasks",
-                 "--losses", "--grid", "--config", "--asv-config"):
+                 "--losses", "--grid", "--config", "--asv-config", "--workers", "--scheduler"):
         assert flag in out
