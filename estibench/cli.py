@@ -137,6 +137,9 @@ def _run_parser(sub: Any) -> None:
                          help=f"only these {what}, comma-separated")
     run.add_argument("--grid", choices=("default", "full"), default=None,
                      help="the default grid (two K per estimator) or the full one")
+    run.add_argument("--tier", choices=("smoke", "default", "paper"), default=None,
+                     help="budget of the literature-scale training tasks (binarized MNIST, 200 "
+                          "latents): paper is the published step counts, for a GPU or a cluster")
     run.add_argument("--workers", default=None, metavar="N",
                      help="worker processes for the setup work (default: one per usable core; "
                           "1: in this process, for debugging)")
@@ -159,7 +162,7 @@ def run_settings(args: argparse.Namespace, env: dict[str, str] | None = None) ->
     settings = Settings.from_env(env)
     if args.config is not None:
         settings = settings.merged(read_config(args.config), f"config file {args.config}")
-    for name in (*RUN_FLAGS, "grid", "workers", "scheduler"):
+    for name in (*RUN_FLAGS, "grid", "tier", "workers", "scheduler"):
         value = getattr(args, name)
         if value is not None:
             settings = settings.merged({name: value}, "--" + name.replace("_", "-"))

@@ -28,6 +28,8 @@ field                        variable                      meaning
                                                            usable core; 1: in-process)
 ``scheduler``                ``ESTIBENCH_SCHEDULER``       a Dask scheduler's address (a cluster)
 ``unit_timeout``             ``ESTIBENCH_UNIT_TIMEOUT``    seconds a unit of setup work may take
+``tier``                     ``ESTIBENCH_TIER``            budget of the literature-scale tasks:
+                                                           ``smoke``, ``default``, ``paper``
 ``data_dir``                 ``ESTIBENCH_DATA_DIR``        folder of the full data sets (MNIST,
                                                            Fashion-MNIST, Omniglot: IDX or npz files)
                                                            for ``suite.train_mnist_vae``'s
@@ -58,6 +60,8 @@ MAX_JOBS = 16
 #: the most local worker processes for the setup work
 MAX_WORKERS = 256
 GRIDS = ("default", "full")
+#: budget tiers of the literature-scale training tasks (suite.train_mnist_vae)
+TIERS = ("smoke", "default", "paper")
 DEVICES = ("cpu", "cuda")
 _LISTS = ("tasks", "estimators", "devices", "training_tasks", "losses")
 _INTS = ("num_samples", "floor_num_samples", "history_commits")
@@ -71,12 +75,13 @@ ENV = {"tasks": "ESTIBENCH_TASKS", "estimators": "ESTIBENCH_ESTIMATORS",
        "history_commits": "ESTIBENCH_HISTORY_COMMITS", "history_jobs": "ESTIBENCH_HISTORY_JOBS",
        "history_grid": "ESTIBENCH_HISTORY_GRID", "progress": "ESTIBENCH_PROGRESS",
        "workers": "ESTIBENCH_WORKERS", "scheduler": "ESTIBENCH_SCHEDULER",
-       "unit_timeout": "ESTIBENCH_UNIT_TIMEOUT", "data_dir": "ESTIBENCH_DATA_DIR"}
+       "unit_timeout": "ESTIBENCH_UNIT_TIMEOUT", "data_dir": "ESTIBENCH_DATA_DIR",
+       "tier": "ESTIBENCH_TIER"}
 #: which settings change which computation's results (the rest only narrow what is shown,
 #: or how fast it is computed)
 _AFFECTS = {"gradient-grid": ("tasks", "estimators", "num_samples", "devices", "grid"),
             "cost-tasks": ("tasks", "estimators", "num_samples", "devices", "grid"),
-            "training": ("estimators", "losses", "grid", "data_dir"),
+            "training": ("estimators", "losses", "grid", "data_dir", "tier"),
             "floor": ("tasks", "estimators", "floor_num_samples", "grid"),
             "landscape": ("grid",)}
 
@@ -112,6 +117,8 @@ class Settings:
     unit_timeout: float = 1800.0
     #: a folder the setup work reports its progress to (:mod:`estibench.progress`); '' none
     progress: str = ""
+    #: the budget tier of the literature-scale training tasks (``smoke``, ``default``, ``paper``)
+    tier: str = "default"
     #: the folder the full data sets are read from (``suite.data_mnist.load_dataset``); nothing
     #: is downloaded: '' means only the shipped subset is available
     data_dir: str = ""
@@ -227,12 +234,12 @@ def _parse(name: str, raw: Any, where: str) -> Any:
         if not values:
             raise SettingsError(f"{where}: no values; expected comma-separated whole numbers")
         return values
-    if name in ("grid", "history_grid"):
+    if name in ("grid", "history_grid", "tier"):
         value = str(raw).strip().lower()
-        allowed = GRIDS if name == "grid" else ("small", "today", "large")
+        allowed = {"grid": GRIDS, "history_grid": ("small", "today", "large"),
+                   "tier": TIERS}[name]
         if value not in allowed:
-            raise SettingsError(f"{where}: {raw!r} is not a grid; expected "
-                                f"{' or '.join(allowed)}")
+            raise SettingsError(f"{where}: {raw!r} is not one of {', '.join(allowed)}")
         return value
     if name == "jobs":
         return None if str(raw).strip().lower() == "auto" else _int(str(raw).strip(), where, 1,

@@ -11,6 +11,17 @@ whose estimator or task raises is ``failed`` with its error, and the rest comple
 training task (:func:`compute_runs`), with the alignment summaries of
 :func:`suite.training.summarise`; a failing run or task fails only its own cells.
 
+**Where the work runs**: :mod:`suite.executor` (Dask distributed: one single-threaded worker
+process per usable core by default, the ``workers`` setting, 1 = this process, or the cluster of
+the ``scheduler`` setting). Units: a gradient task's build, a (task, estimator) block of cells,
+a (training task, method, seed) run. Every unit seeds the global generators from its own
+identity (:func:`suite.executor.seed_unit`) and starts from fresh objects (the built task
+unpickled, the estimator built per cell, the training task constructed per run), so the numbers
+are bitwise the same on CPU whatever the number of workers and the order units finish in
+(``tests/test_executor.py``); timings (seconds per estimate, training seconds) are measured
+with one unit per core. Progress (cells or runs done / total) goes through
+:class:`estibench.progress.Progress`.
+
 The settings (:class:`estibench.settings.Settings`; every function takes one, by default
 :func:`estibench.settings.current`) narrow the grids: ``tasks``, ``estimators`` (specs; a bare
 registered name means every registered variant of it, in this grid and in the training tasks'),
@@ -40,17 +51,19 @@ import traceback
 from dataclasses import replace
 
 import estimators
+from estibench.progress import Progress
 from estibench.settings import Settings, current, set_environ
 
 from . import tasks as _tasks
 from .benchutil import set_threads, short_error
+from .executor import Failed, Pool, run_units, seed_unit
 from .registries import TASKS, TRAINING_TASKS, expand_estimators, unknown_name, variants
 
 __all__ = ["NUM_SAMPLES", "DEFAULT_NUM_SAMPLES", "CLAIM_REPLICATES", "SEED", "full_grid",
            "k_axis", "class_num_samples", "specs_by_min_samples", "estimator_num_samples",
            "claim_replicates", "estimator_specs", "expand_estimators", "unknown_name",
            "task_names", "num_samples", "devices", "cuda_available", "families", "applicable",
-           "compute_grid", "build_for_cost", "training_task_names", "training_task",
+           "compute_grid", "grid_layout", "build_for_cost", "training_task_names", "training_task",
            "curve_measures", "FULL_TRAINING", "CURVE_MEASURES", "run_task", "compute_runs"]
 
 NUM_SAMPLES = [1, 4, 16, 64]  # the full grid: every estimator's K, its smallest valid K added
@@ -221,29 +234,127 @@ def _build(task_name: str):
     return task, task.problem(1)
 
 
-def compute_grid(settings: Settings | None = None) -> dict:
-    """Build every task once and measure every applicable cell: ``{"cells": {(task, estimator,
-    num_samples, device): {"status": "ok" | "skipped" | "failed", ...}}}``, plain data only."""
+def _built_task(task_name: str) -> bytes:
+    """A work unit: one task built (its reference gradient computed), pickled. Every block of
+    the task's cells unpickles its own copy, so no cell sees what another did to the task."""
+    import pickle
+
+    seed_unit("task", task_name)
+    task, _problem = _build(task_name)
+    return pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _cell_block(argument) -> dict:
+    """A work unit: every (num_samples, device) cell of one (task, estimator): ``{(k, device):
+    cell}``. Each cell seeds torch itself (:func:`suite.measure.measure_cell`, seed
+    :data:`SEED`), the block starts from a fresh copy of the built task and seeds the global
+    generators from its identity, so its numbers depend on nothing that ran before it."""
+    import pickle
+
     from .measure import measure_cell
 
+    task_name, built, spec, ks, present, settings = argument
+    set_threads(settings)
+    seed_unit("cells", task_name, spec)
+    task = pickle.loads(built)
+    problem = task.problem(1)
+    return {(k, device): _cell(task, problem, spec, k, device, measure_cell, settings)
+            for k in ks for device in present}
+
+
+def grid_layout(settings: Settings | None = None) -> list[tuple[str, list[str]]]:
+    """``[(task, its estimator specs)]`` in the grid's order."""
+    return [(task_name, list(specs)) for _family, (task_list, specs)
+            in families(settings=settings).items() for task_name in task_list]
+
+
+def compute_grid(settings: Settings | None = None) -> dict:
+    """Build every task once and measure every applicable cell: ``{"cells": {(task, estimator,
+    num_samples, device): {"status": "ok" | "skipped" | "failed", ...}}}``, plain data only.
+
+    The work runs on :mod:`suite.executor` (every usable core by default; the ``workers`` and
+    ``scheduler`` settings): first one unit per task (building it), then one unit per (task,
+    estimator) block of CPU cells (:func:`_cell_block`: ~0.1-30 s each, so the executor's
+    ~5-10 ms per unit stays well under 5 %). CUDA cells run afterwards in this process, one
+    block at a time: their seconds per estimate are timed on the one GPU, never two at once.
+    Results are the same whatever the number of workers and the order units finish in."""
     settings = _s(settings)
     set_threads(settings)
-    cells = {}
     ks, present = num_samples(settings=settings), devices(settings=settings)
-    for _family, (task_list, specs) in families(settings=settings).items():
-        for task_name in task_list:
-            keys = [(spec, k, device) for spec in specs for k in ks for device in present]
-            try:
-                task, problem = _build(task_name)
-            except Exception as exc:  # noqa: BLE001 - a broken task fails its own cells
-                for key in keys:
-                    cells[(task_name, *key)] = {"status": "failed",
-                                                "error": f"task {task_name}: {short_error(exc)}"}
-                continue
-            for spec, k, device in keys:
-                cells[(task_name, spec, k, device)] = _cell(task, problem, spec, k, device,
-                                                            measure_cell, settings)
+    layout = grid_layout(settings)
+    cpu = [d for d in present if d != "cuda"]
+    cuda = [d for d in present if d == "cuda"]
+    total = sum(len(specs) for _, specs in layout) * len(ks) * len(present)
+    blocks: dict[tuple[str, str], dict] = {}
+    with Progress(settings.progress, "gradient-grid", total) as progress, \
+            Pool(settings, size_hint=sum(len(specs) for _, specs in layout)) as pool:
+        built = pool.run(_built_task, [(name, name) for name, _ in layout])
+
+        def block_done(key, outcome, devices_=()):
+            blocks.setdefault(key, {}).update(_block_cells(outcome, ks, devices_))
+            progress.step(len(ks) * len(devices_))
+
+        units = [((name, spec), (name, built[name], spec, tuple(ks), tuple(cpu), settings))
+                 for name, specs in layout if not isinstance(built[name], Failed)
+                 for spec in specs]
+        units = longest_first(units, previous_seconds(settings))
+        if cpu:
+            pool.run(_cell_block, units, lambda key, out: block_done(key, out, cpu))
+        if cuda:  # timed on the one GPU: serially, in this process, after the parallel phase
+            serial = Pool(replace(settings, workers=1, scheduler=""))
+            serial.run(_cell_block, [(key, (*arg[:4], tuple(cuda), arg[5])) for key, arg in units],
+                       lambda key, out: block_done(key, out, cuda))
+    cells = {}
+    for name, specs in layout:
+        failed = built[name] if isinstance(built[name], Failed) else None
+        for spec in specs:
+            block = blocks.get((name, spec), {})
+            for k in ks:
+                for device in present:
+                    if failed is not None:
+                        cells[(name, spec, k, device)] = {
+                            "status": "failed", "error": f"task {name}: {failed.error}",
+                            "traceback": failed.traceback}
+                    else:
+                        cells[(name, spec, k, device)] = block[(k, device)]
     return {"cells": cells}
+
+
+def previous_seconds(settings: Settings) -> dict[tuple[str, str], float]:
+    """``(task, estimator) -> seconds`` its cells took in the latest gradient-grid run file of
+    the results folder (``cell_seconds``); empty when there is none. Only the order units are
+    sent in depends on it, never a result."""
+    try:
+        from estibench import schema
+
+        from .results import results_folder
+
+        files = [p for p in schema.run_files(results_folder(settings))
+                 if p.name.endswith("-gradient-grid.parquet")]
+        if not files:
+            return {}
+        rows = schema.read_run(files[-1], columns=["task", "estimator", "measure", "value"])
+        rows = rows[rows["measure"] == "cell_seconds"]
+        return {key: float(v) for key, v in rows.groupby(["task", "estimator"])["value"].sum()
+                .items()}
+    except Exception:  # noqa: BLE001 - no history: the grid's own order
+        return {}
+
+
+def longest_first(units: list, seconds: dict) -> list:
+    """``units`` (keyed ``(task, estimator)``) with those that took longest last time first, and
+    those never measured before all of them, so that no long unit starts last and leaves the
+    other workers idle at the end (a stable sort: otherwise the grid's order)."""
+    return sorted(units, key=lambda unit: (unit[0] in seconds, -seconds.get(unit[0], 0.0)))
+
+
+def _block_cells(outcome, ks, present) -> dict:
+    """A block's cells: what it measured, or each cell failed with the unit's error (it raised,
+    its worker died, it ran past the time limit)."""
+    if isinstance(outcome, Failed):
+        return {(k, device): {"status": "failed", "error": outcome.error,
+                              "traceback": outcome.traceback} for k in ks for device in present}
+    return outcome
 
 
 def _cell(task, problem, spec, k, device, measure_cell, settings: Settings) -> dict:
@@ -308,13 +419,18 @@ CURVE_MEASURES = ("seconds", "loss", "metric")  # curves per step and per second
 
 def training_task_names(settings: Settings | None = None) -> list[str]:
     """The training tasks: the ``training_tasks`` setting (checked against the registry), or
-    every registered one."""
+    every registered one; the default grid leaves out a task whose class declares
+    ``in_default_grid = False`` (the literature-scale ones: minutes per method on a CPU), which
+    the full grid and a named narrowing run."""
     settings = _s(settings)
     available = TRAINING_TASKS.available()
     for name in settings.training_tasks:
         if name not in available:
             raise unknown_name("training task", name, available, "training_tasks", settings)
-    return list(settings.training_tasks) or available
+    if settings.training_tasks:
+        return list(settings.training_tasks)
+    return [n for n in available if full_grid(settings)
+            or getattr(TRAINING_TASKS.entry(n).factory, "in_default_grid", True)]
 
 
 def training_task(name: str, settings: Settings | None = None):
@@ -330,40 +446,81 @@ def curve_measures(task) -> list[str]:
     return [*CURVE_MEASURES, *(m for m in task.checkpoint_measures if m not in CURVE_MEASURES)]
 
 
-def run_task(name: str, settings: Settings | None = None) -> dict[str, object]:
-    """Every (method, seed) run of one task: summaries, curves, final measures, errors, and its
-    ``wall_seconds``; ``task_error`` (and nothing else) for a task that cannot be built or
-    run."""
-    from .training import check_run, summarise
+def _training_run(argument) -> tuple:
+    """A work unit: one (training task, method, seed) run, checked against the task's
+    declarations: ``(run, seconds)``. The task is built afresh (constructors build no data) and
+    the global generators seeded from the run's identity, so the run depends on nothing that
+    ran before it in the same process."""
+    from .training import check_run
 
+    name, method, seed, settings = argument
+    set_threads(settings)
+    seed_unit("training", name, method, seed)
+    start = time.perf_counter()
+    task = training_task(name, settings)
+    run = task.run(method, seed=seed)
+    check_run(task, run)
+    return run, time.perf_counter() - start
+
+
+def _error(outcome: Failed) -> str:
+    return f"{outcome.error}\n{outcome.traceback}" if outcome.traceback else outcome.error
+
+
+def run_task(name: str, settings: Settings | None = None) -> dict[str, object]:
+    """Every (method, seed) run of one task (:func:`compute_runs` of that task alone)."""
+    settings = _s(settings)
+    return compute_runs(settings, names=[name])[name]
+
+
+def compute_runs(settings: Settings | None = None, names: list[str] | None = None
+                 ) -> dict[str, dict[str, object]]:
+    """Every (method, seed) run of every training task in the grid (or of ``names``): per task
+    its summaries, curves, final measures, errors and ``wall_seconds`` (the sum of its runs'
+    wall times: the work, whatever the number of workers); ``task_error`` (and nothing else
+    but ``wall_seconds``) for a task that cannot be built.
+
+    One unit of :mod:`suite.executor` per run (:func:`_training_run`); a run that raises, whose
+    worker dies or that runs past the time limit fails its own cells. The runs' numbers do not
+    depend on the number of workers; their ``seconds`` are timed on a worker of their own (one
+    single-threaded worker per usable core)."""
     settings = _s(settings)
     set_threads(settings)
-    start = time.perf_counter()
-    try:
-        task = training_task(name, settings)
-        runs, errors = {}, {}
+    names = training_task_names(settings) if names is None else list(names)
+    tasks, out, units = {}, {}, []
+    for name in names:
+        start = time.perf_counter()
+        try:
+            tasks[name] = task = training_task(name, settings)
+            units.extend(((name, method, seed), (name, method, seed, settings))
+                         for method in task.methods for seed in task.seeds)
+        except Exception as exc:  # noqa: BLE001 - a broken task fails its own cells
+            out[name] = {"task_error": f"{short_error(exc)}\n{traceback.format_exc(limit=4)}",
+                         "wall_seconds": time.perf_counter() - start}
+    with Progress(settings.progress, "training", len(units)) as progress:
+        outcomes = run_units(_training_run, units, settings,
+                             on_done=lambda key, outcome: progress.step())
+    from .training import summarise
+
+    for name, task in tasks.items():
+        runs, errors, seconds = {}, {}, 0.0
         for method in task.methods:
             for seed in task.seeds:
-                try:
-                    run = task.run(method, seed=seed)
-                    check_run(task, run)
-                    runs[(method, seed)] = run
-                except Exception as exc:  # noqa: BLE001 - a failing run fails its own cells
-                    errors[(method, seed)] = f"{short_error(exc)}\n{traceback.format_exc(limit=4)}"
-        out = {
-            "summary": summarise(runs, task.higher_is_better) if runs else {},
-            "curves": {key: {int(p["step"]): dict(p) for p in run.checkpoints}
-                       for key, run in runs.items()},
-            "final": {key: dict(run.final) for key, run in runs.items()},
-            "errors": errors,
-        }
-    except Exception as exc:  # noqa: BLE001 - a broken task fails its own cells
-        out = {"task_error": f"{short_error(exc)}\n{traceback.format_exc(limit=4)}"}
-    out["wall_seconds"] = time.perf_counter() - start
-    return out
-
-
-def compute_runs(settings: Settings | None = None) -> dict[str, dict[str, object]]:
-    """:func:`run_task` of every training task in the grid."""
-    settings = _s(settings)
-    return {name: run_task(name, settings) for name in training_task_names(settings)}
+                outcome = outcomes[(name, method, seed)]
+                if isinstance(outcome, Failed):
+                    errors[(method, seed)] = _error(outcome)
+                else:
+                    runs[(method, seed)], took = outcome
+                    seconds += took
+        try:
+            out[name] = {
+                "summary": summarise(runs, task.higher_is_better) if runs else {},
+                "curves": {key: {int(p["step"]): dict(p) for p in run.checkpoints}
+                           for key, run in runs.items()},
+                "final": {key: dict(run.final) for key, run in runs.items()},
+                "errors": errors,
+            }
+        except Exception as exc:  # noqa: BLE001 - a broken task fails its own cells
+            out[name] = {"task_error": f"{short_error(exc)}\n{traceback.format_exc(limit=4)}"}
+        out[name]["wall_seconds"] = seconds
+    return {name: out[name] for name in names}

@@ -44,7 +44,7 @@ __all__ = ["SEEDS", "CLIP_RULES", "CLIP_GRADIENTS", "CLIP_LRS", "CLIP_TARGET", "
            "clipping_experiment", "clip_run", "BN_NETS", "BN_LRS", "BN_LR_GRID", "BN_DEPTH",
            "BN_CHECKPOINTS", "batchnorm_experiment", "INITS", "ACTIVATIONS", "INIT_DEPTH",
            "INIT_WIDTH", "INIT_LAYERS", "init_experiment", "SMOOTHNESS_BINS", "binned",
-           "largest"]
+           "largest", "EXPERIMENTS", "run_experiment"]
 
 SEEDS = (0, 1, 2)
 #: number of equal-count gradient-norm bins the smoothness points are summarised in
@@ -405,3 +405,18 @@ def init_experiment(seeds: Sequence[int] = SEEDS, depth: int = INIT_DEPTH) -> di
     set_threads()
     return {"profiles": {(act, init, seed): init_profile(act, init, seed, depth)
                          for act in ACTIVATIONS for init in INITS for seed in seeds}}
+
+
+# -- the experiments as units of work (suite/benchmarks/bench_landscape.py) ----------------------
+#: experiment (its benchmark classes' name) -> the function computing it
+EXPERIMENTS = {"Clipping": "clipping_experiment", "BatchNorm": "batchnorm_experiment",
+               "Init": "init_experiment"}
+
+
+def run_experiment(name: str) -> dict:
+    """A work unit of :mod:`suite.executor`: one experiment, the global generators seeded from
+    its name first (the experiments draw from generators of their own, seeded by their seeds)."""
+    from .executor import seed_unit
+
+    seed_unit("landscape", name)
+    return globals()[EXPERIMENTS[name]]()

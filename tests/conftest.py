@@ -14,6 +14,11 @@ import pytest
 from hypothesis import settings
 from hypothesis.configuration import set_hypothesis_home_dir
 
+# the setup work in this process (suite.executor's in-process path) unless a test asks for
+# workers: estimators and tasks a test registers at run time exist only in this process, not in
+# a worker's (tests that use workers set ESTIBENCH_WORKERS or pass Settings(workers=...))
+os.environ.setdefault("ESTIBENCH_WORKERS", "1")
+
 # no example database and hypothesis's own caches in a temporary folder: the tests write
 # nothing into the working tree (.hypothesis/)
 settings.register_profile("estibench", database=None)

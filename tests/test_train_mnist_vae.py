@@ -277,3 +277,22 @@ def test_training_step_floor_ratio_is_measured():
     out = floor_step_ratio(pairs=7)
     assert out["plain_seconds"] > 0 and out["suite_seconds"] > 0
     assert 0.5 < out["ratio"] < 2.0  # the benchmark's target is 1.15; loose under shared load
+
+
+def test_the_literature_scale_tasks_join_the_full_grid_and_a_named_narrowing():
+    from estibench.settings import Settings
+    from suite import grid
+
+    mnist = {"binary_vae_mnist_linear", "binary_vae_mnist_nonlinear", "categorical_vae_mnist"}
+    assert not mnist & set(grid.training_task_names(Settings()))
+    assert mnist <= set(grid.training_task_names(Settings(grid="full")))
+    assert grid.training_task_names(Settings(training_tasks=("binary_vae_mnist_linear",))) \
+        == ["binary_vae_mnist_linear"]
+
+
+def test_the_tier_setting_sizes_the_tasks(monkeypatch):
+    monkeypatch.setenv("ESTIBENCH_TIER", "smoke")
+    from suite.train_mnist_vae import TIERS, BinaryVAEMNISTLinear
+
+    assert BinaryVAEMNISTLinear().tier == "smoke"
+    assert BinaryVAEMNISTLinear(tier="paper").steps == TIERS["paper"]["steps"]

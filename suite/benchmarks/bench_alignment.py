@@ -15,7 +15,8 @@ one row per checkpoint and measure (seconds, loss, metric and the task's
 ``checkpoint_measures``, :func:`suite.grid.curve_measures`); failed runs as failed rows with
 their errors.
 
-Every run happens once per asv run, in ``setup_cache`` (:func:`suite.grid.run_task` per task,
+Every run happens once per asv run, in ``setup_cache`` (:func:`suite.grid.compute_runs` of the
+tasks not in the disk cache, one unit of :mod:`suite.executor` per run, on every usable core;
 shared by every class here; reused from disk per task on the same code, settings and machine,
 :func:`suite.benchutil.disk_cached`, so narrowing the training tasks recomputes nothing), and the
 tracks read the numbers: each cell's process loads only its task's runs
@@ -55,17 +56,31 @@ def write_run(name: str, entry: dict, run_started: float, settings: Settings | N
                          run_started, settings)
 
 
+_MISSING = object()
+
+
+def _cached(name: str, settings: Settings, entry=_MISSING):
+    """The task's runs from the disk cache (:data:`_MISSING` when not there); with ``entry``,
+    that entry, stored unless it holds a task error. Per task, so narrowing the training tasks
+    recomputes nothing."""
+    return disk_cached(f"training-{name}", lambda: entry, computation="training",
+                       settings=settings,
+                       keep=lambda value: value is not _MISSING and "task_error" not in value)
+
+
 class _Alignment:
     timeout = 600
 
     def setup_cache(self):
         started, settings = time.time(), current()
-        runs = {}
-        for name in grid.training_task_names(settings):
-            runs[name] = disk_cached(f"training-{name}",
-                                     lambda name=name: grid.run_task(name, settings),
-                                     computation="training", settings=settings,
-                                     keep=lambda entry: "task_error" not in entry)
+        names = grid.training_task_names(settings)
+        runs = {name: _cached(name, settings) for name in names}
+        missing = [name for name in names if runs[name] is _MISSING]
+        if missing:  # every missing task's runs at once: one unit per run, on every core
+            computed = grid.compute_runs(settings, names=missing)
+            for name in missing:
+                runs[name] = _cached(name, settings, computed[name])
+        for name in names:
             write_run(name, runs[name], started, settings)
         return {"spilled": spill(runs, "training-runs")}
 

@@ -1,7 +1,9 @@
 """asv benchmarks for the landscape experiments (issue 15; :mod:`suite.landscape`).
 
 Each experiment runs once per asv run, in the ``setup_cache`` its classes share (reused from disk
-on the same code and machine, :func:`suite.benchutil.disk_cached`). Numbers are the mean over
+on the same code and machine, :func:`suite.benchutil.disk_cached`); the first of them computes
+every experiment missing from the disk cache at once, one unit of :mod:`suite.executor` per
+experiment (see :func:`_computed`). Numbers are the mean over
 :data:`suite.landscape.SEEDS` and, as ``track_<m>_se``, its standard error (sd / √seeds). A cell
 where some seed's value is undefined (the run diverged before that checkpoint) is NaN (n/a).
 
@@ -68,12 +70,38 @@ def _add(cls, experiment: str, keys, read, tracked: bool, se: bool = True) -> No
                 (lambda self, k, *a: read(self, k, *a)[0]) if se else read))
 
 
-def _computed(name: str, compute) -> dict:
+_MISSING = object()
+
+
+def _cached(name: str, settings, value=_MISSING):
+    return disk_cached(f"landscape-{name.lower()}", lambda: value, computation="landscape",
+                       settings=settings, keep=lambda v: v is not _MISSING)
+
+
+def _computed(name: str, compute=None) -> dict:
     """What an experiment's ``setup_cache`` returns: the experiment, from the disk cache when
-    the code is unchanged; its run file written."""
+    the code is unchanged; its run file written.
+
+    The first of the three ``setup_cache`` to run computes every experiment missing from the
+    disk cache at once, one unit of :mod:`suite.executor` each (on every usable core), and
+    caches each; the other two then read theirs from the cache. With the cache off each
+    computes its own experiment only."""
+    from suite.executor import Failed, run_units
+
     started, settings = time.time(), current()
-    cache = disk_cached(f"landscape-{name.lower()}", compute, computation="landscape",
-                        settings=settings)
+    cache = _cached(name, settings)
+    if cache is _MISSING:
+        names = [n for n in L.EXPERIMENTS if n == name or (
+            settings.setup_cache.strip().lower() not in ("off", "0", "no")
+            and _cached(n, settings) is _MISSING)]
+        outcomes = run_units(L.run_experiment, [(n, n) for n in names], settings)
+        if isinstance(outcomes[name], Failed):
+            raise RuntimeError(f"landscape experiment {name} failed: {outcomes[name].error}\n"
+                               f"{outcomes[name].traceback}")
+        for n, outcome in outcomes.items():
+            if not isinstance(outcome, Failed):
+                _cached(n, settings, outcome)
+        cache = outcomes[name]
     results.write(run_rows(name, cache), f"landscape-{name.lower()}", started, settings)
     return cache
 
@@ -96,7 +124,7 @@ class _Clipping:
     timeout = 300
 
     def setup_cache(self):
-        return _computed("Clipping", L.clipping_experiment)
+        return _computed("Clipping")
 
     setup_cache.timeout = 600
 
@@ -162,7 +190,7 @@ class _BatchNorm:
     timeout = 300
 
     def setup_cache(self):
-        return _computed("BatchNorm", L.batchnorm_experiment)
+        return _computed("BatchNorm")
 
     setup_cache.timeout = 600
 
@@ -227,7 +255,7 @@ class _Init:
     timeout = 300
 
     def setup_cache(self):
-        return _computed("Init", L.init_experiment)
+        return _computed("Init")
 
     setup_cache.timeout = 600
 
