@@ -2,7 +2,7 @@
 report.md and a self-contained report.html.
 
 Modules: :mod:`~reports.load` (the one reader), :mod:`~reports.tables` and :mod:`~reports.claims`
-(the tables), :mod:`~reports.figures`, :mod:`~reports.costfigs`, :mod:`~reports.trainfigs`,
+(the tables), :mod:`~reports.figures`, :mod:`~reports.trainfigs`,
 :mod:`~reports.landscape` (the figures, drawn with :mod:`~reports.layout` in :mod:`~reports.style`),
 :mod:`~reports.render` (the report's blocks), :mod:`~reports.write` (report.md, report.html,
 figures/, tables/). The measures, units and verdicts are :mod:`estibench.schema`'s; display names
@@ -54,7 +54,7 @@ def __getattr__(name: str):
 
         return OutputError
     if name in ("read_tidy", "write_tidy"):
-        from . import tidy
+        from . import load as tidy
 
         return getattr(tidy, name)
     raise AttributeError(f"module 'reports' has no attribute {name!r}")
@@ -67,8 +67,7 @@ def needs() -> tuple[str, ...]:
     return tuple(dict.fromkeys(figures.NEEDS + tables.NEEDS + claims.NEEDS + landscape.NEEDS))
 
 
-def load_results(results: Any, columns: Sequence[str] | None = None,
-                 progress: Callable[[str], None] | None = None):
+def load_results(results: Any, columns: Sequence[str] | None = None, progress: Callable[[str], None] | None = None):
     """The tidy frame of every result under ``results`` (:class:`reports.load.Loaded`: frame,
     param_columns, machines, files, warnings); ``columns``: the label columns to read (None:
     every column, as ``--tidy`` writes them)."""
@@ -87,7 +86,7 @@ def build_report(results: Any, out: Any, *, formats: Sequence[str] = ("png",),
     and :class:`OutputError` (the output folder cannot take the report; the previous one is left as it was)."""
     import warnings as py_warnings
 
-    from .tidy import write_tidy
+    from .load import write_tidy
     from .write import write_report
 
     say = progress or (lambda msg: None)
@@ -100,7 +99,6 @@ def build_report(results: Any, out: Any, *, formats: Sequence[str] = ("png",),
                "only_estimators": tuple(estimators), "per_task": per_task}
     with py_warnings.catch_warnings():
         py_warnings.simplefilter("ignore")  # matplotlib/seaborn chatter is not the user's problem
-        paths = write_report(loaded, Path(out), formats, progress=say, source=str(results),
-                             figure_options=options)
+        paths = write_report(loaded, Path(out), formats, progress=say, source=str(results), figure_options=options)
     return {"markdown": paths["markdown"], "html": paths["html"], "notes": paths["notes"],
             "warnings": list(loaded.warnings) + paths["skipped"]}

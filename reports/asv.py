@@ -100,11 +100,9 @@ def checked(path: Path, info: dict[str, Any]) -> tuple[dict[str, Any], str]:
     if machine is None:
         machine = info.get("machine") or path.parent.name
     if not isinstance(machine, str) or not machine.strip():
-        raise ValueError(f"params.machine is {type(machine).__name__} {machine!r:.60}, not a "
-                         f"machine name")
+        raise ValueError(f"params.machine is {type(machine).__name__} {machine!r:.60}, not a " f"machine name")
     raw_date = data.get("date")
-    if raw_date is not None and (isinstance(raw_date, bool)
-                                 or not isinstance(raw_date, (int, float))):
+    if raw_date is not None and (isinstance(raw_date, bool) or not isinstance(raw_date, (int, float))):
         raise ValueError(f"'date' is {type(raw_date).__name__}, not milliseconds")
     return data, machine
 
@@ -127,8 +125,7 @@ def _layout(name: str, cols: dict[str, Any], meta: dict[str, Any]) -> tuple[list
         raise ValueError(f"benchmark {name}: 'params' is not a list of lists")
     n = math.prod(len(p) for p in params)
     if n > _MAX_CELLS:
-        raise ValueError(f"benchmark {name}: {n} parameter combinations (more than "
-                         f"{_MAX_CELLS})")
+        raise ValueError(f"benchmark {name}: {n} parameter combinations (more than " f"{_MAX_CELLS})")
     names = meta.get("param_names")
     if not isinstance(names, list) or len(names) != len(params) \
             or not all(isinstance(p, str) for p in names):
@@ -159,8 +156,7 @@ def rows_of_file(data: dict[str, Any], machine: str, benchmarks: dict[str, Any],
         params, names, n = _layout(name, cols, meta)
         results = cols.get("result") if isinstance(cols.get("result"), list) else [None] * n
         if len(results) != n:
-            raise ValueError(f"benchmark {name}: {len(results)} results for {n} parameter "
-                             f"combinations")
+            raise ValueError(f"benchmark {name}: {len(results)} results for {n} parameter " f"combinations")
         ci_a, ci_b = (cols.get(c) if isinstance(cols.get(c), list) and len(cols[c]) == n
                       else [None] * n for c in ("stats_ci_99_a", "stats_ci_99_b"))
         started = _finite(cols.get("started_at")) / 1e3
@@ -175,8 +171,7 @@ def rows_of_file(data: dict[str, Any], machine: str, benchmarks: dict[str, Any],
                    if isinstance(v, str) else parse_param(v) for k, v in zip(names, combo)}
             lo, hi = _finite(ci_a[i]), _finite(ci_b[i])
             ok = status == "ok" and not (math.isnan(lo) or math.isnan(hi))
-            rec.update(group="gradient" if gradient else "other",
-                       experiment="" if gradient else cls, measure=measure,
+            rec.update(group="gradient" if gradient else "other", experiment="" if gradient else cls, measure=measure,
                        value=float(results[i]) if status == "ok" else math.nan,  # inf: flagged
                        se=math.nan, ci_low=lo if ok else math.nan, ci_high=hi if ok else math.nan,
                        ci_level=ASV_CI_LEVEL if ok else math.nan, status=status,
@@ -186,6 +181,5 @@ def rows_of_file(data: dict[str, Any], machine: str, benchmarks: dict[str, Any],
                        run=f"asv:{machine}:{commit[:8]}")
             rows.append(rec)
         if invalid:
-            problems.append(f"{name}: {invalid} cell(s) hold something other than a number "
-                            f"(counted as failed)")
+            problems.append(f"{name}: {invalid} cell(s) hold something other than a number " f"(counted as failed)")
     return rows

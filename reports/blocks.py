@@ -13,8 +13,7 @@ import pandas as pd
 if TYPE_CHECKING:  # pragma: no cover
     from .figures import Figure
 
-__all__ = ["Heading", "Para", "Items", "Alert", "Table", "Bold", "FigureBlock", "Block",
-           "Report", "fmt", "SIGNIFICANT"]
+__all__ = ["Heading", "Para", "Items", "Alert", "Table", "Bold", "FigureBlock", "Block", "Report", "fmt", "SIGNIFICANT"]
 
 SIGNIFICANT = 3  # digits of a number in report.md and report.html (the CSV tables keep all)
 

@@ -24,7 +24,6 @@ from estibench import schema as M  # noqa: E402
 
 from . import layout as L  # noqa: E402
 from . import select as S  # noqa: E402
-from .costfigs import fig_cost  # noqa: E402
 from .layout import Figure, Skip, axis_label, ci_words  # noqa: E402
 from .load import CI_LEVEL, CI_Z  # noqa: E402
 from .safe import plain, slug  # noqa: E402
@@ -32,7 +31,8 @@ from .select import gradient_cells, latest_commit, training_curves  # noqa: E402
 from .style import COLUMN_WIDTH, TEXT_WIDTH, Styles, legend_columns, style  # noqa: E402
 from .trainfigs import fig_loss_metric, fig_training, fig_training_evaluations  # noqa: E402
 
-__all__ = ["Figure", "Skip", "build_figures", "HISTORY_MEASURE", "NEEDS"]
+__all__ = ["Figure", "Skip", "build_figures", "HISTORY_MEASURE", "NEEDS", "cost_points", "fig_cost",
+           "COST_AXES"]
 
 #: the measure whose history across commits is drawn unless the caller names another
 HISTORY_MEASURE = "time_estimate"
@@ -50,8 +50,7 @@ def _zero_note(panels: S.Panels, styles: Styles, what: str = "value") -> str:
 
 # -- gradient figures ----------------------------------------------------------------------------
 def _vs_samples(cells: pd.DataFrame, measure: str, styles: Styles, name: str, title: str,
-                caption: str, device: str | None = None,
-                reference_slope: float | None = None,
+                caption: str, device: str | None = None, reference_slope: float | None = None,
                 expected_tasks: Sequence[str] = ()) -> Figure:
     panels = S.samples_panels(cells, measure, device)
     data, tasks, names = panels.data, panels.tasks, panels.names
@@ -66,8 +65,7 @@ def _vs_samples(cells: pd.DataFrame, measure: str, styles: Styles, name: str, ti
         part = data[data["task"] == task]
         positive = part[part["value"] > 0]
         for est in sorted(positive["estimator"].unique()):
-            L.series(ax, positive[positive["estimator"] == est], "num_samples", est, styles,
-                     band=True, log_y=True)
+            L.series(ax, positive[positive["estimator"] == est], "num_samples", est, styles, band=True, log_y=True)
         L.k_axis(ax, part["num_samples"].tolist())
         ax.set_yscale("log")
         ks = np.array(sorted(part["num_samples"].unique()), dtype=float)
@@ -80,8 +78,7 @@ def _vs_samples(cells: pd.DataFrame, measure: str, styles: Styles, name: str, ti
             ax.plot(ks, anchor * (ks / k0) ** reference_slope, ls=":", color="0.3", lw=1.0)
         L.log_ticks(ax, "y")
         for est, zero in part[part["value"] == 0].groupby("estimator"):
-            L.mark_zeros(ax, zero["num_samples"].to_numpy(float), styles.colour(est),
-                         styles.marker(est), label=est)
+            L.mark_zeros(ax, zero["num_samples"].to_numpy(float), styles.colour(est), styles.marker(est), label=est)
         ax.set_title(styles.task(task))
         ax.set_ylabel(axis_label(measure) if i % ncols == 0 else "")
     L.legend_below(fig, styles, names, "estimator", width, extra)
@@ -89,36 +86,31 @@ def _vs_samples(cells: pd.DataFrame, measure: str, styles: Styles, name: str, ti
     absent = sorted(set(expected_tasks) - set(tasks))
     if absent:
         note += f" No {measure} results (failed or skipped cells): {', '.join(absent)}."
-    return Figure(name, title, f"{caption} Device: {panels.device}.{ci_words(panels.rows)}"
-                               f"{note}", fig)
+    return Figure(name, title, f"{caption} Device: {panels.device}.{ci_words(panels.rows)}" f"{note}", fig)
 
 
 def fig_variance(cells, styles, **kw):
-    return _vs_samples(
-        cells, "variance", styles, "variance_vs_samples", "Gradient variance vs samples",
+    return _vs_samples(cells, "variance", styles, "variance_vs_samples", "Gradient variance vs samples",
         "Trace of the covariance of the gradient estimate against the number of samples K "
         "(log-log), one panel per task; dotted: slope −1, the 1/K of averaging K independent "
         "samples.", reference_slope=-1, **kw)
 
 
 def fig_work_normalised(cells, styles, **kw):
-    return _vs_samples(
-        cells, "work_normalised_variance", styles, "work_normalised_variance",
+    return _vs_samples(cells, "work_normalised_variance", styles, "work_normalised_variance",
         "Work-normalised variance",
         "Variance × seconds per estimate against K (the efficiency of a Monte Carlo estimator, "
         "Glynn & Whitt 1992); lower is a better use of compute.", **kw)
 
 
 def fig_snr(cells, styles, **kw):
-    return _vs_samples(
-        cells, "snr", styles, "snr_vs_samples", "Signal-to-noise ratio",
+    return _vs_samples(cells, "snr", styles, "snr_vs_samples", "Signal-to-noise ratio",
         "SNR ‖E ĝ‖ / √tr Cov(ĝ) against K; higher is better; dotted: slope ½ (√K). "
         "Deterministic estimators have no SNR.", reference_slope=0.5, **kw)
 
 
 def fig_time(cells, styles, device: str, **kw):
-    return _vs_samples(
-        cells, "time_estimate", styles, f"time_vs_samples_{slug(device)}",
+    return _vs_samples(cells, "time_estimate", styles, f"time_vs_samples_{slug(device)}",
         f"Time per estimate vs samples ({device})",
         "Seconds per gradient estimate including its backward pass (asv time_estimate) against "
         "K (log-log).", device=device, **kw)
@@ -147,8 +139,7 @@ def fig_bias_variance(cells, styles):
             ax.scatter(shown["value_var"], bias, s=[sizes[k] ** 2 for k in shown["num_samples"]],
                        marker=marker, color=colour, linewidths=0)
             zero = line[line["value_var"] == 0]
-            L.mark_zeros(ax, zero["value_bias"].to_numpy(float), colour, marker, axis="x",
-                         label=est)
+            L.mark_zeros(ax, zero["value_bias"].to_numpy(float), colour, marker, axis="x", label=est)
         ax.set_xscale("log")
         L.log_ticks(ax, "x")
         ax.set_yscale("symlog", linthresh=0.01, linscale=0.5)
@@ -157,8 +148,7 @@ def fig_bias_variance(cells, styles):
         ax.set_title(styles.task(task))
         ax.set_xlabel(axis_label("variance", short=True))
         ax.set_ylabel("relative bias" if i % ncols == 0 else "")
-    size_handles = [Line2D([], [], ls="none", marker="o", color="0.45", ms=sizes[k],
-                           markeredgewidth=0) for k in ks]
+    size_handles = [Line2D([], [], ls="none", marker="o", color="0.45", ms=sizes[k], markeredgewidth=0) for k in ks]
     fig.legend(L.handles(styles, names) + size_handles, labels + [f"K={k}" for k in ks],
                title="estimator; marker size: samples K", loc="outside lower center",
                ncol=legend_columns(labels, width), columnspacing=1.2)
@@ -166,8 +156,7 @@ def fig_bias_variance(cells, styles):
     caption = (f"Relative bias ‖E ĝ − g‖/‖g‖ against variance, one point per K (larger marker: "
                f"more samples); bias axis linear below 0.01, logarithmic above. Error bars: "
                f"±{CI_Z:.2f} × the bias resolution √(tr Cov/R)/‖g‖ ({round(100 * CI_LEVEL)} %): "
-               f"a bias within them cannot be told from 0 with these R replicates. Device: "
-               f"{panels.device}.{note}")
+               f"a bias within them cannot be told from 0 with these R replicates. Device: " f"{panels.device}.{note}")
     return Figure("bias_vs_variance", "Bias vs variance", caption, fig)
 
 
@@ -176,20 +165,17 @@ def fig_history(frame_machine: pd.DataFrame, styles: Styles, measure: str = HIST
     panels, order, k_of = S.history_points(frame_machine, measure)
     data, tasks, names = panels.data, panels.tasks, panels.names
     width = COLUMN_WIDTH if len(tasks) <= 2 else TEXT_WIDTH
-    fig, axes, width, ncols = L.facets(
-        len(tasks), height=L.PANEL_HEIGHT + 0.25,
+    fig, axes, width, ncols = L.facets(len(tasks), height=L.PANEL_HEIGHT + 0.25,
         legend_rows=L.legend_rows([styles.name(n) for n in names], width))
     step = max(1, math.ceil(len(order) / 10))  # at most ~10 commit labels per axis
     log_y = bool((data["value"] > 0).all())
     for i, (ax, task) in enumerate(zip(axes, tasks)):
         part = data[data["task"] == task]
         for est in sorted(part["estimator"].unique()):
-            L.series(ax, part[part["estimator"] == est], "position", est, styles, band=True,
-                     log_y=log_y)
+            L.series(ax, part[part["estimator"] == est], "position", est, styles, band=True, log_y=log_y)
         ticks = list(range(0, len(order), step))
         ax.set_xticks(ticks)
-        ax.set_xticklabels([plain(order[t][:8]) for t in ticks], rotation=45, ha="right",
-                           fontsize=5.5)
+        ax.set_xticklabels([plain(order[t][:8]) for t in ticks], rotation=45, ha="right", fontsize=5.5)
         ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlim(-0.3, len(order) - 0.7)
         if log_y:
@@ -218,10 +204,8 @@ def _gradient_builders(cells, styles, ran, tail=""):
             for m in ("variance", "mse") for axis in ("evaluations", "seconds")]
     devices = sorted(cells.loc[cells["measure"] == "time_estimate", "device"].unique()) \
         if not cells.empty else []
-    out += [(f"time vs samples ({d})", lambda d=d: fig_time(cells, styles, d, **ran))
-            for d in devices or ["cpu"]]
-    return [(f"{label}{tail and ' (' + tail + ')'}", build, tail and f"-{slug(tail)}")
-            for label, build in out]
+    out += [(f"time vs samples ({d})", lambda d=d: fig_time(cells, styles, d, **ran)) for d in devices or ["cpu"]]
+    return [(f"{label}{tail and ' (' + tail + ')'}", build, tail and f"-{slug(tail)}") for label, build in out]
 
 
 def _chosen(frame: pd.DataFrame, column: str, names) -> pd.DataFrame:
@@ -241,25 +225,19 @@ def build_figures(frame_machine: pd.DataFrame, styles: Styles, tasks: dict[str, 
     fails to draw is listed with its error; the others are drawn. ``only_tasks`` and ``only_estimators``
     choose the gradient panels; ``per_task`` adds one file per task of every gradient figure
     (``<name>-<task>``); ``on_figure`` is called with each figure as soon as it is built."""
-    frame_machine = _chosen(_chosen(frame_machine, "task", only_tasks), "estimator",
-                            only_estimators)
+    frame_machine = _chosen(_chosen(frame_machine, "task", only_tasks), "estimator", only_estimators)
     grad = latest_commit(frame_machine[frame_machine["group"] == "gradient"])
     cells = gradient_cells(grad)
     ran = {"expected_tasks": sorted(grad["task"].dropna().unique()) if not grad.empty else []}
-    align = latest_commit(frame_machine[frame_machine["group"].isin(["summary", "final",
-                                                                     "curve"])])
+    align = latest_commit(frame_machine[frame_machine["group"].isin(["summary", "final", "curve"])])
     curves = training_curves(align)
     taus = S.taus(align, curves, tasks)
     builders = _gradient_builders(cells, styles, ran)
     for task in (ran["expected_tasks"] if per_task else []):
-        builders += _gradient_builders(cells[cells["task"] == task], styles,
-                                       {"expected_tasks": [task]}, str(task))
-    builders += [
-        ("training curves", lambda: fig_training(curves, styles, tasks), ""),
-        ("training curves vs evaluations",
-         lambda: fig_training_evaluations(curves, styles, tasks), ""),
-        ("loss vs metric", lambda: fig_loss_metric(curves, styles, tasks, taus), ""),
-        (f"history of {history_measure}",
+        builders += _gradient_builders(cells[cells["task"] == task], styles, {"expected_tasks": [task]}, str(task))
+    builders += [("training curves", lambda: fig_training(curves, styles, tasks), ""),
+        ("training curves vs evaluations", lambda: fig_training_evaluations(curves, styles, tasks), ""),
+        ("loss vs metric", lambda: fig_loss_metric(curves, styles, tasks, taus), ""), (f"history of {history_measure}",
          lambda: fig_history(frame_machine, styles, history_measure), ""),
     ]
     figures, skipped = [], []
@@ -282,3 +260,77 @@ def build_figures(frame_machine: pd.DataFrame, styles: Styles, tasks: dict[str, 
         if on_figure is not None:
             on_figure(figure)
     return figures, skipped
+
+
+#: x axis name -> (what it is in words, file stem part)
+COST_AXES = {"evaluations": "f evaluations per estimate", "seconds": "seconds per estimate"}
+_KEYS = ["task", "estimator", "num_samples"]
+
+
+def cost_points(cells: pd.DataFrame, measure: str, axis: str) -> tuple[pd.DataFrame, str]:
+    """One row per (task, estimator, K): ``value`` of ``measure`` and its ``cost``."""
+    y = cells[cells["measure"] == measure]
+    if y.empty:
+        raise Skip(f"no {measure} results")
+    device = S.pick_device(y)
+    on = cells[cells["device"] == device]
+    data = S.one_value_per_cell(on[on["measure"] == measure], _KEYS)
+    if axis == "evaluations":
+        cost = S.one_value_per_cell(on[on["measure"] == "evaluations"], _KEYS)
+    else:
+        cost = S.one_value_per_cell(on[on["measure"] == "time_estimate"], _KEYS)
+        if cost.empty:  # the harness's own seconds: variance x seconds / variance
+            wnv = S.one_value_per_cell(on[on["measure"] == "work_normalised_variance"], _KEYS)
+            var = S.one_value_per_cell(on[on["measure"] == "variance"], _KEYS)
+            both = wnv.merge(var, on=_KEYS, suffixes=("", "_v"))
+            cost = both.assign(value=both["value"] / both["value_v"].where(both["value_v"] > 0))[_KEYS + ["value"]]
+    if cost.empty:
+        raise Skip(f"no {COST_AXES[axis]} in the results (results written before the suite " f"recorded it)")
+    data = data.merge(cost[_KEYS + ["value"]].rename(columns={"value": "cost"}), on=_KEYS)
+    data = data[np.isfinite(data["cost"]) & (data["cost"] > 0) & (data["value"] >= 0)]
+    if not (data["value"] > 0).any():
+        raise Skip(f"no positive {measure} with a {COST_AXES[axis]}")
+    return data, device
+
+
+def fig_cost(cells: pd.DataFrame, styles: Styles, measure: str, axis: str) -> Figure:
+    data, device = cost_points(cells, measure, axis)
+    tasks, names = sorted(data["task"].unique()), sorted(data["estimator"].unique())
+    width = COLUMN_WIDTH if len(tasks) <= 2 else TEXT_WIDTH
+    labels = [styles.name(n) for n in names]
+    fig, axes, width, ncols = L.facets(len(tasks), legend_rows=L.legend_rows(labels, width))
+    scale, unit = 1.0, ""
+    if axis == "seconds":  # in the unit that keeps the ticks plain numbers
+        median = float(data["cost"].median())
+        scale, unit = next(((f, u) for f, u in ((1.0, "s"), (1e3, "ms"), (1e6, "µs")) if median * f >= 1), (1e9, "ns"))
+    # short: two panels share 3.3 inches
+    x_label = "f evaluations / estimate" if axis == "evaluations" else f"time / estimate [{unit}]"
+    for i, (ax, task) in enumerate(zip(axes, tasks)):
+        part = data[data["task"] == task]
+        for est in sorted(part["estimator"].unique()):
+            # in K order (a timing need not grow with K: the line may turn back)
+            line = part[(part["estimator"] == est) & (part["value"] > 0)].sort_values("num_samples")
+            colour = styles.colour(est)
+            x = line["cost"].to_numpy(float) * scale
+            ax.plot(x, line["value"], color=colour, marker=styles.marker(est), markeredgewidth=0, label=est)
+            lo, hi = line["ci_low"].to_numpy(float), line["ci_high"].to_numpy(float)
+            L.bars(ax, x, lo, hi, colour, np.isfinite(lo) & np.isfinite(hi) & (lo > 0))
+            zero = part[(part["estimator"] == est) & (part["value"] == 0)]
+            if len(zero):
+                L.mark_zeros(ax, zero["cost"].to_numpy(float) * scale, colour, styles.marker(est), label=est)
+        ax.set_xscale("log", base=2 if axis == "evaluations" else 10)
+        ax.set_yscale("log")
+        L.log_ticks(ax, "x")
+        L.log_ticks(ax, "y")
+        ax.set_title(styles.task(task))
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(axis_label(measure) if i % ncols == 0 else "")
+    L.legend_below(fig, styles, names, "estimator", width)
+    zeros = sorted(data.loc[data["value"] == 0, "estimator"].unique())
+    note = (" Hollow markers at the bottom edge: exactly 0 (no place on a log axis): "
+            + ", ".join(zeros) + ".") if zeros else ""
+    source = ("f evaluations the harness counted per estimate" if axis == "evaluations" else
+              "seconds per estimate (asv time_estimate, or the harness's timing)")
+    caption = (f"{M.label(measure)} against {source}, one point per K, one panel per task "
+               f"(log-log): at equal cost, lower is better. Device: {device}.{note}")
+    return Figure(f"{measure}_vs_{axis}", f"{M.label(measure).split('  ')[0]} vs " f"{COST_AXES[axis]}", caption, fig)

@@ -49,8 +49,7 @@ def _part(rows: pd.DataFrame, cls: str, measure: str | None = None) -> pd.DataFr
 def _line(ax, part: pd.DataFrame, x: str, name: str, styles: Styles, **kw) -> None:
     part = part.sort_values(x)
     colour = styles.colour(name)
-    ax.plot(part[x], part["value"], color=colour, marker=styles.marker(name), ms=3,
-            markeredgewidth=0, label=name, **kw)
+    ax.plot(part[x], part["value"], color=colour, marker=styles.marker(name), ms=3, markeredgewidth=0, label=name, **kw)
     if "se" in part and part["se"].notna().any():
         se = part["se"].fillna(0).to_numpy(float)
         v = part["value"].to_numpy(float)
@@ -58,28 +57,23 @@ def _line(ax, part: pd.DataFrame, x: str, name: str, styles: Styles, **kw) -> No
 
 
 def _fig_smoothness(rows, styles) -> Figure | None:
-    bins = pd.concat([_part(rows, "LandscapeClippingSmoothness"),
-                      _part(rows, "LandscapeBatchNormSmoothness")])
+    bins = pd.concat([_part(rows, "LandscapeClippingSmoothness"), _part(rows, "LandscapeBatchNormSmoothness")])
     fits = pd.concat([_part(rows, "LandscapeClippingFit"), _part(rows, "LandscapeBatchNormFit")])
     if bins.empty:
         return None
     sources = sorted(bins["source"].dropna().unique())
     fig, axes, width, ncols = Lay.facets(len(sources), legend_rows=2)
     for i, (ax, source) in enumerate(zip(axes, sources)):
-        part = bins[bins["source"] == source].pivot_table(index="bin", columns="measure",
-                                                          values="value")
+        part = bins[bins["source"] == source].pivot_table(index="bin", columns="measure", values="value")
         if not {"grad_norm", "smoothness"} <= set(part.columns):
             continue
-        ax.plot(part["grad_norm"], part["smoothness"], "o", ms=3, color="0.35",
-                label="median per bin")
+        ax.plot(part["grad_norm"], part["smoothness"], "o", ms=3, color="0.35", label="median per bin")
         if "smoothness_upper" in part:
-            ax.plot(part["grad_norm"], part["smoothness_upper"], "^", ms=3, color="0.6",
-                    label="90 % quantile per bin")
+            ax.plot(part["grad_norm"], part["smoothness_upper"], "^", ms=3, color="0.6", label="90 % quantile per bin")
         fit = fits[fits["source"] == source].set_index("measure")["value"]
         xs = np.geomspace(max(part["grad_norm"].min(), 1e-12), part["grad_norm"].max(), 50)
         if {"l0", "l1"} <= set(fit.index) and np.isfinite(fit[["l0", "l1"]]).all():
-            ax.plot(xs, fit["l0"] + fit["l1"] * xs, "--", color="C3", lw=1.0,
-                    label="fitted L0 + L1‖g‖")
+            ax.plot(xs, fit["l0"] + fit["l1"] * xs, "--", color="C3", lw=1.0, label="fitted L0 + L1‖g‖")
             rho = fit.get("smoothness_spearman", math.nan)
             ax.set_title(f"{source}\nL0={fit['l0']:.3g}, L1={fit['l1']:.3g}, ρ={rho:.2f}")
         else:
@@ -107,8 +101,7 @@ def _fig_clipping(rows, styles) -> Figure | None:
     fig, axes, width, ncols = Lay.facets(len(gradients), legend_rows=2)
     for i, (ax, gradient) in enumerate(zip(axes, gradients)):
         for rule in rules:
-            _line(ax, part[(part["gradient"] == gradient) & (part["rule"] == rule)], "lr", rule,
-                  styles)
+            _line(ax, part[(part["gradient"] == gradient) & (part["rule"] == rule)], "lr", rule, styles)
         ax.set_xscale("log")
         ax.set_title(f"{gradient} gradient")
         ax.set_xlabel("learning rate")
@@ -116,13 +109,11 @@ def _fig_clipping(rows, styles) -> Figure | None:
     Lay.legend_below(fig, styles, rules, "clipping rule", width)
     caption = ("Gradient steps until the exact loss reaches the target against the learning rate, "
                "per clipping rule (none, hard min(1, γ/‖g‖), smooth γ/(‖g‖+γ)); mean over seeds ± "
-               "one standard error; the top of the axis is the budget (never reached, or "
-               "diverged).")
+               "one standard error; the top of the axis is the budget (never reached, or " "diverged).")
     return Figure("landscape_clipping", "Steps to target vs learning rate", caption, fig)
 
 
-_BN_PANELS = ("loss", "smoothness", "loss_range", "gradient_change_range", "effective_beta",
-              "grad_norm")
+_BN_PANELS = ("loss", "smoothness", "loss_range", "gradient_change_range", "effective_beta", "grad_norm")
 
 
 def _fig_batchnorm(rows, styles) -> Figure | None:
@@ -133,8 +124,7 @@ def _fig_batchnorm(rows, styles) -> Figure | None:
     lrs = sorted(part["lr"].dropna().unique())
     nets = sorted(part["net"].dropna().unique())
     names = [f"{n}, lr={lr:g}" for n in nets for lr in lrs]
-    fig, axes, width, ncols = Lay.facets(len(measures), legend_rows=Lay.legend_rows(names,
-                                                                                     TEXT_WIDTH))
+    fig, axes, width, ncols = Lay.facets(len(measures), legend_rows=Lay.legend_rows(names, TEXT_WIDTH))
     for ax, measure in zip(axes, measures):
         sub = part[part["measure"] == measure]
         for net in nets:
@@ -175,8 +165,7 @@ def _fig_init(rows, styles) -> Figure | None:
                 ax.set_yscale("log")
             ax.set_title(f"{act}: {M.get(measure).label}")
             ax.set_xlabel("layer")
-    fig.legend(Lay.handles(styles, inits), inits, title="initialisation",
-               loc="outside lower center", ncol=len(inits))
+    fig.legend(Lay.handles(styles, inits), inits, title="initialisation", loc="outside lower center", ncol=len(inits))
     caption = ("Through a 50-layer MLP of width 128 at initialisation: RMS activation, gradient "
                "norm of each layer's weight under a random linear read-out, and the cosine of two "
                "independent random inputs' representations, per initialisation (with constant "
@@ -214,8 +203,7 @@ def landscape_figures(frame: pd.DataFrame, skipped: list[str] | None = None) -> 
 def _mean_pm(part: pd.DataFrame, index: list[str]) -> pd.DataFrame:
     out = part.assign(text=[f"{v:.3g} ± {s:.2g}" if np.isfinite(s) else f"{v:.3g}"
                             for v, s in zip(part["value"], part["se"])])
-    return out.pivot_table(index=index, columns="measure", values="text",
-                           aggfunc="first").reset_index()
+    return out.pivot_table(index=index, columns="measure", values="text", aggfunc="first").reset_index()
 
 
 def landscape_tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -233,8 +221,7 @@ def landscape_tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
         parts.append(_mean_pm(clip.assign(experiment="clipping", setting=clip["gradient"] +
                                           " / " + clip["rule"]), ["experiment", "setting"]))
     if not bn.empty:
-        parts.append(_mean_pm(bn.assign(experiment="batchnorm", setting=bn["net"]),
-                              ["experiment", "setting"]))
+        parts.append(_mean_pm(bn.assign(experiment="batchnorm", setting=bn["net"]), ["experiment", "setting"]))
     if parts:
         tables["landscape_largest_lr"] = pd.concat(parts, ignore_index=True)
     fits = pd.concat([_part(rows, "LandscapeClippingFit"), _part(rows, "LandscapeBatchNormFit")])

@@ -28,9 +28,10 @@ import pandas as pd
 from estibench import schema
 
 from . import asv
+from .safe import csv_cell
 
-__all__ = ["NoResultsError", "Loaded", "load_results", "CI_LEVEL", "CI_Z", "IDENTITY",
-           "BASE_COLUMNS", "clear_cache"]
+__all__ = ["NoResultsError", "Loaded", "load_results", "CI_LEVEL", "CI_Z", "IDENTITY", "BASE_COLUMNS",
+           "clear_cache", "write_tidy", "read_tidy", "csv_safe"]
 
 #: level of the intervals built from standard errors: value ± z·se
 CI_LEVEL = 0.95
@@ -118,8 +119,7 @@ def _asv_part(root: Path, loaded: Loaded) -> tuple[list[pd.DataFrame], dict]:
         loaded.warnings.extend(f"{path}: {p}" for p in problems)
         loaded.files.append(str(path))
         name = machine
-        machine = _identity(hardware, name, tuple(str(info.get(k)) for k in _HARDWARE), path.parent,
-                            loaded.warnings)
+        machine = _identity(hardware, name, tuple(str(info.get(k)) for k in _HARDWARE), path.parent, loaded.warnings)
         if machine != name and len(frame):
             frame = frame.assign(machine=machine, run=f"asv:{machine}:{commit[:8]}")
         loaded.machines.setdefault(machine, info)
@@ -169,16 +169,14 @@ def _wanted(path: Path, columns: tuple[str, ...]) -> list[str]:
 
 def _nothing(root: Path, loaded: Loaded) -> None:
     if not root.exists():
-        raise NoResultsError(f"no results folder at {root} (run `estibench run` first, or pass "
-                             f"--results)")
+        raise NoResultsError(f"no results folder at {root} (run `estibench run` first, or pass " f"--results)")
     if not root.is_dir():
         raise NoResultsError(f"{root} is not a folder of results")
     detail = f"; {len(loaded.warnings)} problem(s): {loaded.warnings[-1]}" \
         if loaded.warnings else ""
     if not loaded.files:
         raise NoResultsError(f"no readable results under {root} (neither asv's "
-                             f"<machine>/<commit>-<env>.json nor {schema.RUNS_FOLDER}/*.parquet)"
-                             f"{detail}")
+                             f"<machine>/<commit>-<env>.json nor {schema.RUNS_FOLDER}/*.parquet)" f"{detail}")
     raise NoResultsError(f"no benchmark results under {root}{detail}")
 
 
@@ -201,8 +199,7 @@ def load_results(results: os.PathLike | str, columns: Iterable[str] | None = Non
         _nothing(root, loaded)
     frame = _typed(pd.concat(parts, ignore_index=True, sort=False), dates)
     frame = _flag_impossible(_not_run(_split_machines(_latest(frame), loaded.warnings), loaded), loaded.warnings)
-    loaded.param_columns = [c for c in frame.columns if c not in _NOT_PARAMS
-                            and frame[c].notna().any()]
+    loaded.param_columns = [c for c in frame.columns if c not in _NOT_PARAMS and frame[c].notna().any()]
     loaded.frame = frame
     counts = frame["status"].value_counts()
     say(f"read {len(frame)} rows from {len(loaded.files)} file(s) ({counts.get('ok', 0)} ok, "
@@ -324,3 +321,48 @@ def _latest(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.assign(_o=order).sort_values("_o", kind="stable")
     frame = frame.drop_duplicates(subset=keys, keep="last").drop(columns="_o")
     return frame.sort_index().reset_index(drop=True)
+
+
+_DATES = ("date", "run_started")
+
+
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with every text cell and column name made formula-free (:func:`csv_cell`)."""
+    out = frame.copy()
+    out.columns = [csv_cell(str(c)) for c in out.columns]
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(csv_cell)
+    return out
+
+
+def write_tidy(frame: pd.DataFrame, path: os.PathLike | str) -> Path:
+    """Write the tidy frame as ``.csv`` or ``.parquet`` (chosen by the file's suffix)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise ValueError(f"--tidy expects a file ending in .csv or .parquet, got {path.name!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".csv":
+        csv_safe(frame).to_csv(path, index=False)
+    else:
+        try:
+            frame.to_parquet(path, index=False)
+        except ImportError as exc:
+            raise ValueError(f"writing parquet needs pyarrow (pip install pyarrow): "
+                             f"{type(exc).__name__}: {exc}") from None
+    return path
+
+
+def read_tidy(path: os.PathLike | str) -> pd.DataFrame:
+    """Read a frame written by :func:`write_tidy` back with its types (dates, strings)."""
+    path = Path(path)
+    if path.suffix.lower() == ".parquet":
+        return pd.read_parquet(path)
+    from estibench.schema import TEXT_COLUMNS
+
+    frame = pd.read_csv(path, dtype={c: "str" for c in TEXT_COLUMNS})
+    for col in _DATES:
+        if col in frame:
+            frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601")
+    return frame

@@ -147,10 +147,8 @@ class OutputDir:
     # -- moving in -------------------------------------------------------------------------------
     def _commit(self) -> None:
         self._check()  # again: the folder may have changed while the report was drawn
-        new = sorted(p.relative_to(self.stage).as_posix() for p in self.stage.rglob("*")
-                     if p.is_file())
-        old = [rel for rel in self._old_manifest() if (self.out / rel).is_file()
-               and not (self.out / rel).is_symlink()]
+        new = sorted(p.relative_to(self.stage).as_posix() for p in self.stage.rglob("*") if p.is_file())
+        old = [rel for rel in self._old_manifest() if (self.out / rel).is_file() and not (self.out / rel).is_symlink()]
         aside = self._tmp / "old"
         done: list[tuple[Path, Path]] = []  # (from, to) renames, to undo in reverse
         made: list[Path] = []  # folders created here
@@ -170,8 +168,7 @@ class OutputDir:
                     kept = self._free_name(target)
                     os.replace(target, kept)
                     done.append((target, kept))
-                    self.notes.append(f"warning: {target} was not written by a report; kept as "
-                                      f"{kept}")
+                    self.notes.append(f"warning: {target} was not written by a report; kept as " f"{kept}")
                 os.replace(self.stage / rel, target)
                 done.append((self.stage / rel, target))
             self._write_manifest(new)
@@ -187,8 +184,7 @@ class OutputDir:
                 except OSError as undo:
                     self.notes.append(f"warning: could not remove {folder}: {undo}")
             raise OutputError(f"could not write the report into {self.out} "
-                              f"({type(exc).__name__}: {exc}); the previous report is left as "
-                              f"it was") from None
+                              f"({type(exc).__name__}: {exc}); the previous report is left as " f"it was") from None
 
     @staticmethod
     def _free_name(path: Path) -> Path:

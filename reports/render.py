@@ -17,10 +17,9 @@ from estibench import schema as M
 from . import figures as figs
 from . import tables
 from .blocks import Alert, Block, Bold, FigureBlock, Heading, Items, Para, Report, Table, fmt
-from .claims import claims_table
+from .claims import claims_alert, claims_section, claims_table, display_best, landscape_section, runs_section
 from .load import CI_LEVEL, CI_Z, Loaded
 from .safe import slug
-from .sections import claims_alert, claims_section, display_best, landscape_section, runs_section
 from .select import display_names, latest_commit
 from .style import Styles
 
@@ -62,13 +61,11 @@ def _summary_table(summary: pd.DataFrame, best: pd.DataFrame, task: str, source:
             row[_column_label(m, info)] = text
         rows.append(row)
     seeds = int(wide.xs("seeds", axis=1, level=0).max().max()) if not wide.empty else 0
-    what = ("alignment summary (suite/training.py)" if source == "summary"
-            else "measures taken at the end of training")
+    what = ("alignment summary (suite/training.py)" if source == "summary" else "measures taken at the end of training")
     shown = names.get("task", {}).get(task, task)
     caption = (f"{shown}: {what}, mean ± standard deviation over {seeds} seed(s); bold: the "
                f"best mean of each column (↑ higher / ↓ lower is better; unmarked: not ranked). "
-               f"Metric: {info.metric}"
-               + ("" if info.higher_is_better is not None else
+               f"Metric: {info.metric}" + ("" if info.higher_is_better is not None else
                   " (the results do not say which way this task's metric is better: its final "
                   "metrics are not ranked)") + ".")
     return Table(pd.DataFrame(rows, dtype=object), caption)  # object: keeps Bold cells
@@ -108,15 +105,13 @@ def _heading(report: Report, loaded: Loaded, source: str) -> None:
     frame = loaded.frame
     counts = frame["status"].value_counts()
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    report.add(Heading("estibench report", 1), Para(
-        f"Generated {now} from {len(loaded.files)} result file(s)"
+    report.add(Heading("estibench report", 1), Para(f"Generated {now} from {len(loaded.files)} result file(s)"
         f"{' in ' + source if source else ''}: {len(frame)} benchmark cells, "
         f"{counts.get('ok', 0)} ok, {counts.get('failed', 0)} failed, "
         f"{counts.get('skipped', 0)} skipped. Each machine's tables and figures use its latest "
         f"commit with results of their kind (the history figure uses every commit); results of "
         f"different machines are never compared. Intervals: value ± {CI_Z:.2f}·se "
-        f"({round(100 * CI_LEVEL)} %) from the suite's standard errors, asv's 99 % interval for "
-        f"times."))
+        f"({round(100 * CI_LEVEL)} %) from the suite's standard errors, asv's 99 % interval for " f"times."))
 
 
 def _provenance(report: Report, loaded: Loaded) -> None:
@@ -125,17 +120,14 @@ def _provenance(report: Report, loaded: Loaded) -> None:
     mrows = [{"machine": name, **{k: loaded.machines.get(name, {}).get(k) for k in
                                   ("os", "arch", "cpu", "num_cpu", "ram")}}
              for name in sorted(frame["machine"].unique())]
-    report.add(Table(pd.DataFrame(mrows).dropna(axis=1, how="all"),
-                     "Machines (from asv's machine.json)."))
+    report.add(Table(pd.DataFrame(mrows).dropna(axis=1, how="all"), "Machines (from asv's machine.json)."))
     runs = tables.runs(frame)
     report.tables["runs"] = runs
-    report.add(Table(_short_commit(runs), "Results: one row per machine and commit; cell "
-                                          "counts by status."))
+    report.add(Table(_short_commit(runs), "Results: one row per machine and commit; cell " "counts by status."))
     report.tables["run_summary"] = runs_section(report, tables.run_summary(frame))
 
 
-_BEST_CAPTION = (
-    "Each (task, measure) compared at the K where most estimators have a result; costs on every "
+_BEST_CAPTION = ("Each (task, measure) compared at the K where most estimators have a result; costs on every "
     "device, the rest on one. Differences the intervals cannot separate are not ordered: 'tie: a "
     "= b' lists every estimator whose interval overlaps the best's (tied: how many); runner-up: "
     "the first one separated from it; margin: its value over the best's when lower is better, "
@@ -144,26 +136,22 @@ _BEST_CAPTION = (
     "the exact estimator's value (the yardstick, not ranked).")
 
 
-def _gradient_section(report: Report, mframe: pd.DataFrame, suffix: str, on: str,
-                      names: dict) -> None:
+def _gradient_section(report: Report, mframe: pd.DataFrame, suffix: str, on: str, names: dict) -> None:
     cover, best = tables.coverage(mframe), tables.best_estimators(mframe)
     report.tables.update({f"coverage{suffix}": cover, f"best_estimators{suffix}": best})
     grad = mframe[mframe["group"] == "gradient"]
     if not cover.empty:
         report.add(Heading(f"Gradient estimators{on} @ {_commit_of(grad)}"), Table(
-            named(cover, names), "What ran: the estimators and sample counts K with results, "
-                                 "per task and device."))
+            named(cover, names), "What ran: the estimators and sample counts K with results, " "per task and device."))
     if not best.empty:
         report.add(Heading(f"Best estimator per task and measure{on}", 3),
                    Table(display_best(named(best, names)), _BEST_CAPTION))
 
 
-def _alignment_section(report: Report, mframe: pd.DataFrame, suffix: str, on: str,
-                       tasks: dict, names: dict) -> None:
+def _alignment_section(report: Report, mframe: pd.DataFrame, suffix: str, on: str, tasks: dict, names: dict) -> None:
     summary = tables.alignment_summary(mframe)
     best_m = tables.best_methods(summary, tasks)
-    report.tables.update({f"alignment_summary{suffix}": summary,
-                          f"best_methods{suffix}": best_m})
+    report.tables.update({f"alignment_summary{suffix}": summary, f"best_methods{suffix}": best_m})
     if summary.empty:
         return
     align = mframe[mframe["group"].isin(["summary", "final"])]
@@ -175,37 +163,31 @@ def _alignment_section(report: Report, mframe: pd.DataFrame, suffix: str, on: st
             if (summary[(summary["task"] == task)]["source"] == src).any():
                 report.add(_summary_table(summary, best_m, task, src, info, names))
     if not best_m.empty:
-        report.add(Heading(f"Best method per task and measure{on}", 3), Table(
-            display_best(named(best_m, names)),
+        report.add(Heading(f"Best method per task and measure{on}", 3), Table(display_best(named(best_m, names)),
             "Means over seeds; margin as above; distinct: whether the 95 % t-intervals "
             "of the two means are disjoint."))
 
 
-def _other_section(report: Report, mframe: pd.DataFrame, loaded: Loaded, suffix: str,
-                   on: str) -> None:
+def _other_section(report: Report, mframe: pd.DataFrame, loaded: Loaded, suffix: str, on: str) -> None:
     other = tables.other_results(mframe, loaded.param_columns)
     if other.empty:
         return
     report.tables[f"other{suffix}"] = other
     shown = other.head(_MAX_OTHER_LISTED)
     when = _commit_of(mframe[mframe["group"] == "other"])
-    report.add(Heading(f"Other benchmarks{on} @ {when}"),
-               Table(shown.drop(columns=["ci_low", "ci_high"]),
-                     "Results the report has no figure for" + (
-                         f" (first {len(shown)} of {len(other)}; all in tables/)"
+    report.add(Heading(f"Other benchmarks{on} @ {when}"), Table(shown.drop(columns=["ci_low", "ci_high"]),
+                     "Results the report has no figure for" + (f" (first {len(shown)} of {len(other)}; all in tables/)"
                          if len(shown) < len(other) else "") + "."))
 
 
 def _figures_section(report: Report, mframe: pd.DataFrame, styles: Styles, tasks: dict,
                      suffix: str, on: str, options: dict, progress) -> None:
-    figures, skipped = figs.build_figures(mframe, styles, tasks, suffix=suffix,
-                                          progress=progress, **options)
+    figures, skipped = figs.build_figures(mframe, styles, tasks, suffix=suffix, progress=progress, **options)
     report.figures.extend(figures)
     if figures:
         report.add(Heading(f"Figures{on}"), *(FigureBlock(f) for f in figures))
     if skipped:
-        report.add(Para("Figures not drawn:"),
-                   Items([f"{label}: {why}" for label, why in skipped]))
+        report.add(Para("Figures not drawn:"), Items([f"{label}: {why}" for label, why in skipped]))
         report.skipped += [f"figure {label}{on} not drawn: {why}" for label, why in skipped
                            if why.startswith("could not be drawn")]
 
@@ -220,14 +202,12 @@ def _failures(report: Report, loaded: Loaded) -> None:
         report.add(Para(f"{int(counts['failed'].sum())} failed (the benchmark raised) and "
                         f"{int(counts['skipped'].sum())} skipped (not applicable or undefined: "
                         f"an unsupported estimator and task, a device this machine lacks, the "
-                        f"SNR of a deterministic estimator, Kendall τ of a constant series)."),
-                   Table(counts))
+                        f"SNR of a deterministic estimator, Kendall τ of a constant series)."), Table(counts))
         failed = tables.failed_cells(frame, loaded.param_columns)
         if failed:
             shown = failed[:_MAX_FAILED_LISTED]
             more = len(failed) - len(shown)
-            report.add(Para("Failed cells:"), Items(shown + ([f"… and {more} more"]
-                                                              if more else [])))
+            report.add(Para("Failed cells:"), Items(shown + ([f"… and {more} more"] if more else [])))
     if loaded.warnings or report.skipped:
         report.add(Heading("Files left out and other warnings"), Items(loaded.warnings + report.skipped))
 
@@ -273,8 +253,7 @@ def compose(loaded: Loaded, progress: Callable[[str], None] = lambda msg: None,
         suffix = f"-{slug(machine)}" if len(latest) > 1 else ""
         on = f" — {machine}" if len(latest) > 1 else ""
         _guarded(report, f"gradient tables{on}", partial(_gradient_section, report, mframe, suffix, on, names))
-        _guarded(report, f"alignment tables{on}",
-                 partial(_alignment_section, report, mframe, suffix, on, tasks, names))
+        _guarded(report, f"alignment tables{on}", partial(_alignment_section, report, mframe, suffix, on, tasks, names))
         _guarded(report, f"other benchmarks{on}", partial(_other_section, report, mframe, loaded, suffix, on))
         progress(f"drawing figures for machine {machine}")
         _figures_section(report, mframe, styles, tasks, suffix, on, figure_options or {}, progress)

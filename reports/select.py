@@ -15,8 +15,7 @@ from estibench import schema as M
 
 __all__ = ["latest_commit", "ok", "gradient_cells", "pick_device", "training_curves",
            "run_taus", "summary_taus", "taus", "one_value_per_cell", "commit_order",
-           "samples_panels", "bias_variance_points", "history_points", "Panels", "NoData",
-           "display_names"]
+           "samples_panels", "bias_variance_points", "history_points", "Panels", "NoData", "display_names"]
 
 
 def latest_commit(frame: pd.DataFrame) -> pd.DataFrame:
@@ -101,8 +100,7 @@ def summary_taus(align: pd.DataFrame) -> pd.DataFrame:
     return rows.assign(tau=rows["value"])[["task", "method", "seed", "tau"]]
 
 
-def taus(align: pd.DataFrame, curves: pd.DataFrame,
-         tasks: dict[str, M.TaskInfo]) -> pd.DataFrame:
+def taus(align: pd.DataFrame, curves: pd.DataFrame, tasks: dict[str, M.TaskInfo]) -> pd.DataFrame:
     """The suite's τ per run where recorded, else :func:`run_taus` of the curves."""
     recorded = summary_taus(align)
     return recorded if not recorded.empty else run_taus(curves, tasks)
@@ -116,8 +114,7 @@ def one_value_per_cell(sub: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 def commit_order(frame: pd.DataFrame) -> list[str]:
     """Commits oldest first: by commit date, then by when they were benchmarked."""
-    keys = frame.groupby("commit", dropna=False).agg(date=("date", "max"),
-                                                     started=("run_started", "max"))
+    keys = frame.groupby("commit", dropna=False).agg(date=("date", "max"), started=("run_started", "max"))
     return list(keys.sort_values(["date", "started"], na_position="first").index)
 
 
@@ -184,8 +181,7 @@ def samples_panels(cells: pd.DataFrame, measure: str, device: str | None = None)
     data = data[data["value"] >= 0]
     if not (data["value"] > 0).any():
         raise NoData(f"no positive {measure} values to draw on a log axis")
-    return Panels(data, device, sub, sorted(data["task"].unique()),
-                  sorted(data["estimator"].unique()))
+    return Panels(data, device, sub, sorted(data["task"].unique()), sorted(data["estimator"].unique()))
 
 
 def bias_variance_points(cells: pd.DataFrame) -> Panels:
@@ -194,13 +190,11 @@ def bias_variance_points(cells: pd.DataFrame) -> Panels:
     keys = ["task", "estimator", "num_samples"]
     var, device = _on_device(cells, "variance", None)
     bias, _ = _on_device(cells, "bias", device)
-    data = one_value_per_cell(var, keys).merge(one_value_per_cell(bias, keys), on=keys,
-                                               suffixes=("_var", "_bias"))
+    data = one_value_per_cell(var, keys).merge(one_value_per_cell(bias, keys), on=keys, suffixes=("_var", "_bias"))
     data = data.assign(value=data["value_var"])
     if not (data["value_var"] > 0).any():
         raise NoData("no cell with positive variance")
-    return Panels(data, device, var, sorted(data["task"].unique()),
-                  sorted(data["estimator"].unique()))
+    return Panels(data, device, var, sorted(data["task"].unique()), sorted(data["estimator"].unique()))
 
 
 def history_points(frame_machine: pd.DataFrame, measure: str) -> tuple[Panels, list[str], pd.Series]:
@@ -215,6 +209,5 @@ def history_points(frame_machine: pd.DataFrame, measure: str) -> tuple[Panels, l
     sub = sub[sub["num_samples"] == sub["task"].map(k_of)]
     data = one_value_per_cell(sub, ["task", "estimator", "commit"])
     data["position"] = data["commit"].map({c: i for i, c in enumerate(order)})
-    panels = Panels(data, device, sub, sorted(data["task"].unique()),
-                    sorted(data["estimator"].unique()))
+    panels = Panels(data, device, sub, sorted(data["task"].unique()), sorted(data["estimator"].unique()))
     return panels, order, k_of

@@ -21,8 +21,7 @@ __all__ = ["COLUMN_WIDTH", "TEXT_WIDTH", "style", "Styles"]
 COLUMN_WIDTH = 3.3  # inches: one column of a two-column paper
 TEXT_WIDTH = 7.0  # inches: the full text width (figure*)
 
-_RC = {
-    "font.size": 7.5, "axes.titlesize": 7.5, "axes.labelsize": 7.5, "xtick.labelsize": 6.5,
+_RC = {"font.size": 7.5, "axes.titlesize": 7.5, "axes.labelsize": 7.5, "xtick.labelsize": 6.5,
     "ytick.labelsize": 6.5, "legend.fontsize": 6.5, "legend.title_fontsize": 7,
     "lines.linewidth": 1.1, "lines.markersize": 3.5, "axes.linewidth": 0.6,
     "xtick.major.width": 0.6, "ytick.major.width": 0.6, "xtick.minor.width": 0.4,
@@ -77,8 +76,7 @@ class Styles:
     training method) keeps one colour. Beyond ten names seen together the dark variants of the palette are
     used."""
 
-    def __init__(self, groups: Iterable[Iterable[str]],
-                 names: dict[str, dict[str, str]] | None = None):
+    def __init__(self, groups: Iterable[Iterable[str]], names: dict[str, dict[str, str]] | None = None):
         self.names = names or {}  # column -> id -> display name (reports.select.display_names)
         groups = [list(dict.fromkeys(str(n) for n in g)) for g in groups]
         order = list(dict.fromkeys(n for g in groups for n in g))
@@ -89,8 +87,7 @@ class Styles:
         width = max((len(g) for g in groups), default=1)
         colour_slots = 10 if width <= 10 else len(_COLOURS)
         self._colour = _assign(order, neighbours, colour_slots)
-        same_colour = {n: {m for m in order if m != n and self._colour[m] == self._colour[n]}
-                       for n in order}
+        same_colour = {n: {m for m in order if m != n and self._colour[m] == self._colour[n]} for n in order}
         self._marker = _assign(order, neighbours, len(_MARKERS), avoid=same_colour)
 
     def colour(self, name: str) -> tuple[float, float, float]:
@@ -109,8 +106,7 @@ class Styles:
         """The display name of an estimator or method id (the id when none is known), as a
         figure draws it (:func:`drawable`)."""
         key = str(name)
-        return drawable(self.names.get("estimator", {}).get(key) or self.names.get("method", {}).get(key)
-                        or key)
+        return drawable(self.names.get("estimator", {}).get(key) or self.names.get("method", {}).get(key) or key)
 
     def task(self, task: object) -> str:
         return drawable(self.names.get("task", {}).get(str(task)) or str(task))

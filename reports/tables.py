@@ -35,8 +35,7 @@ def is_reference(spec: object) -> bool:
 #: measures that depend on the device: ranked on every device; the rest on pick_device's
 COST_MEASURES = frozenset({"time_estimate", "peakmem_estimate", "cuda_peakmem",
                            "work_normalised_variance", "seconds_per_estimate"})
-_BEST_COLUMNS = ["best", "value", "tied", "runner_up", "runner_up_value", "ratio", "distinct",
-                 "better", "competitors"]
+_BEST_COLUMNS = ["best", "value", "tied", "runner_up", "runner_up_value", "ratio", "distinct", "better", "competitors"]
 
 
 def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
@@ -60,12 +59,10 @@ def _best_row(values: pd.Series, lo: pd.Series, hi: pd.Series, higher: bool) -> 
         return b if all(x is not None and np.isfinite(x) for x in b) else None
 
     known = bounds(first) is not None and all(bounds(n) is not None for n in ranked.index)
-    tied = [name for name, v in ranked.items() if v == top or (
-        known and _overlap(bounds(first), bounds(name)))]
+    tied = [name for name, v in ranked.items() if v == top or (known and _overlap(bounds(first), bounds(name)))]
     behind = ranked.drop(index=tied)
     row = {"best": (str(first) if len(tied) == 1 else "tie: " + " = ".join(map(str, tied))),
-           "value": float(top), "tied": len(tied), "runner_up": None,
-           "runner_up_value": math.nan, "ratio": math.nan,
+           "value": float(top), "tied": len(tied), "runner_up": None, "runner_up_value": math.nan, "ratio": math.nan,
            "distinct": ("yes" if len(tied) == 1 else "no") if known and len(ranked) > 1
            else None, "better": M.better_word(higher), "competitors": int(len(values))}
     if len(behind):
@@ -116,13 +113,11 @@ def best_estimators(frame: pd.DataFrame) -> pd.DataFrame:
             k = _rank_at(on)
             if k is None:
                 continue
-            at = on[on["num_samples"] == k].groupby("estimator")[["value", "ci_low",
-                                                                   "ci_high"]].mean()
+            at = on[on["num_samples"] == k].groupby("estimator")[["value", "ci_low", "ci_high"]].mean()
             row = _best_row(at["value"], at["ci_low"], at["ci_high"], higher)
             ref_at = ref.loc[ref["num_samples"] == k, "value"]
             out.append({"task": task, "measure": measure, "num_samples": k, "device": device,
-                        **row, "reference": float(ref_at.mean()) if len(ref_at) else math.nan,
-                        "unit": _unit(on)})
+                        **row, "reference": float(ref_at.mean()) if len(ref_at) else math.nan, "unit": _unit(on)})
     return pd.DataFrame(out, columns=cols)
 
 
@@ -141,8 +136,7 @@ def training_tasks(frame: pd.DataFrame) -> dict[str, M.TaskInfo]:
     if "task" not in frame:
         return {}
     groups = frame["group"]
-    names = sorted(frame.loc[groups.isin(["summary", "final", "curve", "info"]), "task"]
-                   .dropna().astype(str).unique())
+    names = sorted(frame.loc[groups.isin(["summary", "final", "curve", "info"]), "task"] .dropna().astype(str).unique())
     info = frame[(groups == "info") & (frame["measure"] == M.INFO_MEASURE)
                  & (frame["status"] == "ok")].dropna(subset=["value"])
     out = {}
@@ -207,21 +201,18 @@ def summary_wide(summary: pd.DataFrame, task: str, source: str) -> pd.DataFrame:
 def _what(frame: pd.DataFrame) -> pd.Series:
     """``group[/experiment]: measure`` of each row: what a count or a failed cell names."""
     exp = frame["experiment"].fillna("").astype(str)
-    return (frame["group"].astype(str) + exp.where(exp == "", "/" + exp) + ": "
-            + frame["measure"].astype(str))
+    return (frame["group"].astype(str) + exp.where(exp == "", "/" + exp) + ": " + frame["measure"].astype(str))
 
 
 def _params(frame: pd.DataFrame, param_columns: list[str]) -> list[str]:
     cols = [p for p in param_columns if p in frame and frame[p].notna().any()]
-    return [", ".join(f"{p}={r[p]}" for p in cols if not _missing(r[p]))
-            for r in frame[cols].to_dict("records")]
+    return [", ".join(f"{p}={r[p]}" for p in cols if not _missing(r[p])) for r in frame[cols].to_dict("records")]
 
 
 def other_results(frame: pd.DataFrame, param_columns: list[str]) -> pd.DataFrame:
     """Results of no kind the report draws (group ``other``, e.g. ``bench_metrics``), latest
     commit: one row per cell with its parameters in words."""
-    cols = ["experiment", "parameters", "measure", "value", "ci_low", "ci_high", "unit",
-            "status"]
+    cols = ["experiment", "parameters", "measure", "value", "ci_low", "ci_high", "unit", "status"]
     rows = latest_commit(frame[frame["group"] == "other"])
     if rows.empty:
         return pd.DataFrame(columns=cols)
@@ -239,8 +230,7 @@ def runs(frame: pd.DataFrame) -> pd.DataFrame:
     dates = frame.groupby(["machine", "commit"])["date"].max()
     out = table[["ok", "failed", "skipped"]].join(dates).reset_index()
     out.columns.name = None
-    return out.sort_values(["machine", "date"])[["machine", "commit", "date", "ok", "failed",
-                                                 "skipped"]]
+    return out.sort_values(["machine", "date"])[["machine", "commit", "date", "ok", "failed", "skipped"]]
 
 
 def run_summary(frame: pd.DataFrame) -> pd.DataFrame:
@@ -254,8 +244,7 @@ def run_summary(frame: pd.DataFrame) -> pd.DataFrame:
     rows = rows.drop_duplicates(["machine", "commit", "task", "estimator", "num_samples",
                                  "device"]).assign(run_started=rows["run_started"].dt.floor("s"))
     rows = rows.assign(K=rows["num_samples"].astype("Int64").astype(str))
-    out = rows.groupby(["machine", "commit", "run_started"]).agg(
-        cells=("value", "size"),
+    out = rows.groupby(["machine", "commit", "run_started"]).agg(cells=("value", "size"),
         tasks=("task", lambda s: ", ".join(sorted(s.astype(str).unique()))),
         estimators=("estimator", lambda s: ", ".join(sorted(s.astype(str).unique()))),
         K=("K", lambda s: ", ".join(sorted(s.unique(), key=int))),
@@ -269,10 +258,8 @@ def coverage(frame: pd.DataFrame) -> pd.DataFrame:
     cells = gradient_cells(latest_commit(frame[frame["group"] == "gradient"]))
     if cells.empty:
         return pd.DataFrame(columns=["task", "device", "estimators", "K"])
-    return cells.groupby(["task", "device"]).agg(
-        estimators=("estimator", lambda s: ", ".join(sorted(s.unique()))),
-        K=("num_samples", lambda s: ", ".join(str(k) for k in sorted(s.unique())))
-    ).reset_index()
+    return cells.groupby(["task", "device"]).agg(estimators=("estimator", lambda s: ", ".join(sorted(s.unique()))),
+        K=("num_samples", lambda s: ", ".join(str(k) for k in sorted(s.unique())))).reset_index()
 
 
 def status_counts(frame: pd.DataFrame) -> pd.DataFrame:
@@ -295,8 +282,7 @@ def failed_cells(frame: pd.DataFrame, param_columns: list[str]) -> list[str]:
     failed = frame[frame["status"] == "failed"]
     words = _params(failed, param_columns)
     return [f"{what} ({p}) on {m} @ {str(c)[:8]}" + (f": {e}" if isinstance(e, str) and e else "")
-            for what, p, m, c, e in zip(_what(failed), words, failed["machine"],
-                                        failed["commit"], failed["error"])]
+            for what, p, m, c, e in zip(_what(failed), words, failed["machine"], failed["commit"], failed["error"])]
 
 
 def _missing(v) -> bool:

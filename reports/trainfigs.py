@@ -28,8 +28,7 @@ def _metric_label(info: M.TaskInfo) -> str:
     return L.wrap(f"{words}{arrow}", 28)
 
 
-_X_WORDS = {"step": "update step", "seconds": "training seconds",
-            "evaluations": "f evaluations per image"}
+_X_WORDS = {"step": "update step", "seconds": "training seconds", "evaluations": "f evaluations per image"}
 
 
 def _curve_panel(ax, part: pd.DataFrame, x: str, styles: Styles) -> list[str]:
@@ -43,8 +42,7 @@ def _curve_panel(ax, part: pd.DataFrame, x: str, styles: Styles) -> list[str]:
         ax.plot(line["xv"], line["mean"], color=colour, marker=styles.marker(method), ms=2.6,
                 markeredgewidth=0, lw=1.0, label=method)
         sd = line["sd"].fillna(0).to_numpy(float)
-        ax.fill_between(line["xv"], line["mean"] - sd, line["mean"] + sd, color=colour,
-                        alpha=0.1, lw=0)
+        ax.fill_between(line["xv"], line["mean"] - sd, line["mean"] + sd, color=colour, alpha=0.1, lw=0)
     ax.set_xlabel(_X_WORDS[x])
     return methods
 
@@ -57,8 +55,7 @@ def fig_training(curves: pd.DataFrame, styles: Styles, tasks: dict[str, M.TaskIn
         raise Skip("the curves record neither step nor seconds")
     names = sorted(curves["task"].unique())
     fig, axes = plt.subplots(len(names), len(xs), squeeze=False, layout="constrained",
-                             figsize=(TEXT_WIDTH * (0.4 + 0.3 * len(xs)),
-                                      (L.PANEL_HEIGHT + 0.2) * len(names) + 0.1))
+                             figsize=(TEXT_WIDTH * (0.4 + 0.3 * len(xs)), (L.PANEL_HEIGHT + 0.2) * len(names) + 0.1))
     for task, row in zip(names, axes):
         part = curves[curves["task"] == task]
         info = tasks.get(task, M.TaskInfo(task))
@@ -75,8 +72,7 @@ def fig_training(curves: pd.DataFrame, styles: Styles, tasks: dict[str, M.TaskIn
     return Figure("training_curves", "Training curves", caption, fig)
 
 
-def fig_training_evaluations(curves: pd.DataFrame, styles: Styles,
-                             tasks: dict[str, M.TaskInfo]):
+def fig_training_evaluations(curves: pd.DataFrame, styles: Styles, tasks: dict[str, M.TaskInfo]):
     """The training curves at equal cost in f: against cumulative f evaluations per image, for
     the tasks that count them (the VAEs: an estimator that calls f 3 times per sample pays 3x)."""
     if curves.empty or "metric" not in curves or "evaluations" not in curves:
@@ -106,12 +102,10 @@ def fig_training_evaluations(curves: pd.DataFrame, styles: Styles,
                "per sample (REBAR and RELAX 3, IndeCateR one per value of each variable, exact "
                "enumeration every state). Lines: mean over seeds; bands: ± one standard "
                "deviation. ↑/↓: higher/lower is better.")
-    return Figure("training_curves_evaluations", "Training curves at equal f evaluations",
-                  caption, fig)
+    return Figure("training_curves_evaluations", "Training curves at equal f evaluations", caption, fig)
 
 
-def fig_loss_metric(curves: pd.DataFrame, styles: Styles, tasks: dict[str, M.TaskInfo],
-                    taus: pd.DataFrame):
+def fig_loss_metric(curves: pd.DataFrame, styles: Styles, tasks: dict[str, M.TaskInfo], taus: pd.DataFrame):
     if curves.empty or not {"loss", "metric"} <= set(curves.columns):
         raise Skip("no <Task>Curve results recording both loss and metric")
     names = sorted(curves["task"].unique())
@@ -142,12 +136,10 @@ def fig_loss_metric(curves: pd.DataFrame, styles: Styles, tasks: dict[str, M.Tas
         mean_tau = taus[taus["task"] == task].groupby("method")["tau"].mean() \
             if not taus.empty else pd.Series(dtype=float)
         labels = [f"{styles.name(m)}  τ = {mean_tau[m]:+.2f}".replace("-", "−")  # true minus
-                  if m in mean_tau and np.isfinite(mean_tau[m]) else styles.name(m)
-                  for m in methods]
+                  if m in mean_tau and np.isfinite(mean_tau[m]) else styles.name(m) for m in methods]
         panel = fig.get_figwidth() / ncols
         ax.legend(L.handles(styles, methods), labels, loc="upper center",
-                  bbox_to_anchor=(0.5, -0.27), ncol=legend_columns(labels, panel),
-                  borderaxespad=0.0, columnspacing=1.0)
+                  bbox_to_anchor=(0.5, -0.27), ncol=legend_columns(labels, panel), borderaxespad=0.0, columnspacing=1.0)
     caption = ("Held-out loss against the held-out metric at every checkpoint of every seed. τ: "
                "Kendall's rank correlation of −loss and the metric, oriented so that +1 means a "
                "lower loss always came with a better metric; per run, mean over seeds. Where "

@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from . import layout
-from .load import Loaded
+from .load import Loaded, csv_safe
 from .outdir import OutputDir
 from .render import Alert, Bold, FigureBlock, Heading, Items, Para, Report, Table, compose, fmt
 from .safe import html_text, md_cell, md_text, slug
-from .tidy import csv_safe
 
 __all__ = ["to_markdown", "to_html", "write_report", "save_report", "csv_safe"]
 
@@ -104,8 +103,7 @@ def to_html(report: Report) -> str:
         elif isinstance(block, Table):
             frame = block.frame
             head = "".join(f"<th>{esc(c)}</th>" for c in frame.columns)
-            body = ["<tr>" + "".join(_html_cell(v) for v in row) + "</tr>"
-                    for row in frame.itertuples(index=False)]
+            body = ["<tr>" + "".join(_html_cell(v) for v in row) + "</tr>" for row in frame.itertuples(index=False)]
             caption = f"<p class=\"caption\">{esc(block.caption)}</p>" if block.caption else ""
             # a wide table scrolls inside its own box instead of running off the page
             out.append(f"<div class=\"scroll\"><table><thead><tr>{head}</tr></thead><tbody>"
@@ -114,8 +112,7 @@ def to_html(report: Report) -> str:
             f = block.figure
             mime, data = _embedded(f)
             out.append(f"<figure><h3>{esc(f.title)}</h3><img alt=\"{esc(f.title)}\" "
-                       f"src=\"data:{mime};base64,{data}\"><figcaption>{esc(f.caption)}"
-                       f"</figcaption></figure>")
+                       f"src=\"data:{mime};base64,{data}\"><figcaption>{esc(f.caption)}" f"</figcaption></figure>")
     out.append("</body></html>")
     return "\n".join(out)
 
@@ -178,7 +175,6 @@ def save_report(report: Report, out: Path, formats: Sequence[str] = ("png",),
     for figure in report.figures:  # the files now live in out
         figure.files = {k: target.final(p) for k, p in figure.files.items()}
     md, page = target.out / "report.md", target.out / "report.html"
-    progress(f"wrote {md} and {page} ({len(report.figures)} figure(s) in "
-             f"{target.out / 'figures'})")
+    progress(f"wrote {md} and {page} ({len(report.figures)} figure(s) in " f"{target.out / 'figures'})")
     return {"markdown": md, "html": page, "figures": target.out / "figures",
             "tables": target.out / "tables", "notes": list(target.notes), "skipped": list(report.skipped)}

@@ -31,11 +31,14 @@ from estibench import (
     schema,  # noqa: E402
 )
 from estibench import schema as measures  # noqa: E402
-from reports import figures, render, select, tables, units, write  # noqa: E402
+from reports import figures, render, select, tables, write  # noqa: E402
+from reports import safe as units  # noqa: E402
 from reports.asv import parse_param  # noqa: E402
-from reports.load import load_results  # noqa: E402
+from reports.load import (
+    load_results,  # noqa: E402
+    read_tidy,  # noqa: E402
+)
 from reports.style import Styles  # noqa: E402
-from reports.tidy import read_tidy  # noqa: E402
 
 FIXTURE = Path(__file__).parent / "fixtures" / "asv_results"
 #: the same kind of run, written before details files and <Task>Info existed: every number an

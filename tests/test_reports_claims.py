@@ -13,10 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from estibench import cli, schema
-from reports import claims, tables, units
-from reports.load import load_results
+from reports import claims, tables
+from reports import safe as units
+from reports.load import load_results, read_tidy
 from reports.select import display_names
-from reports.tidy import read_tidy
 
 FIXTURE = Path(__file__).parent / "fixtures" / "asv_results_claims"
 OLD_FIXTURE = Path(__file__).parent / "fixtures" / "asv_results_before_details"
@@ -186,7 +186,7 @@ def test_display_names_never_merge_two_estimators():
 
 
 def test_tidy_csv_is_formula_free(tmp_path):
-    from reports.tidy import write_tidy
+    from reports.load import write_tidy
 
     frame = pd.DataFrame({"estimator": ["=HYPERLINK(\"x\")", "disarm"], "value": [-1.5, 2.0]})
     write_tidy(frame, tmp_path / "t.csv")
