@@ -46,6 +46,8 @@ class Entry:
             raise AttributeError(key) from None
 
 
+#: every registry, so that a plugin that fails while loading is taken back from all of them
+_REGISTRIES: list[Registry] = []
 #: facts read from the registering class itself, never inherited
 _OWN = ("display_name", "variant_names")
 
@@ -197,6 +199,7 @@ class Registry(Mapping[str, Entry]):
         self._entries: dict[str, Entry] = {}
         self._plugins_loaded = False
         self.plugin_errors: dict[str, str] = {}
+        _REGISTRIES.append(self)
 
     # -- registering -----------------------------------------------------------------------
     def register(self, name: Any = None, /, **facts: Any) -> Any:
@@ -281,12 +284,18 @@ class Registry(Mapping[str, Entry]):
             return
         self._plugins_loaded = True
         for ep in importlib.metadata.entry_points(group=self.group):
+            # what every registry holds before the plugin loads: a plugin that fails halfway
+            # (one invalid name among several) is taken back whole, never left half-registered
+            before = [(registry, set(registry._entries)) for registry in _REGISTRIES]
             try:
                 obj = ep.load()
                 if callable(obj) and not isinstance(obj, type(importlib)):
                     obj()
             except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin must not break
                 # the suite, not even by calling sys.exit() at import (KeyboardInterrupt passes)
+                for registry, names in before:
+                    for name in set(registry._entries) - names:
+                        del registry._entries[name]
                 self.plugin_errors[ep.name] = f"{type(exc).__name__}: {exc}"
                 warnings.warn(f"estibench: could not load {self.what} plugin {ep.name!r} "
                               f"({ep.value}): {type(exc).__name__}: {exc}", RuntimeWarning,

@@ -62,6 +62,40 @@ def test_a_broken_plugin_warns_and_leaves_the_builtins(tmp_path, run_python, plu
     assert any("could not load estimator plugin 'demo'" in m for m in got["warned"])
 
 
+def test_a_plugin_with_one_invalid_name_is_taken_back_whole(tmp_path, run_python,
+                                                             plugin_pyproject):
+    """Issue 21 item 12: a plugin that registers a good estimator, then fails on an invalid
+    name, leaves nothing registered (not the good half) and says why."""
+    src = tmp_path / "src"
+    (src / "estibench_half_plugin").mkdir(parents=True)
+    (src / "estibench_half_plugin" / "__init__.py").write_text(
+        "import estimators\n"
+        "from estimators.score_function import ScoreFunction\n"
+        "@estimators.register\n"
+        "class Good(ScoreFunction):\n"
+        "    name = 'half_plugin_good'\n"
+        "@estimators.register\n"
+        "class Bad(ScoreFunction):\n"
+        "    name = 'bad:name'\n")
+    (src / "pyproject.toml").write_text(plugin_pyproject.replace("estibench-plugin-demo",
+                                                                 "estibench-half-plugin")
+                                        .replace('"estibench_plugin_demo"',
+                                                 '"estibench_half_plugin"'))
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "--no-build-isolation", "--no-index", "--target", str(site), str(src)],
+                   check=True, capture_output=True, text=True)
+    got = run_python(site, '''
+        import json, warnings, estimators
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            names = estimators.available()
+        print(json.dumps({"names": names, "errors": estimators.ESTIMATORS.plugin_errors}))
+    ''')
+    assert "half_plugin_good" not in got["names"] and "score_function" in got["names"]
+    assert "'bad:name'" in got["errors"]["demo"]
+
+
 CHECK_CLI = '''
 import json, sys, io, contextlib
 import estimators
