@@ -12,10 +12,10 @@ same functions, so a third party checks its estimator exactly as the built-ins a
 * ``determinism``: the same seed gives the same gradients, bit for bit.
 * ``bad_input``: a bad ``num_samples`` is a ValueError naming it; a cost of the wrong shape,
   a non-tensor and non-finite costs are ValueErrors.
-* ``unbiased`` (only when the estimator claims ``unbiased=True``): at every K the benchmark
-  runs (:data:`CHECK_NUM_SAMPLES`), the mean of R independent estimates against the exact
-  gradient (exact enumeration, or a closed form for the Normal), a per-coordinate z-test with a
-  Bonferroni correction; and the loss's value against E f.
+* ``unbiased`` (only when the estimator claims ``unbiased=True``): at every K the default grid
+  runs (:data:`CHECK_NUM_SAMPLES`; ``--full``: the full grid's too), the mean of R independent
+  estimates against the exact gradient (exact enumeration, or a closed form for the Normal), a
+  per-coordinate z-test with a Bonferroni correction; and the loss's value against E f.
 
 Note [Randomized statistical tests] (as in torch's test_distributions.py): each statistical check
 fixes its seed and derives its tolerance from the stated failure rate ``ALPHA``, the probability
@@ -32,7 +32,8 @@ from typing import NamedTuple
 import torch
 from torch import distributions as D
 
-__all__ = ["ALPHA", "R", "R_MIN", "CHECK_NUM_SAMPLES", "replicates", "check_num_samples",
+__all__ = ["ALPHA", "R", "R_MIN", "CHECK_NUM_SAMPLES", "FULL_CHECK_NUM_SAMPLES", "replicates",
+           "check_num_samples",
            "PROBLEMS", "Problem", "CheckResult", "z_crit", "estimates",
            "mean_test", "supported_problems", "check", "run", "format_table", "builtin_specs"]
 
@@ -41,13 +42,15 @@ ALPHA = 1e-3  # stated failure rate of each statistical check
 R = 20_000  # independent estimates per statistical check, drawn in one vectorised call
 
 
-#: the K the unbiasedness check runs at (those an estimator accepts): every K of the suite's grids
-#: (``suite.grid.NUM_SAMPLES``: 1, 4, 16, 64, and each estimator's smallest), plus 3; an estimator
-#: biased only at some K of the benchmark is caught here before the benchmark contradicts it
-CHECK_NUM_SAMPLES = (1, 3, 4, 16, 64)
+#: the K the unbiasedness check runs at (those an estimator accepts, and its smallest): every K
+#: of the suite's default grid (``suite.grid.DEFAULT_NUM_SAMPLES``: 16 and each estimator's
+#: smallest) plus 1, 3 and 4, so an estimator biased only at some K the benchmark runs is caught
+#: here before the benchmark contradicts it; ``estibench check --full`` adds the full grid's 64
+CHECK_NUM_SAMPLES = (1, 3, 4, 16)
+FULL_CHECK_NUM_SAMPLES = (1, 3, 4, 16, 64)
 #: the fewest replicates a statistical check draws at large K (the normal approximation of the
-#: mean holds well above a thousand)
-R_MIN = 2_000
+#: mean of a thousand estimates, each averaging K terms, is ample)
+R_MIN = 1_000
 
 
 def replicates(k: int) -> int:
@@ -56,11 +59,12 @@ def replicates(k: int) -> int:
     return max(R_MIN, R * 3 // max(int(k), 3))
 
 
-def check_num_samples(est, dist: D.Distribution) -> list[int]:
-    """The K of :data:`CHECK_NUM_SAMPLES` that ``est`` accepts on ``dist``, and its smallest."""
+def check_num_samples(est, dist: D.Distribution, full: bool = False) -> list[int]:
+    """The K of :data:`CHECK_NUM_SAMPLES` (``full``: :data:`FULL_CHECK_NUM_SAMPLES`) that
+    ``est`` accepts on ``dist``, and its smallest."""
     low = int(est.min_samples())
     high = est.max_samples(dist) if hasattr(est, "max_samples") else None
-    ks = {low} | {k for k in CHECK_NUM_SAMPLES if k >= low}
+    ks = {low} | {k for k in (FULL_CHECK_NUM_SAMPLES if full else CHECK_NUM_SAMPLES) if k >= low}
     return sorted(k for k in ks if high is None or k <= high)
 
 
@@ -333,7 +337,7 @@ def _unbiased(spec, est, entry) -> Iterator[tuple[str, bool, str]]:
         yield NOT_CLAIMED, True, ""
         return
     for pname in supported_problems(est):
-        for k in check_num_samples(est, PROBLEMS[pname](1, torch.float64, "cpu").dist):
+        for k in check_num_samples(est, PROBLEMS[pname](1, torch.float64, "cpu").dist, _FULL):
             torch.manual_seed(1234 + k)
             problem = PROBLEMS[pname](replicates(k), torch.float64, "cpu")
             g_hat, g = estimates(spec, problem, k, warmup=3)
@@ -350,6 +354,9 @@ def _unbiased(spec, est, entry) -> Iterator[tuple[str, bool, str]]:
         z, crit = mean_test(values[:, None], problem.exact().detach().reshape(1))
         yield (f"{pname}/loss value", z < crit,
                f"the loss's value is not the Monte Carlo estimate of E f: |z| = {z:.2f}")
+
+
+_FULL = False  # estibench check --full: the full grid's K too
 
 
 CHECKS: dict[str, Callable] = {"declaration": _declaration, "supports": _supports,
@@ -422,7 +429,12 @@ def main(argv: list[str] | None = None) -> int:
                         "baseline=loo' (default: every built-in)")
     parser.add_argument("--checks", default="", help=f"comma-separated subset of "
                         f"{', '.join(CHECKS)}")
+    parser.add_argument("--full", action="store_true",
+                        help=f"test unbiasedness at the full grid's K too "
+                             f"({', '.join(map(str, FULL_CHECK_NUM_SAMPLES))})")
     args = parser.parse_args(argv)
+    global _FULL
+    _FULL = args.full
     checks = [c.strip() for c in args.checks.split(",") if c.strip()] or None
     unknown = sorted(set(checks or ()) - set(CHECKS))
     if unknown:

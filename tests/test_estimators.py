@@ -73,7 +73,7 @@ def test_the_unbiasedness_check_can_fail():
 
 
 @pytest.mark.parametrize("biased_k", [4, 16, 64])
-def test_the_unbiasedness_check_covers_every_k_the_grid_runs(biased_k):
+def test_the_unbiasedness_check_covers_every_k_the_grid_runs(biased_k, monkeypatch):
     """An estimator biased only at one K of the benchmark's grid fails ``estibench check``
     (issue 21, item 6: one biased only at K >= 16 passed when the check ran at K = 1 and 3)."""
     from estimators.score_function import ScoreFunction
@@ -89,6 +89,7 @@ def test_the_unbiasedness_check_covers_every_k_the_grid_runs(biased_k):
             logits = dist.logits if hasattr(dist, "logits") else next(iter(dist.mean.reshape(-1)))
             return loss + 0.2 * logits.sum()  # a bias of 0.2 per coordinate
 
+    monkeypatch.setattr(conformance, "_FULL", biased_k == 64)  # 64: estibench check --full
     try:
         estimators.register(BiasedAtK)
         results = conformance.check("biased_at_k", "unbiased")
@@ -101,7 +102,8 @@ def test_the_unbiasedness_check_covers_every_k_the_grid_runs(biased_k):
 def test_the_check_covers_the_grids_k_axis():
     from suite import grid
 
-    assert set(grid.NUM_SAMPLES) <= set(conformance.CHECK_NUM_SAMPLES)
+    assert set(grid.DEFAULT_NUM_SAMPLES) <= set(conformance.CHECK_NUM_SAMPLES)
+    assert set(grid.NUM_SAMPLES) <= set(conformance.FULL_CHECK_NUM_SAMPLES)
 
 
 def test_statistical_check_detects_a_biased_estimator():
