@@ -165,7 +165,7 @@ def _number(value) -> float | None:
 
 def training_rows(name: str, task, entry: Mapping[str, Any], curve_measures: list[str]
                   ) -> list[dict[str, Any]]:
-    """The rows of one training task's runs (:func:`suite.grid.run_task`); ``task`` is the task
+    """The rows of one training task's runs (:func:`suite.training_grid.run_task`); ``task`` is the task
     as the grid ran it (None when it could not be built)."""
     base = {"task": name, "task_name": task_display_name(name),
             "task_version": versions.training_task_version(name)}

@@ -1,6 +1,6 @@
 """Tests of the literature-scale discrete VAEs on binarized MNIST (``suite.train_mnist_vae``,
-``suite.data_mnist``; issue 23): smoke-tier training of every method, the data readers, dynamic
-binarization, seeds, the importance-weighted bound and its standard error, the step floor."""
+``suite.mnist_models``, ``suite.data_mnist``; issue 23): smoke-tier training of every method, the
+data readers, dynamic binarization, seeds, the importance-weighted bound and its standard error, the step floor."""
 from __future__ import annotations
 
 import itertools
@@ -13,15 +13,13 @@ import torch
 import estimators
 from estimators.score_function import ScoreFunction
 from suite import data_mnist
+from suite.mnist_models import Model, iwae_terms, samples_for_budget
 from suite.registries import TRAINING_TASKS
 from suite.train_mnist_vae import (
     BinaryVAEMNISTLinear,
     BinaryVAEMNISTNonlinear,
     CategoricalVAEMNIST,
-    Model,
     floor_step_ratio,
-    iwae_terms,
-    samples_for_budget,
 )
 from suite.training import check_run
 

@@ -12,10 +12,10 @@ summary measure of the table of measures (:data:`estibench.schema.SUMMARY`, comp
 vs metric, metric gain per second, seconds and evaluations per update), the task's
 ``final_measures`` (e.g. the best validation threshold and F1 there) and the training curve,
 one row per checkpoint and measure (seconds, loss, metric and the task's
-``checkpoint_measures``, :func:`suite.grid.curve_measures`); failed runs as failed rows with
-their errors.
+``checkpoint_measures``, :func:`suite.training_grid.curve_measures`); failed runs as failed
+rows with their errors.
 
-Every run happens once per asv run, in ``setup_cache`` (:func:`suite.grid.compute_runs` of the
+Every run happens once per asv run, in ``setup_cache`` (:func:`suite.training_grid.compute_runs` of the
 tasks not in the disk cache, one unit of :mod:`suite.executor` per run, on every usable core;
 shared by every class here; reused from disk per task on the same code, settings and machine,
 :func:`suite.benchutil.disk_cached`, so narrowing the training tasks recomputes nothing), and the
@@ -32,8 +32,9 @@ import time
 
 from estibench.schema import SUMMARY
 from estibench.settings import Settings, current
-from suite import grid, results
+from suite import results, training_grid
 from suite.benchutil import class_prefix, disk_cached, make_track, spill, unspill
+from suite.registries import TRAINING_TASKS
 
 #: the summary measures asv tracks (a regression alarm each); the run file holds every measure
 TRACKED_SUMMARY = ("final_metric_equal_steps", "final_metric_equal_time")
@@ -41,15 +42,15 @@ TRACKED_SUMMARY = ("final_metric_equal_steps", "final_metric_equal_time")
 
 def layout(name: str, settings: Settings | None = None) -> dict:
     """A training task's class prefix and the params of its summary cells."""
-    task = grid.training_task(name, settings)  # cheap: constructors build no data
+    task = training_grid.training_task(name, settings)  # cheap: constructors build no data
     return {"prefix": class_prefix(name), "base": [[name], list(task.methods), list(task.seeds)]}
 
 
 def write_run(name: str, entry: dict, run_started: float, settings: Settings | None = None):
     """The task's run file (:func:`suite.results.training_rows`); returns its path."""
     try:
-        task = grid.training_task(name, settings)
-        curve = grid.curve_measures(task)
+        task = training_grid.training_task(name, settings)
+        curve = training_grid.curve_measures(task)
     except Exception:  # noqa: BLE001 - a task that cannot be built: its error rows only
         task, curve = None, []
     return results.write(results.training_rows(name, task, entry, curve), f"training-{name}",
@@ -73,11 +74,11 @@ class _Alignment:
 
     def setup_cache(self):
         started, settings = time.time(), current()
-        names = grid.training_task_names(settings)
+        names = training_grid.training_task_names(settings)
         runs = {name: _cached(name, settings) for name in names}
         missing = [name for name in names if runs[name] is _MISSING]
         if missing:  # every missing task's runs at once: one unit per run, on every core
-            computed = grid.compute_runs(settings, names=missing)
+            computed = training_grid.compute_runs(settings, names=missing)
             for name in missing:
                 runs[name] = _cached(name, settings, computed[name])
         for name in names:
@@ -87,8 +88,10 @@ class _Alignment:
     setup_cache.timeout = 3600
 
     def setup(self, cache, task, method, seed, *rest):
-        # failures are raised in the bodies (asv marks the cell failed); nothing to skip here
-        pass
+        # a task this run's grid leaves out (a narrowing, or a literature-scale task outside the
+        # full grid) is n/a; failures are raised in the bodies (asv marks the cell failed)
+        if (unspill(cache["spilled"], task) if "spilled" in cache else cache.get(task)) is None:
+            raise NotImplementedError(f"training task {task!r} is not in this run's grid")
 
     @staticmethod
     def entry(cache, task) -> dict:
@@ -120,7 +123,9 @@ for _key in TRACKED_SUMMARY:
 
 
 def _make_classes() -> None:
-    for name in grid.training_task_names():
+    # every registered training task, whatever the settings narrow or the default grid leaves
+    # out: a narrowed run and a full one are the same benchmarks to asv (cells outside are n/a)
+    for name in TRAINING_TASKS.available():
         cells = layout(name)
         name_ = cells["prefix"] + "Summary"
         globals()[name_] = type(name_, (_Summary,), {"params": cells["base"],

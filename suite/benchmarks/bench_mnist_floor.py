@@ -4,7 +4,7 @@
 ``binary_vae_mnist_linear`` (784 -> 200 Bernoulli latents -> 784, batch 50) with
 ``score_function:baseline=loo`` (the suite's step: estimator object, ``torch.distributions``,
 the f-evaluation counter, Adam and the prior's SGD) over the same step written in plain torch
-(:func:`suite.train_mnist_vae.plain_loo_step`), on the same batches, measured interleaved in one
+(:func:`suite.mnist_models.plain_loo_step`), on the same batches, measured interleaved in one
 process and summarised by the median of the per-pair ratios
 (:func:`suite.train_mnist_vae.floor_step_ratio`, as :mod:`suite.floor` does for single
 estimates). The target is at most 1.15. Measured once per asv run in ``setup_cache``, which also
