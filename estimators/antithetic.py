@@ -248,16 +248,10 @@ class DisARM(_Antithetic):
         return 0.5 * diff * sign * (b != b2).to(a.dtype) * torch.sigmoid(a.abs())
 
 
-@register
-class ARMS(Estimator):
-    """ARMS: K Dirichlet-copula-coupled samples, (1/K) Σ_k (f_k - f̄)(b_k - p) K/(K-1) ·
-    p(1-p)/(m - C(m, m)), m = min(p, 1-p)."""
+class CoupledSamples(Estimator):
+    """Base of the estimators whose K >= 2 samples are coupled (ARMS, CARMS): every sample is
+    evaluated once and each is the others' baseline, so K = 1 is refused."""
 
-    name = "arms"
-    display_name = "ARMS"
-    unbiased = True
-    families = (D.Bernoulli,)
-    reference = "Dimitriev & Zhou 2021"
     #: f evaluations per sample: every one of the K coupled samples is evaluated once
     evaluations_per_sample = 1
     evaluations_per_call = 0
@@ -274,6 +268,18 @@ class ARMS(Estimator):
             raise ValueError(f"{self.describe()} needs num_samples >= 2: its K samples are "
                              f"coupled and each is the others' baseline; got num_samples=1")
         super().check(dist, num_samples, min_samples)
+
+
+@register
+class ARMS(CoupledSamples):
+    """ARMS: K Dirichlet-copula-coupled samples, (1/K) Σ_k (f_k - f̄)(b_k - p) K/(K-1) ·
+    p(1-p)/(m - C(m, m)), m = min(p, 1-p)."""
+
+    name = "arms"
+    display_name = "ARMS"
+    unbiased = True
+    families = (D.Bernoulli,)
+    reference = "Dimitriev & Zhou 2021"
 
     def estimate(self, dist, f, num_samples):
         base, _ = unwrap(dist)

@@ -44,8 +44,8 @@ import torch.nn.functional as F
 from torch import distributions as D
 
 from . import register
-from .antithetic import _as_family, dirichlet_copula_cdf, dirichlet_copula_log_uniforms
-from .base import Estimator, unwrap
+from .antithetic import CoupledSamples, _as_family, dirichlet_copula_cdf, dirichlet_copula_log_uniforms
+from .base import unwrap
 
 __all__ = ["CARMS", "carms_orderings"]
 
@@ -125,7 +125,7 @@ def _joint(p: torch.Tensor, za: torch.Tensor, zb: torch.Tensor, k: int) -> torch
 
 
 @register
-class CARMS(Estimator):
+class CARMS(CoupledSamples):
     """CARMS: K Dirichlet-copula-coupled categorical samples, (1/K) Σ_i (e_{z_i} - p) (1/(K-1))
     Σ_{j≠i} p(z_i)p(z_j)/P(z_i,z_j) (f_i - f_j)."""
 
@@ -134,22 +134,6 @@ class CARMS(Estimator):
     unbiased = True
     families = (D.OneHotCategorical, D.Categorical)
     reference = "Dimitriev & Zhou 2021"
-    #: f evaluations per sample: every one of the K coupled samples is evaluated once
-    evaluations_per_sample = 1
-    evaluations_per_call = 0
-
-    def min_samples(self) -> int:
-        return 2
-
-    def evaluations(self, dist, num_samples: int) -> int:
-        """f evaluations of one estimate with ``num_samples`` = K: K."""
-        return int(num_samples)
-
-    def check(self, dist, num_samples, min_samples=1):
-        if not isinstance(num_samples, bool) and num_samples == 1:
-            raise ValueError(f"{self.describe()} needs num_samples >= 2: its K samples are "
-                             f"coupled and each is the others' baseline; got num_samples=1")
-        super().check(dist, num_samples, min_samples)
 
     def estimate(self, dist, f, num_samples):
         base, _ = unwrap(dist)
