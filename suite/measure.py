@@ -67,6 +67,9 @@ __all__ = ["statistics", "rows_per_estimate", "evaluations_per_estimate", "costs
            "QUALITY_MEASURES", "VERDICT_CODES", "WARMUP_CALLS"]
 
 NOISE_FLOOR = 1e-5  # relative noise below which replicates differ by rounding only
+#: the most sample rows one vectorised call may give f, in multiples of the task's row budget
+#: (the grid's heaviest cell, IndeCateR at K = 64 on 100 Bernoullis, needs about 20)
+ROW_CEILING = 64
 WARMUP_CALLS = 5  # calls a stateful estimator gets before it is measured, on every task
 #: the quality measures of a cell: the gradient rows of the table of measures (units, labels,
 #: directions there) but ``replicates``, which is a count, not a quality
@@ -290,10 +293,21 @@ def measure_cell(make_estimator: Callable[[], torch.nn.Module], task: GradientTa
     replicate of a VAE task costs an encoder pass whatever K is)."""
     from .claims import claim_test, replicates_needed, verdict
 
+    if task.min_replicates * num_samples > ROW_CEILING * task.row_budget:  # before counting
+        raise ValueError(
+            f"num_samples={num_samples}: the task's minimum of {task.min_replicates} replicates "
+            f"of at least {num_samples:,} rows each is over {ROW_CEILING} x its row budget "
+            f"({task.row_budget:,} rows at once); choose a smaller num_samples")
     torch.manual_seed(seed)
     est = make_estimator().to(device)
     evals, grads = costs_per_estimate(est, task, num_samples)
     r = task.replicates_for(evals)
+    if r * evals > ROW_CEILING * task.row_budget:  # the task's minimum R must not override it
+        raise ValueError(
+            f"{est.describe()} at num_samples={num_samples} evaluates f on {evals:,} rows per "
+            f"estimate: even the task's minimum of {r} replicates asks for {r * evals:,} rows at "
+            f"once, over {ROW_CEILING} x the task's row budget ({task.row_budget:,}); choose a "
+            f"smaller num_samples")
     r_max = max(r, task.claim_budget // max(evals, 1))
     if max_replicates is not None:
         r_max = max(r, min(r_max, int(max_replicates)))

@@ -548,3 +548,18 @@ def test_the_setup_cache_key_holds_only_what_changes_results():
     assert key("training", losses="bce") != training
     assert key("training", estimators="disarm") != training
     assert key("landscape", estimators="disarm", tasks="bernoulli_t045") == key("landscape")
+
+
+def test_a_cell_too_large_for_memory_is_refused_before_it_allocates():
+    """Issue 21 item 7: the task's minimum replicates must not override its row budget
+    (score_function at K = 2**25 on 100 Bernoullis asked for 13.4 GB at once)."""
+    import resource
+
+    from suite.measure import measure_cell
+
+    task = tasks.build_task("bernoulli100_t045")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ValueError, match="choose a smaller num_samples"):
+        measure_cell(lambda: estimators.get("score_function"), task, 2**25)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 2048, f"peak memory grew by {grown_mb:.0f} MB before the refusal"
