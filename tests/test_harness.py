@@ -167,7 +167,7 @@ def test_vae_reference_is_the_exact_gradient():
         shifted = copy.deepcopy(task)
         shifted.encoder = [w + sign * h * d for w, d in zip(task.encoder, direction)]
         problem = shifted.problem(1, dtype=torch.float64)
-        return float(estimators.get("exact")(problem.dist, problem.f, 1))
+        return float(estimators.get("exact")(problem.dist, problem.f, 1).detach())
     fd = (objective(1) - objective(-1)) / (2 * h)
     assert fd == pytest.approx(float(g @ torch.cat([d.reshape(-1) for d in direction])),
                                rel=1e-6)
