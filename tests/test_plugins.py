@@ -37,18 +37,25 @@ def test_without_the_plugin_it_is_not_listed():
     assert "constant_baseline_sf" not in estimators.available()
 
 
-def test_a_broken_plugin_warns_and_leaves_the_builtins(tmp_path, run_python, plugin_pyproject):
+def _install_plugin(tmp_path, plugin_pyproject, package: str, source: str):
+    """A one-module plugin package ``package`` (``__init__.py`` = ``source``), installed under
+    the demo plugin's entry point into a fresh site folder; returns that folder."""
     src = tmp_path / "src"
-    (src / "estibench_broken_plugin").mkdir(parents=True)
-    (src / "estibench_broken_plugin" / "__init__.py").write_text("raise RuntimeError('boom')\n")
-    (src / "pyproject.toml").write_text(plugin_pyproject.replace("estibench-plugin-demo",
-                                                          "estibench-broken-plugin")
-                                        .replace('"estibench_plugin_demo"',
-                                                 '"estibench_broken_plugin"'))
+    (src / package).mkdir(parents=True)
+    (src / package / "__init__.py").write_text(source)
+    (src / "pyproject.toml").write_text(
+        plugin_pyproject.replace("estibench-plugin-demo", package.replace("_", "-"))
+        .replace('"estibench_plugin_demo"', f'"{package}"'))
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
                     "--no-build-isolation", "--no-index", "--target", str(site), str(src)],
                    check=True, capture_output=True, text=True)
+    return site
+
+
+def test_a_broken_plugin_warns_and_leaves_the_builtins(tmp_path, run_python, plugin_pyproject):
+    site = _install_plugin(tmp_path, plugin_pyproject, "estibench_broken_plugin",
+                           "raise RuntimeError('boom')\n")
     got = run_python(site, '''
         import json, warnings, estimators
         with warnings.catch_warnings(record=True) as w:
@@ -66,9 +73,7 @@ def test_a_plugin_with_one_invalid_name_is_taken_back_whole(tmp_path, run_python
                                                              plugin_pyproject):
     """Issue 21 item 12: a plugin that registers a good estimator, then fails on an invalid
     name, leaves nothing registered (not the good half) and says why."""
-    src = tmp_path / "src"
-    (src / "estibench_half_plugin").mkdir(parents=True)
-    (src / "estibench_half_plugin" / "__init__.py").write_text(
+    site = _install_plugin(tmp_path, plugin_pyproject, "estibench_half_plugin",
         "import estimators\n"
         "from estimators.score_function import ScoreFunction\n"
         "@estimators.register\n"
@@ -77,14 +82,6 @@ def test_a_plugin_with_one_invalid_name_is_taken_back_whole(tmp_path, run_python
         "@estimators.register\n"
         "class Bad(ScoreFunction):\n"
         "    name = 'bad:name'\n")
-    (src / "pyproject.toml").write_text(plugin_pyproject.replace("estibench-plugin-demo",
-                                                                 "estibench-half-plugin")
-                                        .replace('"estibench_plugin_demo"',
-                                                 '"estibench_half_plugin"'))
-    site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--no-index", "--target", str(site), str(src)],
-                   check=True, capture_output=True, text=True)
     got = run_python(site, '''
         import json, warnings, estimators
         with warnings.catch_warnings(record=True):
