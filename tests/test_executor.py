@@ -35,6 +35,18 @@ def misbehave(x):
     return x
 
 
+def environment_of(name):
+    return os.environ.get(name)
+
+
+def test_local_workers_keep_glibc_trimming_off_and_one_thread():
+    """Dask's default MALLOC_TRIM_THRESHOLD_=65536 made torch units 2x slower in a worker than in
+    a plain process (suite/executor.py): the local cluster's workers must not carry it."""
+    out = run_units(environment_of, [("trim", "MALLOC_TRIM_THRESHOLD_"),
+                                     ("omp", "OMP_NUM_THREADS")], Settings(workers=2))
+    assert out == {"trim": None, "omp": "1"}
+
+
 def test_in_process_path_keeps_failures_to_their_units():
     seen = []
     out = run_units(misbehave, [("a", 1), ("b", "raise"), ("c", 2)], Settings(workers=1),
