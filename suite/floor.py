@@ -227,51 +227,87 @@ def floor_ratio(est, task, num_samples: int, device="cpu", pairs: int = PAIRS,
     return out
 
 
+def _floor_block(argument) -> tuple[dict, dict]:
+    """A work unit: every (estimator spec, K, device) floor cell of one task, timed in this
+    process: ``(cells, floors)`` keyed as :func:`compute_floor_grid`'s."""
+    import traceback
+
+    import estimators
+
+    from . import grid
+    from .benchutil import set_threads, short_error
+    from .executor import seed_unit
+
+    task_name, specs, ks, devices, settings = argument
+    set_threads(settings)
+    seed_unit("floor", task_name)
+    cells, floors = {}, {}
+    keys = [(s, k, d) for s in specs for k in ks for d in devices]
+    try:
+        task, problem = grid._build(task_name)
+    except Exception as exc:  # noqa: BLE001 - a broken task fails its own cells
+        return {(task_name, *key): {"status": "failed", "error": short_error(exc)}
+                for key in keys}, floors
+    for spec, k, device in keys:
+        key = (task_name, spec, k, device)
+        if device == "cuda" and not grid.cuda_available():
+            cells[key] = {"status": "skipped", "error": "no CUDA device"}
+            continue
+        try:
+            est = estimators.get(spec)
+            reason = grid.applicable(est, problem, k, settings) \
+                if k >= est.min_samples() else \
+                f"{est.describe()} needs num_samples >= {est.min_samples()}"
+            if reason and "grid" not in reason:  # any K of this axis applies if valid
+                cells[key] = {"status": "skipped", "error": reason}
+                continue
+            values = floor_ratio(est.to(device), task, k, device)
+            values["floor_multiple"] = floor_multiple(est, problem.dist, k)
+            floors.setdefault((task_name, k, device), values["floor_seconds"])
+            cells[key] = {"status": "ok", "values": values}
+        except Exception as exc:  # noqa: BLE001 - a failing estimator fails its cell
+            cells[key] = {"status": "failed", "error": short_error(exc),
+                          "traceback": traceback.format_exc(limit=4)}
+    return cells, floors
+
+
 def compute_floor_grid(settings=None) -> dict:
     """Every (task, estimator spec, K, device) cell of the floor benchmark that applies (as
     :func:`suite.grid.applicable` decides, K from :func:`floor_num_samples`), narrowed by the
     settings: ``{"cells": {key: {"status": "ok"|"skipped"|"failed", ...}},
-    "floors": {(task, K, device): seconds}}``."""
-    import traceback
+    "floors": {(task, K, device): seconds}}``.
 
-    import estimators
+    One unit of :mod:`suite.executor` per task (its CPU cells): the workers are single-threaded
+    processes, at most one per usable core, so each ratio is timed on a core of its own, and
+    the ratio itself is interleaved (floor and estimator alternate in one process), so what
+    other processes do cancels out of it. CUDA cells run afterwards in this process, one task
+    at a time (one GPU: never two timings at once)."""
     from estibench.settings import current
 
     from . import grid
-    from .benchutil import set_threads, short_error
+    from .benchutil import set_threads
+    from .executor import Failed, run_units
 
     settings = settings or current()
     set_threads(settings)
-    cells, floors = {}, {}
     ks = floor_num_samples(settings)
     present = grid.devices(settings=settings)
-    for _family, (task_list, specs) in grid.families(settings=settings).items():
-        for task_name in task_list:
-            keys = [(s, k, d) for s in specs for k in ks for d in present]
-            try:
-                task, problem = grid._build(task_name)
-            except Exception as exc:  # noqa: BLE001 - a broken task fails its own cells
-                cells.update({(task_name, *key): {"status": "failed", "error": short_error(exc)}
-                              for key in keys})
+    cpu = [d for d in present if d != "cuda"]
+    cuda = [d for d in present if d == "cuda"]
+    layout = [(t, tuple(specs)) for _family, (task_list, specs)
+              in grid.families(settings=settings).items() for t in task_list]
+    cells, floors = {}, {}
+    outcomes = run_units(_floor_block, [(t, (t, specs, ks, cpu, settings))
+                                        for t, specs in layout], settings) if cpu else {}
+    for task_name, specs in layout:
+        parts = [outcomes.get(task_name)] if cpu else []
+        if cuda:
+            parts.append(_floor_block((task_name, specs, ks, cuda, settings)))
+        for part in parts:
+            if isinstance(part, Failed):
+                cells.update({(task_name, s, k, d): {"status": "failed", "error": part.error}
+                              for s in specs for k in ks for d in cpu})
                 continue
-            for spec, k, device in keys:
-                key = (task_name, spec, k, device)
-                if device == "cuda" and not grid.cuda_available():
-                    cells[key] = {"status": "skipped", "error": "no CUDA device"}
-                    continue
-                try:
-                    est = estimators.get(spec)
-                    reason = grid.applicable(est, problem, k, settings) \
-                        if k >= est.min_samples() else \
-                        f"{est.describe()} needs num_samples >= {est.min_samples()}"
-                    if reason and "grid" not in reason:  # any K of this axis applies if valid
-                        cells[key] = {"status": "skipped", "error": reason}
-                        continue
-                    values = floor_ratio(est.to(device), task, k, device)
-                    values["floor_multiple"] = floor_multiple(est, problem.dist, k)
-                    floors.setdefault((task_name, k, device), values["floor_seconds"])
-                    cells[key] = {"status": "ok", "values": values}
-                except Exception as exc:  # noqa: BLE001 - a failing estimator fails its cell
-                    cells[key] = {"status": "failed", "error": short_error(exc),
-                                  "traceback": traceback.format_exc(limit=4)}
+            cells.update(part[0])
+            floors.update(part[1])
     return {"cells": cells, "floors": floors, "num_samples": ks, "pairs": PAIRS}
