@@ -136,6 +136,9 @@ claims_unbiased | flag | - | claims unbiased | 1 when the estimator registers th
     claim verdict tests that claim), 0 when it claims nothing
 bias_target | relative | - | target detectable bias | the detectable relative bias the claim test raises R
     to reach on a task (0.1 toys, 0.25 VAEs) within its budget
+reference_error | relative | - | reference relative error | the reference gradient's own standard error
+    sqrt(tr C)/||g|| (0: exact; else an unbiased estimate, where the exact gradient is out of reach), per task,
+    with the reference's kind
 run_started | unix seconds | - | run started | when the asv run that measured the cell started (unix
     time): which run a cell came from when runs accumulate
 [summary]  alignment summary per (training task, method, seed)

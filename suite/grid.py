@@ -109,14 +109,22 @@ def estimator_specs(full: bool = False, settings: Settings | None = None) -> lis
 
 def task_names(full: bool = False, settings: Settings | None = None) -> list[str]:
     """The gradient tasks: the ``tasks`` setting (checked against the registry), or every
-    registered one; ``full``: all of them plus those named."""
+    registered one, less, in the default grid, those whose class declares ``in_default_grid =
+    False`` (the literature-scale MNIST tasks: a build trains a checkpoint); ``full``: all of
+    them plus those named (the benchmarks' parameters)."""
     settings = _s(settings)
     available = TASKS.available()
     for name in settings.tasks:
         if name.partition(":")[0] not in available:
             raise unknown_name("task", name.partition(":")[0], available, "tasks", settings)
-    chosen = list(settings.tasks) or available
+    chosen = list(settings.tasks) or [n for n in available if full_grid(settings)
+                                      or _in_default_grid(n)]
     return _union(available, chosen) if full else chosen
+
+
+def _in_default_grid(name: str) -> bool:
+    factory = TASKS.entry(name).factory
+    return bool(getattr(getattr(factory, "func", factory), "in_default_grid", True))
 
 
 def k_axis(k_min: int, settings: Settings | None = None) -> list[int]:

@@ -22,6 +22,17 @@ and ``m`` the mean estimate:
 * ``work_normalised_variance``: ``variance x seconds per estimate`` (Glynn & Whitt 1992: the
   efficiency of a Monte Carlo estimator is its variance times its cost).
 
+**An estimated reference** (``reference_cov``, a task's
+:meth:`~suite.taskbase.GradientTask.reference_covariance`; issue 23: at 2^200 latent states the
+reference is an unbiased estimate ``g = g* + ε``, ``Cov ε = C``, independent of the estimates):
+``||m - g||²`` then overestimates ``||E ĝ - g*||²`` by ``tr Cov / R + tr C``, so the bias
+measure subtracts both and its ``_se`` is ``√(tr Cov / R + tr C) / ||g||``; likewise the MSE
+subtracts ``tr C`` (clipped at 0) and its se gains ``4 (m - g)^T C (m - g)`` in quadrature; the
+cosines' se gain their delta-method term ``∇_g^T C ∇_g`` (the cosines themselves read low by
+about half the squared relative error of the reference, 5e-4 at 0.03, and are not corrected).
+Variance and SNR do not involve g. With ``reference_cov=None`` (an exact reference) every number
+is computed as before, bit for bit.
+
 All statistics are computed in float64 on the estimates' device and moved to the host once.
 
 **The claim test** (:mod:`suite.claims`, issue 10): a cell first draws R replicates as above, tests
@@ -59,6 +70,7 @@ import torch
 import estimators
 from estibench.schema import GRADIENT, VERDICT_CODES
 
+from .claims import quadratic_form
 from .tasks import GradientTask
 
 __all__ = ["statistics", "rows_per_estimate", "evaluations_per_estimate", "costs_per_estimate",
@@ -76,9 +88,12 @@ WARMUP_CALLS = 5  # calls a stateful estimator gets before it is measured, on ev
 QUALITY_MEASURES = tuple(m for m in GRADIENT if m != "replicates")
 
 
-def statistics(G: torch.Tensor, g: torch.Tensor) -> dict[str, float | None]:
-    """Quality measures of the rows of ``G`` ``[R, P]`` against the exact gradient ``g`` ``[P]``:
-    ``{measure: value, measure_se: standard error}`` plus ``replicates``."""
+def statistics(G: torch.Tensor, g: torch.Tensor, reference_cov: torch.Tensor | None = None
+               ) -> dict[str, float | None]:
+    """Quality measures of the rows of ``G`` ``[R, P]`` against the reference gradient ``g``
+    ``[P]``: ``{measure: value, measure_se: standard error}`` plus ``replicates``.
+    ``reference_cov``: ``g``'s covariance when it is an estimate (``[P]`` or ``[P, P]``; see the
+    module's notes), None when it is exact."""
     G = G.to(torch.float64)
     g = g.to(G.device, torch.float64).reshape(-1)
     r = G.shape[0]
@@ -90,6 +105,10 @@ def statistics(G: torch.Tensor, g: torch.Tensor) -> dict[str, float | None]:
     g_norm = g.norm()
     if not bool(g_norm > 0):
         raise ValueError("the reference gradient is zero: relative bias and cosine are undefined")
+    cov = None if reference_cov is None else reference_cov.to(G.device, torch.float64)
+    if cov is not None and tuple(cov.shape) not in ((g.numel(),), (g.numel(), g.numel())):
+        raise ValueError(f"the reference covariance has shape {tuple(cov.shape)}; expected "
+                         f"({g.numel()},) or ({g.numel()}, {g.numel()})")
     m = G.mean(0)
     dev = G - m
     d = dev.pow(2).sum(1)  # ||ĝ_r - m||²
@@ -98,22 +117,43 @@ def statistics(G: torch.Tensor, g: torch.Tensor) -> dict[str, float | None]:
     out = {"replicates": float(r)}
     out["variance"], out["variance_se"] = variance, d.std() / sqrt_r
 
-    bias2 = ((m - g).pow(2).sum() - variance / r).clamp_min(0)
-    out["bias"], out["bias_se"] = bias2.sqrt() / g_norm, (variance / r).sqrt() / g_norm
+    if cov is None:
+        bias2 = ((m - g).pow(2).sum() - variance / r).clamp_min(0)
+        out["bias"], out["bias_se"] = bias2.sqrt() / g_norm, (variance / r).sqrt() / g_norm
+    else:
+        noise = variance / r + (cov.sum() if cov.dim() == 1 else cov.trace())
+        bias2 = ((m - g).pow(2).sum() - noise).clamp_min(0)
+        out["bias"], out["bias_se"] = bias2.sqrt() / g_norm, noise.sqrt() / g_norm
 
     e = (G - g).pow(2).sum(1)
-    out["mse"], out["mse_se"] = e.mean(), e.std() / sqrt_r
+    if cov is None:
+        out["mse"], out["mse_se"] = e.mean(), e.std() / sqrt_r
+    else:
+        trace = cov.sum() if cov.dim() == 1 else cov.trace()
+        out["mse"] = (e.mean() - trace).clamp_min(0)  # like the squared bias: never below 0
+        out["mse_se"] = (e.var() / r + 4 * quadratic_form(cov, m - g)).sqrt()
 
     m_norm = m.norm().clamp_min(torch.finfo(torch.float64).tiny)
     g_unit = g / g_norm
     cos_mean = (m @ g_unit) / m_norm
     grad_cos = (g_unit - cos_mean * m / m_norm) / m_norm  # ∇_m cos(m, g)
     out["cosine_of_mean"], out["cosine_of_mean_se"] = cos_mean, (dev @ grad_cos).std() / sqrt_r
+    if cov is not None:  # the reference's error through ∇_g cos(m, g)
+        m_unit = m / m_norm
+        grad_g = (m_unit - cos_mean * g_unit) / g_norm
+        out["cosine_of_mean_se"] = (out["cosine_of_mean_se"] ** 2
+                                    + quadratic_form(cov, grad_g)).sqrt()
 
     G_norm = G.norm(dim=1)
     c = torch.where(G_norm > 0, (G @ g_unit) / G_norm.clamp_min(torch.finfo(torch.float64).tiny),
                     torch.zeros_like(G_norm))
     out["cosine"], out["cosine_se"] = c.mean(), c.std() / sqrt_r
+    if cov is not None:  # ∇_g mean_r cos(ĝ_r, g) = mean_r (ĝ_r/||ĝ_r|| - c_r g/||g||) / ||g||
+        units = torch.where((G_norm > 0)[:, None],
+                            G / G_norm.clamp_min(torch.finfo(torch.float64).tiny)[:, None],
+                            torch.zeros_like(G))
+        grad_g = (units.mean(0) - c.mean() * g_unit) / g_norm
+        out["cosine_se"] = (out["cosine_se"] ** 2 + quadratic_form(cov, grad_g)).sqrt()
 
     # Rounding alone gives identical replicates (exact enumeration) a variance of order
     # (eps ||m||)^2; below NOISE_FLOOR relative noise the estimator is deterministic.
@@ -280,7 +320,7 @@ def _draw(est, task, num_samples, replicates, chunk, device, dtype) -> torch.Ten
 def measure_cell(make_estimator: Callable[[], torch.nn.Module], task: GradientTask,
                  num_samples: int, device="cpu", seed: int = 0,
                  dtype=torch.float32, unbiased: bool = True,
-                 max_replicates: int | None = None) -> dict[str, float | None]:
+                 max_replicates: int | None = None) -> dict[str, float | str | None]:
     """Every quality measure of one (task, estimator, num_samples, device) cell, and the test of
     the estimator's claim (``unbiased``: what it claims) with stated power.
 
@@ -290,7 +330,12 @@ def measure_cell(make_estimator: Callable[[], torch.nn.Module], task: GradientTa
     until the detectable bias reaches ``task.bias_target`` or ``task.claim_budget`` f
     evaluations are spent (see the module docstring), and never past ``max_replicates``
     replicates when given (the default grid's cap, :func:`suite.grid.claim_replicates`: a
-    replicate of a VAE task costs an encoder pass whatever K is)."""
+    replicate of a VAE task costs an encoder pass whatever K is). Against ``task.reference()``
+    with, where that is an estimate, its covariance (``task.reference_covariance()``) in the
+    statistics and the claim test; R stops growing once the reference's own error alone keeps
+    the detectable bias above the target. ``reference_error``: the reference's relative error
+    (``task.reference_relative_se()``, 0 when exact); ``reference_kind``: which reference, in
+    words (``task.reference_description()``: the one value that is text)."""
     from .claims import claim_test, replicates_needed, verdict
 
     if task.min_replicates * num_samples > ROW_CEILING * task.row_budget:  # before counting
@@ -313,20 +358,26 @@ def measure_cell(make_estimator: Callable[[], torch.nn.Module], task: GradientTa
         r_max = max(r, min(r_max, int(max_replicates)))
     torch.manual_seed(seed)
     est = warmed_up(make_estimator().to(device), task, num_samples, r, device, dtype)
-    g = task.reference()
+    g, cov = task.reference(), task.reference_covariance()
     G = replicate_estimates(est, task, num_samples, r, device, dtype)
     _check_finite(G)
-    test = claim_test(G, g, resolution=_resolution(dtype))
+    test = claim_test(G, g, resolution=_resolution(dtype), reference_cov=cov)
     while test.detectable_bias > task.bias_target and G.shape[0] < r_max:
         # R from the spread alone (never from the mean: no optional stopping on the statistic),
         # 10 % over what the estimated spread asks, at least doubling: few rounds
-        want = min(r_max, max(2 * G.shape[0], math.ceil(1.1 * replicates_needed(
-            test, task.bias_target))))
+        needed = replicates_needed(test, task.bias_target)
+        if needed <= G.shape[0]:  # out of reach: the estimated reference's own error
+            break
+        want = min(r_max, max(2 * G.shape[0], math.ceil(1.1 * needed)))
         more = _draw(est, task, num_samples, want - G.shape[0], r, device, dtype)
         _check_finite(more)
         G = torch.cat([G, more])
-        test = claim_test(G, g, resolution=_resolution(dtype))
-    out = statistics(G, g)
+        test = claim_test(G, g, resolution=_resolution(dtype), reference_cov=cov)
+    out = statistics(G, g, cov)
+    # the reference's own relative error (0: exact); the run file shows it once per task, with
+    # the reference's kind (group harness, :func:`suite.results.gradient_rows`)
+    out["reference_error"] = task.reference_relative_se()
+    out["reference_kind"] = task.reference_description()
     out["detectable_bias"] = test.detectable_bias
     out["bias_p"] = test.p_value
     out["bias_z"] = test.z_along_g

@@ -125,8 +125,10 @@ def _task_columns(task: str) -> dict[str, Any]:
 def gradient_rows(cells: Mapping[tuple, Mapping[str, Any]], warmup_calls: int,
                   bias_target) -> list[dict[str, Any]]:
     """The rows of the gradient grid's ``cells`` (:func:`suite.grid.compute_grid`); per task
-    ``bias_target(task)`` and once ``warmup_calls`` (group ``harness``)."""
-    rows, tasks = [], []
+    ``bias_target(task)``, its reference's relative error ``reference_error`` with the reference's
+    kind in the ``reference_kind`` column (:func:`suite.taskbase.reference_kind`), and once
+    ``warmup_calls`` (group ``harness``)."""
+    rows, tasks, reference = [], [], {}
     for (task, spec, k, device), cell in cells.items():
         if task not in tasks:
             tasks.append(task)
@@ -141,11 +143,30 @@ def gradient_rows(cells: Mapping[tuple, Mapping[str, Any]], warmup_calls: int,
         for name, value in values.items():
             if name.endswith(schema.SE_SUFFIX) or name in _REPEATS:
                 continue
+            if name in ("reference_error", "reference_kind"):  # the task's: one harness row
+                reference.setdefault(task, {}).setdefault(name, value)
+                continue
             rows.append(_row(name, value, values.get(f"{name}{schema.SE_SUFFIX}"), **columns))
     rows.extend(_row("bias_target", float(bias_target(t)), group="harness", **_task_columns(t))
                 for t in tasks)
+    rows.extend(_reference_row(t, **reference.get(t, {})) for t in tasks)
     rows.append(_row("warmup_calls", float(warmup_calls), group="harness"))
     return rows
+
+
+def _reference_row(task: str, reference_error=None, reference_kind=None) -> dict[str, Any]:
+    """Which reference the task's cells were measured against (as the built task states it,
+    else as it registered) and its relative error (0 when exact; unknown for an estimated
+    reference when no cell of the task completed)."""
+    from .taskbase import reference_is_estimate
+    from .taskbase import reference_kind as registered_kind
+
+    value = reference_error
+    if value is None and not reference_is_estimate(task):
+        value = 0.0
+    status, error = ("ok", "") if value is not None else ("skipped", "no cell of the task completed")
+    return _row("reference_error", value, status=status, error=error, group="harness",
+                reference_kind=reference_kind or registered_kind(task), **_task_columns(task))
 
 
 # -- the training tasks --------------------------------------------------------------------------

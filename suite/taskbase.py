@@ -1,6 +1,15 @@
 """The gradient task's interface: :class:`Problem`, :class:`GradientTask` and their registration
 (:func:`register_task`, :func:`build_task`). The built-in tasks (:mod:`suite.tasks`,
-:mod:`suite.tasks_vae`) and a plugin's subclass it; see :mod:`suite.tasks` for the contract."""
+:mod:`suite.tasks_vae`, :mod:`suite.tasks_mnist`) and a plugin's subclass it; see
+:mod:`suite.tasks` for the contract.
+
+**Exact and estimated references.** Most tasks know their gradient exactly (a closed form, or
+enumerating the support: registered ``exact="closed form"`` / ``"enumeration"``). Where the
+support is out of reach (2^200 latent states), the reference is a high-precision *unbiased
+estimate* (registered ``estimate="<how>"``, e.g. ``"local expectation ..., 256 antithetic
+pairs of samples, float64"``): its own covariance (:meth:`GradientTask.reference_covariance`) then enters the bias
+measure and the claim test in quadrature (:func:`suite.measure.statistics`,
+:func:`suite.claims.claim_test`), and :func:`reference_kind` says which reference a task uses."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -11,7 +20,8 @@ from torch import distributions as D
 
 from .registries import TASKS
 
-__all__ = ["Problem", "GradientTask", "register_task", "build_task", "bias_target"]
+__all__ = ["Problem", "GradientTask", "register_task", "build_task", "bias_target",
+           "reference_kind", "reference_is_estimate"]
 
 
 @dataclass
@@ -34,7 +44,12 @@ def register_task(name: str, *, description: str, reference: str = "", family: s
     """Register a task factory. ``family`` names the distribution family (``"Bernoulli"``,
     ``"OneHotCategorical"``, ``"Normal"``, ...) so listings can show what each task exercises;
     ``bias_target`` is the detectable relative bias the claim test aims for on it (0.1 on toys,
-    0.25 on the VAE tasks; :class:`GradientTask`)."""
+    0.25 on the VAE tasks; :class:`GradientTask`). How ``reference()`` is obtained goes in
+    ``info``: ``exact="closed form"`` / ``"enumeration"`` for an exact gradient, or
+    ``estimate="<estimator, samples>"`` for an unbiased estimate whose covariance the task gives
+    (:meth:`GradientTask.reference_covariance`); :func:`reference_kind` reads them back."""
+    if info.get("exact") and info.get("estimate"):
+        raise ValueError(f"task {name!r}: declare exact=... or estimate=..., not both")
     return TASKS.register(name, description=description, reference=reference, family=family,
                           bias_target=float(bias_target), **info)
 
@@ -42,6 +57,21 @@ def register_task(name: str, *, description: str, reference: str = "", family: s
 def bias_target(name: str) -> float:
     """The registered claim-test target of a task (without building it)."""
     return float(TASKS.entry(name.split(":")[0]).info.get("bias_target", GradientTask.bias_target))
+
+
+def reference_kind(name: str) -> str:
+    """Which reference a registered task (``"name"`` or ``"name:options"``) measures against, as
+    its registration states it (without building it): ``"closed form"``, ``"enumeration"``,
+    ``"estimate: <how>"``, or ``"exact (not stated how)"`` for a task that declares neither."""
+    info = TASKS.entry(name.split(":")[0]).info
+    if info.get("estimate"):
+        return f"estimate: {info['estimate']}"
+    return str(info.get("exact") or "exact (not stated how)")
+
+
+def reference_is_estimate(name: str) -> bool:
+    """Whether a registered task's reference is an estimate (registered ``estimate=...``)."""
+    return bool(TASKS.entry(name.split(":")[0]).info.get("estimate"))
 
 
 def build_task(name: str) -> GradientTask:
@@ -89,13 +119,60 @@ class GradientTask:
     def _reference(self) -> torch.Tensor:
         raise NotImplementedError
 
+    def _reference_covariance(self) -> torch.Tensor | None:
+        """The covariance of an estimated reference (see :meth:`reference_covariance`); None
+        (the default) for an exact one. Called after :meth:`_reference`."""
+        return None
+
     def reference(self) -> torch.Tensor:
-        """Exact gradient for one replicate, flattened over the leaves, float64 on the CPU."""
+        """The reference gradient for one replicate, flattened over the leaves, float64 on the
+        CPU: exact, or an unbiased estimate whose covariance :meth:`reference_covariance` gives."""
         cached = getattr(self, "_reference_cache", None)
         if cached is None:
             cached = self._reference().detach().to("cpu", torch.float64).reshape(-1)
             self._reference_cache = cached
+            self.reference_covariance()  # cached beside it: a pickled built task carries both
         return cached
+
+    def reference_covariance(self) -> torch.Tensor | None:
+        """The covariance of the reference's error, float64 on the CPU: None for an exact
+        reference, else ``[P]`` (per-coordinate variances; the coordinates' errors taken as
+        uncorrelated) or ``[P, P]`` (the full matrix), P = ``reference().numel()``."""
+        p = self.reference().numel()  # computing it caches the covariance too
+        if not hasattr(self, "_reference_cov_cache"):
+            cov = self._reference_covariance()
+            if cov is not None:
+                cov = cov.detach().to("cpu", torch.float64)
+                if cov.shape not in ((p,), (p, p)):
+                    raise ValueError(f"{self.name}: the reference covariance has shape "
+                                     f"{tuple(cov.shape)}; expected ({p},) or ({p}, {p})")
+                diag = cov if cov.dim() == 1 else cov.diagonal()
+                if not bool(torch.isfinite(cov).all() and (diag >= 0).all()):
+                    raise ValueError(f"{self.name}: the reference covariance has negative or "
+                                     f"non-finite variances")
+            self._reference_cov_cache = cov
+        return self._reference_cov_cache
+
+    def reference_se(self) -> torch.Tensor | None:
+        """Per-coordinate standard error of the reference ``[P]``; None when it is exact."""
+        cov = self.reference_covariance()
+        if cov is None:
+            return None
+        return (cov if cov.dim() == 1 else cov.diagonal()).sqrt()
+
+    def reference_description(self) -> str:
+        """Which reference this task measures against: its registration's
+        (:func:`reference_kind`), or, for an unregistered task, whether it is exact."""
+        if self.name.split(":")[0] in TASKS:
+            return reference_kind(self.name)
+        return "exact (not stated how)" if self.reference_covariance() is None else \
+            "estimate (not stated how)"
+
+    def reference_relative_se(self) -> float:
+        """The reference's error relative to its norm, ``sqrt(tr Cov) / ||g||``: 0 when exact.
+        The resolution the reference alone leaves the relative bias measure."""
+        se = self.reference_se()
+        return 0.0 if se is None else float(se.norm() / self.reference().norm())
 
     def replicates_for(self, rows_per_estimate: int) -> int:
         """R for an estimator whose f sees ``rows_per_estimate`` sample rows per estimate."""

@@ -220,5 +220,7 @@ for _kind, _f in _GAUSSIAN_F.items():
         functools.partial(GaussianFamily, kind=_kind))
 
 
-# The VAE tasks live in their own module; importing it registers them (names re-exported).
+# The VAE tasks live in their own modules; importing them registers them (names re-exported):
+# the digits VAEs, and the literature-scale MNIST ones (200 latents, out of the default grid).
+from . import tasks_mnist  # noqa: E402,F401
 from .tasks_vae import BinaryVAE, CategoricalVAE, _DigitsVAE, _init_mlp, _mlp  # noqa: E402,F401
