@@ -40,11 +40,16 @@ it is a constant of the network's input either way); lr 0.01 here (1e-3 there, f
 
 **Cost.** K f evaluations, K gradients of f with respect to its input (one backward pass
 through f, inside the call), no f evaluation at the D neighbours (they are linearised), and
-two network passes over ``K·(D + 1)`` inputs per batch element.
+two network passes over ``K·(D + 1)`` inputs per batch element, forward and (for the online
+step) backward: ``O(K·D·hidden)`` per batch element, the estimator's dominant cost for D ~ 100.
+On the CPU, past a few thousand rows, the network runs in blocks of rows that stay in cache and
+its backward recomputes the hidden layer block by block (:class:`_BlockedNet`) instead of
+keeping ``[K·(D+1)·batch, hidden]`` activations: the same outputs, no large temporaries.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import distributions as D
 
 from . import register
@@ -52,6 +57,46 @@ from .checks import integer, number
 from .double_cv import SampleGradientLOO, loo_mean
 
 __all__ = ["Rodeo", "gibbs_stein"]
+
+#: rows of the control-variate network per block on the CPU (a block's hidden layer, 2048 x 100
+#: floats, stays in cache; one large pass is memory-bound and page-faults its temporaries). Up to
+#: four blocks' rows the plain module is as fast (measured: 2.0 vs 2.2 ms at 4,096 rows, 94 vs
+#: 27 ms at 65,536, forward and backward on one core) and runs in one pass.
+_NET_ROWS_CPU = 2048
+
+
+class _BlockedNet(torch.autograd.Function):
+    """``Linear -> LeakyReLU -> Linear`` on the rows of ``x [N, in]``, a block of rows at a
+    time; the backward recomputes each block's hidden layer rather than saving all of them.
+    Each row's output is computed by the same ``linear`` calls as the module's (on fewer rows);
+    the parameter gradients are sums over blocks (the order of a float sum may differ from one
+    large matrix product in the last place)."""
+
+    @staticmethod
+    def forward(ctx, x, w1, b1, w2, b2, slope, rows):
+        ctx.save_for_backward(x, w1, b1, w2)
+        ctx.slope, ctx.rows = slope, rows
+        out = x.new_empty((x.shape[0], w2.shape[0]))
+        for lo in range(0, x.shape[0], rows):  # a fixed number of blocks: no host read
+            hidden = F.leaky_relu(F.linear(x[lo:lo + rows], w1, b1), slope)
+            out[lo:lo + rows] = F.linear(hidden, w2, b2)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w1, b1, w2 = ctx.saved_tensors
+        gw1, gb1, gw2 = torch.zeros_like(w1), torch.zeros_like(b1), torch.zeros_like(w2)
+        gx = torch.empty_like(x) if ctx.needs_input_grad[0] else None
+        for lo in range(0, x.shape[0], ctx.rows):
+            block, g = x[lo:lo + ctx.rows], grad[lo:lo + ctx.rows]
+            pre = F.linear(block, w1, b1)
+            gw2.addmm_(g.t(), F.leaky_relu(pre, ctx.slope))
+            g_pre = torch.ops.aten.leaky_relu_backward(g @ w2, pre, ctx.slope, False)
+            gw1.addmm_(g_pre.t(), block)
+            gb1.add_(g_pre.sum(0))
+            if gx is not None:
+                gx[lo:lo + ctx.rows] = g_pre @ w1
+        return gx, gw1, gb1, gw2, grad.sum(0), None, None
 
 
 def gibbs_stein(h_x: torch.Tensor, h_y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -100,7 +145,14 @@ class Rodeo(SampleGradientLOO):
                 if m.dtype != p.dtype:
                     m.data, v.data = m.to(p.dtype), v.to(p.dtype)
         lin, fbar = torch.broadcast_tensors(lin, fbar)
-        return self.net(torch.stack([lin, fbar], -1).to(dtype)).to(like.dtype)
+        inputs = torch.stack([lin, fbar], -1).to(dtype)
+        if inputs.device.type != "cpu" or inputs[..., 0].numel() <= 4 * _NET_ROWS_CPU:
+            # one pass: few kernel launches on an accelerator; a few blocks' rows fit in cache
+            return self.net(inputs).to(like.dtype)
+        first, act, last = self.net
+        out = _BlockedNet.apply(inputs.reshape(-1, 2), first.weight, first.bias, last.weight,
+                                last.bias, act.negative_slope, _NET_ROWS_CPU)
+        return out.reshape(inputs.shape[:-1] + (2,)).to(like.dtype)
 
     def stein_terms(self, x, p, gbar, offset, fbar, like):
         """``((A h⁰)(x), (A H)(x))`` at samples ``x [..., D]`` of ``Bernoulli(p)`` for the network

@@ -54,7 +54,10 @@ The paper treats z as one categorical variable over its whole support, a vector 
 enumerating the 2^D joint draws; so does this estimator (Bernoulli, Categorical,
 OneHotCategorical, alone or in ``Independent``, at most ``max_support`` joint points per batch
 element). Cost: ``k + K`` f evaluations per batch element, in one f call (``n``, the support,
-when ``k >= n``: then it is exact enumeration).
+when ``k >= n``: then it is exact enumeration). Besides f: ``O(n)`` per batch element, the
+support's log-probabilities (:func:`support_log_prob`, no autograd graph over the support; the
+gradient flows through the ``k + K`` chosen points only) and the K draws from
+``q(· | z ∉ C)`` by inverse CDF (:func:`_sample_outside`).
 """
 from __future__ import annotations
 
@@ -64,11 +67,14 @@ import torch
 from torch import distributions as D
 
 from . import register
-from .base import DISCRETE, Estimator, family_name, log_prob
+from .base import DISCRETE, Estimator, _unwrap_exact, family_name, log_prob
 from .checks import choice, integer
 from .evaluations import CountsEvaluations
 from .exact import enumerate_support, support_log10, support_size
 from .relaxed import gumbel_noise
+
+#: float64 elements per block of the inverse-CDF sampler (a block's CDF stays in cache)
+_SAMPLER_BLOCK = 1 << 18
 
 LOG_C_MAX = 30.0  # c_i = p_i / p(D\S) is clamped at e^30 (a set holding all but ~1e-13 of the mass)
 
@@ -114,6 +120,43 @@ def log_set_probabilities(log_p_set: torch.Tensor, log_p_rest: torch.Tensor,
     return log_pS, log_p1, torch.stack(rows, -2)
 
 
+def support_log_prob(dist: D.Distribution, points: torch.Tensor) -> torch.Tensor:
+    """``log p`` of every point of the support ``points [n, *B, *event]``
+    (:func:`estimators.exact.enumerate_support`), as ``[n, *B]``, without gradient: for picking
+    points, not for differentiating through them.
+
+    For torch's own ``Bernoulli``, ``Categorical`` and ``OneHotCategorical`` (alone or in
+    ``Independent``) the joint log-probability is a sum over the D independent coordinates of
+    entries of a per-coordinate table ``[D, values, *B]``: point c's digit j (its value at
+    coordinate j, ``(c // values^(D-1-j)) % values``, the support's order) is the middle index
+    of c in a ``[values^j, values, values^(D-1-j)]`` view, so the sum is D broadcast adds of
+    ``[n, *B]`` tensors, instead of ``log_prob`` on the materialised ``[n, *B, *event]``
+    enumeration with an autograd graph over all of it. The table's entries are those
+    :func:`estimators.base.log_prob` computes (``z·l - softplus(l)``; the normalised logits),
+    added coordinate by coordinate (the same numbers as ``log_prob`` for the categoricals; for
+    Bernoulli vectors the sum's rounding may differ in the last place). Any other distribution:
+    ``dist.log_prob(points)``."""
+    base, ndims = _unwrap_exact(dist)
+    with torch.no_grad():
+        if type(base) is D.Bernoulli:
+            a = base.logits
+            soft = torch.nn.functional.softplus(a)
+            table = torch.stack([-soft, a - soft], -1)  # log p of 0 and of 1
+        elif type(base) in (D.Categorical, D.OneHotCategorical):
+            table = base.logits  # normalised
+        else:
+            return dist.log_prob(points).detach()
+        batch = table.shape[:table.dim() - 1 - ndims]
+        b = math.prod(batch)
+        v = table.shape[-1]
+        table = table.reshape(b, -1, v).permute(1, 2, 0)  # [D, values, B]
+        d = table.shape[0]
+        out = table[0].reshape(v, 1, b).expand(v, v ** (d - 1), b).reshape(v ** d, b)
+        for j in range(1, d):  # D, the event's size: a shape, not data
+            out.view(v ** j, v, v ** (d - 1 - j), b).add_(table[j].reshape(1, v, 1, b))
+        return out.reshape((v ** d,) + batch)
+
+
 @register
 class UnorderedSet(CountsEvaluations, Estimator):
     """Unordered set estimator: k categories without replacement (Gumbel-top-k), built-in baseline."""
@@ -157,16 +200,14 @@ class UnorderedSet(CountsEvaluations, Estimator):
     def estimate(self, dist, f, num_samples):
         k = num_samples
         points = enumerate_support(dist)                              # [n, *B, *event]
-        log_p = dist.log_prob(points).movedim(0, -1)                  # [*B, n], normalised
         with torch.no_grad():
+            log_p = support_log_prob(dist, points).movedim(0, -1)     # [*B, n], normalised
             idx = (log_p + gumbel_noise(log_p.shape, log_p)).topk(k, dim=-1).indices  # [*B, k]
             outside = torch.ones_like(log_p, dtype=torch.bool).scatter_(-1, idx, False)
             log_rest = torch.logsumexp(log_p.masked_fill(~outside, -math.inf), -1)
-        log_p_set = log_p.gather(-1, idx)                             # [*B, k], with grad
-        idx_k = idx.movedim(-1, 0)                                    # [k, *B]
-        event = points.shape[idx_k.dim():]
-        z = points.gather(0, idx_k.reshape(idx_k.shape + (1,) * len(event))
-                          .expand(idx_k.shape + event))
+        z = _gather_points(points, idx.movedim(-1, 0))                # [k, *B, *event]
+        # log p with gradient only at the k points of the set, not over the whole support
+        log_p_set = dist.log_prob(z).movedim(0, -1)                   # [*B, k]
         cost = self.costs(f, z, dist, k).movedim(0, -1)               # [*B, k]
         with torch.no_grad():
             # the quadrature needs float32 at least (e^30 overflows float16); back afterwards
@@ -193,6 +234,31 @@ def _gather_points(points: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     event = points.shape[index.dim():]
     return points.gather(0, index.reshape(index.shape + (1,) * len(event))
                          .expand(index.shape + event))
+
+
+def _sample_outside(rest: torch.Tensor, log_rest: torch.Tensor, num_samples: int) -> torch.Tensor:
+    """``num_samples`` independent draws ``[K, *B]`` of the support index from ``q(· | z ∉ C)``
+    (``rest [n, *B]``: log q, -inf on C; ``log_rest [*B]``: log q(C^c)) by inverse CDF in
+    float64: one uniform per draw against the cumulative sums, ``O(n + K log n)`` per batch
+    element where Gumbel-max draws ``K · n`` exponentials. A point of C (zero mass) is never
+    returned: the target is below the total, and the first index whose cumulative sum exceeds
+    it has positive mass. Blocks of batch elements keep the CDF small (a fixed number of
+    blocks: no host read)."""
+    n = rest.shape[0]
+    flat, lr = rest.reshape(n, -1), log_rest.reshape(1, -1)
+    b = flat.shape[1]
+    u = torch.rand((b, num_samples), dtype=torch.float64, device=rest.device)
+    out = torch.empty((b, num_samples), dtype=torch.long, device=rest.device)
+    step = max(1, _SAMPLER_BLOCK // n)
+    for lo in range(0, b, step):
+        cols = slice(lo, lo + step)
+        part = flat[:, cols].t()
+        block = torch.empty(part.shape, dtype=torch.float64, device=rest.device).copy_(part)
+        cdf = block.sub_(lr[0, cols, None]).exp_().nan_to_num_(0.0).cumsum_(-1)  # [block, n]
+        total = cdf[:, -1:]
+        target = torch.minimum(u[cols] * total, torch.nextafter(total, torch.zeros_like(total)))
+        out[cols] = torch.searchsorted(cdf, target, right=True).clamp_max_(n - 1)
+    return out.t().reshape((num_samples,) + rest.shape[1:])
 
 
 SUM_AND_SAMPLE_BASELINES = ("none", "loo")
@@ -242,23 +308,20 @@ class SumAndSample(CountsEvaluations, Estimator):
 
     def estimate(self, dist, f, num_samples):
         points = enumerate_support(dist)                              # [n, *B, *event]
-        log_p = log_prob(dist, points)                                # [n, *B], normalised
-        n = log_p.shape[0]
-        k = min(self.k, n)
         with torch.no_grad():
-            lp = log_p.detach()
+            lp = support_log_prob(dist, points)                       # [n, *B], normalised
+            n = lp.shape[0]
+            k = min(self.k, n)
             top = lp.topk(k, dim=0).indices                           # [k, *B]
             index = top
             if k < n:
                 rest = lp.scatter(0, top, -math.inf)                  # log q outside C
                 log_rest = torch.logsumexp(rest, 0)                   # log q(C^c) [*B]
-                e = torch.empty((num_samples,) + lp.shape, dtype=lp.dtype, device=lp.device)
-                e.exponential_().clamp_min_(torch.finfo(lp.dtype).tiny)
-                u = (rest - e.log_()).argmax(1)                       # [K, *B], Gumbel-max
-                index = torch.cat([top, u], 0)
+                index = torch.cat([top, _sample_outside(rest, log_rest, num_samples)], 0)
         m = index.shape[0]
-        cost = self.costs(f, _gather_points(points, index), dist, m)  # [k + K, *B]
-        picked = log_p.gather(0, index)                               # [k + K, *B], with grad
+        z = _gather_points(points, index)
+        cost = self.costs(f, z, dist, m)                              # [k + K, *B]
+        picked = log_prob(dist, z)                                    # [k + K, *B], with grad
         q_top = picked[:k].exp()
         detached = cost.detach()
         value = (q_top.detach() * cost[:k]).sum(0)

@@ -270,6 +270,69 @@ def test_carms_matches_the_reference_formula_on_the_same_noise(k):
     assert np.abs(ref).max() > 1e-3
 
 
+def _carms_direct_joint(p, za, zb, k):
+    """The direct form of CARMS's pair joint (the estimator's code before it was restructured
+    for speed), one ordering of Π at a time: the left edges of both categories of every pair
+    from prefix sums, the four bivariate copula CDFs with ``pow``, averaged over the orderings."""
+    from estimators.antithetic import dirichlet_copula_cdf
+    c = p.shape[-1]
+    flat = p.reshape(-1, c)
+    pre = torch.cat([torch.zeros_like(flat[:, :1]), flat.cumsum(-1)], -1)
+    total = pre[:, -1]
+    za_f, zb_f = za.reshape(za.shape[0], -1), zb.reshape(zb.shape[0], -1)
+    var = torch.arange(flat.shape[0])
+
+    def left(a, c0, s):  # L_a in the ordering (c0, then the others cyclically from s)
+        wrap = s > a
+        out = pre[var, a] - pre[var, s] + wrap * total
+        inside = torch.where(wrap, (c0 >= s) | (c0 < a), (c0 >= s) & (c0 < a))
+        out = torch.where(inside, out, out + flat[var, c0])
+        return torch.where(a == c0, torch.zeros_like(out), out)
+    acc = torch.zeros(za_f.shape, dtype=p.dtype)
+    orders = carms_orderings(c)
+    for order in orders:
+        c0, s = order[0], order[1]
+        la, lb = left(za_f, c0, s), left(zb_f, c0, s)
+        ra, rb = la + flat[var, za_f], lb + flat[var, zb_f]
+        acc += (dirichlet_copula_cdf(ra, rb, k) - dirichlet_copula_cdf(la, rb, k)
+                - dirichlet_copula_cdf(ra, lb, k) + dirichlet_copula_cdf(la, lb, k))
+    return (acc / len(orders)).reshape(za.shape)
+
+
+@pytest.mark.parametrize("c,k,v", [(3, 2, 3), (7, 3, 2), (12, 5, 3), (30, 16, 2)])
+@pytest.mark.parametrize("chunk", [None, 1, 97])
+def test_carms_fast_joint_equals_the_direct_formula(c, k, v, chunk, monkeypatch):
+    """The blocked joint (edges once per sample, integer power by squaring, signed corner sums)
+    is the direct per-(ordering, pair) formula to float64 round-off: the corners are O(1) and
+    cancel to P, so the tolerance is absolute, a few hundred ulps of 1, whatever P is. Block
+    sizes of 1 and 97 corners force many blocks, partial last blocks and per-variable blocks."""
+    from estimators import antithetic_categorical as ac
+    if chunk is not None:
+        monkeypatch.setattr(ac, "_CHUNK_CPU", chunk)
+    gen = torch.Generator().manual_seed(100 * c + k)
+    p = torch.softmax(2 * torch.randn(v, c, generator=gen, dtype=F64), -1)
+    z = torch.randint(c, (k, v), generator=gen)
+    if k > 2:
+        z[1] = z[0]  # a repeated category: a diagonal pair too
+    i, j = torch.triu_indices(k, k, 1)
+    ours = ac._joint_of(p, z, i, j, k)
+    ref = _carms_direct_joint(p, z[i], z[j], k)
+    np.testing.assert_allclose(ours.numpy(), ref.numpy(), rtol=1e-9, atol=1e-13)
+    np.testing.assert_allclose(_joint(p, z[i], z[j], k).numpy(), ref.numpy(), rtol=1e-9,
+                               atol=1e-13)
+    assert bool((ref[z[i] != z[j]] > 0).all())  # every pair of distinct categories can occur
+
+
+@pytest.mark.parametrize("r", list(range(1, 20)))
+def test_carms_integer_power_is_pow(r):
+    from estimators.antithetic_categorical import _power_
+    t = torch.rand(1000, generator=torch.Generator().manual_seed(r), dtype=F64)
+    t[0] = 0.0
+    expected = t.pow(r)
+    got = _power_(t.clone(), r, torch.empty_like(t))
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=8 * r * 2.0 ** -52, atol=0)
+
+
 def test_carms_samples_are_exact_and_negatively_coupled():
     """Each coupled sample is Categorical(p) (chi-square); a pair's empirical joint is the
     computed one (chi-square over the C x C cells)."""

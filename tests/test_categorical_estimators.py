@@ -303,3 +303,72 @@ def test_declared_evaluations_are_the_evaluations_made(spec, make, expected):
     assert sum(seen) == est.evaluations(dist, 5) == expected and len(seen) == 1
     per_sample = est.evaluations_per_sample
     assert per_sample is None or per_sample * 5 == expected
+
+
+# -- the enumerated support's log-probabilities and sum-and-sample's sampler -----------------------
+def _support_cases(dtype):
+    g = torch.Generator().manual_seed(31)
+    rand = lambda *s: 2 * torch.randn(*s, generator=g, dtype=dtype)  # noqa: E731
+    return {"Bernoulli": D.Bernoulli(logits=rand(4, 3)),
+            "Bernoulli in Independent": D.Independent(D.Bernoulli(logits=rand(5, 2, 7)), 1),
+            "Bernoulli in Independent(2)": D.Independent(D.Bernoulli(logits=rand(3, 2, 3)), 2),
+            "Categorical": D.Categorical(logits=rand(4, 6)),
+            "Categorical in Independent": D.Independent(D.Categorical(logits=rand(5, 3, 4)), 1),
+            "OneHotCategorical in Independent": D.Independent(
+                D.OneHotCategorical(logits=rand(2, 4, 2, 3)), 2)}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+@pytest.mark.parametrize("case", list(_support_cases(F64)))
+def test_support_log_prob_is_log_prob_of_the_enumeration(case, dtype):
+    """The table-and-broadcast log p of every support point, in the enumeration's order, is
+    log_prob of the materialised enumeration (up to the rounding of a sum over coordinates)."""
+    from estimators.base import log_prob
+    from estimators.exact import enumerate_support
+    from estimators.without_replacement import support_log_prob
+    dist = _support_cases(dtype)[case]
+    points = enumerate_support(dist)
+    ours = support_log_prob(dist, points)
+    previous = estimators.validation_enabled()
+    estimators.set_validation(False)
+    try:
+        expected = log_prob(dist, points)
+    finally:
+        estimators.set_validation(previous)
+    assert ours.shape == expected.shape and not ours.requires_grad
+    tol = 1e-6 if dtype == torch.float32 else 1e-13
+    torch.testing.assert_close(ours, expected, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+@pytest.mark.parametrize("top", [(0, 3), (5, 7), (1,)])
+def test_sum_and_sample_draws_from_the_rest_of_the_support(top, dtype):
+    """The inverse-CDF draws of sum-and-sample (after C, the top points, is removed) follow
+    q(. | z not in C) (chi-square per batch element, Bonferroni over them) and never land in C,
+    also when C holds the last point; the log-probabilities given are left as they were."""
+    from estimators.without_replacement import _sample_outside
+    torch.manual_seed(17)
+    n, draws = 8, 40_000
+    lp = torch.log_softmax(torch.randn(n, 3, dtype=F64), 0)  # [n, B]: three batch elements
+    rest = lp.clone()
+    rest[list(top)] = -math.inf
+    log_rest = torch.logsumexp(rest, 0)
+    given = rest.to(dtype)
+    u = _sample_outside(given, log_rest.to(dtype), draws)  # [K, B]
+    assert u.shape == (draws, 3)
+    assert torch.equal(given, rest.to(dtype))
+    for b in range(3):
+        counts = torch.bincount(u[:, b], minlength=n).double()
+        assert int(counts[list(top)].sum()) == 0
+        keep = [i for i in range(n) if i not in top]
+        expected = (rest[keep, b] - log_rest[b]).exp() * draws
+        assert stats.chisquare(counts[keep].numpy(), expected.numpy()).pvalue > ALPHA / 3
+
+
+def test_sum_and_sample_sampler_with_all_mass_in_c_returns_valid_indices():
+    """q(C^c) = 0 (every other point has log q = -inf): the draws' weight q(C^c) is 0, and the
+    indices must still be valid support points (no NaN index, nothing out of range)."""
+    from estimators.without_replacement import _sample_outside
+    rest = torch.full((5, 2), -math.inf)
+    u = _sample_outside(rest, torch.logsumexp(rest, 0), 4)
+    assert u.shape == (4, 2) and int(u.min()) >= 0 and int(u.max()) < 5

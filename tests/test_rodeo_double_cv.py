@@ -341,3 +341,45 @@ def test_building_rodeo_leaves_the_global_random_stream_alone():
     a, b = estimators.get("rodeo"), estimators.get("rodeo")
     assert torch.equal(torch.get_rng_state(), state)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_rodeo_blocked_network_is_the_module(dtype, monkeypatch):
+    """The CPU path's network in blocks of rows (its backward recomputes each block's hidden
+    layer) gives the module's outputs and the module's gradients for its parameters and its
+    inputs; 7-row blocks leave a partial last block."""
+    from estimators import stein
+    monkeypatch.setattr(stein, "_NET_ROWS_CPU", 7)
+    est = Rodeo(hidden=9).to(dtype)
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(5, 10, 2, generator=g, dtype=dtype, requires_grad=True)
+    w = torch.randn(5, 10, 2, generator=g, dtype=dtype)
+    first, act, last = est.net
+    out = stein._BlockedNet.apply(x.reshape(-1, 2), first.weight, first.bias, last.weight,
+                                  last.bias, act.negative_slope, stein._NET_ROWS_CPU)
+    ours = torch.autograd.grad((out.reshape(w.shape) * w).sum(), [x, *est.net.parameters()])
+    ref_out = est.net(x)
+    ref = torch.autograd.grad((ref_out * w).sum(), [x, *est.net.parameters()])
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(out.reshape(w.shape), ref_out, rtol=tol, atol=tol)
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+
+
+def test_rodeo_stein_terms_the_same_through_the_blocked_network(monkeypatch):
+    """Many rows (blocks of 7, so the blocked path) or few (the module in one pass): the same
+    control variates and the same gradients for the network's parameters."""
+    from estimators import stein
+    theta, b, cost, grad = _inputs(4, batch=6, d=9)
+    p = torch.sigmoid(theta)
+    gbar, offset, fbar = grad.mean(0), (grad * b).sum(-1).mean(0), cost.mean(0)
+    est = Rodeo(hidden=11).to(DT)
+
+    def terms():
+        scalar, vector = est.stein_terms(b, p, gbar, offset, fbar, theta)
+        loss = scalar.pow(2).sum() + (vector * theta).sum()
+        return [scalar, vector, *torch.autograd.grad(loss, list(est.net.parameters()))]
+    plain = terms()
+    monkeypatch.setattr(stein, "_NET_ROWS_CPU", 7)  # 4 x 6 x 9 = 216 rows > 4 blocks of 7
+    for a, c in zip(terms(), plain):
+        torch.testing.assert_close(a, c, rtol=1e-12, atol=1e-12)
