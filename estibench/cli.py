@@ -3,6 +3,7 @@
 * ``estibench run [--tasks ...] [asv options]``: run the benchmark suite (``asv run``), narrowed
   runs adding to what is stored, with a progress line while the setup work runs;
 * ``estibench report``: tidy table, figures, report.md and report.html from the results;
+* ``estibench compare SPEC``: SPEC against its baselines, task by task (:mod:`estibench.compare_cmd`);
 * ``estibench list`` / ``estibench check SPEC``: what is registered / the conformance checks;
 * ``estibench new-plugin NAME``: a pip-installable plugin package to start from;
 * ``estibench upgrade-results FOLDER``: convert results written before the run files existed.
@@ -23,6 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import compare_cmd
 from .settings import Settings, SettingsError, read_config
 
 __all__ = ["main", "build_parser", "run_settings"]
@@ -79,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "report on the results (report), list and check what is "
                                "registered.")
     sub = parser.add_subparsers(dest="command",
-                                metavar="{run,report,list,check,new-plugin,upgrade-results}")
+                                metavar="{run,report,compare,list,check,new-plugin,upgrade-results}")
     _run_parser(sub)
     rep = sub.add_parser(
         "report", help="tidy table, figures, report.md and report.html from the results",
@@ -102,7 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="only these estimators in the figures (comma-separated)")
     rep.add_argument("--per-task", action="store_true",
                      help="also one figure per task")
+    rep.add_argument("--compare", default=None, metavar="SPEC", help="add a Comparison section: SPEC against "
+                     "its baselines (see estibench compare)")
+    rep.add_argument("--against", nargs="+", default=[], metavar="SPEC", help="the baselines of --compare")
     rep.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    compare_cmd.add_parser(sub, _formats)
     up = sub.add_parser("upgrade-results", help="convert results written before run files "
                                                 "existed (asv tracks + details files)")
     up.add_argument("folder", type=Path, help="a results folder (e.g. .asv/results)")
@@ -245,7 +251,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             paths = reports.build_report(
                 args.results, args.out, formats=args.formats, tidy=args.tidy,
                 history=args.history, tasks=args.tasks, estimators=args.estimators,
-                per_task=args.per_task, progress=say)
+                per_task=args.per_task, progress=say, compare=args.compare, against=tuple(args.against))
         except reports.UsageError as exc:
             _err(f"error: {exc}")
             return EXIT_USAGE
@@ -412,6 +418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     commands = {"run": lambda: cmd_run(args, rest), "report": lambda: cmd_report(args),
                 "upgrade-results": lambda: cmd_upgrade(args), "list": lambda: cmd_list(args),
+                "compare": lambda: compare_cmd.run(args, _err, _progress(args.quiet)),
                 "new-plugin": lambda: cmd_new_plugin(args)}
     try:
         return commands[args.command]()

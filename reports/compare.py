@@ -1,0 +1,323 @@
+"""``estibench compare SPEC``: one estimator against its baselines, task by task (issue 24, item 1).
+
+Gradient tasks, per machine (latest commit), task, K and device where SPEC and a baseline both have a
+current ok cell: the ratio SPEC / baseline of variance and MSE at equal f evaluations (value × f
+evaluations per estimate; gradients of f are not counted, a note says where they differ), at equal
+seconds (value × the harness's seconds per estimate), and of the seconds per estimate (asv's timing
+where both cells have one, else the harness's). Training tasks where SPEC is a method: the difference
+SPEC − baseline of the means over seeds of the final metric (equal steps, equal time) and of every final
+measure with a direction. Intervals (95 %): for a ratio the delta method on its log, the cells taken as
+independent, log r ± z·√((se_a/a)² + (se_b/b)²) from the recorded standard errors (counts and the
+harness's seconds taken as exact), the se of a log asv timing read off asv's 99 % interval as (log hi −
+log lo) / (2 · 2.576); for a difference Welch's t over seeds; unavailable, and said so, where a standard
+error is missing. Verdict better / worse only where the interval excludes no difference (ratio 1,
+difference 0), in the measure's better direction (:data:`estibench.schema.MEASURES`), else tie.
+Default baselines, per task: :data:`FIELD` where measured (a bare name by its best variant at equal f
+evaluations) and the strongest unbiased estimator (claim not contradicted, lowest variance at equal
+seconds; not the exact reference nor a deterministic one); on training tasks the field's methods and the
+best one at equal steps. Stale cells (:mod:`reports.versions`) are left out and named."""
+from __future__ import annotations
+
+import difflib
+import math
+
+import numpy as np
+import pandas as pd
+
+from estibench import schema as M
+
+from .blocks import FigureBlock, Heading, Items, Para, Report, Table, fmt
+from .layout import Figure, wrap
+from .load import CI_Z
+from .select import display_names, latest_commit
+from .style import TEXT_WIDTH, drawable, style
+from .tables import is_reference, training_tasks
+from .versions import stale, stale_cells
+
+__all__ = ["FIELD", "GRADIENT", "TRAINING", "COLUMNS", "check", "compare", "section", "summary", "shown"]
+
+#: the field's reference estimators, compared against by default where measured
+FIELD = ("score_function:baseline=loo", "disarm", "relax", "straight_through", "gumbel_softmax", "reinmax")
+#: comparison -> (label, measure, the cost per estimate it is multiplied by)
+GRADIENT = {"variance_equal_evaluations": ("variance at equal f evaluations", "variance", "evaluations"),
+            "mse_equal_evaluations": ("MSE at equal f evaluations", "mse", "evaluations"),
+            "variance_equal_seconds": ("variance at equal seconds", "variance", "seconds_per_estimate"),
+            "mse_equal_seconds": ("MSE at equal seconds", "mse", "seconds_per_estimate"),
+            "seconds_per_estimate": ("seconds per estimate", "seconds_per_estimate", None)}
+#: the summary measures compared on training tasks (with every final measure that has a direction)
+TRAINING = ("final_metric_equal_steps", "final_metric_equal_time")
+#: the comparisons the gradient forest plot draws (the table has them all)
+DRAWN = ("variance_equal_evaluations", "variance_equal_seconds", "seconds_per_estimate")
+COLUMNS = ["machine", "task", "num_samples", "device", "spec", "baseline", "comparison", "label", "kind", "spec_value",
+           "baseline_value", "estimate", "ci_low", "ci_high", "verdict", "interval", "note", "task_name", "spec_name",
+           "baseline_name"]
+_READ = ("variance", "mse", "evaluations", "grad_evaluations", "seconds_per_estimate", "time_estimate", "claim_verdict")
+_Z99 = 2.5758293035489004  # the normal quantile of asv's 99 % intervals
+_DELTA = "delta method, log ratio"
+_VERDICTS = {"better": ((0.0, 0.62, 0.45), "o"), "worse": ((0.84, 0.37, 0.0), "s"), "tie": ("0.45", "D"),
+             "no interval": ("0.1", "o")}
+_CAPTION = ("ratio: SPEC / baseline (lower is better for each ratio here); diff.: SPEC − baseline of the means over "
+            "seeds. 95 % intervals: delta method on the log ratio from the recorded standard errors (column interval "
+            "when otherwise), or Welch's t over seeds. better / worse only where the interval excludes 1 (ratio) or 0 "
+            "(difference) in the measure's better direction; tie where it covers it.")
+
+
+def check(frame: pd.DataFrame, spec: str, against=()) -> None:
+    """Raise ``ValueError`` for a SPEC or baseline the results do not hold, naming the closest match
+    and what is available."""
+    present = sorted({str(v) for c in ("estimator", "method") if c in frame for v in frame[c].dropna()}
+                     - {"", "None", "nan"})
+    for what, name in [("SPEC", spec), *(("--against", a) for a in against)]:
+        if name not in present:
+            close = difflib.get_close_matches(name, present, n=1, cutoff=0.5)
+            raise ValueError(f"{what} {name!r}: no estimator or method of that name in the results"
+                             + (f" (did you mean {close[0]!r}?)" if close else "") + "; available: "
+                             + (", ".join(present[:60]) or "none") + (", ..." if len(present) > 60 else ""))
+
+
+def _latest(frame: pd.DataFrame, groups) -> pd.DataFrame:
+    rows = frame[frame["group"].isin(groups) & (frame["status"] == "ok")]
+    return pd.concat([latest_commit(p) for _, p in rows.groupby("machine")]) if len(rows) else rows
+
+
+def _verdict(lo: float, hi: float, null: float, higher: bool | None) -> str:
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "no interval"
+    return "tie" if lo <= null <= hi else "better" if (lo > null) == higher else "worse"
+
+
+def _ratio(va, vb, sa, sb, how: str, log_se: bool = False) -> tuple[float, float, float, str]:
+    """va / vb with the delta-method interval from the standard errors (of the logs: ``log_se``)."""
+    est = va / vb if vb > 0 else math.nan
+    if not (va > 0 and vb > 0):
+        why = "a value of 0 (deterministic) has no log" if 0 in (va, vb) else "a value or its cost is not recorded"
+        return est, math.nan, math.nan, f"unavailable: {why}"
+    s = math.hypot(sa, sb) if log_se else math.hypot(sa / va, sb / vb)
+    if not math.isfinite(s):
+        return est, math.nan, math.nan, "unavailable: no standard error recorded"
+    return est, est * math.exp(-CI_Z * s), est * math.exp(CI_Z * s), how
+
+
+def _pair(a: pd.Series, b: pd.Series) -> list[dict]:
+    """The gradient comparisons of cell ``a`` (SPEC) against cell ``b`` (a baseline)."""
+    out, nan = [], math.nan
+    asv = all(np.isfinite([x.get(f"time_estimate:{e}", nan) for x in (a, b) for e in ("ci_low", "ci_high")]))
+    for comp, (label, measure, cost) in GRADIENT.items():
+        ca, cb = (a.get(cost, nan), b.get(cost, nan)) if cost else (1.0, 1.0)
+        va, vb = a.get(measure, nan) * ca, b.get(measure, nan) * cb
+        est, lo, hi, how = _ratio(va, vb, a.get(f"{measure}:se", nan) * ca, b.get(f"{measure}:se", nan) * cb, _DELTA)
+        if cost is None and asv:
+            va, vb = a["time_estimate"], b["time_estimate"]
+            est, lo, hi, how = _ratio(va, vb, *(math.log(x["time_estimate:ci_high"] / x["time_estimate:ci_low"]) / (
+                2 * _Z99) for x in (a, b)), "delta method; se of the log from asv's 99 % interval", log_se=True)
+        elif cost is None and not math.isfinite(lo):
+            how = "unavailable: the harness's median of 7 timings has no standard error (asv's timings have)"
+        grads = a.get("grad_evaluations", 0), b.get("grad_evaluations", 0)
+        note = f"gradients of f per estimate: {fmt(grads[0])} vs {fmt(grads[1])} (not counted)" \
+            if cost == "evaluations" and grads[0] != grads[1] else ""
+        out.append({"comparison": comp, "label": label, "kind": "ratio", "spec_value": va, "baseline_value": vb,
+                    "estimate": est, "ci_low": lo, "ci_high": hi, "interval": how, "note": note,
+                    "verdict": _verdict(lo, hi, 1.0, M.direction(measure))})
+    return out
+
+
+def _defaults(cell: pd.DataFrame, spec: str, claims: pd.Series) -> list[str]:
+    others = cell.drop(index=spec)
+    others = others[[not is_reference(e) for e in others.index]]
+    chosen = [f for f in FIELD if f in others.index]
+    for f in (f for f in FIELD if ":" not in f and f not in others.index):
+        variants = others[[e.partition(":")[0] == f for e in others.index]]
+        if len(variants):
+            chosen.append((variants["variance"] * variants["evaluations"]).idxmin())
+    ok = others[(claims.reindex(others.index) == 1).to_numpy() & (others.get("claim_verdict", 0) != -1)
+                & (others["variance"] > 0)]
+    if len(ok):
+        chosen.append((ok["variance"] * ok["seconds_per_estimate"]).idxmin())
+    return list(dict.fromkeys(chosen))
+
+
+def _gradient(frame: pd.DataFrame, spec: str, against) -> list[dict]:
+    rows = _latest(frame, ["gradient"])
+    rows = rows[rows["measure"].isin(_READ)].dropna(subset=["task", "estimator", "num_samples"])
+    if spec not in set(rows["estimator"]):
+        return []
+    rows = rows.assign(device=rows["device"].fillna("cpu").astype(str), num_samples=rows["num_samples"].astype(int))
+    keys = ["machine", "task", "num_samples", "device"]
+    wide = rows.groupby([*keys, "estimator", "measure"])[["value", "se", "ci_low", "ci_high"]].first()
+    wide = wide.unstack("measure")
+    wide.columns = [m if v == "value" else f"{m}:{v}" for v, m in wide.columns]
+    claims, out = rows.groupby("estimator")["claims_unbiased"].max(), []
+    for key, cell in wide.groupby(level=keys):
+        cell = cell.droplevel(keys)
+        if spec in cell.index and "variance" in cell:
+            for base in (b for b in (list(against) or _defaults(cell, spec, claims)) if b in cell.index and b != spec):
+                out += [dict(zip(keys, key), baseline=base, **r) for r in _pair(cell.loc[spec], cell.loc[base])]
+    return out
+
+
+def _label(measure: str) -> str:
+    """``log p(x) (test_log_px)`` for a measure named after a row of the table, else its own label."""
+    row = M.lookup(measure)
+    return M.label(measure) if measure in M.MEASURES or row is None else f"{row.label} ({measure})"
+
+
+def _welch(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, str]:
+    from scipy.stats import t as student_t
+
+    d = float(x.mean() - y.mean())
+    if min(len(x), len(y)) < 2:
+        return d, math.nan, math.nan, f"unavailable: {len(x)} vs {len(y)} seed(s), Welch needs 2 each"
+    vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
+    df = (vx + vy) ** 2 / (vx ** 2 / (len(x) - 1) + vy ** 2 / (len(y) - 1)) if vx + vy > 0 else 1.0
+    half = float(student_t.ppf(0.975, df)) * math.sqrt(vx + vy)
+    return d, d - half, d + half, f"Welch t over seeds ({len(x)} vs {len(y)})"
+
+
+def _training(frame: pd.DataFrame, spec: str, against) -> list[dict]:
+    rows = _latest(frame, ["summary", "final"]).dropna(subset=["method", "value"])
+    rows = rows[(rows["group"] == "final") | rows["measure"].isin(TRAINING)]
+    infos, out = training_tasks(frame), []
+    for (machine, task), part in rows[rows["task"].isin(rows.loc[rows["method"] == spec, "task"])].groupby(
+            ["machine", "task"]):
+        info = infos.get(task, M.TaskInfo(task))
+        head = part[part["measure"] == TRAINING[0]].groupby("method")["value"].mean().drop(spec, errors="ignore")
+        best = [] if head.empty or info.higher_is_better is None else [
+            head.idxmax() if info.higher_is_better else head.idxmin()]
+        baselines = [b for b in dict.fromkeys(list(against) or [f for f in FIELD if f in set(part["method"])] + best)
+                     if b != spec]
+        for measure, mpart in part.groupby("measure"):
+            higher, values = M.direction(measure, info), dict(list(mpart.groupby("method")["value"]))
+            for base in (b for b in baselines if higher is not None and {b, spec} <= set(values)):
+                d, lo, hi, how = _welch(values[spec].to_numpy(float), values[base].to_numpy(float))
+                out.append({"machine": machine, "task": task, "baseline": base, "comparison": measure, "note": "",
+                            "label": _label(measure), "kind": "difference", "spec_value": values[spec].mean(),
+                            "baseline_value": values[base].mean(), "estimate": d, "ci_low": lo, "ci_high": hi,
+                            "interval": how, "verdict": _verdict(lo, hi, 0.0, higher)})
+    return out
+
+
+def compare(frame: pd.DataFrame, spec: str, against=()) -> tuple[pd.DataFrame, list[str]]:
+    """The comparison table (:data:`COLUMNS`) of ``spec`` against ``against`` (default: see the module's
+    notes) on the current cells of ``frame``, and notes naming the stale cells left out."""
+    why = stale(frame)
+    current, names = frame[why == ""], display_names(frame)
+    table = pd.DataFrame(_gradient(current, spec, against) + _training(current, spec, against), columns=COLUMNS)
+    table["spec"] = spec
+    for col, ids, kinds in (("task_name", "task", ("task",)), ("spec_name", "spec", ("estimator", "method")),
+                            ("baseline_name", "baseline", ("estimator", "method"))):
+        table[col] = [next((names.get(k, {})[i] for k in kinds if i in names.get(k, {})), i) for i in table[ids]]
+    cells = stale_cells(frame, why)
+    mine = frame.loc[(frame["estimator"] == spec) | (frame["method"] == spec), "task"].dropna()
+    notes = [f"{r.name} on {r.task} ({r.kind}" + (f", K = {r.ks}" if r.ks else "") + f"): stale, left out: {r.why}"
+             for r in cells[cells["task"].isin(set(mine))].itertuples()]
+    return table.sort_values(["machine", "task", "num_samples", "baseline"], kind="stable", ignore_index=True), notes
+
+
+def _with_interval(r) -> str:
+    lo, hi = (fmt(r.ci_low), fmt(r.ci_high)) if math.isfinite(r.ci_low) else ("–", "–")
+    return f"{fmt(r.estimate)} [{lo}, {hi}]"
+
+
+def summary(table: pd.DataFrame) -> list[str]:
+    """Per baseline and headline comparison (variance at equal f evaluations, final metric at equal
+    steps): the tasks where SPEC is better, worse and tied, each with its interval."""
+    lines = []
+    head = table[table["comparison"].isin(["variance_equal_evaluations", TRAINING[0]])]
+    for (base, label), part in head.groupby(["baseline_name", "label"], sort=False):
+        words = [f"{v} on " + ", ".join(f"{r.task_name}" + (f" K={int(r.num_samples)}" if pd.notna(r.num_samples)
+                                                           else "") + f" ({_with_interval(r)})"
+                                        for r in part[part["verdict"] == v].itertuples())
+                 for v in _VERDICTS if (part["verdict"] == v).any()]
+        lines.append(f"vs {base}, {label}: " + "; ".join(words))
+    return lines
+
+
+def shown(table: pd.DataFrame) -> pd.DataFrame:
+    """The table as a person reads it: display names, each estimate with its interval."""
+    out = pd.DataFrame({"task": table["task_name"], "K": table["num_samples"], "device": table["device"],
+                        "baseline": table["baseline_name"], "comparison": table["label"],
+                        "vs baseline [95 % CI]": [("ratio " if r.kind == "ratio" else "diff. ") + _with_interval(r)
+                                                  for r in table.itertuples()], "verdict": table["verdict"],
+                        "interval": table["interval"].where(table["interval"] != _DELTA, ""), "note": table["note"]})
+    return out.assign(machine=table["machine"])[["machine", *out]] if table["machine"].nunique() > 1 else out
+
+
+def _ratio_ticks(ax, top: float) -> None:
+    """1 and the two largest round ratios below ``top`` with their reciprocals, on a log axis."""
+    from matplotlib.ticker import FixedLocator, NullLocator, StrMethodFormatter
+
+    ups = [c for c in (1.1, 1.25, 1.5, 2, 5, 10, 100, 1e3, 1e4, 1e6, 1e9) if c <= top][-2:]
+    ax.xaxis.set(major_locator=FixedLocator(sorted({1.0, *ups, *(1 / u for u in ups)})), minor_locator=NullLocator(),
+                 major_formatter=StrMethodFormatter("{x:.3g}"))
+
+
+def _forest(table: pd.DataFrame, kind: str, spec_name: str) -> Figure | None:
+    """The forest plot of ``kind`` (ratio: gradient tasks, log axis; difference: training tasks)."""
+    data = table[(table["kind"] == kind) & np.isfinite(table["estimate"].astype(float))]
+    data = data[(data["estimate"] > 0) & data["comparison"].isin(DRAWN)] if kind == "ratio" else data
+    if data.empty:
+        return None
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    key = ["machine", "task_name", "num_samples", "device", "baseline_name"]
+    rows = data[key].drop_duplicates().reset_index(drop=True)
+    many_k = rows.groupby("task_name")["num_samples"].nunique().max() > 1
+    labels = [drawable(r.task_name) + (f", K={int(r.num_samples)}" if many_k else "") + "\nvs "
+              + drawable(r.baseline_name) for r in rows.itertuples()]
+    at = {tuple(r): i for i, r in enumerate(rows.astype(str).itertuples(index=False))}
+    comps = list(dict.fromkeys(data["label"]))
+    with style():
+        fig, axes = plt.subplots(1, len(comps), sharey=True, squeeze=False, layout="constrained",
+                                 figsize=(TEXT_WIDTH, 0.8 + 0.32 * len(rows)))
+        for ax, comp in zip(axes[0], comps):
+            part = data[data["label"] == comp]
+            y = np.array([at[tuple(r)] for r in part[key].astype(str).itertuples(index=False)])
+            est, lo, hi = (part[c].to_numpy(float) for c in ("estimate", "ci_low", "ci_high"))
+            for verdict, (colour, marker) in _VERDICTS.items():
+                sel = (part["verdict"] == verdict).to_numpy()
+                if sel.any():
+                    ax.errorbar(est[sel], y[sel], xerr=np.nan_to_num(np.vstack([est - lo, hi - est])[:, sel]),
+                                fmt=marker, color=colour, ms=3.5, lw=0.9, capsize=1.5, label=verdict,
+                                mfc="none" if verdict == "no interval" else colour)
+            ends = np.concatenate([est, lo[np.isfinite(lo)], hi[np.isfinite(hi)]])
+            ax.axvline(1.0 if kind == "ratio" else 0.0, color="0.3", lw=0.7, ls=":")
+            if kind == "ratio":  # 1 in the middle of a log axis
+                reach = math.exp(1.15 * max(np.abs(np.log(ends)).max(), math.log(1.1)))
+                ax.set(xscale="log", xlim=(1 / reach, reach), xlabel="ratio to baseline")
+                _ratio_ticks(ax, reach)
+            else:
+                unit = M.get(part["comparison"].iloc[0]).unit
+                ax.set(xlim=(-1.15 * max(np.abs(ends).max(), 1e-12), 1.15 * max(np.abs(ends).max(), 1e-12)),
+                       xlabel="difference" + (f" [{unit}]" if unit not in ("", "metric") else ""))
+                ax.xaxis.set_major_locator(MaxNLocator(4, symmetric=True))
+            ax.set_title(wrap(comp, 30))
+        axes[0][0].set(yticks=range(len(rows)), yticklabels=labels, ylim=(len(rows) - 0.5, -0.5))
+        handles = {h.get_label(): h for ax in axes[0] for h in ax.get_legend_handles_labels()[0]}
+        fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=4, title="verdict")
+    which = "gradient" if kind == "ratio" else "training"
+    caption = (f"{spec_name} against each baseline, one row per task and baseline, with 95 % intervals (hollow: "
+               f"interval unavailable); dotted: no difference; " + _CAPTION)
+    return Figure(f"compare_{which}", f"{spec_name} against its baselines ({which} tasks)", caption, fig)
+
+
+def section(report: Report, frame: pd.DataFrame, spec: str, against=()) -> tuple[pd.DataFrame, list[str]]:
+    """The report's Comparison section (summary, table, forest plots, what was left out); returns
+    :func:`compare`'s table and notes."""
+    table, notes = compare(frame, spec, against)
+    report.tables["compare"] = table
+    name = table["spec_name"].iloc[0] if len(table) else spec
+    chosen = ", ".join(against) if against else f"per task, those of {', '.join(FIELD)} measured there and the " \
+        "strongest unbiased estimator (lowest variance at equal seconds); on training tasks the best method too"
+    report.add(Heading(f"Comparison: {name} against its baselines"), Para(
+        f"Baselines: {chosen}. Equal f evaluations: value × f evaluations per estimate; equal seconds: value × "
+        "seconds per estimate; at the task's K and device. Stale cells are never compared."),
+        Items(summary(table) or [f"nothing to compare: {name} has no current result beside a baseline"]))
+    if len(table):
+        report.add(Table(shown(table), _CAPTION[0].upper() + _CAPTION[1:]))
+    for fig in filter(None, (_forest(table, kind, name) for kind in ("ratio", "difference"))):
+        report.figures.append(fig)
+        report.add(FigureBlock(fig))
+    if notes:
+        report.add(Para("Left out of the comparison:"), Items(notes))
+    return table, notes

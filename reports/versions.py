@@ -1,0 +1,122 @@
+"""Which results are current: a comparison or ranking never mixes code versions (issue 24, item 2).
+
+Every run-file row carries the code that produced it: ``estimator_version``, ``task_version``,
+``loss_version`` (``distribution==version#sourcehash``, :mod:`suite.versions`) and ``torch_version``.
+Per machine and component (an estimator or loss by its registered name, a task, torch) the version in
+its most recently written rows (latest ``run_started``) is current; a cell (gradient: task, estimator,
+K, device; training: task, method, seed) with a row of another version is **stale**: left out of
+rankings and comparisons, and named with the command that reruns it. Rows without a version (asv's
+timings, older results) go with their cell. :func:`reports.load.load_results` already keeps the latest
+run's row of each identity, so a cell measured again is never stale for its older copy."""
+from __future__ import annotations
+
+import shlex
+
+import pandas as pd
+
+from .blocks import Alert, Report
+from .select import latest_commit
+
+__all__ = ["NEEDS", "CELL_GROUPS", "stale", "stale_cells", "rerun_commands", "notice"]
+
+#: the columns this module reads beyond the identity (:data:`reports.load.BASE_COLUMNS`)
+NEEDS = ("estimator_version", "task_version", "loss_version", "torch_version")
+#: the groups whose rows are cells (the rest, harness facts and landscape experiments, are not ranked here)
+CELL_GROUPS = ("gradient", "summary", "final", "curve")
+_CELL = ["machine", "commit", "task", "estimator", "method", "num_samples", "device", "seed"]
+_MISSING = {"", "None", "nan", "<NA>"}
+_MAX_LISTED = 30
+
+
+def _text(frame: pd.DataFrame, col: str) -> pd.Series:
+    if col not in frame:
+        return pd.Series("", index=frame.index)
+    out = frame[col].astype(object).where(frame[col].notna(), "").astype(str)
+    return out.where(~out.isin(_MISSING), "")
+
+
+def stale(frame: pd.DataFrame) -> pd.Series:
+    """Per row of ``frame``: '' for a current row, else why its cell is stale (``estimator
+    version a#1 (current a#2)``); rows outside :data:`CELL_GROUPS` are ''."""
+    cells = frame[frame["group"].isin(CELL_GROUPS)] if "group" in frame else frame.iloc[0:0]
+    why = pd.Series("", index=frame.index, dtype=object)
+    if cells.empty:
+        return why
+    named = _text(cells, "estimator").where(_text(cells, "estimator") != "", _text(cells, "method"))
+    owners = {"estimator_version": named.str.partition(":")[0], "task_version": _text(cells, "task"),
+              "loss_version": _text(cells, "method").str.partition(":")[0], "torch_version": ""}
+    when = cells["run_started"] if "run_started" in cells else pd.Series(0, index=cells.index)
+    found = pd.Series("", index=cells.index, dtype=object)
+    for col, owner in owners.items():
+        version = _text(cells, col)
+        has = version != ""
+        if not has.any():
+            continue
+        part = pd.DataFrame({"machine": cells["machine"].astype(str), "owner": owner, "v": version,
+                             "t": when})[has].sort_values("t", kind="stable", na_position="first")
+        now = part.groupby(["machine", "owner"])["v"].transform("last")
+        old = part.index[part["v"] != now]
+        what = col.removesuffix("_version")
+        found.loc[old] = found.loc[old] + [f"{what} version {v} (current {c}); " for v, c in
+                                           zip(part.loc[old, "v"], now.loc[old])]
+    if not (found != "").any():
+        return why
+    key = pd.Series("", index=cells.index)
+    for col in (c for c in _CELL if c in cells):
+        key = key + "\x1f" + _text(cells, col)
+    reasons = found[found != ""].groupby(key[found != ""]).agg(lambda s: "".join(sorted(set(s))))
+    why.loc[cells.index] = key.map(reasons).fillna("").str.rstrip("; ").to_numpy()
+    return why
+
+
+def stale_cells(frame: pd.DataFrame, why: pd.Series) -> pd.DataFrame:
+    """One row per (machine, kind, task, estimator or method) with stale cells: its Ks, devices
+    or seeds and why; only each machine's latest commit (what the report shows)."""
+    rows = frame[why != ""].assign(why=why[why != ""])
+    if rows.empty:
+        return pd.DataFrame(columns=["machine", "kind", "task", "name", "ks", "devices", "seeds", "why"])
+    rows = rows.assign(kind=rows["group"].map(lambda g: "gradient" if g == "gradient" else "training"),
+                       name=_text(rows, "estimator").where(_text(rows, "estimator") != "", _text(rows, "method")))
+    shown = frame[frame["group"].isin(CELL_GROUPS)]
+    latest = {m: str(latest_commit(part)["commit"].iloc[0]) for m, part in shown.groupby("machine")}
+    rows = rows[rows["commit"].astype(str) == rows["machine"].map(latest)]
+
+    def joined(s):
+        return ", ".join(sorted({str(v) for v in s.dropna()} - _MISSING, key=lambda v: (len(v), v)))
+
+    return rows.groupby(["machine", "kind", "task", "name"], as_index=False).agg(
+        ks=("num_samples", joined), devices=("device", joined), seeds=("seed", joined),
+        why=("why", lambda s: "; ".join(sorted(set(s)))))
+
+
+def rerun_commands(cells: pd.DataFrame) -> list[str]:
+    """The narrowed ``estibench run`` commands that measure ``cells`` (:func:`stale_cells`) again: one
+    for the gradient cells, one for the training tasks (every method of each)."""
+    def flag(name, values):
+        items = sorted({v for s in values for v in str(s).split(", ") if v})
+        return f" --{name} {shlex.quote(','.join(items))}" if items else ""
+
+    grad, train = cells[cells["kind"] == "gradient"], cells[cells["kind"] == "training"]
+    return ([f"estibench run{flag('tasks', grad['task'])}{flag('estimators', grad['name'])}"
+             f"{flag('num-samples', grad['ks'])}{flag('devices', grad['devices'])}"] if len(grad) else []) + (
+        [f"estibench run{flag('training-tasks', train['task'])}"] if len(train) else [])
+
+
+def notice(report: Report, frame: pd.DataFrame, why: pd.Series, names: dict) -> pd.DataFrame:
+    """An alert naming the stale cells of ``frame`` and how to rerun them; returns them."""
+    cells = stale_cells(frame, why)
+    if cells.empty:
+        return cells
+    items = [f"{names.get('estimator', {}).get(r.name) or names.get('method', {}).get(r.name) or r.name} on "
+             f"{names.get('task', {}).get(r.task, r.task)} ({r.kind}"
+             + (f", K = {r.ks}" if r.ks else "") + (f", {r.devices}" if r.devices else "")
+             + (f", seeds {r.seeds}" if r.seeds else "") + f"; machine {r.machine}): {r.why}"
+             for r in cells.head(_MAX_LISTED).itertuples()]
+    if len(cells) > _MAX_LISTED:
+        items.append(f"… and {len(cells) - _MAX_LISTED} more (tables/stale.csv)")
+    report.tables["stale"] = cells
+    report.add(Alert(f"Stale results: {len(cells)} estimator/task pair(s) measured by older code", items,
+                     "A newer version of their estimator, loss, task or torch produced other cells since: these "
+                     "are left out of the rankings and the comparison (the figures still draw them). Rerun them "
+                     "with: " + " ; ".join(rerun_commands(cells))))
+    return cells
