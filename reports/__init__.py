@@ -1,12 +1,8 @@
-"""estibench reports: results (asv's JSON and the run files) -> tidy frame -> tables and seaborn figures ->
-report.md and a self-contained report.html.
-
-Modules: :mod:`~reports.load` (the one reader), :mod:`~reports.tables` and :mod:`~reports.claims`
-(the tables), :mod:`~reports.figures`, :mod:`~reports.trainfigs`,
-:mod:`~reports.landscape` (the figures, drawn with :mod:`~reports.layout` in :mod:`~reports.style`),
-:mod:`~reports.render` (the report's blocks), :mod:`~reports.write` (report.md, report.html,
-figures/, tables/). The measures, units and verdicts are :mod:`estibench.schema`'s; display names
-are the results' own (``estimator_name``, ``task_name``, ``method_name``).
+"""estibench reports: results (asv's JSON and the run files) -> tidy frame (:mod:`~reports.load`) -> tables
+(:mod:`~reports.tables`, :mod:`~reports.claims`) and figures (:mod:`~reports.figures`, :mod:`~reports.landscape`,
+drawn by :mod:`~reports.layout` in :mod:`~reports.style`) -> the report's blocks (:mod:`~reports.render`) ->
+report.md, a self-contained report.html, figures/ and tables/ (:mod:`~reports.write`). Measures, units and
+verdicts are :mod:`estibench.schema`'s; display names the results' own.
 
 >>> from reports import build_report
 >>> build_report(".asv/results", "report")           # doctest: +SKIP"""
@@ -45,26 +41,18 @@ def _check_names(frame, history: str, tasks: Sequence[str], estimators: Sequence
 
 def __getattr__(name: str):
     # Lazy: importing the package costs nothing until a reader or writer is used.
-    if name in ("Loaded", "NoResultsError"):
-        from . import load
+    if name in ("Loaded", "NoResultsError", "read_tidy", "write_tidy", "OutputError"):
+        from . import load, outdir
 
-        return getattr(load, name)
-    if name == "OutputError":
-        from .outdir import OutputError
-
-        return OutputError
-    if name in ("read_tidy", "write_tidy"):
-        from . import load as tidy
-
-        return getattr(tidy, name)
+        return getattr(outdir if name == "OutputError" else load, name)
     raise AttributeError(f"module 'reports' has no attribute {name!r}")
 
 
 def needs() -> tuple[str, ...]:
     """The label columns the tables and figures declare they read (beyond the identity)."""
-    from . import claims, figures, landscape, tables
+    from . import claims, figures, landscape, tables, versions
 
-    return tuple(dict.fromkeys(figures.NEEDS + tables.NEEDS + claims.NEEDS + landscape.NEEDS))
+    return tuple(dict.fromkeys(figures.NEEDS + tables.NEEDS + claims.NEEDS + landscape.NEEDS + versions.NEEDS))
 
 
 def load_results(results: Any, columns: Sequence[str] | None = None, progress: Callable[[str], None] | None = None):
@@ -79,11 +67,13 @@ def load_results(results: Any, columns: Sequence[str] | None = None, progress: C
 def build_report(results: Any, out: Any, *, formats: Sequence[str] = ("png",),
                  tidy: Any = None, history: str = "time_estimate", tasks: Sequence[str] = (),
                  estimators: Sequence[str] = (), per_task: bool = False,
-                 progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                 progress: Callable[[str], None] | None = None, compare: str | None = None,
+                 against: Sequence[str] = ()) -> dict[str, Any]:
     """Read ``results``, write the report under ``out``; returns ``markdown`` and ``html`` (the paths),
     ``notes`` (what the output folder kept aside) and ``warnings`` (files left out). ``tidy``: also write the
     whole tidy table there (.csv or .parquet). One process. Raises :class:`NoResultsError` (nothing to report)
-    and :class:`OutputError` (the output folder cannot take the report; the previous one is left as it was)."""
+    and :class:`OutputError` (the output folder cannot take the report; the previous one is left as it was).
+    ``compare``: a spec to compare against ``against`` (default: its baselines) in a Comparison section."""
     import warnings as py_warnings
 
     from .load import write_tidy
@@ -92,11 +82,19 @@ def build_report(results: Any, out: Any, *, formats: Sequence[str] = ("png",),
     say = progress or (lambda msg: None)
     loaded = load_results(results, None if tidy is not None else needs(), say)
     _check_names(loaded.frame, history, tasks, estimators)
+    if compare or against:
+        from .compare import check
+
+        try:
+            check(loaded.frame, compare or "", against)
+        except ValueError as exc:
+            raise UsageError(f"--compare: {exc}" if compare else "--against needs --compare SPEC") from None
     if tidy is not None:
         write_tidy(loaded.frame, tidy)
         say(f"wrote tidy table {tidy} ({len(loaded.frame)} rows)")
     options = {"history_measure": history, "only_tasks": tuple(tasks),
-               "only_estimators": tuple(estimators), "per_task": per_task}
+               "only_estimators": tuple(estimators), "per_task": per_task, "compare": compare,
+               "against": tuple(against)}
     with py_warnings.catch_warnings():
         py_warnings.simplefilter("ignore")  # matplotlib/seaborn chatter is not the user's problem
         paths = write_report(loaded, Path(out), formats, progress=say, source=str(results), figure_options=options)

@@ -1,6 +1,5 @@
-"""What a report is made of: blocks (heading, paragraph, list, alert box, table, figure) and
-:func:`fmt`, the one way a cell becomes text. :mod:`reports.write` writes them as Markdown and
-HTML."""
+"""What a report is made of: blocks (heading, paragraph, list, alert box, table, figure) and :func:`fmt`, the
+one way a cell becomes text. :mod:`reports.write` writes them as Markdown and HTML."""
 from __future__ import annotations
 
 import math
@@ -47,6 +46,7 @@ class Alert:
 class Table:
     frame: pd.DataFrame
     caption: str = ""
+    interactive: bool = False  # sortable and filterable in report.html; in report.md its caption only
 
 
 class Bold(str):
@@ -73,28 +73,16 @@ class Report:
 
 
 def fmt(value: Any) -> str:
-    """A cell as text: 3 significant digits, integers as integers, times to the second in
-    UTC, missing as an en dash."""
-    if value is None:
-        return "–"
+    """A cell as text: 3 significant digits, integers as integers, times to the second in UTC, missing as an
+    en dash."""
     if isinstance(value, pd.Timestamp):
-        if pd.isna(value):
-            return "–"
-        return value.strftime("%Y-%m-%d %H:%M:%S UTC")
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, numbers.Integral):
-        return str(int(value))
+        return "–" if pd.isna(value) else value.strftime("%Y-%m-%d %H:%M:%S UTC")
+    if isinstance(value, bool) or isinstance(value, numbers.Integral):
+        return str(value if isinstance(value, bool) else int(value))
     if isinstance(value, numbers.Real):
         v = float(value)
-        if math.isnan(v):
-            return "–"
-        if v.is_integer() and abs(v) < 1e6:
-            return str(int(v))
-        return f"{v:.{SIGNIFICANT}g}"
+        return "–" if math.isnan(v) else str(int(v)) if v.is_integer() and abs(v) < 1e6 else f"{v:.{SIGNIFICANT}g}"
     try:
-        if pd.isna(value):
-            return "–"
+        return "–" if value is None or pd.isna(value) else str(value)
     except (TypeError, ValueError):
-        pass
-    return str(value)
+        return str(value)

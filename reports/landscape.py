@@ -1,11 +1,7 @@
-"""Figures and tables of the landscape experiments (``suite/benchmarks/bench_landscape.py``).
-
-:func:`landscape_figures` and :func:`landscape_tables` take the report's tidy frame (all groups;
-the rows of group ``landscape`` are selected here by their ``experiment``: ``LandscapeClipping``,
-``LandscapeClippingLR``, ``LandscapeClippingFit``, ``LandscapeClippingSmoothness``,
-``LandscapeBatchNorm`` (+ ``LR``, ``Fit``, ``Smoothness``), ``LandscapeInit``) and
-return :class:`reports.figures.Figure` objects and named DataFrames. A figure whose data are
-absent is left out (nothing raises for a frame without landscape results)."""
+"""Figures and tables of the landscape experiments (``suite/benchmarks/bench_landscape.py``): the rows of
+group ``landscape`` by their ``experiment`` (``LandscapeClipping``, ``LandscapeClippingLR``, ``...Fit``,
+``...Smoothness``, ``LandscapeBatchNorm`` with the same suffixes, ``LandscapeInit``). A figure or table whose
+data are absent is left out (nothing raises for results without landscape rows)."""
 from __future__ import annotations
 
 import math
@@ -17,17 +13,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from estibench import schema as M  # noqa: E402
-
 from . import layout as Lay  # noqa: E402
-from .layout import Figure  # noqa: E402
+from .blocks import FigureBlock, Heading, Para, Table  # noqa: E402
+from .layout import Figure, axis_label  # noqa: E402
 from .select import latest_commit  # noqa: E402
-from .style import TEXT_WIDTH, Styles, style  # noqa: E402
+from .style import Styles, style  # noqa: E402
 
-__all__ = ["landscape_frame", "landscape_figures", "landscape_tables"]
+__all__ = ["landscape_frame", "landscape_figures", "landscape_tables", "landscape_section"]
 
 #: the label and parameter columns these figures and tables read beyond the identity
 NEEDS = ("se",)
+_SEP = "\x1f"
 
 
 def landscape_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -41,28 +37,28 @@ def landscape_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return rows[rows["status"] == "ok"]
 
 
-def _part(rows: pd.DataFrame, cls: str, measure: str | None = None) -> pd.DataFrame:
-    out = rows[rows["cls"] == cls] if not rows.empty else rows
+def _part(rows: pd.DataFrame, *classes: str, measure: str | None = None) -> pd.DataFrame:
+    out = rows[rows["cls"].isin(classes)] if not rows.empty else rows
     return out[out["measure"] == measure] if measure is not None else out
 
 
-def _line(ax, part: pd.DataFrame, x: str, name: str, styles: Styles, **kw) -> None:
-    part = part.sort_values(x)
-    colour = styles.colour(name)
-    ax.plot(part[x], part["value"], color=colour, marker=styles.marker(name), ms=3, markeredgewidth=0, label=name, **kw)
-    if "se" in part and part["se"].notna().any():
-        se = part["se"].fillna(0).to_numpy(float)
-        v = part["value"].to_numpy(float)
-        ax.fill_between(part[x].to_numpy(float), v - se, v + se, color=colour, alpha=0.15, lw=0)
+def _with_se(part: pd.DataFrame, **columns) -> pd.DataFrame:
+    """The rows with a ± one standard error interval (what :func:`reports.layout.draw` shades)."""
+    se = part["se"].fillna(0) if "se" in part else 0.0
+    return part.assign(ci_low=part["value"] - se, ci_high=part["value"] + se, **columns)
+
+
+def _log_if_positive(part: pd.DataFrame, panel: str, linear: tuple = ()) -> dict:
+    return {k: "log" if k not in linear and (sub["value"] > 0).all() else "linear" for k, sub in part.groupby(panel)}
 
 
 def _fig_smoothness(rows, styles) -> Figure | None:
-    bins = pd.concat([_part(rows, "LandscapeClippingSmoothness"), _part(rows, "LandscapeBatchNormSmoothness")])
-    fits = pd.concat([_part(rows, "LandscapeClippingFit"), _part(rows, "LandscapeBatchNormFit")])
+    bins = _part(rows, "LandscapeClippingSmoothness", "LandscapeBatchNormSmoothness")
+    fits = _part(rows, "LandscapeClippingFit", "LandscapeBatchNormFit")
     if bins.empty:
         return None
     sources = sorted(bins["source"].dropna().unique())
-    fig, axes, width, ncols = Lay.facets(len(sources), legend_rows=2)
+    fig, axes, width, ncols = Lay.facets(len(sources), ["median per bin", "90 % quantile", "fitted L0 + L1‖g‖"])
     for i, (ax, source) in enumerate(zip(axes, sources)):
         part = bins[bins["source"] == source].pivot_table(index="bin", columns="measure", values="value")
         if not {"grad_norm", "smoothness"} <= set(part.columns):
@@ -78,12 +74,11 @@ def _fig_smoothness(rows, styles) -> Figure | None:
             ax.set_title(f"{source}\nL0={fit['l0']:.3g}, L1={fit['l1']:.3g}, ρ={rho:.2f}")
         else:
             ax.set_title(source)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel(M.get("grad_norm").axis_label)
-        ax.set_ylabel(M.get("smoothness").axis_label if i % ncols == 0 else "")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=3)
+        ax.set(xscale="log", yscale="log")
+        ax.set_xlabel(axis_label("grad_norm"))
+        ax.set_ylabel(axis_label("smoothness") if i % ncols == 0 else "")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3)
+    Lay.fit(fig, ncols)
     caption = ("Local smoothness ‖g_t − g_{t−1}‖/‖θ_t − θ_{t−1}‖ against the gradient norm where "
                "the step started (Zhang et al. 2020), pooled over seeds in equal-count bins of "
                "‖g‖ (median and 90 % quantile); dashed: the (L0, L1) envelope fitted by quantile "
@@ -93,23 +88,15 @@ def _fig_smoothness(rows, styles) -> Figure | None:
 
 
 def _fig_clipping(rows, styles) -> Figure | None:
-    part = _part(rows, "LandscapeClipping", "steps_to_target")
+    part = _part(rows, "LandscapeClipping", measure="steps_to_target")
     if part.empty:
         return None
-    gradients = sorted(part["gradient"].dropna().unique())
-    rules = sorted(part["rule"].dropna().unique())
-    fig, axes, width, ncols = Lay.facets(len(gradients), legend_rows=2)
-    for i, (ax, gradient) in enumerate(zip(axes, gradients)):
-        for rule in rules:
-            _line(ax, part[(part["gradient"] == gradient) & (part["rule"] == rule)], "lr", rule, styles)
-        ax.set_xscale("log")
-        ax.set_title(f"{gradient} gradient")
-        ax.set_xlabel("learning rate")
-        ax.set_ylabel(M.get("steps_to_target").axis_label if i % ncols == 0 else "")
-    Lay.legend_below(fig, styles, rules, "clipping rule", width)
+    fig, _ = Lay.draw(_with_se(part).sort_values("gradient"), styles, x="lr", panel="gradient", series="rule",
+                      legend="clipping rule", xscale="log", yscale="linear", xlabel="learning rate",
+                      ylabel=axis_label("steps_to_target"), titles=lambda g: f"{g} gradient")
     caption = ("Gradient steps until the exact loss reaches the target against the learning rate, "
                "per clipping rule (none, hard min(1, γ/‖g‖), smooth γ/(‖g‖+γ)); mean over seeds ± "
-               "one standard error; the top of the axis is the budget (never reached, or " "diverged).")
+               "one standard error; the top of the axis is the budget (never reached, or diverged).")
     return Figure("landscape_clipping", "Steps to target vs learning rate", caption, fig)
 
 
@@ -120,23 +107,10 @@ def _fig_batchnorm(rows, styles) -> Figure | None:
     part = _part(rows, "LandscapeBatchNorm")
     if part.empty:
         return None
-    measures = [m for m in _BN_PANELS if m in set(part["measure"])]
-    lrs = sorted(part["lr"].dropna().unique())
-    nets = sorted(part["net"].dropna().unique())
-    names = [f"{n}, lr={lr:g}" for n in nets for lr in lrs]
-    fig, axes, width, ncols = Lay.facets(len(measures), legend_rows=Lay.legend_rows(names, TEXT_WIDTH))
-    for ax, measure in zip(axes, measures):
-        sub = part[part["measure"] == measure]
-        for net in nets:
-            for lr in lrs:
-                line = sub[(sub["net"] == net) & (sub["lr"] == lr)]
-                if not line.empty:
-                    _line(ax, line, "step", f"{net}, lr={lr:g}", styles)
-        if (sub["value"] > 0).all() and not sub.empty:
-            ax.set_yscale("log")
-        ax.set_title(Lay.wrap(M.get(measure).label, 26))
-        ax.set_xlabel("step")
-    Lay.legend_below(fig, styles, names, "network", width)
+    part = part[part["measure"].isin(_BN_PANELS)].sort_values("measure", key=lambda m: m.map(_BN_PANELS.index))
+    part = _with_se(part, setting=[f"{n}, lr={lr:g}" for n, lr in zip(part["net"], part["lr"])])
+    fig, _ = Lay.draw(part, styles, x="step", panel="measure", series="setting", legend="network",
+                      yscale=_log_if_positive(part, "measure"), xlabel="step", ylabel=axis_label, titles="")
     caption = ("Probes along full-batch gradient descent of a deep ReLU MLP on digits, with and "
                "without BatchNorm, at fixed learning rates (Santurkar et al. 2018): training "
                "loss, smoothness along the step, and along the gradient direction over step "
@@ -149,23 +123,16 @@ def _fig_init(rows, styles) -> Figure | None:
     part = _part(rows, "LandscapeInit")
     if part.empty:
         return None
-    acts = sorted(part["activation"].dropna().unique())
     measures = [m for m in ("activation_norm", "weight_gradient_norm", "representation_cosine")
                 if m in set(part["measure"])]
-    inits = sorted(part["init"].dropna().unique())
-    fig, axes = plt.subplots(len(acts), len(measures), squeeze=False, layout="constrained",
-                             figsize=(TEXT_WIDTH, (Lay.PANEL_HEIGHT + 0.2) * len(acts) + 0.5))
-    for r, act in enumerate(acts):
-        for c, measure in enumerate(measures):
-            ax = axes[r][c]
-            sub = part[(part["activation"] == act) & (part["measure"] == measure)]
-            for init in inits:
-                _line(ax, sub[sub["init"] == init], "layer", init, styles)
-            if measure != "representation_cosine" and (sub["value"] > 0).all():
-                ax.set_yscale("log")
-            ax.set_title(f"{act}: {M.get(measure).label}")
-            ax.set_xlabel("layer")
-    fig.legend(Lay.handles(styles, inits), inits, title="initialisation", loc="outside lower center", ncol=len(inits))
+    part = _with_se(part[part["measure"].isin(measures)], panel=part["activation"] + _SEP + part["measure"])
+    part = part.sort_values(["activation", "measure"],
+                            key=lambda c: c.map(measures.index) if c.name == "measure" else c)
+    cosine = tuple(k for k in part["panel"].unique() if k.endswith("representation_cosine"))
+    fig, _ = Lay.draw(part, styles, x="layer", panel="panel", series="init", legend="initialisation",
+                      ncols=len(measures), yscale=_log_if_positive(part, "panel", cosine), xlabel="layer",
+                      ylabel=lambda k: axis_label(k.split(_SEP)[1]), titles=lambda k: k.split(_SEP)[0],
+                      height=Lay.PANEL_HEIGHT + 0.2)
     caption = ("Through a 50-layer MLP of width 128 at initialisation: RMS activation, gradient "
                "norm of each layer's weight under a random linear read-out, and the cosine of two "
                "independent random inputs' representations, per initialisation (with constant "
@@ -174,8 +141,8 @@ def _fig_init(rows, styles) -> Figure | None:
 
 
 def landscape_figures(frame: pd.DataFrame, skipped: list[str] | None = None) -> list[Figure]:
-    """The landscape figures the results allow (none without landscape results); one whose data
-    are malformed (a missing column) is left out, named in ``skipped``."""
+    """The landscape figures the results allow; one whose data are malformed (a missing column) is left out,
+    named in ``skipped``."""
     rows = landscape_frame(frame)
     if rows.empty:
         return []
@@ -206,29 +173,41 @@ def _mean_pm(part: pd.DataFrame, index: list[str]) -> pd.DataFrame:
     return out.pivot_table(index=index, columns="measure", values="text", aggfunc="first").reset_index()
 
 
+#: the landscape tables and their captions
+_TABLES = {"landscape_largest_lr": "Largest stable learning rate per experiment and setting.",
+           "landscape_smoothness_fit": "Fitted (L0, L1) and the rank correlation of smoothness with the gradient norm.",
+           "landscape_init_depth": "Activation and gradient norms at the deepest layer."}
+
+
 def landscape_tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """``landscape_largest_lr`` (largest stable / converging learning rate per experiment and
-    rule or net), ``landscape_smoothness_fit`` ((L0, L1) and the Spearman ρ per source),
-    ``landscape_init_depth`` (the init measures at the deepest layer); mean ± se over seeds."""
-    rows = landscape_frame(frame)
-    tables: dict[str, pd.DataFrame] = {}
+    """Mean ± se over seeds (:data:`_TABLES`): the largest stable / converging learning rate per experiment
+    and rule or net, (L0, L1) and the Spearman ρ per source, the init measures at the deepest layer."""
+    rows, tables = landscape_frame(frame), {}
     if rows.empty:
         return tables
-    clip = _part(rows, "LandscapeClippingLR")
-    bn = _part(rows, "LandscapeBatchNormLR")
-    parts = []
-    if not clip.empty:
-        parts.append(_mean_pm(clip.assign(experiment="clipping", setting=clip["gradient"] +
-                                          " / " + clip["rule"]), ["experiment", "setting"]))
-    if not bn.empty:
-        parts.append(_mean_pm(bn.assign(experiment="batchnorm", setting=bn["net"]), ["experiment", "setting"]))
-    if parts:
-        tables["landscape_largest_lr"] = pd.concat(parts, ignore_index=True)
-    fits = pd.concat([_part(rows, "LandscapeClippingFit"), _part(rows, "LandscapeBatchNormFit")])
-    if not fits.empty:
-        tables["landscape_smoothness_fit"] = _mean_pm(fits, ["source"])
-    init = _part(rows, "LandscapeInit")
-    if not init.empty:
-        deepest = init[init["layer"] == init["layer"].max()]
-        tables["landscape_init_depth"] = _mean_pm(deepest, ["activation", "init", "layer"])
+    clip, bn = _part(rows, "LandscapeClippingLR"), _part(rows, "LandscapeBatchNormLR")
+    parts = [_mean_pm(p, ["experiment", "setting"]) for p in (
+        clip.assign(experiment="clipping", setting=clip["gradient"] + " / " + clip["rule"]) if len(clip) else clip,
+        bn.assign(experiment="batchnorm", setting=bn["net"]) if len(bn) else bn) if len(p)]
+    fits, init = _part(rows, "LandscapeClippingFit", "LandscapeBatchNormFit"), _part(rows, "LandscapeInit")
+    for name, table in (("landscape_largest_lr", pd.concat(parts, ignore_index=True) if parts else None),
+                        ("landscape_smoothness_fit", _mean_pm(fits, ["source"]) if len(fits) else None),
+                        ("landscape_init_depth", _mean_pm(init[init["layer"] == init["layer"].max()], [
+                            "activation", "init", "layer"]) if len(init) else None)):
+        if table is not None:
+            tables[name] = table
     return tables
+
+
+def landscape_section(report, frame: pd.DataFrame) -> None:
+    """The landscape probes (clipping, BatchNorm, initialisation): their tables and figures, when the
+    results have them."""
+    found, figures = landscape_tables(frame), landscape_figures(frame, report.skipped)
+    if found or figures:
+        report.add(Heading("Landscape probes"), Para(
+            "Why clipping, BatchNorm and initialisation work, measured like the estimators (suite/landscape.py): "
+            "largest stable learning rates, the fitted (L0, L1) of smoothness <= L0 + L1 ||g|| (Zhang et al. "
+            "2020), and norms through depth; mean ± se over seeds."))
+        report.tables.update(found)
+        report.add(*(Table(table, _TABLES[name]) for name, table in found.items()), *map(FigureBlock, figures))
+        report.figures.extend(figures)

@@ -1,17 +1,13 @@
-"""The one reader: asv's result files and the run files -> one tidy pandas DataFrame.
+"""The one reader: asv's result files and the run files -> one tidy pandas DataFrame. asv's JSON
+(:mod:`reports.asv`) gives the rows of what asv itself measures (``time_*``, ``peakmem_*``,
+:data:`estibench.schema.ASV_MEASURED`) with asv's 99 % intervals; the run files (``<results>/runs/*.parquet``,
+:func:`estibench.schema.read_run`) every other row, with its standard error: interval ``value ± z·se`` at level
+:data:`CI_LEVEL`. Rows of one identity (machine, commit, group, experiment, parameters, measure) from several
+runs: the latest ``run_started`` wins (narrowed runs accumulate). Each file is read once per process while it
+is unchanged (cached by path, modification time and size). ``columns``: the label columns to read beyond the
+identity (what the tables and figures declare they need); by default every column.
 
-* asv's JSON (:mod:`reports.asv`) gives the rows of what asv itself measures (``time_*``,
-``peakmem_*``, :data:`estibench.schema.ASV_MEASURED`), with asv's 99 % intervals;
-* the run files (``<results>/runs/*.parquet``, :func:`estibench.schema.read_run`) give every other
-row, with their standard errors: interval ``value ± z·se`` at level :data:`CI_LEVEL`.
-
-Rows of the same identity (machine, commit, group, experiment, parameters, measure) from several runs: the row
-of the latest ``run_started`` wins (narrowed runs accumulate). Each file is read once per process while it is
-unchanged (cached by path, modification time and size). Which columns beyond the identity are read is the
-caller's choice (``columns``: what the tables and figures declare they need); by default every column.
-
->>> loaded = load_results(".asv/results")          # doctest: +SKIP
->>> loaded.frame.query("measure == 'variance'")    # doctest: +SKIP"""
+>>> load_results(".asv/results").frame.query("measure == 'variance'")    # doctest: +SKIP"""
 from __future__ import annotations
 
 import math
@@ -31,7 +27,7 @@ from . import asv
 from .safe import csv_cell
 
 __all__ = ["NoResultsError", "Loaded", "load_results", "CI_LEVEL", "CI_Z", "IDENTITY", "BASE_COLUMNS",
-           "clear_cache", "write_tidy", "read_tidy", "csv_safe"]
+           "write_tidy", "read_tidy", "csv_safe"]
 
 #: level of the intervals built from standard errors: value ± z·se
 CI_LEVEL = 0.95
@@ -43,9 +39,11 @@ IDENTITY = ("machine", "commit", "group", "experiment", "measure") + schema.COLU
 BASE_COLUMNS = IDENTITY + ("value", "se", "status", "run_started", "run", "unit")
 _LABELS = ("task_name", "estimator_name", "method_name", "claims_unbiased", "error")
 _DERIVED = ("ci_low", "ci_high", "ci_level", "date")
-_SKIP = {"machine.json", "benchmarks.json"}
+_NOT_PARAMS = frozenset(schema.COLUMNS) - set(schema.COLUMNS[3:10]) | set(_DERIVED)
+_FLOATS = ("value", "se", "ci_low", "ci_high", "ci_level", "claims_unbiased", "run_started")
+_HARDWARE = ("cpu", "num_cpu", "ram")
+_MAX_FLAGGED = 20
 _CACHE: dict[tuple, Any] = {}
-_CACHE_FILES = 4096
 
 
 class NoResultsError(Exception):
@@ -63,15 +61,11 @@ class Loaded:
     warnings: list[str] = field(default_factory=list)  # files skipped and why
 
 
-def clear_cache() -> None:
-    _CACHE.clear()
-
-
 def _cached(path: Path, what: str, read: Callable[[], Any]) -> Any:
     st = path.stat()
     key = (str(path), what, st.st_mtime_ns, st.st_size)
     if key not in _CACHE:
-        if len(_CACHE) >= _CACHE_FILES:
+        if len(_CACHE) >= 4096:
             _CACHE.pop(next(iter(_CACHE)))
         _CACHE[key] = read()
     return _CACHE[key]
@@ -83,42 +77,41 @@ def _short(exc: BaseException) -> str:
 
 
 def _benchmarks(root: Path, warnings: list[str]) -> dict[str, Any]:
-    for bj in (root / "benchmarks.json", root.parent / "benchmarks.json"):
-        if bj.is_file():
+    for path in (root / "benchmarks.json", root.parent / "benchmarks.json"):
+        if path.is_file():
             try:
-                return {k: v for k, v in asv.read_json(bj).items() if isinstance(v, dict)}
+                return {k: v for k, v in asv.read_json(path).items() if isinstance(v, dict)}
             except Exception as exc:  # noqa: BLE001 - any malformed file: a warning naming it
-                warnings.append(f"could not read {bj} ({_short(exc)}): parameter names are "
-                                f"param1, param2, ... and units are unknown")
+                warnings.append(f"could not read {path} ({_short(exc)}): parameter names are param1, param2, ... "
+                                f"and units are unknown")
                 return {}
-    warnings.append(f"no benchmarks.json next to {root}: parameter names are param1, param2, "
-                    f"... and units are unknown")
+    warnings.append(f"no benchmarks.json next to {root}: parameter names are param1, param2, ... and units are "
+                    f"unknown")
     return {}
 
 
 def _asv_part(root: Path, loaded: Loaded) -> tuple[list[pd.DataFrame], dict]:
-    """asv's rows per file, and each (machine, commit)'s date (ms) from asv's files."""
-    files = sorted(p for p in root.rglob("*.json") if p.name not in _SKIP and p.is_file()
-                   and schema.RUNS_FOLDER not in p.relative_to(root).parts[:1])
+    """asv's rows per file, and each (machine, commit)'s date (ms) from asv's files. A file that is not a
+    readable asv result (RecursionError included) is skipped with a warning naming it."""
+    files = sorted(p for p in root.rglob("*.json") if p.name not in ("machine.json", "benchmarks.json")
+                   and p.is_file() and schema.RUNS_FOLDER not in p.relative_to(root).parts[:1])
     benchmarks = _benchmarks(root, loaded.warnings) if files else {}
     parts, dates, hardware = [], {}, {}
     for path in files:
         info = asv.machine_info(path.parent, loaded.warnings)
+
+        def read(path=path, info=info):
+            data, machine = asv.checked(path, info)
+            problems: list[str] = []
+            rows = asv.rows_of_file(data, machine, benchmarks, problems)
+            return machine, str(data.get("commit_hash") or ""), data.get("date"), pd.DataFrame(rows), problems
         try:
-            def read(path=path, info=info):
-                data, machine = asv.checked(path, info)
-                problems: list[str] = []
-                rows = asv.rows_of_file(data, machine, benchmarks, problems)
-                return machine, str(data.get("commit_hash") or ""), data.get("date"), \
-                    pd.DataFrame(rows), problems
-            machine, commit, date, frame, problems = _cached(path, "asv", read)
-        except Exception as exc:  # noqa: BLE001 - any malformed file (RecursionError too) is
-            # skipped with a warning naming it; the good files still make a report
+            name, commit, date, frame, problems = _cached(path, "asv", read)
+        except Exception as exc:  # noqa: BLE001 - the good files still make a report
             loaded.warnings.append(f"skipped {path}: {_short(exc)}")
             continue
         loaded.warnings.extend(f"{path}: {p}" for p in problems)
         loaded.files.append(str(path))
-        name = machine
         machine = _identity(hardware, name, tuple(str(info.get(k)) for k in _HARDWARE), path.parent, loaded.warnings)
         if machine != name and len(frame):
             frame = frame.assign(machine=machine, run=f"asv:{machine}:{commit[:8]}")
@@ -127,9 +120,6 @@ def _asv_part(root: Path, loaded: Loaded) -> tuple[list[pd.DataFrame], dict]:
             dates[(machine, commit)] = max(date, dates.get((machine, commit), date))
         parts.append(frame)
     return parts, dates
-
-
-_HARDWARE = ("cpu", "num_cpu", "ram")
 
 
 def _identity(seen: dict, name: str, hardware: tuple, where: object, warnings: list[str]) -> str:
@@ -146,11 +136,16 @@ def _identity(seen: dict, name: str, hardware: tuple, where: object, warnings: l
 
 
 def _run_part(root: Path, columns: tuple[str, ...] | None, loaded: Loaded) -> list[pd.DataFrame]:
+    """The rows of every run file; ``columns``: the core columns to read (free parameters always)."""
+    import pyarrow.parquet as pq
+
     parts = []
     for path in schema.run_files(root):
+        def read(path=path):
+            return schema.read_run(path, None if columns is None else [
+                c for c in pq.read_schema(path).names if c not in schema.COLUMNS or c in columns])
         try:
-            frame = _cached(path, f"run:{columns}", lambda path=path: schema.read_run(
-                path, None if columns is None else _wanted(path, columns)))
+            frame = _cached(path, f"run:{columns}", read)
         except Exception as exc:  # noqa: BLE001 - a bad run file: a warning naming it
             loaded.warnings.append(f"skipped {path}: {_short(exc)}")
             continue
@@ -159,42 +154,29 @@ def _run_part(root: Path, columns: tuple[str, ...] | None, loaded: Loaded) -> li
     return parts
 
 
-def _wanted(path: Path, columns: tuple[str, ...]) -> list[str]:
-    import pyarrow.parquet as pq
-
-    names = pq.read_schema(path).names
-    core = set(schema.COLUMNS)
-    return [c for c in names if c not in core or c in columns]  # free parameters: identity
-
-
 def _nothing(root: Path, loaded: Loaded) -> None:
     if not root.exists():
-        raise NoResultsError(f"no results folder at {root} (run `estibench run` first, or pass " f"--results)")
+        raise NoResultsError(f"no results folder at {root} (run `estibench run` first, or pass --results)")
     if not root.is_dir():
         raise NoResultsError(f"{root} is not a folder of results")
-    detail = f"; {len(loaded.warnings)} problem(s): {loaded.warnings[-1]}" \
-        if loaded.warnings else ""
+    detail = f"; {len(loaded.warnings)} problem(s): {loaded.warnings[-1]}" if loaded.warnings else ""
     if not loaded.files:
-        raise NoResultsError(f"no readable results under {root} (neither asv's "
-                             f"<machine>/<commit>-<env>.json nor {schema.RUNS_FOLDER}/*.parquet)" f"{detail}")
+        raise NoResultsError(f"no readable results under {root} (neither asv's <machine>/<commit>-<env>.json nor "
+                             f"{schema.RUNS_FOLDER}/*.parquet){detail}")
     raise NoResultsError(f"no benchmark results under {root}{detail}")
 
 
 def load_results(results: os.PathLike | str, columns: Iterable[str] | None = None,
                  progress: Callable[[str], None] | None = None) -> Loaded:
-    """Every machine's and commit's results under ``results`` as one tidy frame (see the
-    module's notes). ``columns``: the label columns to read beyond :data:`BASE_COLUMNS` (None:
-    all). A file that cannot be read is skipped with a warning in ``Loaded.warnings``; raises
+    """Every machine's and commit's results under ``results`` as one tidy frame (see the module's notes).
+    A file that cannot be read is skipped with a warning in ``Loaded.warnings``; raises
     :class:`NoResultsError` when there is nothing to report."""
-    say = progress or (lambda msg: None)
-    root = Path(results)
-    loaded = Loaded(frame=pd.DataFrame(), param_columns=[])
-    wanted = None if columns is None else tuple(dict.fromkeys((*BASE_COLUMNS, *columns)))
+    root, loaded = Path(results), Loaded(frame=pd.DataFrame(), param_columns=[])
     if not root.is_dir():
         _nothing(root, loaded)
     asv_parts, dates = _asv_part(root, loaded)
-    run_parts = _run_part(root, wanted, loaded)
-    parts = [p for p in asv_parts + run_parts if len(p)]
+    wanted = None if columns is None else tuple(dict.fromkeys((*BASE_COLUMNS, *columns)))
+    parts = [p for p in asv_parts + _run_part(root, wanted, loaded) if len(p)]
     if not parts:
         _nothing(root, loaded)
     frame = _typed(pd.concat(parts, ignore_index=True, sort=False), dates)
@@ -202,37 +184,35 @@ def load_results(results: os.PathLike | str, columns: Iterable[str] | None = Non
     loaded.param_columns = [c for c in frame.columns if c not in _NOT_PARAMS and frame[c].notna().any()]
     loaded.frame = frame
     counts = frame["status"].value_counts()
-    say(f"read {len(frame)} rows from {len(loaded.files)} file(s) ({counts.get('ok', 0)} ok, "
+    (progress or (lambda msg: None))(
+        f"read {len(frame)} rows from {len(loaded.files)} file(s) ({counts.get('ok', 0)} ok, "
         f"{counts.get('failed', 0)} failed, {counts.get('skipped', 0)} skipped)")
     return loaded
 
 
-_NOT_PARAMS = frozenset(schema.COLUMNS) - set(schema.COLUMNS[3:10]) | set(_DERIVED)
-_FLOATS = ("value", "se", "ci_low", "ci_high", "ci_level", "claims_unbiased")
-
-
 def _typed(frame: pd.DataFrame, dates: dict) -> pd.DataFrame:
-    """Typed columns; run-file rows get an interval from their se and their commit's date."""
-    for col in (*IDENTITY, "status", "unit", "run", *_LABELS):
+    """Typed columns (integers ``Int64``, other numbers float, text text, '' missing); run-file rows get an
+    interval from their se and their commit's date."""
+    for col in (*IDENTITY, "status", "unit", "run", *_LABELS, *_FLOATS):
         if col not in frame:
-            frame[col] = math.nan if col == "claims_unbiased" else None
-    for col in _FLOATS + ("run_started",):
-        if col not in frame:
-            frame[col] = math.nan
+            frame[col] = math.nan if col in _FLOATS else None
+    for col in _FLOATS:
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
     se_ok = frame["se"].notna() & frame["value"].notna()
     frame.loc[se_ok, "ci_low"] = frame["value"] - CI_Z * frame["se"]
     frame.loc[se_ok, "ci_high"] = frame["value"] + CI_Z * frame["se"]
     frame.loc[se_ok, "ci_level"] = CI_LEVEL
-    key = frame["machine"].astype(str) + "\x1f" + frame["commit"].astype(str)
-    ms = key.map({f"{m}\x1f{c}": d for (m, c), d in dates.items()})
-    ms = pd.to_numeric(ms, errors="coerce").fillna(frame["run_started"] * 1e3)
-    frame["date"] = pd.to_datetime(ms, unit="ms", utc=True)
+    ms = pd.Series([dates.get(k) for k in zip(frame["machine"], frame["commit"])], index=frame.index, dtype=float)
+    frame["date"] = pd.to_datetime(ms.fillna(frame["run_started"] * 1e3), unit="ms", utc=True)
     frame["run_started"] = pd.to_datetime(frame["run_started"], unit="s", utc=True)
-    for col in frame.columns:
-        if col in _FLOATS or col in ("date", "run_started"):
-            continue
-        frame[col] = _tidy_column(frame[col])
+    for col in frame.columns.difference([*_FLOATS, "date"]):
+        values = frame[col]
+        present = [v for v in values.dropna().unique() if not (isinstance(v, str) and v == "")]
+        if present and all(pd.api.types.is_number(v) and not pd.api.types.is_bool(v) for v in present):
+            number = pd.to_numeric(values.replace("", None), errors="coerce")
+            frame[col] = number.astype("Int64" if all(pd.api.types.is_integer(v) for v in present) else float)
+        else:
+            frame[col] = values.astype(object).where(values.notna(), None).replace("", None).astype("str")
     return frame
 
 
@@ -245,41 +225,48 @@ def _split_machines(frame: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
     first = rows.sort_values("run_started", kind="stable").drop_duplicates(["machine", "machine_id"])
     names = {(m, i): _identity(seen, m, (str(i),), f"machine_id {i}", warnings)
              for m, i in zip(first["machine"], first["machine_id"])}
-    renamed = [names.get((m, i), m) for m, i in zip(frame["machine"], frame["machine_id"])]
-    return frame.assign(machine=renamed)
+    return frame.assign(machine=[names.get((m, i), m) for m, i in zip(frame["machine"], frame["machine_id"])])
 
 
 def _not_run(frame: pd.DataFrame, loaded: Loaded) -> pd.DataFrame:
-    """asv stores null ("failed") for every cell of its grid a narrowed run did not run: such a
-    timing is left out (not run, not failed) when the run files measured its cell in no run
-    (no ok or failed row of it on that machine and commit) and do measure others (issue 21, 4)."""
-    asv_rows = frame["run"].astype(str).str.startswith("asv:")
-    failed = asv_rows & (frame["status"] == "failed") & (frame["group"] == "gradient")
-    measured = frame[~asv_rows & (frame["group"] == "gradient") & frame["status"].isin(["ok", "failed"])]
-    if not failed.any() or measured.empty:
+    """asv keeps a cell for every combination of its grid, a narrowed run's too. A timing it stored as null
+    ("failed") for a cell no run measured (no ok or failed run-file row of it on that machine and commit,
+    whose run files measured others) is left out, not failed; one it stored as skipped for a cell no run
+    file holds at all was outside the runs' narrowing, and says so (``not run``), apart from the cells that
+    do not apply (issue 21, item 4; issue 24, item 3)."""
+    from_asv = frame["run"].astype(str).str.startswith("asv:")
+    grad, runs = frame["group"] == "gradient", frame[~from_asv & (frame["group"] == "gradient")]
+    if not (from_asv & grad).any() or runs.empty:
         return frame
     keys = ["machine", "commit", "task", "estimator", "num_samples", "device"]
-    done = set(measured[keys].astype(str).itertuples(index=False, name=None))
-    cells = frame.loc[failed, keys].astype(str).itertuples(index=False, name=None)
-    drop = failed.copy()
-    drop[failed] = [c not in done for c in cells]
+
+    def cells(rows, columns=keys):
+        return pd.MultiIndex.from_frame(rows[columns].astype(str))
+    mine = from_asv & grad & cells(frame, keys[:2]).isin(cells(runs, keys[:2]))
+    drop, outside = mine & (frame["status"] == "failed"), mine & (frame["status"] == "skipped")
+    drop[drop] = ~cells(frame[drop]).isin(cells(runs[runs["status"].isin(["ok", "failed"])]))
+    outside[outside] = ~cells(frame[outside]).isin(cells(runs))
     if drop.any():
-        loaded.warnings.append(f"{int(drop.sum())} asv timing cell(s) stored as failed were not run (no "
-                               f"run measured their cell: a narrowed run): left out, not counted as failed")
+        loaded.warnings.append(f"{int(drop.sum())} asv timing cell(s) stored as failed were not run (no run measured "
+                               f"their cell: a narrowed run): left out, not counted as failed")
+    frame.loc[outside, "error"] = "not run: outside the narrowing of the runs on this commit"
     return frame[~drop].reset_index(drop=True)
 
 
 def _flag_impossible(frame: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
-    """A recorded value its measure cannot take (a negative variance or time, a cosine of 2,
-    inf, NaN; :func:`estibench.schema.in_domain`) is flagged, named in a warning, and becomes a
-    failed cell: never ranked or drawn (issue 21, item 5)."""
+    """A recorded value its measure cannot take (a negative variance or time, a cosine of 2, inf;
+    :func:`estibench.schema.in_domain`) is flagged, named in a warning, and becomes a failed cell: never
+    ranked or drawn (issue 21, item 5). An ok row without a value (the producer's None) is undefined there:
+    a skipped cell that says so."""
+    blank = (frame["status"] == "ok") & frame["value"].isna()
+    frame.loc[blank, ["status", "error"]] = ["skipped", "undefined: recorded without a value (the SNR of a "
+                                                        "deterministic estimator, τ of a constant series)"]
     v = frame["value"].to_numpy(float)
     maybe = (frame["status"] == "ok").to_numpy() & ~(np.isfinite(v) & (v >= 0) & (v <= 1))
     idx = [i for i in np.flatnonzero(maybe) if not schema.in_domain(frame["measure"].iat[i], v[i])]
     if not idx:
         return frame
-    frame = frame.copy()
-    cols = ["experiment"] + [c for c in frame.columns if c not in _NOT_PARAMS]
+    frame, cols = frame.copy(), ["experiment"] + [c for c in frame.columns if c not in _NOT_PARAMS]
     for i in idx[:_MAX_FLAGGED]:
         r = frame.iloc[i]
         where = ", ".join(f"{c}={r[c]}" for c in cols if not pd.isna(r[c]))
@@ -295,35 +282,12 @@ def _flag_impossible(frame: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
     return frame
 
 
-_MAX_FLAGGED = 20
-
-
-def _tidy_column(values: pd.Series) -> pd.Series:
-    """One typed column: integers -> nullable ``Int64``, other numbers -> float, text -> text
-    ('' and None missing)."""
-    present = values.dropna().unique()
-    present = [v for v in present if not (isinstance(v, str) and v == "")]
-    number = pd.api.types.is_number
-    if present and all(number(v) and not pd.api.types.is_bool(v) for v in present):
-        if all(pd.api.types.is_integer(v) for v in present):
-            return pd.to_numeric(values.replace("", None), errors="coerce").astype("Int64")
-        return pd.to_numeric(values.replace("", None), errors="coerce").astype(float)
-    text = values.astype(object).where(values.notna(), None)
-    return text.replace("", None).astype("str")
-
-
 def _latest(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per identity: the row of the latest run wins."""
-    keys = [c for c in frame.columns if c not in _NOT_PARAMS or c in IDENTITY]
-    keys = [c for c in keys if c not in ("value", "se", "status", "run", "unit", "date",
-                                         "run_started", *_DERIVED, *_LABELS)]
-    order = frame["run_started"].fillna(pd.Timestamp(0, tz="UTC"))
-    frame = frame.assign(_o=order).sort_values("_o", kind="stable")
-    frame = frame.drop_duplicates(subset=keys, keep="last").drop(columns="_o")
-    return frame.sort_index().reset_index(drop=True)
-
-
-_DATES = ("date", "run_started")
+    keys = [c for c in frame.columns if (c not in _NOT_PARAMS or c in IDENTITY) and c not in (
+        "value", "se", "status", "run", "unit", "date", "run_started", *_DERIVED, *_LABELS)]
+    frame = frame.assign(_o=frame["run_started"].fillna(pd.Timestamp(0, tz="UTC"))).sort_values("_o", kind="stable")
+    return frame.drop_duplicates(subset=keys, keep="last").drop(columns="_o").sort_index().reset_index(drop=True)
 
 
 def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
@@ -339,18 +303,16 @@ def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
 def write_tidy(frame: pd.DataFrame, path: os.PathLike | str) -> Path:
     """Write the tidy frame as ``.csv`` or ``.parquet`` (chosen by the file's suffix)."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".parquet"):
+    if path.suffix.lower() not in (".csv", ".parquet"):
         raise ValueError(f"--tidy expects a file ending in .csv or .parquet, got {path.name!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
+    if path.suffix.lower() == ".csv":
         csv_safe(frame).to_csv(path, index=False)
-    else:
-        try:
-            frame.to_parquet(path, index=False)
-        except ImportError as exc:
-            raise ValueError(f"writing parquet needs pyarrow (pip install pyarrow): "
-                             f"{type(exc).__name__}: {exc}") from None
+        return path
+    try:
+        frame.to_parquet(path, index=False)
+    except ImportError as exc:
+        raise ValueError(f"writing parquet needs pyarrow (pip install pyarrow): {type(exc).__name__}: {exc}") from None
     return path
 
 
@@ -359,10 +321,8 @@ def read_tidy(path: os.PathLike | str) -> pd.DataFrame:
     path = Path(path)
     if path.suffix.lower() == ".parquet":
         return pd.read_parquet(path)
-    from estibench.schema import TEXT_COLUMNS
-
-    frame = pd.read_csv(path, dtype={c: "str" for c in TEXT_COLUMNS})
-    for col in _DATES:
+    frame = pd.read_csv(path, dtype={c: "str" for c in schema.TEXT_COLUMNS})
+    for col in ("date", "run_started"):
         if col in frame:
             frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601")
     return frame

@@ -1,19 +1,13 @@
 """The report's output folder: written whole or not at all, replacing only what a report wrote.
 
-``with OutputDir(out) as target:`` checks ``out`` (refusing a ``figures/`` or ``tables/`` that is a link or
-not a folder, and a folder it cannot write), gives a fresh staging folder next to ``out`` (``target.stage``)
-and, when the block ends without an error, moves the staged files in:
-
-1. every file the previous report wrote (listed in ``out/.estibench-manifest.json``) is moved
-aside into the staging folder, then every new file is moved in (renames on one file system);
-2. if any move fails (a read-only ``tables/``, a full disk), every move done so far is undone, so
-the previous report is left exactly as it was, and :class:`OutputError` says what failed;
-3. on success the manifest lists the new files and the staging folder (with the old files) is
-removed.
-
-Files the report did not write (not in the manifest) are never removed or overwritten: a foreign file where
-the report wants to write is moved to ``<name>.kept-<n><suffix>`` beside it and a note says so. Only
-``report.md``, ``report.html``, ``figures/*`` and ``tables/*`` are ever written."""
+``with OutputDir(out) as target:`` checks ``out`` (a ``figures/`` or ``tables/`` that is a link or not a
+folder, or a folder it cannot write, is refused) and gives a fresh staging folder next to it
+(``target.stage``). When the block ends without an error the files the previous report wrote (its
+manifest, ``out/.estibench-manifest.json``) are moved aside and the staged ones moved in; if any move
+fails every move is undone, so the previous report is left as it was, and :class:`OutputError` says why.
+A file the report did not write is never removed or overwritten: one in the way is kept beside as
+``<name>.kept-<n><suffix>``, with a note. Only ``report.md``, ``report.html``, ``figures/*`` and
+``tables/*`` are written."""
 from __future__ import annotations
 
 import json
@@ -27,7 +21,8 @@ __all__ = ["OutputDir", "OutputError", "MANIFEST"]
 
 MANIFEST = ".estibench-manifest.json"
 SUBDIRS = ("figures", "tables")
-_TOP_FILES = ("report.md", "report.html")
+#: a staging folder of a report that is not running any more (killed) is removed after this long
+STALE_SECONDS = 3600
 
 
 class OutputError(Exception):
@@ -40,38 +35,30 @@ def _allowed(rel: str) -> bool:
     parts = PurePosixPath(rel).parts
     if rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
         return False
-    return (len(parts) == 1 and parts[0] in _TOP_FILES) or \
-        (len(parts) == 2 and parts[0] in SUBDIRS)
-
-
-#: a staging folder of a report that is not running any more (killed) is removed after this long
-STALE_SECONDS = 3600
+    return parts in (("report.md",), ("report.html",)) or (len(parts) == 2 and parts[0] in SUBDIRS)
 
 
 def _remove_stale(folder: Path, prefix: str) -> None:
-    """Remove the staging folders a killed report left (``<prefix><pid>-*``): those whose process
-    is gone, and any older than :data:`STALE_SECONDS` (issue 21, item 8)."""
-    if not folder.is_dir():
-        return
-    for path in folder.glob(f"{prefix}*"):
+    """Remove the staging folders a killed report left (``<prefix><pid>-*``): those whose process is gone,
+    and any older than :data:`STALE_SECONDS` (issue 21, item 8)."""
+    for path in folder.glob(f"{prefix}*") if folder.is_dir() else ():
         pid = path.name[len(prefix):].split("-")[0]
         try:
             old = time.time() - path.lstat().st_mtime > STALE_SECONDS
-            alive = pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid))
         except OSError:
             continue
-        if path.is_dir() and not path.is_symlink() and (old or not alive) and pid != str(os.getpid()):
+        if path.is_dir() and not path.is_symlink() and (old or not _alive(pid)) and pid != str(os.getpid()):
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def _alive(pid: str) -> bool:
     try:
-        os.kill(pid, 0)
+        os.kill(int(pid), 0) if pid.isdigit() else None
+        return pid.isdigit()
     except ProcessLookupError:
         return False
     except OSError:  # another user's process: alive
         return True
-    return True
 
 
 class OutputDir:
@@ -81,13 +68,11 @@ class OutputDir:
         self.notes: list[str] = []
         self._tmp: Path | None = None
 
-    # -- checks ----------------------------------------------------------------------------------
     def _check(self) -> None:
         out = self.out
         if out.exists() and not out.is_dir():
             raise OutputError(f"--out {out} exists and is not a folder")
-        for sub in SUBDIRS:
-            path = out / sub
+        for path in (out / s for s in SUBDIRS):
             if path.is_symlink():
                 raise OutputError(f"{path} is a symbolic link; the report never writes through "
                                   f"a link out of {out} (remove the link or choose another --out)")
@@ -95,8 +80,8 @@ class OutputDir:
                 raise OutputError(f"{path} exists and is not a folder")
         for path in [out] + [out / s for s in SUBDIRS]:
             if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
-                raise OutputError(f"cannot write into {path} (permission denied); the previous "
-                                  f"report is left as it was")
+                raise OutputError(f"cannot write into {path} (permission denied); the previous report is left "
+                                  f"as it was")
 
     def _old_manifest(self) -> list[str]:
         path = self.out / MANIFEST
@@ -105,16 +90,15 @@ class OutputDir:
         try:
             entries = json.loads(path.read_text(encoding="utf-8")).get("files", [])
         except (OSError, ValueError, AttributeError) as exc:
-            self.notes.append(f"warning: could not read {path} ({type(exc).__name__}); no earlier "
-                              f"report file is removed")
+            self.notes.append(f"warning: could not read {path} ({type(exc).__name__}); no earlier report file "
+                              f"is removed")
             return []
         good = [e for e in entries if isinstance(e, str) and _allowed(e)]
         if len(good) < len(entries):
-            self.notes.append(f"warning: {path} lists {len(entries) - len(good)} path(s) outside "
-                              f"the report's own files; they are left alone")
+            self.notes.append(f"warning: {path} lists {len(entries) - len(good)} path(s) outside the report's own "
+                              f"files; they are left alone")
         return good
 
-    # -- context ---------------------------------------------------------------------------------
     def __enter__(self) -> OutputDir:
         self._check()
         parent = self.out.absolute().parent
@@ -144,33 +128,28 @@ class OutputDir:
         """Where a staged file lives once moved in."""
         return self.out / Path(staged).relative_to(self.stage)
 
-    # -- moving in -------------------------------------------------------------------------------
     def _commit(self) -> None:
         self._check()  # again: the folder may have changed while the report was drawn
         new = sorted(p.relative_to(self.stage).as_posix() for p in self.stage.rglob("*") if p.is_file())
         old = [rel for rel in self._old_manifest() if (self.out / rel).is_file() and not (self.out / rel).is_symlink()]
-        aside = self._tmp / "old"
-        done: list[tuple[Path, Path]] = []  # (from, to) renames, to undo in reverse
+        done: list[tuple[Path, Path]] = []  # (from, to) renames, undone in reverse on failure
         made: list[Path] = []  # folders created here
         try:
             for folder in [self.out] + [self.out / s for s in SUBDIRS]:
                 if not folder.is_dir():
                     folder.mkdir()
                     made.append(folder)
-            for rel in old:  # what the last report wrote: aside, kept until the end
-                dest = aside / rel
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(self.out / rel, dest)
-                done.append((self.out / rel, dest))
+            moves = [(self.out / rel, self._tmp / "old" / rel) for rel in old]  # the last report's: aside
             for rel in new:
                 target = self.out / rel
-                if target.exists() or target.is_symlink():  # not ours: keep it, beside
-                    kept = self._free_name(target)
-                    os.replace(target, kept)
-                    done.append((target, kept))
-                    self.notes.append(f"warning: {target} was not written by a report; kept as " f"{kept}")
-                os.replace(self.stage / rel, target)
-                done.append((self.stage / rel, target))
+                if (target.exists() or target.is_symlink()) and rel not in old:  # not ours: kept beside
+                    moves.append((target, self._free_name(target)))
+                    self.notes.append(f"warning: {target} was not written by a report; kept as {moves[-1][1]}")
+                moves.append((self.stage / rel, target))
+            for src, dest in moves:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dest)
+                done.append((src, dest))
             self._write_manifest(new)
         except OSError as exc:
             for src, dest in reversed(done):
@@ -183,8 +162,8 @@ class OutputDir:
                     folder.rmdir()
                 except OSError as undo:
                     self.notes.append(f"warning: could not remove {folder}: {undo}")
-            raise OutputError(f"could not write the report into {self.out} "
-                              f"({type(exc).__name__}: {exc}); the previous report is left as " f"it was") from None
+            raise OutputError(f"could not write the report into {self.out} ({type(exc).__name__}: {exc}); the "
+                              f"previous report is left as it was") from None
 
     @staticmethod
     def _free_name(path: Path) -> Path:

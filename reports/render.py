@@ -1,8 +1,6 @@
-"""Loaded results -> a :class:`Report`: a list of blocks (heading, paragraph, list, table, figure) plus the
-raw tables and the figures.
-
-:mod:`reports.write` writes it twice: as Markdown that links the figure files, and as one HTML
-file with the figures embedded (base64), which can be mailed or attached as it is."""
+"""Loaded results -> a :class:`Report`: its blocks (heading, paragraph, list, table, figure), raw tables and
+figures, which :mod:`reports.write` writes as Markdown linking the figure files and as one self-contained HTML
+file (figures embedded)."""
 from __future__ import annotations
 
 import math
@@ -14,12 +12,13 @@ import pandas as pd
 
 from estibench import schema as M
 
+from . import compare, tables, versions
 from . import figures as figs
-from . import tables
 from .blocks import Alert, Block, Bold, FigureBlock, Heading, Items, Para, Report, Table, fmt
-from .claims import claims_alert, claims_section, claims_table, display_best, landscape_section, runs_section
+from .claims import claims_alert, claims_section, claims_table, display_best, runs_section
+from .landscape import landscape_section
 from .load import CI_LEVEL, CI_Z, Loaded
-from .safe import slug
+from .safe import bracket, slug
 from .select import display_names, latest_commit
 from .style import Styles
 
@@ -30,66 +29,49 @@ _MAX_FAILED_LISTED = 50
 _MAX_OTHER_LISTED = 80
 
 
-def _short_commit(frame: pd.DataFrame) -> pd.DataFrame:
-    if "commit" in frame:
-        frame = frame.assign(commit=frame["commit"].astype(str).str[:8])
-    return frame
-
-
-def _mean_sd(mean: float, sd: float, n: int) -> str:
-    if n > 1 and isinstance(sd, float) and math.isfinite(sd):
-        return f"{fmt(mean)} ± {fmt(sd)}"
-    return fmt(mean)
-
-
-def _summary_table(summary: pd.DataFrame, best: pd.DataFrame, task: str, source: str,
-                   info: M.TaskInfo, names: dict) -> Table:
+def _summary_table(summary: pd.DataFrame, best: pd.DataFrame, task: str, source: str, info: M.TaskInfo,
+                   names: dict) -> Table:
     """Methods x measures, "mean ± sd" over seeds, the best of each measure in bold."""
     wide = tables.summary_wide(summary, task, source)
-    measures = list(wide.columns.get_level_values(1).unique()) if not wide.empty else []
-    winners = best[best["task"] == task].set_index("measure")["best"].to_dict() \
-        if not best.empty else {}
+    winners = best[best["task"] == task].set_index("measure")["best"].to_dict() if not best.empty else {}
     rows = []
     for method in wide.index:
-        row = {"method": names.get("method", {}).get(method, method)}
-        for m in measures:
-            mean, sd, n = wide.loc[method, ("mean", m)], wide.loc[method, ("sd", m)], \
-                wide.loc[method, ("seeds", m)]
-            text = "–" if pd.isna(mean) else _mean_sd(float(mean), float(sd), int(n))
-            if method in str(winners.get(m, "")).removeprefix("tie: ").split(" = "):
-                text = Bold(text)
-            row[_column_label(m, info)] = text
+        row = {"method": _renamed(method, _lookup(names, ("estimator", "method")), " = ")}
+        for m in (wide.columns.get_level_values(1).unique() if not wide.empty else []):
+            mean, sd, n = (wide.loc[method, (c, m)] for c in ("mean", "sd", "seeds"))
+            text = "–" if pd.isna(mean) else f"{fmt(mean)} ± {fmt(sd)}" if n > 1 and math.isfinite(sd) else fmt(mean)
+            arrow = {True: " ↑", False: " ↓"}.get(M.direction(m, info), "")
+            row[M.label(m) + arrow] = Bold(text) if method in str(winners.get(m, "")).removeprefix("tie: ").split(
+                " = ") else text
         rows.append(row)
     seeds = int(wide.xs("seeds", axis=1, level=0).max().max()) if not wide.empty else 0
-    what = ("alignment summary (suite/training.py)" if source == "summary" else "measures taken at the end of training")
-    shown = names.get("task", {}).get(task, task)
-    caption = (f"{shown}: {what}, mean ± standard deviation over {seeds} seed(s); bold: the "
-               f"best mean of each column (↑ higher / ↓ lower is better; unmarked: not ranked). "
-               f"Metric: {info.metric}" + ("" if info.higher_is_better is not None else
-                  " (the results do not say which way this task's metric is better: its final "
-                  "metrics are not ranked)") + ".")
+    what = "alignment summary (suite/training.py)" if source == "summary" else "measures taken at the end of training"
+    caption = (f"{names.get('task', {}).get(task, task)}: {what}, mean ± standard deviation over {seeds} seed(s); "
+               f"bold: the best mean of each column (↑ higher / ↓ lower is better; unmarked: not ranked); †: "
+               f"registered biased. Metric: {info.metric}" + ("" if info.higher_is_better is not None else
+               " (the results do not say which way this task's metric is better: its final metrics are not "
+               "ranked)") + ".")
     return Table(pd.DataFrame(rows, dtype=object), caption)  # object: keeps Bold cells
 
 
-def _column_label(measure: str, info: M.TaskInfo) -> str:
-    arrow = {True: " ↑", False: " ↓"}.get(M.direction(measure, info), "")
-    return f"{measure}{arrow}"
+#: table column -> the kind of id it holds (display names: reports.select.display_names)
+_NAMED = {"estimator": "estimator", "task": "task", "method": "method", "best": "estimator", "runner_up": "estimator",
+          "estimators": "estimator", "exact": "estimator", "deterministic": "estimator"}
 
 
-_NAMED = {"estimator": "estimator", "task": "task", "method": "method", "best": "estimator",
-          "runner_up": "estimator", "estimators": "estimator"}
+def _lookup(names: dict, kinds: tuple[str, ...]) -> dict[str, str]:
+    """id -> display name of ``kinds`` of ids, † after an estimator or method registered as biased."""
+    marks = () if kinds == ("task",) else names.get("biased", {})
+    return {k: v + "\u2009†" * (k in marks) for c in kinds for k, v in names.get(c, {}).items()}
 
 
 def named(table: pd.DataFrame, names: dict[str, dict[str, str]]) -> pd.DataFrame:
-    """``table`` as a person reads it: ids replaced by their display names (``tie: a = b`` and
-    comma-separated lists name by name; a best method by its method name)."""
+    """``table`` as a person reads it: ids replaced by their display names (``tie: a = b`` and comma-separated
+    lists name by name; a best method by its method name), † after a biased one."""
     out = table.copy()
-    for col, kind in _NAMED.items():
-        if col not in out:
-            continue
-        kinds = ("method", "estimator") if col in ("best", "runner_up") else (kind,)
-        lookup = {k: v for c in kinds for k, v in names.get(c, {}).items()}
-        sep = ", " if col == "estimators" else " = "
+    for col in (c for c in _NAMED if c in out):
+        lookup = _lookup(names, ("method", "estimator") if col in ("best", "runner_up") else (_NAMED[col],))
+        sep = ", " if col in ("estimators", "exact", "deterministic") else " = "
         out[col] = out[col].map(lambda v, lookup=lookup, sep=sep: _renamed(v, lookup, sep))
     return out
 
@@ -103,49 +85,62 @@ def _renamed(v, lookup: dict[str, str], sep: str):
 
 def _heading(report: Report, loaded: Loaded, source: str) -> None:
     frame = loaded.frame
-    counts = frame["status"].value_counts()
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    report.add(Heading("estibench report", 1), Para(f"Generated {now} from {len(loaded.files)} result file(s)"
-        f"{' in ' + source if source else ''}: {len(frame)} benchmark cells, "
-        f"{counts.get('ok', 0)} ok, {counts.get('failed', 0)} failed, "
-        f"{counts.get('skipped', 0)} skipped. Each machine's tables and figures use its latest "
-        f"commit with results of their kind (the history figure uses every commit); results of "
-        f"different machines are never compared. Intervals: value ± {CI_Z:.2f}·se "
-        f"({round(100 * CI_LEVEL)} %) from the suite's standard errors, asv's 99 % interval for " f"times."))
+    counts, why = frame["status"].value_counts(), tables.why_not(frame[frame["status"] == "skipped"]).value_counts()
+    report.add(Heading("estibench report", 1), Para(
+        f"Generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} from {len(loaded.files)} result file(s)"
+        f"{' in ' + source if source else ''}: {len(frame)} benchmark cells, {counts.get('ok', 0)} ok, "
+        f"{counts.get('failed', 0)} failed, {counts.get('skipped', 0)} skipped ("
+        + ", ".join(f"{why.get(w, 0)} {w}" for w in ("not applicable", "undefined", "not run"))
+        + "; not run: outside the runs' narrowing). Each machine's tables and figures use its latest commit with "
+        "results of their kind (the history figure uses every commit); results of different machines are never "
+        f"compared. Intervals: value ± {CI_Z:.2f}·se ({round(100 * CI_LEVEL)} %) from the suite's standard errors, "
+        "asv's 99 % interval for times."))
 
 
 def _provenance(report: Report, loaded: Loaded) -> None:
-    frame = loaded.frame
-    report.add(Heading("Machines and runs"))
-    mrows = [{"machine": name, **{k: loaded.machines.get(name, {}).get(k) for k in
-                                  ("os", "arch", "cpu", "num_cpu", "ram")}}
-             for name in sorted(frame["machine"].unique())]
-    report.add(Table(pd.DataFrame(mrows).dropna(axis=1, how="all"), "Machines (from asv's machine.json)."))
-    runs = tables.runs(frame)
-    report.tables["runs"] = runs
-    report.add(Table(_short_commit(runs), "Results: one row per machine and commit; cell " "counts by status."))
+    frame, info = loaded.frame, ("os", "arch", "cpu", "num_cpu", "ram")
+    machines = pd.DataFrame([{"machine": name, **{k: loaded.machines.get(name, {}).get(k) for k in info}}
+                             for name in sorted(frame["machine"].unique())])
+    report.tables["runs"] = runs = tables.runs(frame)
+    report.add(Heading("Machines and runs"), Table(machines.dropna(axis=1, how="all"), "Machines (from asv's "
+               "machine.json)."), Table(runs.assign(commit=runs["commit"].astype(str).str[:8]), "Results: one row "
+               "per machine and commit; cell counts by status."))
     report.tables["run_summary"] = runs_section(report, tables.run_summary(frame))
 
 
-_BEST_CAPTION = ("Each (task, measure) compared at the K where most estimators have a result; costs on every "
-    "device, the rest on one. Differences the intervals cannot separate are not ordered: 'tie: a "
-    "= b' lists every estimator whose interval overlaps the best's (tied: how many); runner-up: "
-    "the first one separated from it; margin: its value over the best's when lower is better, "
-    "the best's over its when higher is; distinct: whether the best stands alone (empty where "
-    "an interval is unknown). Every estimator competes, deterministic ones included; reference: "
-    "the exact estimator's value (the yardstick, not ranked).")
+_BEST_CAPTION = (
+    "Each (task, measure) compared at the K where most estimators have a result; costs on every device, the rest "
+    "on one. Differences the intervals cannot separate are not ordered: 'tie: a = b' lists every estimator whose "
+    "interval overlaps the best's (tied: how many); runner-up: the first one separated from it; margin: its value "
+    "over the best's when lower is better, the best's over its when higher is; distinct: whether the best stands "
+    "alone (empty where an interval is unknown). †: an estimator registered as biased. Every estimator competes, "
+    "deterministic ones included, but where a value at round-off means nothing: exact (variance at round-off, "
+    "√tr Cov ≤ 10⁻⁵·‖E ĝ‖, and relative bias ≤ 10⁻⁵: the estimator computes the gradient) is not ranked in any "
+    "quality measure, deterministic (variance at round-off, biased) not in variance and SNR. In the bias ranking "
+    "an estimator whose claim test detected a bias in the cell (p < the claim test's false-alarm rate) ranks "
+    "behind, and never ties with, every one where none was detected. Reference: the exact estimator's value (the "
+    "yardstick, not ranked).")
 
 
 def _gradient_section(report: Report, mframe: pd.DataFrame, suffix: str, on: str, names: dict) -> None:
-    cover, best = tables.coverage(mframe), tables.best_estimators(mframe)
-    report.tables.update({f"coverage{suffix}": cover, f"best_estimators{suffix}": best})
-    grad = mframe[mframe["group"] == "gradient"]
+    cover, best, full = tables.coverage(mframe), tables.best_estimators(mframe), tables.results_table(mframe, names)
+    report.tables.update({f"coverage{suffix}": cover, f"best_estimators{suffix}": best, f"results{suffix}": full})
     if not cover.empty:
-        report.add(Heading(f"Gradient estimators{on} @ {_commit_of(grad)}"), Table(
-            named(cover, names), "What ran: the estimators and sample counts K with results, " "per task and device."))
+        report.add(Heading(f"Gradient estimators{on} @ {_commit_of(mframe[mframe['group'] == 'gradient'])}"), Table(
+            named(cover, names), "What ran: the estimators and sample counts K with results, per task and device."))
     if not best.empty:
         report.add(Heading(f"Best estimator per task and measure{on}", 3),
                    Table(display_best(named(best, names)), _BEST_CAPTION))
+    if not full.empty:  # plain numbers, units in the headers: a column sorts by value
+        shown = named(full[["task", "estimator", "num_samples", "device", "round_off"]], names).rename(
+            columns={"num_samples": "K", "round_off": "at round-off"})
+        for m in (c for c in full.columns if f"{c}_se" in full.columns):
+            shown[m + bracket(M.unit(m))] = [fmt(v) if pd.isna(e) else f"{fmt(v)} ± {fmt(e)}"
+                                             for v, e in zip(full[m], full[f"{m}_se"])]
+        report.add(Heading(f"All results{on}", 3), Table(shown, (
+            f"Every cell: value ± standard error of each measure ({len(full)} cells; tables/results{suffix}.csv "
+            "holds the numbers in full). Click a column to sort; type in the box to keep the rows holding every "
+            "word. †: registered biased; at round-off: as in the table above."), interactive=True))
 
 
 def _alignment_section(report: Report, mframe: pd.DataFrame, suffix: str, on: str, tasks: dict, names: dict) -> None:
@@ -154,18 +149,15 @@ def _alignment_section(report: Report, mframe: pd.DataFrame, suffix: str, on: st
     report.tables.update({f"alignment_summary{suffix}": summary, f"best_methods{suffix}": best_m})
     if summary.empty:
         return
-    align = mframe[mframe["group"].isin(["summary", "final"])]
-    report.add(Heading(f"Metric alignment{on} @ {_commit_of(align)}"))
+    report.add(Heading(f"Metric alignment{on} @ {_commit_of(mframe[mframe['group'].isin(['summary', 'final'])])}"))
     for task in summary["task"].unique():
-        info = tasks.get(task, M.TaskInfo(task))
-        report.add(Heading(names.get("task", {}).get(task, task), 3))
-        for src in ("summary", "final"):
-            if (summary[(summary["task"] == task)]["source"] == src).any():
-                report.add(_summary_table(summary, best_m, task, src, info, names))
+        report.add(Heading(names.get("task", {}).get(task, task), 3), *(
+            _summary_table(summary, best_m, task, src, tasks.get(task, M.TaskInfo(task)), names)
+            for src in ("summary", "final") if (summary.loc[summary["task"] == task, "source"] == src).any()))
     if not best_m.empty:
-        report.add(Heading(f"Best method per task and measure{on}", 3), Table(display_best(named(best_m, names)),
-            "Means over seeds; margin as above; distinct: whether the 95 % t-intervals "
-            "of the two means are disjoint."))
+        report.add(Heading(f"Best method per task and measure{on}", 3), Table(display_best(named(
+            best_m, names)), "Means over seeds; margin as above; distinct: whether the 95 % t-intervals of the two "
+            "means are disjoint."))
 
 
 def _other_section(report: Report, mframe: pd.DataFrame, loaded: Loaded, suffix: str, on: str) -> None:
@@ -174,18 +166,18 @@ def _other_section(report: Report, mframe: pd.DataFrame, loaded: Loaded, suffix:
         return
     report.tables[f"other{suffix}"] = other
     shown = other.head(_MAX_OTHER_LISTED)
-    when = _commit_of(mframe[mframe["group"] == "other"])
-    report.add(Heading(f"Other benchmarks{on} @ {when}"), Table(shown.drop(columns=["ci_low", "ci_high"]),
-                     "Results the report has no figure for" + (f" (first {len(shown)} of {len(other)}; all in tables/)"
-                         if len(shown) < len(other) else "") + "."))
+    more = f" (first {len(shown)} of {len(other)}; all in tables/)" if len(shown) < len(other) else ""
+    report.add(Heading(f"Other benchmarks{on} @ {_commit_of(mframe[mframe['group'] == 'other'])}"), Table(
+        shown.drop(columns=["ci_low", "ci_high"]), f"Results the report has no figure for{more}."))
 
 
 def _figures_section(report: Report, mframe: pd.DataFrame, styles: Styles, tasks: dict,
                      suffix: str, on: str, options: dict, progress) -> None:
     figures, skipped = figs.build_figures(mframe, styles, tasks, suffix=suffix, progress=progress, **options)
-    report.figures.extend(figures)
     if figures:
-        report.add(Heading(f"Figures{on}"), *(FigureBlock(f) for f in figures))
+        note = [Para(figs.figure_note(styles))] if not report.figures else []  # said once, above the first
+        report.add(Heading(f"Figures{on}"), *note, *(FigureBlock(f) for f in figures))
+    report.figures.extend(figures)
     if skipped:
         report.add(Para("Figures not drawn:"), Items([f"{label}: {why}" for label, why in skipped]))
         report.skipped += [f"figure {label}{on} not drawn: {why}" for label, why in skipped
@@ -193,21 +185,22 @@ def _figures_section(report: Report, mframe: pd.DataFrame, styles: Styles, tasks
 
 
 def _failures(report: Report, loaded: Loaded) -> None:
-    frame = loaded.frame
+    frame, counts = loaded.frame, tables.status_counts(loaded.frame)
     report.add(Heading("Failed and skipped cells"))
-    counts = tables.status_counts(frame)
     if counts.empty:
         report.add(Para("None: every cell has a result."))
     else:
-        report.add(Para(f"{int(counts['failed'].sum())} failed (the benchmark raised) and "
-                        f"{int(counts['skipped'].sum())} skipped (not applicable or undefined: "
-                        f"an unsupported estimator and task, a device this machine lacks, the "
-                        f"SNR of a deterministic estimator, Kendall τ of a constant series)."), Table(counts))
+        n = {c: int(counts[c].sum()) for c in counts.columns[1:]}
+        report.add(Para(f"{n['failed']} failed (the benchmark raised); {n['not applicable']} not applicable (an "
+                        f"unsupported estimator and task, a device this machine lacks); {n['undefined']} undefined "
+                        f"(the SNR of a deterministic estimator, Kendall τ of a constant series); {n['not run']} not "
+                        f"run (outside the narrowing of the runs that measured this commit: asv lists every cell of "
+                        f"its grid)."), Table(counts))
         failed = tables.failed_cells(frame, loaded.param_columns)
         if failed:
-            shown = failed[:_MAX_FAILED_LISTED]
-            more = len(failed) - len(shown)
-            report.add(Para("Failed cells:"), Items(shown + ([f"… and {more} more"] if more else [])))
+            more = len(failed) - _MAX_FAILED_LISTED
+            report.add(Para("Failed cells:"), Items(failed[:_MAX_FAILED_LISTED] + ([f"… and {more} more"] if more > 0
+                                                                                  else [])))
     if loaded.warnings or report.skipped:
         report.add(Heading("Files left out and other warnings"), Items(loaded.warnings + report.skipped))
 
@@ -229,7 +222,8 @@ def _guarded(report: Report, what: str, build: Callable[[], None]) -> None:
 def compose(loaded: Loaded, progress: Callable[[str], None] = lambda msg: None,
             source: str = "", figure_options: dict | None = None) -> Report:
     """The report of ``loaded``; ``figure_options`` go to :func:`reports.figures.build_figures`
-    (``history_measure``, ``only_tasks``, ``only_estimators``, ``per_task``)."""
+    (``history_measure``, ``only_tasks``, ``only_estimators``, ``per_task``) but ``compare`` and
+    ``against``: a Comparison section (:func:`reports.compare.section`)."""
     frame = loaded.frame
     report = Report()
     latest = frame.groupby("machine")["date"].max().sort_values(ascending=False, kind="stable")
@@ -242,6 +236,11 @@ def compose(loaded: Loaded, progress: Callable[[str], None] = lambda msg: None,
     report.tables["claims"] = claims
     shown_claims = named(claims, names)
     claims_alert(report, shown_claims)
+    # issue 24: cells of an older code version are named, left out of rankings and the comparison
+    why = versions.stale(frame)
+    _guarded(report, "stale results", partial(versions.notice, report, frame, why, names))
+    current, options = frame[why == ""], dict(figure_options or {})
+    spec, against = options.pop("compare", None), options.pop("against", ())
     _provenance(report, loaded)
     if len(latest) > len(machines):
         left = sorted(latest.index[MAX_MACHINES:])
@@ -252,11 +251,14 @@ def compose(loaded: Loaded, progress: Callable[[str], None] = lambda msg: None,
         mframe = frame[frame["machine"] == machine]
         suffix = f"-{slug(machine)}" if len(latest) > 1 else ""
         on = f" — {machine}" if len(latest) > 1 else ""
-        _guarded(report, f"gradient tables{on}", partial(_gradient_section, report, mframe, suffix, on, names))
-        _guarded(report, f"alignment tables{on}", partial(_alignment_section, report, mframe, suffix, on, tasks, names))
+        ranked = current[current["machine"] == machine]
+        _guarded(report, f"gradient tables{on}", partial(_gradient_section, report, ranked, suffix, on, names))
+        _guarded(report, f"alignment tables{on}", partial(_alignment_section, report, ranked, suffix, on, tasks, names))
         _guarded(report, f"other benchmarks{on}", partial(_other_section, report, mframe, loaded, suffix, on))
         progress(f"drawing figures for machine {machine}")
-        _figures_section(report, mframe, styles, tasks, suffix, on, figure_options or {}, progress)
+        _figures_section(report, mframe, styles, tasks, suffix, on, options, progress)
+    if spec:
+        _guarded(report, "comparison", partial(compare.section, report, frame, spec, against))
     _guarded(report, "landscape probes", lambda: landscape_section(report, frame))
     claims_section(report, shown_claims)
     _failures(report, loaded)
@@ -271,9 +273,7 @@ def _commit_of(frame: pd.DataFrame) -> str:
 
 
 def _styles(frame: pd.DataFrame, names: dict) -> Styles:
-    """Colour groups: every estimator of the results together; each training task's methods."""
-    groups = [sorted(frame["estimator"].dropna().astype(str).unique())]
-    rows = frame.dropna(subset=["method"])
-    for _, part in rows.groupby("task"):
-        groups.append(sorted(part["method"].astype(str).unique()))
-    return Styles(groups, names)
+    """Colour groups: every estimator of the results together; every training method together (a training
+    figure has one legend for all its tasks). ``names["biased"]``: drawn dashed."""
+    methods = frame["method"].dropna().astype(str).unique() if "method" in frame else ()
+    return Styles([sorted(frame["estimator"].dropna().astype(str).unique()), sorted(methods)], names)

@@ -1,115 +1,49 @@
-"""Tidy frame -> what each table and figure panel shows (no drawing here).
+"""Tidy frame -> what each table and figure panel shows (no drawing here): one machine's latest commit.
 
-Gradient panels use one machine's latest commit with gradient results, training panels its latest with
-alignment results, the history every commit. Kendall τ of a run is the suite's own (the
-``<Task>Summary.track_kendall_tau`` results); only when those are absent is it computed here from the curves,
-with :func:`scipy.stats.kendalltau`."""
+**At round-off**: replicates that differ by rounding only (the suite records the SNR as undefined when
+√tr Cov ≤ 10⁻⁵·‖E ĝ‖, ``suite.measure.NOISE_FLOOR``), or a variance of exactly 0. Such a cell is **exact** when
+its relative bias is at most :data:`RESOLUTION` (10⁻⁵) too (the estimator computes the gradient on this task:
+straight-through on a cost linear in the one-hot sample), else **deterministic**; :data:`AT_ROUND_OFF` says
+which measures such cells do not compete in, and are drawn at a log axis's edge in."""
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
 
-from estibench import schema as M
+__all__ = ["latest_commit", "ok", "gradient_cells", "pick_device", "training_curves", "one_value_per_cell",
+           "commit_order", "samples_panels", "bias_variance_points", "history_points", "Panels", "NoData",
+           "display_names", "RESOLUTION", "AT_ROUND_OFF", "biased"]
 
-__all__ = ["latest_commit", "ok", "gradient_cells", "pick_device", "training_curves",
-           "run_taus", "summary_taus", "taus", "one_value_per_cell", "commit_order",
-           "samples_panels", "bias_variance_points", "history_points", "Panels", "NoData", "display_names"]
+#: relative resolution of round-off (the suite's NOISE_FLOOR): a relative bias at most this is 0
+RESOLUTION = 1e-5
+#: measure -> the round-off labels whose cells do not compete in it (and sit on a log axis's edge)
+AT_ROUND_OFF = {"variance": ("exact", "deterministic"), "work_normalised_variance": ("exact", "deterministic"),
+                "snr": ("exact", "deterministic"), "mse": ("exact",), "bias": ("exact",), "cosine": ("exact",),
+                "cosine_of_mean": ("exact",)}
+_CELL = ["machine", "commit", "task", "estimator", "num_samples", "device"]
 
 
-def latest_commit(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the most recent commit (by commit date, then by when it was measured)."""
-    if frame.empty:
-        return frame
-    return frame[frame["commit"] == commit_order(frame)[-1]]
+class NoData(Exception):
+    """What a figure would show is absent; the message says which."""
+
+
+class Panels(NamedTuple):
+    """One measure per task panel: ``data`` one row per (task, estimator, x) with value, se, interval and
+    ``edge`` (at round-off); ``rows`` the tidy rows behind it (for the caption's interval words)."""
+
+    data: pd.DataFrame
+    device: str
+    rows: pd.DataFrame
+
+    @property
+    def tasks(self) -> list[str]:
+        return sorted(self.data["task"].unique())
 
 
 def ok(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["status"] == "ok"]
-
-
-def gradient_cells(frame: pd.DataFrame) -> pd.DataFrame:
-    """ok cells of the gradient benchmarks (task, estimator, num_samples, device)."""
-    cells = ok(frame[frame["group"] == "gradient"])
-    if cells.empty:
-        return cells
-    cells = cells.dropna(subset=["task", "estimator", "num_samples"]).copy()
-    cells["num_samples"] = cells["num_samples"].astype(int)
-    if "device" not in cells:
-        cells["device"] = "cpu"
-    cells["device"] = cells["device"].fillna("cpu").astype(str)
-    return cells
-
-
-def pick_device(cells: pd.DataFrame) -> str:
-    """cpu when it has results (every machine has one), else the device with most results: the
-    statistical measures do not depend on the device, only the costs do."""
-    devices = cells["device"].value_counts()
-    return "cpu" if "cpu" in devices.index else str(devices.index[0])
-
-
-def training_curves(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (task, method, seed, checkpoint), one column per measure (step, seconds,
-    loss, metric and the task's extras), from the ``<Task>Curve`` benchmarks. A checkpoint is
-    named by a ``step`` parameter (the update count) or by a ``checkpoint`` index with ``step``
-    among the measures; ``checkpoint`` is the position in the schedule either way."""
-    rows = ok(frame[frame["group"] == "curve"])
-    if rows.empty or not {"task", "method"} <= set(rows.columns):
-        return pd.DataFrame()
-    by = next((c for c in ("step", "checkpoint") if c in rows and rows[c].notna().all()), None)
-    if by is None:
-        return pd.DataFrame()
-    rows = rows.assign(seed=rows["seed"] if "seed" in rows else 0, _at=rows[by].astype(float))
-    if by == "step":
-        rows = rows[rows["measure"] != "step"]  # the parameter already says it
-    curves = rows.pivot_table(index=["task", "method", "seed", "_at"], columns="measure",
-                              values="value", aggfunc="mean").reset_index()
-    curves.columns.name = None
-    curves = curves.rename(columns={"_at": by})
-    curves = curves.sort_values(["task", "method", "seed", by])
-    if by == "step":
-        curves["checkpoint"] = curves.groupby(["task", "method", "seed"]).cumcount()
-    return curves.reset_index(drop=True)
-
-
-def run_taus(curves: pd.DataFrame, tasks: dict[str, M.TaskInfo]) -> pd.DataFrame:
-    """Kendall τ between −loss and the oriented metric over each run's checkpoints, as
-    ``suite.training.kendall_tau`` defines it (+1: a lower loss always came with a better
-    metric); NaN where the task's direction is unknown or a series is constant."""
-    from scipy.stats import kendalltau
-
-    out = []
-    if curves.empty or not {"loss", "metric"} <= set(curves.columns):
-        return pd.DataFrame(columns=["task", "method", "seed", "tau"])
-    for (task, method, seed), run in curves.groupby(["task", "method", "seed"]):
-        run = run.sort_values("checkpoint").dropna(subset=["loss", "metric"])
-        d = tasks.get(task, M.TaskInfo(task)).higher_is_better
-        tau = math.nan
-        if d is not None and len(run) > 1:
-            tau = float(kendalltau(-run["loss"], (1 if d else -1) * run["metric"]).statistic)
-        out.append({"task": task, "method": method, "seed": seed, "tau": tau})
-    return pd.DataFrame(out)
-
-
-def summary_taus(align: pd.DataFrame) -> pd.DataFrame:
-    """Kendall τ per run as the suite recorded it (``<Task>Summary.track_kendall_tau``)."""
-    rows = ok(align[(align["group"] == "summary") & (align["measure"] == "kendall_tau")])
-    if rows.empty:
-        return pd.DataFrame(columns=["task", "method", "seed", "tau"])
-    return rows.assign(tau=rows["value"])[["task", "method", "seed", "tau"]]
-
-
-def taus(align: pd.DataFrame, curves: pd.DataFrame, tasks: dict[str, M.TaskInfo]) -> pd.DataFrame:
-    """The suite's τ per run where recorded, else :func:`run_taus` of the curves."""
-    recorded = summary_taus(align)
-    return recorded if not recorded.empty else run_taus(curves, tasks)
-
-
-def one_value_per_cell(sub: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    # the latest commit holds one value per cell; means guard against a duplicated class
-    cols = {c: (c, "mean") for c in ("value", "se", "ci_low", "ci_high") if c in sub.columns}
-    return sub.groupby(keys, as_index=False, observed=True).agg(**cols)
 
 
 def commit_order(frame: pd.DataFrame) -> list[str]:
@@ -118,49 +52,88 @@ def commit_order(frame: pd.DataFrame) -> list[str]:
     return list(keys.sort_values(["date", "started"], na_position="first").index)
 
 
+def latest_commit(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the most recent commit (by commit date, then by when it was measured)."""
+    return frame if frame.empty else frame[frame["commit"] == commit_order(frame)[-1]]
+
+
+def pick_device(cells: pd.DataFrame) -> str:
+    """cpu when it has results (every machine has one), else the device with most results: the statistical
+    measures do not depend on the device, only the costs do."""
+    devices = cells["device"].value_counts()
+    return "cpu" if "cpu" in devices.index else str(devices.index[0])
+
+
+def gradient_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """ok cells of the gradient benchmarks (task, estimator, num_samples, device), each with its ``round_off``
+    label (``exact``, ``deterministic`` or '': see the module's notes) and ``edge`` (True where the row's
+    measure puts that label at a log axis's edge)."""
+    rows = frame[frame["group"] == "gradient"].dropna(subset=["task", "estimator", "num_samples"])
+    rows = rows.assign(num_samples=rows["num_samples"].astype(int),
+                       device=rows["device"].fillna("cpu").astype(str) if "device" in rows else "cpu")
+    cells = ok(rows)
+    if cells.empty:
+        return cells.assign(round_off="", edge=False)
+    var = cells[cells["measure"] == "variance"].set_index(_CELL)["value"]
+    still = var[(var == 0) | var.index.isin(rows[(rows["measure"] == "snr") & (rows["status"] == "skipped")]
+                                            .set_index(_CELL).index)]
+    bias = cells[cells["measure"] == "bias"].groupby(_CELL)["value"].mean().reindex(still.index)
+    label = pd.Series(np.where(bias <= RESOLUTION, "exact", "deterministic"), index=still.index, name="round_off")
+    cells = cells.join(label[~label.index.duplicated()], on=_CELL) if len(label) else cells.assign(round_off="")
+    cells["round_off"] = cells["round_off"].fillna("")
+    cells["edge"] = [r in AT_ROUND_OFF.get(m, ()) for r, m in zip(cells["round_off"], cells["measure"])]
+    return cells
+
+
+def training_curves(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (task, method, seed, checkpoint), one column per measure (step, seconds, loss, metric and
+    the task's extras), from the ``<Task>Curve`` benchmarks. A checkpoint is named by a ``step`` parameter
+    (the update count) or by a ``checkpoint`` index with ``step`` among the measures; ``checkpoint`` is the
+    position in the schedule either way."""
+    rows = ok(frame[frame["group"] == "curve"])
+    by = next((c for c in ("step", "checkpoint") if c in rows and rows[c].notna().all()), None)
+    if rows.empty or not {"task", "method"} <= set(rows.columns) or by is None:
+        return pd.DataFrame()
+    rows = rows.assign(seed=rows["seed"] if "seed" in rows else 0, _at=rows[by].astype(float))
+    rows = rows[rows["measure"] != "step"] if by == "step" else rows  # the parameter already says it
+    curves = rows.pivot_table(index=["task", "method", "seed", "_at"], columns="measure", values="value",
+                              aggfunc="mean").reset_index().rename(columns={"_at": by})
+    curves.columns.name = None
+    curves = curves.sort_values(["task", "method", "seed", by])
+    if by == "step":
+        curves["checkpoint"] = curves.groupby(["task", "method", "seed"]).cumcount()
+    return curves.reset_index(drop=True)
+
+
+def one_value_per_cell(sub: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """One row per ``keys`` (the latest commit holds one value per cell; means guard against a duplicated
+    class); ``edge``: any of its rows at round-off."""
+    cols = {c: (c, "mean") for c in ("value", "se", "ci_low", "ci_high") if c in sub.columns}
+    out = sub.groupby(keys, as_index=False, observed=True).agg(**cols, **(
+        {"edge": ("edge", "any")} if "edge" in sub.columns else {}))
+    return out if "edge" in out else out.assign(edge=False)
+
+
+def biased(frame: pd.DataFrame) -> set[str]:
+    """Estimators (and the training methods of the same id) registered as biased: ``claims_unbiased`` is 0 on
+    a row of theirs (results that do not record the claim mark nothing)."""
+    rows = frame[frame["claims_unbiased"] < 0.5] if "claims_unbiased" in frame else frame.iloc[0:0]
+    return {str(v) for c in ("estimator", "method") if c in rows for v in rows[c].dropna()}
+
+
 def display_names(frame: pd.DataFrame) -> dict[str, dict[str, str]]:
     """column (``estimator``, ``task``, ``method``) -> id -> the display name the results record
     (``<column>_name``; rows without one, such as asv's timings, take it from another row of the same id).
-    Where two ids would read the same, both keep their ids (a figure must never merge two estimators)."""
+    Where two ids would read the same, both keep their ids (a figure must never merge two estimators).
+    ``biased``: the ids registered as biased (:func:`biased`), marked † in the tables."""
     out = {}
-    for col in ("estimator", "task", "method"):
-        name = f"{col}_name"
-        if col not in frame:
-            continue
-        ids = frame[col].dropna().astype(str).unique()
-        known = {}
-        if name in frame:
-            rows = frame[[col, name]].dropna().astype(str)
-            known = dict(zip(rows[col], rows[name]))
-        shown = {i: known.get(i) or i for i in ids}
+    for col in (c for c in ("estimator", "task", "method") if c in frame):
+        rows = frame[[col, f"{col}_name"]].dropna().astype(str) if f"{col}_name" in frame else frame.iloc[0:0]
+        known = dict(zip(rows[col], rows[f"{col}_name"])) if len(rows) else {}
+        shown = {i: known.get(i) or i for i in frame[col].dropna().astype(str).unique()}
         counts = pd.Series(list(shown.values()), dtype=object).value_counts()
         out[col] = {i: (n if counts[n] == 1 else i) for i, n in shown.items()}
-    return out
-
-
-class NoData(Exception):
-    """What a figure would show is absent; the message says which."""
-
-
-@dataclass
-class Panels:
-    """One measure per task panel: ``data`` one row per (task, estimator, x) with value, se and
-    interval; ``zeros`` the rows of ``data`` whose value is exactly 0 (drawn at a log axis's
-    edge); ``rows`` the tidy rows behind it (for the caption's interval words)."""
-
-    data: pd.DataFrame
-    device: str
-    rows: pd.DataFrame
-    tasks: list[str] = field(default_factory=list)
-    names: list[str] = field(default_factory=list)
-
-    @property
-    def zeros(self) -> pd.DataFrame:
-        return self.data[self.data["value"] == 0]
-
-    @property
-    def positive(self) -> pd.DataFrame:
-        return self.data[self.data["value"] > 0]
+    return out | {"biased": {e: "†" for e in biased(frame)}}
 
 
 def _on_device(cells: pd.DataFrame, measure: str, device: str | None) -> tuple[pd.DataFrame, str]:
@@ -168,8 +141,7 @@ def _on_device(cells: pd.DataFrame, measure: str, device: str | None) -> tuple[p
     if sub.empty:
         raise NoData(f"no {measure} results")
     device = device or pick_device(sub)
-    sub = sub[sub["device"] == device]
-    if sub.empty:
+    if (sub := sub[sub["device"] == device]).empty:
         raise NoData(f"no {measure} results on {device}")
     return sub, device
 
@@ -179,35 +151,33 @@ def samples_panels(cells: pd.DataFrame, measure: str, device: str | None = None)
     sub, device = _on_device(cells, measure, device)
     data = one_value_per_cell(sub, ["task", "estimator", "num_samples"])
     data = data[data["value"] >= 0]
-    if not (data["value"] > 0).any():
-        raise NoData(f"no positive {measure} values to draw on a log axis")
-    return Panels(data, device, sub, sorted(data["task"].unique()), sorted(data["estimator"].unique()))
+    if not ((data["value"] > 0) & ~data["edge"]).any():
+        raise NoData(f"no positive {measure} values above round-off to draw on a log axis")
+    return Panels(data, device, sub)
 
 
 def bias_variance_points(cells: pd.DataFrame) -> Panels:
-    """Variance and bias of each (task, estimator, K) side by side (``value_var``,
-    ``value_bias``, ``se_bias``), on :func:`pick_device`'s device."""
+    """Variance and bias of each (task, estimator, K) side by side (``value_var``, ``value_bias``,
+    ``se_bias``; ``edge``: the variance at round-off), on :func:`pick_device`'s device."""
     keys = ["task", "estimator", "num_samples"]
     var, device = _on_device(cells, "variance", None)
     bias, _ = _on_device(cells, "bias", device)
-    data = one_value_per_cell(var, keys).merge(one_value_per_cell(bias, keys), on=keys, suffixes=("_var", "_bias"))
-    data = data.assign(value=data["value_var"])
-    if not (data["value_var"] > 0).any():
-        raise NoData("no cell with positive variance")
-    return Panels(data, device, var, sorted(data["task"].unique()), sorted(data["estimator"].unique()))
+    data = one_value_per_cell(var, keys).merge(one_value_per_cell(bias, keys).drop(columns="edge"), on=keys,
+                                               suffixes=("_var", "_bias"))
+    data = data.assign(value=data["value_var"], edge=data["edge"] | (data["value_var"] <= 0))
+    if data["edge"].all():
+        raise NoData("no cell with a variance above round-off")
+    return Panels(data, device, var)
 
 
 def history_points(frame_machine: pd.DataFrame, measure: str) -> tuple[Panels, list[str], pd.Series]:
-    """``measure`` across commits at each task's largest K: (panels with a ``position`` column,
-    the commits oldest first, the K of each task)."""
-    cells = gradient_cells(frame_machine)
-    sub, device = _on_device(cells, measure, None)
-    order = commit_order(sub)
-    if len(order) < 2:
+    """``measure`` across commits at each task's largest K: (panels with a ``position`` column, the commits
+    oldest first, the K of each task)."""
+    sub, device = _on_device(gradient_cells(frame_machine), measure, None)
+    if len(order := commit_order(sub)) < 2:
         raise NoData(f"{measure} has results of one commit only")
     k_of = sub.groupby("task")["num_samples"].max()
     sub = sub[sub["num_samples"] == sub["task"].map(k_of)]
     data = one_value_per_cell(sub, ["task", "estimator", "commit"])
     data["position"] = data["commit"].map({c: i for i, c in enumerate(order)})
-    panels = Panels(data, device, sub, sorted(data["task"].unique()), sorted(data["estimator"].unique()))
-    return panels, order, k_of
+    return Panels(data, device, sub), order, k_of

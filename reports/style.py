@@ -1,9 +1,9 @@
-"""The one look of every estibench figure: fonts, sizes, and one colour and marker per name.
-
-Sizes are for a two-column paper: :data:`COLUMN_WIDTH` for one or two panels, :data:`TEXT_WIDTH` (a
-``figure*``) for more; fonts 7-8 pt at that size, so a figure is printed at 100 % and never shrunk. Colours
-are seaborn's colour-blind-safe palette; each estimator or method keeps one colour and one marker in every
-figure of a report, and names shown together never share either."""
+"""The one look of every estibench figure: fonts, sizes, and one colour, marker and line style per name. Sizes
+are for a two-column paper: :data:`TEXT_WIDTH` (a ``figure*``), :data:`COLUMN_WIDTH` for a single
+panel; fonts 6.5-7.5 pt at that size, so a figure is printed at 100 % and never shrunk. Colours are
+seaborn's colour-blind-safe palette; each estimator or method keeps one colour and one marker in every
+figure of a report, names shown together never share either, and an estimator registered as biased is
+drawn dashed."""
 from __future__ import annotations
 
 import contextlib
@@ -16,49 +16,41 @@ matplotlib.use("Agg")  # reports are files; never open a window
 import seaborn as sns  # noqa: E402
 from matplotlib.textpath import TextPath  # noqa: E402
 
-__all__ = ["COLUMN_WIDTH", "TEXT_WIDTH", "style", "Styles"]
+__all__ = ["COLUMN_WIDTH", "TEXT_WIDTH", "style", "Styles", "drawable", "legend_columns", "MAX_DRAWN"]
 
 COLUMN_WIDTH = 3.3  # inches: one column of a two-column paper
 TEXT_WIDTH = 7.0  # inches: the full text width (figure*)
-
+#: characters of a name in a legend or a panel title; longer ones end in "…" (the tables keep it whole)
+MAX_DRAWN = 40
 _RC = {"font.size": 7.5, "axes.titlesize": 7.5, "axes.labelsize": 7.5, "xtick.labelsize": 6.5,
-    "ytick.labelsize": 6.5, "legend.fontsize": 6.5, "legend.title_fontsize": 7,
-    "lines.linewidth": 1.1, "lines.markersize": 3.5, "axes.linewidth": 0.6,
-    "xtick.major.width": 0.6, "ytick.major.width": 0.6, "xtick.minor.width": 0.4,
-    "ytick.minor.width": 0.4, "xtick.major.size": 2.5, "ytick.major.size": 2.5,
-    "xtick.minor.size": 1.5, "ytick.minor.size": 1.5, "savefig.dpi": 300,
-    # every figure uses constrained layout, which already fits labels and legends inside the
-    # figure: a "tight" bounding box would only cost a second draw per file
-    "savefig.bbox": "standard", "figure.constrained_layout.h_pad": 0.03,
-    "figure.constrained_layout.w_pad": 0.03, "svg.fonttype": "none",
-    "pdf.fonttype": 42, "axes.titlepad": 3.0, "axes.labelpad": 2.0, "legend.handlelength": 1.6,
-    "legend.frameon": False, "axes.grid": True, "grid.linewidth": 0.35, "grid.color": "0.88",
-    # CJK names: drawn by the first of these fonts that is installed (matplotlib's font fallback)
-    "font.family": ["sans-serif"], "font.sans-serif": ["DejaVu Sans", "Noto Sans CJK JP", "Noto Sans CJK SC",
-                                                       "WenQuanYi Zen Hei", "Droid Sans Fallback"],
-}
-
-
-@contextlib.contextmanager
-def style() -> Iterator[None]:
-    """seaborn's 'paper' ticks theme with 7-7.5 pt fonts, inside the block only (importing this
-    module changes nothing globally)."""
-    with matplotlib.rc_context():
-        sns.set_theme(context="paper", style="ticks", rc=_RC)
-        yield
-
-
-# seaborn's 10 colour-blind-safe colours, the pale pink and yellow (hard to see on white) last,
-# then their dark variants when ten names are shown together
+       "ytick.labelsize": 6.5, "legend.fontsize": 6.5, "legend.title_fontsize": 7, "lines.linewidth": 1.1,
+       "lines.markersize": 3.5, "axes.linewidth": 0.6, "xtick.major.width": 0.6, "ytick.major.width": 0.6,
+       "xtick.major.size": 2.5, "ytick.major.size": 2.5, "savefig.dpi": 300, "savefig.bbox": "standard",
+       "svg.fonttype": "none", "pdf.fonttype": 42, "axes.titlepad": 3.0, "axes.labelpad": 2.0,
+       "legend.handlelength": 1.6, "legend.frameon": False, "axes.grid": True, "grid.linewidth": 0.35,
+       "grid.color": "0.88",
+       # CJK names: drawn by the first of these fonts that is installed (matplotlib's font fallback)
+       "font.family": ["sans-serif"], "font.sans-serif": ["DejaVu Sans", "Noto Sans CJK JP", "Noto Sans CJK SC",
+                                                          "WenQuanYi Zen Hei", "Droid Sans Fallback"]}
+# seaborn's 10 colour-blind-safe colours, the pale pink and yellow (hard to see on white) last, then their
+# dark variants when more than ten names are shown together
 _CB = sns.color_palette("colorblind", 10)
 _COLOURS = [_CB[i] for i in (0, 1, 2, 3, 4, 5, 9, 7, 6, 8)] + sns.color_palette("dark", 10)
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "*", "h", "p"]
 
 
-def _assign(order: list[str], neighbours: dict[str, set], slots: int,
-            avoid: dict[str, set] | None = None) -> dict[str, int]:
-    """Greedy colouring: each name takes the first slot that no neighbour (a name shown with it) holds, so
-    every figure starts from the most distinct colours; ``avoid`` adds slots to keep clear of where possible."""
+@contextlib.contextmanager
+def style() -> Iterator[None]:
+    """seaborn's 'paper' ticks theme with 6.5-7.5 pt fonts, inside the block only (importing this module
+    changes nothing globally)."""
+    with matplotlib.rc_context():
+        sns.set_theme(context="paper", style="ticks", rc=_RC)
+        yield
+
+
+def _assign(order: list[str], neighbours: dict[str, set], slots: int, avoid: dict[str, set] | None = None):
+    """Greedy colouring: each name takes the first slot no neighbour (a name shown with it) holds, so every
+    figure starts from the most distinct colours; ``avoid``: slots to keep clear of where possible."""
     taken: dict[str, int] = {}
     for name in order:
         blocked = {taken[n] for n in neighbours[name] if n in taken}
@@ -71,24 +63,22 @@ def _assign(order: list[str], neighbours: dict[str, set], slots: int,
 class Styles:
     """One colour and marker per name (estimator or method), for every figure of a report.
 
-    ``groups`` are the sets of names that appear together (all estimators; each training task's methods):
-    names in a group never share a colour or a marker. A name in two groups (an estimator that is also a
-    training method) keeps one colour. Beyond ten names seen together the dark variants of the palette are
-    used."""
+    ``groups``: the sets of names that appear together; names in a group never share a colour or a marker,
+    and a name in two groups keeps one colour. ``names``: column -> id -> display name
+    (:func:`reports.select.display_names`); its ``biased`` ids are drawn dashed."""
 
     def __init__(self, groups: Iterable[Iterable[str]], names: dict[str, dict[str, str]] | None = None):
-        self.names = names or {}  # column -> id -> display name (reports.select.display_names)
+        self.names = names or {}
+        self.biased = set(self.names.get("biased", ()))
         groups = [list(dict.fromkeys(str(n) for n in g)) for g in groups]
         order = list(dict.fromkeys(n for g in groups for n in g))
         neighbours: dict[str, set] = {n: set() for n in order}
         for g in groups:
             for n in g:
                 neighbours[n].update(m for m in g if m != n)
-        width = max((len(g) for g in groups), default=1)
-        colour_slots = 10 if width <= 10 else len(_COLOURS)
-        self._colour = _assign(order, neighbours, colour_slots)
-        same_colour = {n: {m for m in order if m != n and self._colour[m] == self._colour[n]} for n in order}
-        self._marker = _assign(order, neighbours, len(_MARKERS), avoid=same_colour)
+        self._colour = _assign(order, neighbours, 10 if max(map(len, groups), default=1) <= 10 else len(_COLOURS))
+        same = {n: {m for m in order if m != n and self._colour[m] == self._colour[n]} for n in order}
+        self._marker = _assign(order, neighbours, len(_MARKERS), avoid=same)
 
     def colour(self, name: str) -> tuple[float, float, float]:
         return _COLOURS[self._colour.get(str(name), 0) % len(_COLOURS)]
@@ -96,15 +86,12 @@ class Styles:
     def marker(self, name: str) -> str:
         return _MARKERS[self._marker.get(str(name), 0) % len(_MARKERS)]
 
-    def colours(self, names: Iterable[str]) -> dict[str, tuple[float, float, float]]:
-        return {str(n): self.colour(n) for n in names}
-
-    def markers(self, names: Iterable[str]) -> dict[str, str]:
-        return {str(n): self.marker(n) for n in names}
+    def dashes(self, name: str):
+        """The line style: dashed for an estimator registered as biased, solid otherwise."""
+        return (0, (2.4, 1.2)) if str(name) in self.biased else "-"
 
     def name(self, name: object) -> str:
-        """The display name of an estimator or method id (the id when none is known), as a
-        figure draws it (:func:`drawable`)."""
+        """The display name of an estimator or method id (the id when none is known), as a figure draws it."""
         key = str(name)
         return drawable(self.names.get("estimator", {}).get(key) or self.names.get("method", {}).get(key) or key)
 
@@ -112,17 +99,11 @@ class Styles:
         return drawable(self.names.get("task", {}).get(str(task)) or str(task))
 
 
-#: characters of a name in a legend or a panel title; longer ones end in an ellipsis (the tables
-#: keep the full name)
-MAX_DRAWN = 40
-
-
 def drawable(text: str) -> str:
-    """``text`` as a figure draws it: at most :data:`MAX_DRAWN` characters (then "…"), characters
-    that no installed font has (CJK without a CJK font) as "?" instead of an empty box."""
+    """``text`` as a figure draws it: at most :data:`MAX_DRAWN` characters (then "…"), characters no
+    installed font has (CJK without a CJK font) as "?" instead of an empty box."""
     text = text if len(text) <= MAX_DRAWN else text[:MAX_DRAWN - 1] + "…"
-    glyphs = _glyphs()
-    return "".join(c if ord(c) in glyphs or ord(c) < 128 else "?" for c in text)
+    return "".join(c if ord(c) < 128 or ord(c) in _glyphs() else "?" for c in text)
 
 
 @functools.lru_cache(maxsize=1)
@@ -139,22 +120,17 @@ def _glyphs() -> frozenset[int]:
             continue
     return frozenset(out)
 
-    def __contains__(self, name: object) -> bool:
-        return str(name) in self._colour
-
 
 @functools.lru_cache(maxsize=4096)
 def _text_width(text: str, points: float) -> float:
-    """Inches that ``text`` takes at ``points`` in the default font (memoised: a text path
-    costs ~10 ms, and every figure measures the same estimator names)."""
+    """Inches ``text`` takes at ``points`` in the default font (memoised: a text path costs ~10 ms)."""
     return TextPath((0, 0), text, size=points).get_extents().width / 72.0
 
 
 def legend_columns(labels: Sequence[str], width: float, points: float = 6.5) -> int:
-    """How many legend entries fit side by side in ``width`` inches (entry: handle 1.6 em,
-    pad 0.8 em, the longest label, column spacing 1.2 em)."""
+    """How many legend entries fit side by side in ``width`` inches (handle 1.6 em, pad 0.8 em, the longest
+    label, column spacing 1.2 em)."""
     if not labels:
         return 1
-    em = points / 72.0
-    entry = max(_text_width(label, points) for label in labels) + 3.6 * em
+    entry = max(_text_width(label, points) for label in labels) + 3.6 * points / 72.0
     return max(1, min(len(labels), int((width - 0.1) // entry)))

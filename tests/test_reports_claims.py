@@ -114,14 +114,36 @@ def test_runs_are_counted_and_every_cell_says_its_run(report, tmp_path):
         assert row["run_started"].timestamp() == pytest.approx(started[key], abs=1e-6)
 
 
-def test_a_deterministic_estimator_stays_in_every_ranking():
-    """DisARM has variance 0 on bernoulli_t045 (p = 1/2): it is ranked, and wins."""
+def test_an_estimator_exact_on_a_task_is_labelled_not_ranked(report):
+    """DisARM is exact on bernoulli_t045 (p = 1/2: variance 0, no SNR, relative bias 2e-7 of rounding): it
+    is listed as exact in its rows, never the best variance, bias or MSE; in the costs it competes."""
     frame = load_results(FIXTURE).frame
     assert raw("variance")[("bernoulli_t045", "disarm", 64, "cpu")] == 0
-    best = tables.best_estimators(frame)
-    row = best[(best["task"] == "bernoulli_t045") & (best["measure"] == "variance")].iloc[0]
-    assert row["best"] == "disarm" and row["distinct"] == "yes"
-    assert row["competitors"] == 4
+    assert raw("bias")[("bernoulli_t045", "disarm", 64, "cpu")] < 1e-5
+    best = tables.best_estimators(frame).set_index(["task", "measure"])
+    for measure in ("variance", "bias", "mse", "cosine", "work_normalised_variance"):
+        row = best.loc[("bernoulli_t045", measure)]
+        assert "disarm" not in row["best"] and row["exact"] == "disarm", (measure, row["best"])
+    assert row["competitors"] == 3
+    assert "disarm" in best.loc[("bernoulli_t045", "evaluations"), "best"] and \
+        best.loc[("bernoulli_t045", "evaluations"), "exact"] == ""
+    assert best.loc[("bernoulli20_nonseparable", "variance"), "exact"] == ""  # noisy there
+    md = (report / "report.md").read_text()
+    assert "exact (not ranked) |" in md and "| DisARM |" in md
+
+
+def test_a_detected_bias_is_never_ranked_with_the_unbiased():
+    """On bernoulli20_nonseparable the claim test detects biased_plugin's bias (p < ALPHA); its relative
+    bias (about 0.5) must rank behind every estimator where none was detected, never tied with them, even
+    were its interval to overlap theirs."""
+    frame = load_results(FIXTURE).frame
+    p = raw("bias_p")
+    assert p[("bernoulli20_nonseparable", "biased_plugin", 64, "cpu")] < schema.ALPHA
+    row = tables.best_estimators(frame).set_index(["task", "measure"]).loc[("bernoulli20_nonseparable", "bias")]
+    assert "biased_plugin" not in row["best"] and row["runner_up"] == "biased_plugin"
+    values = pd.Series({"unbiased": 0.0, "detected": 0.3, "other": 2.0})
+    wide = tables._best_row(values, values - 1.0, values + 1.0, higher=False, behind={"detected"})
+    assert wide["best"] == "tie: unbiased = other" and wide["runner_up"] == "detected"
 
 
 def test_overlapping_intervals_are_a_tie():

@@ -203,7 +203,7 @@ def test_long_and_cjk_names_fit_the_legend_without_glyph_warnings(tmp_path, recw
 
     cells = gradient_cells(load_results(tmp_path).frame)
     with style():  # as the report draws it
-        fig = figures.fig_variance(cells, styles).fig
+        fig = figures.fig_vs_samples(cells, styles, "variance").fig
         fig.canvas.draw()
     legend = fig.legends[0].get_window_extent()
     assert legend.x0 >= 0 and legend.x1 <= fig.bbox.width + 1, (legend, fig.bbox)
