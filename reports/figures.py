@@ -45,7 +45,7 @@ def figure_note(styles: Styles) -> str:
 
 def edge_note(data: pd.DataFrame, styles: Styles) -> str:
     """The caption's words for the hollow markers at a log axis's edge, naming whose they are."""
-    low = data[data["edge"] | (data["value"] <= 0)] if "edge" in data else data[data["value"] <= 0]
+    low = data[data["edge"] | (data["value"] <= 0)]
     return "" if low.empty else f" Hollow markers at the edge: {L.EDGE_WORDS}: " + ", ".join(
         sorted({styles.name(e) for e in low["estimator"]})) + "."
 
@@ -82,7 +82,7 @@ def fig_vs_samples(cells, styles: Styles, measure: str, device: str | None = Non
 
     fig, _ = L.draw(panels.data, styles, x="num_samples", xscale="K", ylabel=axis_label(measure, short=True),
                     each=guide, extra=extra)
-    absent = sorted(set(expected_tasks) - set(panels.tasks))
+    absent = sorted(set(expected_tasks) - set(panels.data["task"]))
     note = edge_note(panels.data, styles) + (f" No {measure} results (failed or skipped cells): "
                                              f"{', '.join(absent)}." if absent else "")
     return Figure(stem, title, f"{caption} Device: {panels.device}.{ci_words(panels.rows)}{note}", fig)
@@ -90,7 +90,7 @@ def fig_vs_samples(cells, styles: Styles, measure: str, device: str | None = Non
 
 def fig_bias_variance(cells, styles):
     panels = S.bias_variance_points(cells)
-    data, tasks, names = panels.data, panels.tasks, sorted(panels.data["estimator"].unique())
+    data, tasks, names = panels.data, sorted(panels.data["task"].unique()), sorted(panels.data["estimator"].unique())
     ks = sorted(data["num_samples"].unique())
     sizes = {k: 2.0 + 4.0 * i / max(1, len(ks) - 1) for i, k in enumerate(ks)}
     labels = [styles.name(n) for n in names]

@@ -39,10 +39,6 @@ class Panels(NamedTuple):
     device: str
     rows: pd.DataFrame
 
-    @property
-    def tasks(self) -> list[str]:
-        return sorted(self.data["task"].unique())
-
 
 def ok(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["status"] == "ok"]
