@@ -23,25 +23,22 @@ class UsageError(ValueError):
 def _check_names(frame, history: str, tasks: Sequence[str], estimators: Sequence[str]) -> None:
     """Refuse ``--history``, ``--tasks``, ``--estimators`` values that match nothing in the results,
     naming them, the closest match and what is available (issue 21, item 9)."""
-    import difflib
-
     from estibench import schema
 
+    from .select import refuse_unknown
+
     wanted = [("--history", [history] if schema.lookup(history) is None else [], "measure")]
-    wanted += [("--tasks", tasks, "task"), ("--estimators", estimators, "estimator")]
-    for flag, names, column in wanted:
-        present = sorted(frame[column].dropna().astype(str).unique()) if column in frame else []
-        for name in (n for n in names if n not in present):
-            close = difflib.get_close_matches(name, present, n=1, cutoff=0.5)
-            raise UsageError(f"{flag} {name!r}: no {column} of that name in the results"
-                             + (f" (did you mean {close[0]!r}?)" if close else "")
-                             + f"; available: {', '.join(present[:40]) or 'none'}"
-                             + (", ..." if len(present) > 40 else ""))
+    for flag, names, column in wanted + [("--tasks", tasks, "task"), ("--estimators", estimators, "estimator")]:
+        try:
+            refuse_unknown(flag, names, sorted(frame[column].dropna().astype(str).unique()) if column in frame else [],
+                           column)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
 
 
 def __getattr__(name: str):
     # Lazy: importing the package costs nothing until a reader or writer is used.
-    if name in ("Loaded", "NoResultsError", "read_tidy", "write_tidy", "OutputError"):
+    if name in ("Loaded", "NoResultsError", "read_tidy", "write_tidy", "OutputError", "load_results"):
         from . import load, outdir
 
         return getattr(outdir if name == "OutputError" else load, name)
@@ -53,15 +50,6 @@ def needs() -> tuple[str, ...]:
     from . import claims, figures, landscape, tables, versions
 
     return tuple(dict.fromkeys(figures.NEEDS + tables.NEEDS + claims.NEEDS + landscape.NEEDS + versions.NEEDS))
-
-
-def load_results(results: Any, columns: Sequence[str] | None = None, progress: Callable[[str], None] | None = None):
-    """The tidy frame of every result under ``results`` (:class:`reports.load.Loaded`: frame,
-    param_columns, machines, files, warnings); ``columns``: the label columns to read (None:
-    every column, as ``--tidy`` writes them)."""
-    from .load import load_results as load
-
-    return load(results, columns, progress)
 
 
 def build_report(results: Any, out: Any, *, formats: Sequence[str] = ("png",),
@@ -76,8 +64,11 @@ def build_report(results: Any, out: Any, *, formats: Sequence[str] = ("png",),
     ``compare``: a spec to compare against ``against`` (default: its baselines) in a Comparison section."""
     import warnings as py_warnings
 
-    from .load import write_tidy
-    from .write import write_report
+    import matplotlib.pyplot as plt
+
+    from .load import load_results, write_tidy
+    from .render import compose
+    from .write import save_report
 
     say = progress or (lambda msg: None)
     loaded = load_results(results, None if tidy is not None else needs(), say)
@@ -97,6 +88,11 @@ def build_report(results: Any, out: Any, *, formats: Sequence[str] = ("png",),
                "against": tuple(against)}
     with py_warnings.catch_warnings():
         py_warnings.simplefilter("ignore")  # matplotlib/seaborn chatter is not the user's problem
-        paths = write_report(loaded, Path(out), formats, progress=say, source=str(results), figure_options=options)
+        report = compose(loaded, say, str(results), options)
+        try:
+            paths = save_report(report, Path(out), formats, say)
+        finally:
+            for figure in report.figures:
+                plt.close(figure.fig)
     return {"markdown": paths["markdown"], "html": paths["html"], "notes": paths["notes"],
             "warnings": list(loaded.warnings) + paths["skipped"]}

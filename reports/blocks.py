@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from .safe import SIGNIFICANT  # digits of a number in report.md and report.html (the CSV tables keep all)
+
 if TYPE_CHECKING:  # pragma: no cover
     from .figures import Figure
 
 __all__ = ["Heading", "Para", "Items", "Alert", "Table", "Bold", "FigureBlock", "Block", "Report", "fmt", "SIGNIFICANT"]
-
-SIGNIFICANT = 3  # digits of a number in report.md and report.html (the CSV tables keep all)
 
 
 @dataclass

@@ -18,8 +18,7 @@ from .blocks import Alert, Heading, Para, Report, Table
 from .safe import quantity
 from .select import gradient_cells, latest_commit
 
-__all__ = ["ALPHA", "VERDICTS", "COLUMNS", "NEEDS", "claims_table", "claims_alert", "claims_section",
-           "runs_section", "display_best"]
+__all__ = ["ALPHA", "VERDICTS", "COLUMNS", "NEEDS", "claims_table", "claims_alert", "claims_section", "display_best"]
 
 _ORDER = {"contradicted": 0, "inconclusive": 1, "consistent": 2}
 _MEASURES = ("claim_verdict", "detectable_bias", "bias_p", "bias_z", "replicates")
@@ -30,18 +29,15 @@ COLUMNS = ["estimator", "task", "num_samples", "device", "claim", "verdict", "de
            "target_reached", "bias_p", "bias_z", "replicates", "run_started", "machine", "commit"]
 
 
-def _nan(v) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v))
-
-
 def _claim(row: dict) -> str:
-    if not _nan(flag := row.get("claims_unbiased", math.nan)):
+    if not pd.isna(flag := row.get("claims_unbiased", math.nan)):
         return "unbiased" if flag >= 0.5 else "none"
     verdict, p = row["verdict"], row.get("bias_p", math.nan)
     d, t = row.get("detectable_bias", math.nan), row.get("bias_target", math.nan)
-    if verdict == "contradicted" or verdict == "consistent" and not _nan(p) and p >= ALPHA:
+    if verdict == "contradicted" or verdict == "consistent" and not pd.isna(p) and p >= ALPHA:
         return "unbiased"
-    if verdict == "consistent" and not _nan(p) or verdict == "inconclusive" and not (_nan(d) or _nan(t)) and d <= t:
+    reached = not (pd.isna(d) or pd.isna(t)) and d <= t
+    if verdict == "consistent" and not pd.isna(p) or verdict == "inconclusive" and reached:
         return "none"
     return "unknown"
 
@@ -69,7 +65,7 @@ def claims_table(frame: pd.DataFrame) -> pd.DataFrame:
         [*keys, *_MEASURES, "bias_target", "claims_unbiased", "run_started"])))
     out["verdict"] = [VERDICTS.get(int(round(v)), "unknown") for v in out["claim_verdict"]]
     out["claim"] = [_claim(r) for r in out.to_dict("records")]
-    out["target_reached"] = ["–" if _nan(d) or _nan(t) else ("yes" if d <= t else "no")
+    out["target_reached"] = ["–" if pd.isna(d) or pd.isna(t) else ("yes" if d <= t else "no")
                              for d, t in zip(out["detectable_bias"], out["bias_target"])]
     out["run_started"] = out["run_started"].dt.floor("s")
     out["_o"] = out["verdict"].map(_ORDER).fillna(3)
@@ -114,17 +110,6 @@ def claims_section(report: Report, claims: pd.DataFrame) -> None:
         else " (also tables/claims.csv)"
     report.add(Table(shown, "Claim test per cell, contradicted first; detectable bias and target are relative "
                             f"biases; run: when the run that measured the cell started{more}."))
-
-
-def runs_section(report: Report, summary: pd.DataFrame) -> pd.DataFrame:
-    """The runs that measured the gradient cells (:func:`reports.tables.run_summary`; results accumulate
-    across narrowed runs)."""
-    if not summary.empty:
-        report.add(Para(f"{len(summary)} run(s) contributed gradient cells: narrowed runs on one commit add to "
-                        "its results, and each cell keeps the start time of the run that measured it (column "
-                        "run_started of the tidy table)."), Table(summary.assign(
-            commit=summary["commit"].astype(str).str[:8]), "Runs: when each started and what it measured."))
-    return summary
 
 
 def display_best(best: pd.DataFrame) -> pd.DataFrame:

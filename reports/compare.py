@@ -1,24 +1,18 @@
 """``estibench compare SPEC``: one estimator against its baselines, task by task (issue 24, item 1).
 
-Gradient tasks, per machine (latest commit), task, K and device where SPEC and a baseline both have a
-current ok cell: the ratio SPEC / baseline of variance and MSE at equal f evaluations (value × f
-evaluations per estimate; gradients of f are not counted, a note says where they differ), at equal
-seconds (value × the harness's seconds per estimate), and of the seconds per estimate (asv's timing
-where both cells have one, else the harness's). Training tasks where SPEC is a method: the difference
-SPEC − baseline of the means over seeds of the final metric (equal steps, equal time) and of every final
-measure with a direction. Intervals (95 %): for a ratio the delta method on its log, the cells taken as
-independent, log r ± z·√((se_a/a)² + (se_b/b)²) from the recorded standard errors (counts and the
-harness's seconds taken as exact), the se of a log asv timing read off asv's 99 % interval as (log hi −
-log lo) / (2 · 2.576); for a difference Welch's t over seeds; unavailable, and said so, where a standard
-error is missing. Verdict better / worse only where the interval excludes no difference (ratio 1,
-difference 0), in the measure's better direction (:data:`estibench.schema.MEASURES`), else tie.
-Default baselines, per task: :data:`FIELD` where measured (a bare name by its best variant at equal f
-evaluations) and the strongest unbiased estimator (claim not contradicted, lowest variance at equal
-seconds; not the exact reference nor a deterministic one); on training tasks the field's methods and the
-best one at equal steps. Stale cells (:mod:`reports.versions`) are left out and named."""
+Gradient tasks (per machine's latest commit, task, K, device where SPEC and a baseline both have a current ok
+cell): ratios SPEC / baseline of variance and MSE at equal f evaluations (value × f evaluations per estimate;
+gradients of f not counted, a note says where they differ) and at equal seconds (value × seconds per estimate),
+and of the seconds per estimate (asv's timing where both have one). Training tasks: differences of the means over
+seeds of the final metric and of every final measure with a direction. 95 % intervals: for a ratio the delta
+method on its log, log r ± z·√((se_a/a)² + (se_b/b)²) (the se of a log asv timing: (log hi − log lo) / (2 · 2.576)
+from asv's 99 % interval); for a difference Welch's t; said unavailable where an se is missing. better / worse
+only where the interval excludes no difference, in the measure's direction; else tie. Default baselines per task:
+:data:`FIELD` where measured (a bare name by its best variant at equal f evaluations) and the strongest unbiased
+estimator (claim not contradicted, lowest variance at equal seconds, not the exact reference); on training tasks
+the field's methods and the best at equal steps. Stale cells (:mod:`reports.versions`) are left out and named."""
 from __future__ import annotations
 
-import difflib
 import math
 
 import numpy as np
@@ -29,7 +23,7 @@ from estibench import schema as M
 from .blocks import FigureBlock, Heading, Items, Para, Report, Table, fmt
 from .layout import Figure, wrap
 from .load import CI_Z
-from .select import display_names, latest_commit
+from .select import display_names, latest_commit, refuse_unknown
 from .style import TEXT_WIDTH, drawable, style
 from .tables import is_reference, training_tasks
 from .versions import stale, stale_cells
@@ -68,11 +62,7 @@ def check(frame: pd.DataFrame, spec: str, against=()) -> None:
     present = sorted({str(v) for c in ("estimator", "method") if c in frame for v in frame[c].dropna()}
                      - {"", "None", "nan"})
     for what, name in [("SPEC", spec), *(("--against", a) for a in against)]:
-        if name not in present:
-            close = difflib.get_close_matches(name, present, n=1, cutoff=0.5)
-            raise ValueError(f"{what} {name!r}: no estimator or method of that name in the results"
-                             + (f" (did you mean {close[0]!r}?)" if close else "") + "; available: "
-                             + (", ".join(present[:60]) or "none") + (", ..." if len(present) > 60 else ""))
+        refuse_unknown(what, [name], present, "estimator or method", 60)
 
 
 def _latest(frame: pd.DataFrame, groups) -> pd.DataFrame:

@@ -8,24 +8,21 @@ import math
 import re
 from collections.abc import Callable, Sequence
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.lines import Line2D
+from matplotlib.ticker import NullLocator
 
-matplotlib.use("Agg")  # reports are files; never open a window
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import NullLocator  # noqa: E402
+from estibench import schema as M
 
-from estibench import schema as M  # noqa: E402
-
-from . import layout as L  # noqa: E402
-from . import select as S  # noqa: E402
-from .layout import Figure, Skip, axis_label, ci_words  # noqa: E402
-from .load import CI_LEVEL, CI_Z  # noqa: E402
-from .safe import plain, slug  # noqa: E402
-from .select import gradient_cells, latest_commit, training_curves  # noqa: E402
-from .style import Styles, legend_columns, style  # noqa: E402
+from . import layout as L
+from . import select as S
+from .layout import Figure, Skip, axis_label, ci_words
+from .load import CI_LEVEL, CI_Z
+from .safe import plain, slug
+from .select import gradient_cells, latest_commit, training_curves
+from .style import Styles, legend_columns, style
 
 __all__ = ["Figure", "Skip", "build_figures", "HISTORY_MEASURE", "NEEDS", "cost_points", "fig_cost", "figure_note",
            "metric_label"]
@@ -48,7 +45,7 @@ def figure_note(styles: Styles) -> str:
 
 def edge_note(data: pd.DataFrame, styles: Styles) -> str:
     """The caption's words for the hollow markers at a log axis's edge, naming whose they are."""
-    low = data[data["edge"] | (data["value"] <= 0)] if "edge" in data else data[data["value"] <= 0]
+    low = data[data["edge"] | (data["value"] <= 0)]
     return "" if low.empty else f" Hollow markers at the edge: {L.EDGE_WORDS}: " + ", ".join(
         sorted({styles.name(e) for e in low["estimator"]})) + "."
 
@@ -85,7 +82,7 @@ def fig_vs_samples(cells, styles: Styles, measure: str, device: str | None = Non
 
     fig, _ = L.draw(panels.data, styles, x="num_samples", xscale="K", ylabel=axis_label(measure, short=True),
                     each=guide, extra=extra)
-    absent = sorted(set(expected_tasks) - set(panels.tasks))
+    absent = sorted(set(expected_tasks) - set(panels.data["task"]))
     note = edge_note(panels.data, styles) + (f" No {measure} results (failed or skipped cells): "
                                              f"{', '.join(absent)}." if absent else "")
     return Figure(stem, title, f"{caption} Device: {panels.device}.{ci_words(panels.rows)}{note}", fig)
@@ -93,7 +90,7 @@ def fig_vs_samples(cells, styles: Styles, measure: str, device: str | None = Non
 
 def fig_bias_variance(cells, styles):
     panels = S.bias_variance_points(cells)
-    data, tasks, names = panels.data, panels.tasks, sorted(panels.data["estimator"].unique())
+    data, tasks, names = panels.data, sorted(panels.data["task"].unique()), sorted(panels.data["estimator"].unique())
     ks = sorted(data["num_samples"].unique())
     sizes = {k: 2.0 + 4.0 * i / max(1, len(ks) - 1) for i, k in enumerate(ks)}
     labels = [styles.name(n) for n in names]
@@ -118,9 +115,8 @@ def fig_bias_variance(cells, styles):
         ax.set_yscale("symlog", linthresh=0.01, linscale=0.5)
         top = (part["value_bias"] + CI_Z * part["se_bias"].fillna(0)).max()
         ax.set_ylim(bottom=0, top=max(0.02, 2.0 * top) if np.isfinite(top) else None)
-        ax.set_title(styles.task(task))
-        ax.set_xlabel(axis_label("variance", short=True))
-        ax.set_ylabel(axis_label("bias", short=True) if i % ncols == 0 else "")
+        ax.set(title=styles.task(task), xlabel=axis_label("variance", short=True),
+               ylabel=axis_label("bias", short=True) if i % ncols == 0 else "")
     size_handles = [Line2D([], [], ls="none", marker="o", color="0.45", ms=sizes[k], markeredgewidth=0) for k in ks]
     fig.legend(L.handles(styles, names) + size_handles, labels + [f"K={k}" for k in ks],
                title="estimator; marker size: samples K", loc="lower center",
@@ -162,10 +158,7 @@ _KEYS = ["task", "estimator", "num_samples"]
 
 def cost_points(cells: pd.DataFrame, measure: str, axis: str) -> tuple[pd.DataFrame, str]:
     """One row per (task, estimator, K): ``value`` of ``measure`` and its ``cost``."""
-    y = cells[cells["measure"] == measure]
-    if y.empty:
-        raise Skip(f"no {measure} results")
-    device = S.pick_device(y)
+    device = S.on_device(cells, measure)[1]
     on = cells[cells["device"] == device]
 
     def per_cell(m):
@@ -279,16 +272,16 @@ def fig_loss_metric(curves: pd.DataFrame, styles: Styles, tasks: dict[str, M.Tas
 
 
 # -- all figures ---------------------------------------------------------------------------------
-def _gradient_builders(cells, styles, ran, tail=""):
-    out = [("variance vs samples", lambda: fig_vs_samples(cells, styles, "variance", **ran)),
-           ("work-normalised variance", lambda: fig_vs_samples(cells, styles, "work_normalised_variance", **ran)),
-           ("bias vs variance", lambda: fig_bias_variance(cells, styles)),
-           ("signal-to-noise ratio", lambda: fig_vs_samples(cells, styles, "snr", **ran))]
+def _gradient_builders(cells, styles, expected, tail=""):
+    def vs_k(measure, device=None):
+        return lambda: fig_vs_samples(cells, styles, measure, device, expected)
+
+    out = [("variance vs samples", vs_k("variance")), ("work-normalised variance", vs_k("work_normalised_variance")),
+           ("bias vs variance", lambda: fig_bias_variance(cells, styles)), ("signal-to-noise ratio", vs_k("snr"))]
     out += [(f"{m} vs {axis}", lambda m=m, axis=axis: fig_cost(cells, styles, m, axis))
             for m in ("variance", "mse") for axis in ("evaluations", "seconds")]
     devices = sorted(cells.loc[cells["measure"] == "time_estimate", "device"].unique()) if not cells.empty else []
-    out += [(f"time vs samples ({d})", lambda d=d: fig_vs_samples(cells, styles, "time_estimate", d, **ran))
-            for d in devices or ["cpu"]]
+    out += [(f"time vs samples ({d})", vs_k("time_estimate", d)) for d in devices or ["cpu"]]
     return [(f"{label}{tail and ' (' + tail + ')'}", build, tail and f"-{slug(tail)}", True) for label, build in out]
 
 
@@ -304,24 +297,22 @@ def build_figures(frame_machine: pd.DataFrame, styles: Styles, tasks: dict[str, 
                   progress: Callable[[str], None] = lambda msg: None, only_tasks: Sequence[str] = (),
                   only_estimators: Sequence[str] = (), per_task: bool = False,
                   ) -> tuple[list[Figure], list[tuple[str, str]]]:
-    """Every figure that one machine's results allow: (figures, [(figure, why not drawn)]). A figure that
-    fails to draw is listed with its error; the others are drawn. ``only_tasks`` and ``only_estimators``
-    choose the gradient panels; ``per_task`` adds one file per task of every gradient figure
-    (``<name>-<task>``)."""
+    """Every figure that one machine's results allow: (figures, [(figure, why not drawn: its error where it
+    failed)]). ``only_tasks`` and ``only_estimators`` choose the gradient panels; ``per_task`` adds one file
+    per task of every gradient figure (``<name>-<task>``)."""
     frame_machine = _chosen(_chosen(frame_machine, "task", only_tasks), "estimator", only_estimators)
     grad = latest_commit(frame_machine[frame_machine["group"] == "gradient"])
     cells = gradient_cells(grad)
-    ran = {"expected_tasks": sorted(grad["task"].dropna().unique()) if not grad.empty else []}
+    expected = sorted(grad["task"].dropna().unique()) if not grad.empty else []
     curves = training_curves(latest_commit(frame_machine[frame_machine["group"].isin(["summary", "final", "curve"])]))
-    builders = _gradient_builders(cells, styles, ran)
-    for task in (ran["expected_tasks"] if per_task else []):
-        builders += _gradient_builders(cells[cells["task"] == task], styles, {"expected_tasks": [task]}, str(task))
-    builders += [("training curves", lambda: fig_training(curves, styles, tasks), "", False),
-                 ("training curves vs evaluations", lambda: fig_training(curves, styles, tasks, ("evaluations",)), "",
-                  False),
-                 ("loss vs metric", lambda: fig_loss_metric(curves, styles, tasks), "", False),
-                 (f"history of {history_measure}", lambda: fig_history(frame_machine, styles, history_measure), "",
-                  False)]
+    builders = _gradient_builders(cells, styles, expected)
+    for task in (expected if per_task else []):
+        builders += _gradient_builders(cells[cells["task"] == task], styles, [task], str(task))
+    builders += [(label, build, "", False) for label, build in [
+        ("training curves", lambda: fig_training(curves, styles, tasks)),
+        ("training curves vs evaluations", lambda: fig_training(curves, styles, tasks, ("evaluations",))),
+        ("loss vs metric", lambda: fig_loss_metric(curves, styles, tasks)),
+        (f"history of {history_measure}", lambda: fig_history(frame_machine, styles, history_measure))]]
     figures, skipped = [], []
     for label, build, tail, gradient in builders:
         with style():

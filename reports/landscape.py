@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import math
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")  # reports are files; never open a window
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from . import layout as Lay  # noqa: E402
-from .blocks import FigureBlock, Heading, Para, Table  # noqa: E402
-from .layout import Figure, axis_label  # noqa: E402
-from .select import latest_commit  # noqa: E402
-from .style import Styles, style  # noqa: E402
+from . import layout as Lay
+from .blocks import FigureBlock, Heading, Para, Table
+from .layout import Figure, axis_label
+from .select import latest_commit
+from .style import Styles, style
 
 __all__ = ["landscape_frame", "landscape_figures", "landscape_tables", "landscape_section"]
 
@@ -74,9 +71,8 @@ def _fig_smoothness(rows, styles) -> Figure | None:
             ax.set_title(f"{source}\nL0={fit['l0']:.3g}, L1={fit['l1']:.3g}, ρ={rho:.2f}")
         else:
             ax.set_title(source)
-        ax.set(xscale="log", yscale="log")
-        ax.set_xlabel(axis_label("grad_norm"))
-        ax.set_ylabel(axis_label("smoothness") if i % ncols == 0 else "")
+        ax.set(xscale="log", yscale="log", xlabel=axis_label("grad_norm"),
+               ylabel=axis_label("smoothness") if i % ncols == 0 else "")
     fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3)
     Lay.fit(fig, ncols)
     caption = ("Local smoothness ‖g_t − g_{t−1}‖/‖θ_t − θ_{t−1}‖ against the gradient norm where "

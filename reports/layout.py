@@ -12,25 +12,23 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import PIL.Image
+from matplotlib import ticker
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PolyCollection
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")  # reports are files; never open a window
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import PIL.Image  # noqa: E402
-from matplotlib import ticker  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.collections import PolyCollection  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
+from estibench import schema
 
-from estibench import schema  # noqa: E402
-
-from .safe import axis_unit, slug  # noqa: E402
-from .select import NoData  # noqa: E402
-from .style import COLUMN_WIDTH, TEXT_WIDTH, Styles, legend_columns, style  # noqa: E402
+from .safe import axis_unit, slug
+from .select import NoData
+from .style import COLUMN_WIDTH, TEXT_WIDTH, Styles, legend_columns, style
 
 __all__ = ["Figure", "Skip", "encode", "save", "axis_label", "ci_words", "PANEL_HEIGHT", "draw", "facets", "handles",
-           "legend_below", "fit", "LogTicks", "log_ticks", "wrap", "bars", "mark_edge", "EDGE_WORDS"]
+           "fit", "LogTicks", "log_ticks", "wrap", "bars", "mark_edge", "EDGE_WORDS"]
 
 PANEL_HEIGHT = 1.45  # inches per row of panels
 Skip = NoData  # a figure whose data are absent; the message says which
@@ -105,14 +103,6 @@ def facets(n: int, labels: Sequence[str] = (), height: float = PANEL_HEIGHT, nco
 def handles(styles: Styles, names: Sequence[str], lines: bool = True) -> list[Line2D]:
     return [Line2D([], [], color=styles.colour(n), marker=styles.marker(n), lw=1.1, ms=3.5,
                    ls=styles.dashes(n) if lines else "none") for n in names]
-
-
-def legend_below(fig, styles: Styles, names: Sequence[str], title: str, width: float,
-                 extra: Sequence[tuple[Any, str]] = (), lines: bool = True) -> None:
-    """The figure's one legend, below its panels (:func:`fit` keeps it off them)."""
-    labels = [styles.name(n) for n in names] + [label for _, label in extra]
-    fig.legend(handles(styles, names, lines) + [h for h, _ in extra], labels, title=title, loc="lower center",
-               ncol=legend_columns(labels, width), columnspacing=1.2)
 
 
 def fit(fig, ncols: int, pad: float = 0.04) -> None:
@@ -234,8 +224,8 @@ def draw(data: pd.DataFrame, styles: Styles, *, x: str, panel: str = "task", ser
     value (a y label: first column only), or a dict or function of the panel. ``each(ax, key, part)``: a
     panel's extras; ``extra``: (handle, label) pairs for the legend. Returns (figure, names drawn)."""
     keys, names = list(dict.fromkeys(data[panel])), sorted(data[series].astype(str).unique())
-    fig, axes, width, ncols = facets(len(keys), [styles.name(n) for n in names] + [e[1] for e in extra], height,
-                                     ncols)
+    labels = [styles.name(n) for n in names] + [label for _, label in extra]
+    fig, axes, width, ncols = facets(len(keys), labels, height, ncols)
     for i, (ax, key) in enumerate(zip(axes, keys)):
         part = data[data[panel] == key]
         log_y = _pick(yscale, key) in ("log", "log2")
@@ -266,6 +256,7 @@ def draw(data: pd.DataFrame, styles: Styles, *, x: str, panel: str = "task", ser
                       if not isinstance(ylabel, str) or i % ncols == 0 else "")
         if each is not None:
             each(ax, key, part)
-    legend_below(fig, styles, names, legend, width, extra, lines)
+    fig.legend(handles(styles, names, lines) + [h for h, _ in extra], labels, title=legend, loc="lower center",
+               ncol=legend_columns(labels, width), columnspacing=1.2)  # one legend, below the panels
     fit(fig, ncols)
     return fig, names

@@ -1,11 +1,8 @@
-"""The one reader: asv's result files and the run files -> one tidy pandas DataFrame. asv's JSON
-(:mod:`reports.asv`) gives the rows of what asv itself measures (``time_*``, ``peakmem_*``,
-:data:`estibench.schema.ASV_MEASURED`) with asv's 99 % intervals; the run files (``<results>/runs/*.parquet``,
-:func:`estibench.schema.read_run`) every other row, with its standard error: interval ``value ± z·se`` at level
-:data:`CI_LEVEL`. Rows of one identity (machine, commit, group, experiment, parameters, measure) from several
-runs: the latest ``run_started`` wins (narrowed runs accumulate). Each file is read once per process while it
-is unchanged (cached by path, modification time and size). ``columns``: the label columns to read beyond the
-identity (what the tables and figures declare they need); by default every column.
+"""The one reader: asv's result files (:mod:`reports.asv`: what asv itself measures, with its 99 % intervals)
+and the run files (``<results>/runs/*.parquet``: every other row, with its standard error, interval ``value ±
+z·se`` at :data:`CI_LEVEL`) -> one tidy DataFrame. Of the rows of one identity (machine, commit, group,
+experiment, parameters, measure) the latest ``run_started`` wins (narrowed runs accumulate). Each file is read
+once per process while unchanged (cached by path, modification time and size).
 
 >>> load_results(".asv/results").frame.query("measure == 'variance'")    # doctest: +SKIP"""
 from __future__ import annotations
@@ -77,16 +74,14 @@ def _short(exc: BaseException) -> str:
 
 
 def _benchmarks(root: Path, warnings: list[str]) -> dict[str, Any]:
-    for path in (root / "benchmarks.json", root.parent / "benchmarks.json"):
-        if path.is_file():
-            try:
-                return {k: v for k, v in asv.read_json(path).items() if isinstance(v, dict)}
-            except Exception as exc:  # noqa: BLE001 - any malformed file: a warning naming it
-                warnings.append(f"could not read {path} ({_short(exc)}): parameter names are param1, param2, ... "
-                                f"and units are unknown")
-                return {}
-    warnings.append(f"no benchmarks.json next to {root}: parameter names are param1, param2, ... and units are "
-                    f"unknown")
+    path = next((p for p in (root / "benchmarks.json", root.parent / "benchmarks.json") if p.is_file()), None)
+    why = f"no benchmarks.json next to {root}"
+    if path is not None:
+        try:
+            return {k: v for k, v in asv.read_json(path).items() if isinstance(v, dict)}
+        except Exception as exc:  # noqa: BLE001 - any malformed file: a warning naming it
+            why = f"could not read {path} ({_short(exc)})"
+    warnings.append(f"{why}: parameter names are param1, param2, ... and units are unknown")
     return {}
 
 
@@ -168,8 +163,8 @@ def _nothing(root: Path, loaded: Loaded) -> None:
 
 def load_results(results: os.PathLike | str, columns: Iterable[str] | None = None,
                  progress: Callable[[str], None] | None = None) -> Loaded:
-    """Every machine's and commit's results under ``results`` as one tidy frame (see the module's notes).
-    A file that cannot be read is skipped with a warning in ``Loaded.warnings``; raises
+    """Every result under ``results`` as one tidy frame; ``columns``: the label columns to read beyond the
+    identity (None: all). A file that cannot be read is skipped with a warning in ``Loaded.warnings``; raises
     :class:`NoResultsError` when there is nothing to report."""
     root, loaded = Path(results), Loaded(frame=pd.DataFrame(), param_columns=[])
     if not root.is_dir():
@@ -309,10 +304,7 @@ def write_tidy(frame: pd.DataFrame, path: os.PathLike | str) -> Path:
     if path.suffix.lower() == ".csv":
         csv_safe(frame).to_csv(path, index=False)
         return path
-    try:
-        frame.to_parquet(path, index=False)
-    except ImportError as exc:
-        raise ValueError(f"writing parquet needs pyarrow (pip install pyarrow): {type(exc).__name__}: {exc}") from None
+    frame.to_parquet(path, index=False)  # pyarrow: a dependency, the reader's too
     return path
 
 

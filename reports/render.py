@@ -14,16 +14,15 @@ from estibench import schema as M
 
 from . import compare, tables, versions
 from . import figures as figs
-from .blocks import Alert, Block, Bold, FigureBlock, Heading, Items, Para, Report, Table, fmt
-from .claims import claims_alert, claims_section, claims_table, display_best, runs_section
+from .blocks import Bold, FigureBlock, Heading, Items, Para, Report, Table, fmt
+from .claims import claims_alert, claims_section, claims_table, display_best
 from .landscape import landscape_section
 from .load import CI_LEVEL, CI_Z, Loaded
 from .safe import bracket, slug
 from .select import display_names, latest_commit
 from .style import Styles
 
-__all__ = ["Report", "compose", "fmt", "Bold", "Heading", "Para", "Items", "Table",
-           "FigureBlock", "Alert", "Block", "named"]
+__all__ = ["compose", "named"]
 
 _MAX_FAILED_LISTED = 50
 _MAX_OTHER_LISTED = 80
@@ -32,19 +31,20 @@ _MAX_OTHER_LISTED = 80
 def _summary_table(summary: pd.DataFrame, best: pd.DataFrame, task: str, source: str, info: M.TaskInfo,
                    names: dict) -> Table:
     """Methods x measures, "mean ± sd" over seeds, the best of each measure in bold."""
-    wide = tables.summary_wide(summary, task, source)
+    part = summary[(summary["task"] == task) & (summary["source"] == source)]
+    cells = {(r.method, r.measure): r for r in part.itertuples()}
     winners = best[best["task"] == task].set_index("measure")["best"].to_dict() if not best.empty else {}
     rows = []
-    for method in wide.index:
+    for method in sorted(part["method"].unique()):
         row = {"method": _renamed(method, _lookup(names, ("estimator", "method")), " = ")}
-        for m in (wide.columns.get_level_values(1).unique() if not wide.empty else []):
-            mean, sd, n = (wide.loc[method, (c, m)] for c in ("mean", "sd", "seeds"))
+        for m in dict.fromkeys(part["measure"]):
+            mean, sd, n = (getattr(cells.get((method, m)), c, math.nan) for c in ("mean", "sd", "seeds"))
             text = "–" if pd.isna(mean) else f"{fmt(mean)} ± {fmt(sd)}" if n > 1 and math.isfinite(sd) else fmt(mean)
             arrow = {True: " ↑", False: " ↓"}.get(M.direction(m, info), "")
             row[M.label(m) + arrow] = Bold(text) if method in str(winners.get(m, "")).removeprefix("tie: ").split(
                 " = ") else text
         rows.append(row)
-    seeds = int(wide.xs("seeds", axis=1, level=0).max().max()) if not wide.empty else 0
+    seeds = int(part["seeds"].max()) if len(part) else 0
     what = "alignment summary (suite/training.py)" if source == "summary" else "measures taken at the end of training"
     caption = (f"{names.get('task', {}).get(task, task)}: {what}, mean ± standard deviation over {seeds} seed(s); "
                f"bold: the best mean of each column (↑ higher / ↓ lower is better; unmarked: not ranked); †: "
@@ -105,7 +105,12 @@ def _provenance(report: Report, loaded: Loaded) -> None:
     report.add(Heading("Machines and runs"), Table(machines.dropna(axis=1, how="all"), "Machines (from asv's "
                "machine.json)."), Table(runs.assign(commit=runs["commit"].astype(str).str[:8]), "Results: one row "
                "per machine and commit; cell counts by status."))
-    report.tables["run_summary"] = runs_section(report, tables.run_summary(frame))
+    report.tables["run_summary"] = summary = tables.run_summary(frame)
+    if not summary.empty:
+        report.add(Para(f"{len(summary)} run(s) contributed gradient cells: narrowed runs on one commit add to "
+                        "its results, and each cell keeps the start time of the run that measured it (column "
+                        "run_started of the tidy table)."), Table(summary.assign(
+            commit=summary["commit"].astype(str).str[:8]), "Runs: when each started and what it measured."))
 
 
 _BEST_CAPTION = (
@@ -232,8 +237,7 @@ def compose(loaded: Loaded, progress: Callable[[str], None] = lambda msg: None,
     names = display_names(frame)
     styles = _styles(frame, names)
     _heading(report, loaded, source)
-    claims = claims_table(frame)
-    report.tables["claims"] = claims
+    report.tables["claims"] = claims = claims_table(frame)
     shown_claims = named(claims, names)
     claims_alert(report, shown_claims)
     # issue 24: cells of an older code version are named, left out of rankings and the comparison
@@ -267,9 +271,7 @@ def compose(loaded: Loaded, progress: Callable[[str], None] = lambda msg: None,
 
 def _commit_of(frame: pd.DataFrame) -> str:
     latest = latest_commit(frame)
-    if latest.empty:
-        return "–"
-    return f"{str(latest['commit'].iloc[0])[:8]} ({fmt(latest['date'].max())})"
+    return "–" if latest.empty else f"{str(latest['commit'].iloc[0])[:8]} ({fmt(latest['date'].max())})"
 
 
 def _styles(frame: pd.DataFrame, names: dict) -> Styles:

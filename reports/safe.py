@@ -55,7 +55,6 @@ def md_text(text: object) -> str:
     return "\\" + escaped if escaped.startswith(("#", "-", "+", "=", ">")) else escaped
 
 
-
 def html_text(text: object) -> str:
     """Text for HTML, quotes included (safe in attributes too)."""
     return html.escape(str(text), quote=True)

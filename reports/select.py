@@ -7,6 +7,8 @@ straight-through on a cost linear in the one-hot sample), else **deterministic**
 which measures such cells do not compete in, and are drawn at a log axis's edge in."""
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -14,7 +16,7 @@ import pandas as pd
 
 __all__ = ["latest_commit", "ok", "gradient_cells", "pick_device", "training_curves", "one_value_per_cell",
            "commit_order", "samples_panels", "bias_variance_points", "history_points", "Panels", "NoData",
-           "display_names", "RESOLUTION", "AT_ROUND_OFF", "biased"]
+           "display_names", "RESOLUTION", "AT_ROUND_OFF", "biased", "refuse_unknown", "on_device"]
 
 #: relative resolution of round-off (the suite's NOISE_FLOOR): a relative bias at most this is 0
 RESOLUTION = 1e-5
@@ -36,10 +38,6 @@ class Panels(NamedTuple):
     data: pd.DataFrame
     device: str
     rows: pd.DataFrame
-
-    @property
-    def tasks(self) -> list[str]:
-        return sorted(self.data["task"].unique())
 
 
 def ok(frame: pd.DataFrame) -> pd.DataFrame:
@@ -136,7 +134,19 @@ def display_names(frame: pd.DataFrame) -> dict[str, dict[str, str]]:
     return out | {"biased": {e: "†" for e in biased(frame)}}
 
 
-def _on_device(cells: pd.DataFrame, measure: str, device: str | None) -> tuple[pd.DataFrame, str]:
+def refuse_unknown(flag: str, names: Iterable[str], present: Sequence[str], what: str, shown: int = 40) -> None:
+    """Raise ``ValueError`` for the first of ``names`` not in ``present``, naming the closest match and the
+    first ``shown`` of what is available."""
+    for name in (n for n in names if n not in present):
+        close = difflib.get_close_matches(name, present, n=1, cutoff=0.5)
+        raise ValueError(f"{flag} {name!r}: no {what} of that name in the results"
+                         + (f" (did you mean {close[0]!r}?)" if close else "")
+                         + f"; available: {', '.join(present[:shown]) or 'none'}"
+                         + (", ..." if len(present) > shown else ""))
+
+
+def on_device(cells: pd.DataFrame, measure: str, device: str | None = None) -> tuple[pd.DataFrame, str]:
+    """The rows of ``measure`` on ``device`` (None: :func:`pick_device`'s), and that device."""
     sub = cells[cells["measure"] == measure] if not cells.empty else cells
     if sub.empty:
         raise NoData(f"no {measure} results")
@@ -148,7 +158,7 @@ def _on_device(cells: pd.DataFrame, measure: str, device: str | None) -> tuple[p
 
 def samples_panels(cells: pd.DataFrame, measure: str, device: str | None = None) -> Panels:
     """``measure`` against K, one panel per task, every estimator with a result (0 included)."""
-    sub, device = _on_device(cells, measure, device)
+    sub, device = on_device(cells, measure, device)
     data = one_value_per_cell(sub, ["task", "estimator", "num_samples"])
     data = data[data["value"] >= 0]
     if not ((data["value"] > 0) & ~data["edge"]).any():
@@ -160,8 +170,8 @@ def bias_variance_points(cells: pd.DataFrame) -> Panels:
     """Variance and bias of each (task, estimator, K) side by side (``value_var``, ``value_bias``,
     ``se_bias``; ``edge``: the variance at round-off), on :func:`pick_device`'s device."""
     keys = ["task", "estimator", "num_samples"]
-    var, device = _on_device(cells, "variance", None)
-    bias, _ = _on_device(cells, "bias", device)
+    var, device = on_device(cells, "variance")
+    bias, _ = on_device(cells, "bias", device)
     data = one_value_per_cell(var, keys).merge(one_value_per_cell(bias, keys).drop(columns="edge"), on=keys,
                                                suffixes=("_var", "_bias"))
     data = data.assign(value=data["value_var"], edge=data["edge"] | (data["value_var"] <= 0))
@@ -173,7 +183,7 @@ def bias_variance_points(cells: pd.DataFrame) -> Panels:
 def history_points(frame_machine: pd.DataFrame, measure: str) -> tuple[Panels, list[str], pd.Series]:
     """``measure`` across commits at each task's largest K: (panels with a ``position`` column, the commits
     oldest first, the K of each task)."""
-    sub, device = _on_device(gradient_cells(frame_machine), measure, None)
+    sub, device = on_device(gradient_cells(frame_machine), measure)
     if len(order := commit_order(sub)) < 2:
         raise NoData(f"{measure} has results of one commit only")
     k_of = sub.groupby("task")["num_samples"].max()

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import matplotlib
 
-matplotlib.use("Agg")  # reports are files; never open a window
+matplotlib.use("Agg")  # reports are files; never open a window (every drawing module imports this one)
 import seaborn as sns  # noqa: E402
 from matplotlib.textpath import TextPath  # noqa: E402
 

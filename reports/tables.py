@@ -15,7 +15,7 @@ from estibench import schema as M
 from .load import CI_LEVEL
 from .select import gradient_cells, latest_commit, pick_device
 
-__all__ = ["training_tasks", "COST_MEASURES", "best_estimators", "alignment_summary", "best_methods", "summary_wide",
+__all__ = ["training_tasks", "best_estimators", "alignment_summary", "best_methods",
            "other_results", "status_counts", "why_not", "failed_cells", "runs", "run_summary", "coverage",
            "results_table", "is_reference", "REFERENCE", "NEEDS"]
 
@@ -23,15 +23,17 @@ __all__ = ["training_tasks", "COST_MEASURES", "best_estimators", "alignment_summ
 NEEDS = ("error",)
 #: the exact reference of a task (enumeration), known by its id, never by a variance of 0
 REFERENCE = "exact"
-#: measures that depend on the device: ranked on every device; the rest on pick_device's
-COST_MEASURES = frozenset({"time_estimate", "peakmem_estimate", "cuda_peakmem", "work_normalised_variance",
-                           "seconds_per_estimate"})
 _BEST_COLUMNS = ["best", "value", "tied", "runner_up", "runner_up_value", "ratio", "distinct", "better", "competitors"]
 _ORDER = [*M.GRADIENT, *M.COST, *M.CLAIM]
 #: why a cell has no value: a run's narrowing left it out (reports.load), the measure is undefined there
 #: (the SNR of a deterministic estimator), it does not apply (the rest of the skipped), or it failed
 NOT_RUN, UNDEFINED = "not run", "undefined"
 _WHY = ("failed", "not applicable", UNDEFINED, NOT_RUN)
+
+
+def _rank(measure: str) -> tuple[int, str]:
+    """The order measures are listed in: the schema's gradient, cost and claim measures, then the rest."""
+    return _ORDER.index(measure) if measure in _ORDER else len(_ORDER), measure
 
 
 def is_reference(spec: object) -> bool:
@@ -66,28 +68,23 @@ def _best_row(values: pd.Series, lo: pd.Series, hi: pd.Series, higher: bool, beh
 
 
 def best_estimators(frame: pd.DataFrame) -> pd.DataFrame:
-    """Best estimator per task and measure with its margin over the runner-up, from one machine's latest
-    gradient results, at the K where most estimators have a result; statistical measures on
-    :func:`pick_device`'s device, costs (:data:`COST_MEASURES`) on every device.
-
-    Every estimator competes, a deterministic one included, but the task's exact reference (by its id,
-    :func:`is_reference`; its value is the yardstick, ``reference``) and cells at round-off in a measure
-    where that means nothing (:data:`reports.select.AT_ROUND_OFF`: an estimator exact on the task has no
-    variance or bias to rank), listed in ``exact`` and ``deterministic`` instead. In the bias ranking an
-    estimator whose claim test detected a bias in the cell (``bias_p`` < ALPHA) ranks behind every one
-    where none was detected. ``ratio``: runner-up over best (best over runner-up when higher is better)."""
+    """Best estimator per task and measure with its margin over the runner-up (:func:`_best_row`), from one
+    machine's latest gradient results at the K where most estimators have a result, on :func:`pick_device`'s
+    device (device-dependent measures: on each). Not ranked: the exact reference (:func:`is_reference`; its
+    value is ``reference``) and cells at round-off where that means nothing (:data:`reports.select.AT_ROUND_OFF`),
+    listed in ``exact`` and ``deterministic``. In the bias ranking an estimator whose claim test detected a
+    bias in the cell (``bias_p`` < ALPHA) ranks behind every one where none was detected."""
     cells = gradient_cells(latest_commit(frame[frame["group"] == "gradient"]))
     cols = ["task", "measure", "num_samples", "device", *_BEST_COLUMNS, "exact", "deterministic", "reference", "unit"]
     out: list[dict] = []
     hit = cells[(cells["measure"] == "bias_p") & (cells["value"] < M.ALPHA)] if len(cells) else cells
     detected = {k: set(p["estimator"]) for k, p in hit.groupby(["task", "num_samples", "device"])}
-    groups = sorted(cells.groupby(["task", "measure"]), key=lambda kv: (
-        kv[0][0], _ORDER.index(kv[0][1]) if kv[0][1] in _ORDER else len(_ORDER), kv[0][1])) if len(cells) else []
+    groups = sorted(cells.groupby(["task", "measure"]), key=lambda kv: (kv[0][0], _rank(kv[0][1])))
     for (task, measure), part in groups:
         higher = M.direction(measure)
         if higher is None or measure in M.CLAIM:  # the claim test has its own table
             continue
-        for device in sorted(part["device"].unique()) if measure in COST_MEASURES else [pick_device(part)]:
+        for device in sorted(part["device"].unique()) if M.device_dependent(measure) else [pick_device(part)]:
             on = part[part["device"] == device]
             ref, on = on[on["estimator"].map(is_reference)], on[~on["estimator"].map(is_reference)]
             per_k = on.groupby("num_samples")["estimator"].nunique()
@@ -109,15 +106,14 @@ def best_estimators(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def results_table(frame: pd.DataFrame, names: dict | None = None) -> pd.DataFrame:
-    """Every gradient cell of one machine's latest gradient results, one row per (task, estimator, K,
-    device): display names, the registered claim (``claims_unbiased``: 1 unbiased, 0 none, empty: not
-    recorded), the round-off label (:mod:`reports.select`) and, per measure, ``<measure>`` and
-    ``<measure>_se`` (empty where none was recorded: asv's timings)."""
+    """Every gradient cell of one machine's latest commit (task, estimator, K, device): display names, the
+    registered claim (``claims_unbiased``: 1 unbiased, 0 none, empty: not recorded), the round-off label and,
+    per measure, ``<measure>`` and ``<measure>_se`` (empty where none was recorded: asv's timings)."""
     cells = gradient_cells(latest_commit(frame[frame["group"] == "gradient"]))
     keys, names = ["task", "estimator", "num_samples", "device"], names or {}
     if cells.empty:
         return pd.DataFrame(columns=keys)
-    measures = sorted(cells["measure"].unique(), key=lambda m: (_ORDER.index(m) if m in _ORDER else len(_ORDER), m))
+    measures = sorted(cells["measure"].unique(), key=_rank)
     wide = cells.pivot_table(index=keys, columns="measure", values=["value", "se"], aggfunc="mean", dropna=False)
     out = wide.index.to_frame(index=False)
     out.insert(1, "task_name", out["task"].map(names.get("task", {})).fillna(out["task"]))
@@ -132,10 +128,9 @@ def results_table(frame: pd.DataFrame, names: dict | None = None) -> pd.DataFram
 
 # -- alignment -----------------------------------------------------------------------------------
 def training_tasks(frame: pd.DataFrame) -> dict[str, M.TaskInfo]:
-    """:class:`~estibench.schema.TaskInfo` of every training task in the results: the direction of its
-    metric from the latest ``<Task>Info.track_higher_is_better`` (1.0: higher is better), the metric's
-    name (words and unit) from that row's ``metric_name``. A task without one (results written before that
-    benchmark existed) keeps an unknown direction: its metric is not ranked."""
+    """:class:`~estibench.schema.TaskInfo` of every training task: its metric's direction and name from the
+    latest ``<Task>Info.track_higher_is_better`` row and its ``metric_name``. A task without one (results
+    written before that benchmark existed) keeps an unknown direction: its metric is not ranked."""
     if "task" not in frame:
         return {}
     groups = frame["group"]
@@ -182,15 +177,6 @@ def best_methods(summary: pd.DataFrame, tasks: dict[str, M.TaskInfo]) -> pd.Data
             out.append({"task": task, "measure": measure,
                         **_best_row(part["mean"], part["ci_low"], part["ci_high"], higher)})
     return pd.DataFrame(out, columns=["task", "measure", *_BEST_COLUMNS])
-
-
-def summary_wide(summary: pd.DataFrame, task: str, source: str) -> pd.DataFrame:
-    """One task's summary as methods x measures (the long table's ``mean``, ``sd`` and ``seeds``)."""
-    part = summary[(summary["task"] == task) & (summary["source"] == source)]
-    if part.empty:
-        return pd.DataFrame()
-    return part.pivot(index="method", columns="measure", values=["mean", "sd", "seeds"]).reindex(
-        sorted(part["method"].unique())).reindex(columns=list(dict.fromkeys(part["measure"])), level=1)
 
 
 # -- what ran, and what did not ------------------------------------------------------------------

@@ -1,9 +1,5 @@
-"""A built report -> ``report.md``, a self-contained ``report.html``, ``figures/`` and ``tables/``.
-
-Every name from the results is written inert (:mod:`reports.safe`): escaped in HTML and Markdown, no formula
-in CSV, file names sanitised. The files go into the output folder through :class:`reports.outdir.OutputDir`:
-written whole into a fresh folder next to it, then moved in, replacing only what the previous report wrote
-(its manifest), or nothing at all."""
+"""A built report -> ``report.md``, a self-contained ``report.html``, ``figures/`` and ``tables/``, every name from
+the results written inert (:mod:`reports.safe`), all or nothing (:class:`reports.outdir.OutputDir`)."""
 from __future__ import annotations
 
 import base64
@@ -14,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from . import layout
-from .load import Loaded, csv_safe
+from .blocks import Alert, Bold, FigureBlock, Heading, Items, Para, Report, Table, fmt
+from .load import csv_safe
 from .outdir import OutputDir
-from .render import Alert, Bold, FigureBlock, Heading, Items, Para, Report, Table, compose, fmt
 from .safe import html_text as esc
 from .safe import md_text, slug
 from .style import TEXT_WIDTH
 
-__all__ = ["to_markdown", "to_html", "write_report", "save_report", "csv_safe"]
+__all__ = ["to_markdown", "to_html", "save_report"]
 
 _CSS = """body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:80rem;margin:2rem auto;
 padding:0 1rem;color:#222;line-height:1.45} .scroll{overflow-x:auto;max-width:100%;margin:.5rem 0}
@@ -129,21 +125,6 @@ def to_html(report: Report) -> str:
     if any(isinstance(b, Table) and b.interactive for b in report.blocks):
         out.append(f"<script id=\"sort-filter\">{_SORT_FILTER}</script>")
     return "\n".join(out + ["</body></html>"])
-
-
-def write_report(loaded: Loaded, out: Path, formats: Sequence[str] = ("png",),
-                 progress: Callable[[str], None] = lambda msg: None, source: str = "",
-                 figure_options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Build the report and write ``out/report.md``, ``out/report.html``, ``out/figures/*.<fmt>`` and
-    ``out/tables/*.csv``; returns the main paths."""
-    import matplotlib.pyplot as plt
-
-    report = compose(loaded, progress, source, figure_options)
-    try:
-        return save_report(report, out, formats, progress)
-    finally:
-        for figure in report.figures:
-            plt.close(figure.fig)
 
 
 def save_report(report: Report, out: Path, formats: Sequence[str] = ("png",),
