@@ -118,11 +118,12 @@ def _defaults(cell: pd.DataFrame, spec: str, claims: pd.Series) -> list[str]:
     for f in (f for f in FIELD if ":" not in f and f not in others.index):
         variants = others[[e.partition(":")[0] == f for e in others.index]]
         if len(variants):
-            chosen.append((variants["variance"] * variants["evaluations"]).idxmin())
+            chosen.append((variants["variance"] * variants.get("evaluations", 1)).idxmin())
     ok = others[(claims.reindex(others.index) == 1).to_numpy() & (others.get("claim_verdict", 0) != -1)
                 & (others["variance"] > 0)]
-    if len(ok):
-        chosen.append((ok["variance"] * ok["seconds_per_estimate"]).idxmin())
+    cost = next((ok[c] for c in ("seconds_per_estimate", "evaluations") if c in ok), 1)
+    if len(ok):  # the strongest at equal seconds; at equal f evaluations where no seconds are recorded
+        chosen.append((ok["variance"] * cost).idxmin())
     return list(dict.fromkeys(chosen))
 
 

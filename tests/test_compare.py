@@ -292,3 +292,12 @@ def test_done_when_a_plugin_is_compared_and_its_stale_cells_flagged(tmp_path, mo
         if "cmp_plugin" in estimators.ESTIMATORS:
             estimators.ESTIMATORS.unregister("cmp_plugin")
         sys.modules.pop("estibench_cmp_plugin", None)
+
+
+def test_results_without_timings_still_get_default_baselines():
+    """The claims fixture records no seconds per estimate: the strongest unbiased baseline is
+    then chosen at equal f evaluations, and the comparison is not dropped with a KeyError."""
+    frame = load_results(Path(__file__).parent / "fixtures" / "asv_results_claims").frame
+    assert "seconds_per_estimate" not in set(frame["measure"])
+    table, _notes = compare(frame, "disarm")
+    assert len(table) and "disarm" not in set(table["baseline"])
