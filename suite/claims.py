@@ -53,7 +53,7 @@ import torch
 from estibench.schema import ALPHA, POWER
 
 __all__ = ["ALPHA", "POWER", "ClaimTest", "claim_test", "replicates_needed", "verdict",
-           "quadratic_form"]
+           "quadratic_form", "covariance_trace", "check_covariance"]
 
 OMNIBUS_FLOOR = 0.05  # coordinates the omnibus test leaves out: |g_i| below this x max |g_j|
 
@@ -106,14 +106,13 @@ def claim_test(G: torch.Tensor, g: torch.Tensor, alpha: float = ALPHA,
     s_mean = s.mean()
     if reference_cov is not None:
         cov = reference_cov.to(G.device, torch.float64)
-        _check_covariance(cov, p)
+        check_covariance(cov, p)
         u_c_u = quadratic_form(cov, g / g_norm)
         coord_var = coord_var + (cov if cov.dim() == 1 else cov.diagonal())
         # u = g/||g|| leans towards the reference's own error: E<g - g*, u> = (tr C - u^T C u)
         # / ||g|| to second order, which would read as a bias of -that; added back. The same
         # quadratic term's variance, 2 tr(C²)/||g||² for Gaussian errors, joins the se.
-        trace = cov.sum() if cov.dim() == 1 else cov.trace()
-        s_mean = s_mean + (trace - u_c_u) / g_norm
+        s_mean = s_mean + (covariance_trace(cov) - u_c_u) / g_norm
         ref_along = u_c_u + 2 * cov.pow(2).sum() / g_norm ** 2
         s_var = s_var + ref_along
     s_se = s_var.sqrt()
@@ -144,7 +143,12 @@ def quadratic_form(cov: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return (cov * v * v).sum() if cov.dim() == 1 else v @ (cov @ v)
 
 
-def _check_covariance(cov: torch.Tensor, p: int) -> None:
+def covariance_trace(cov: torch.Tensor) -> torch.Tensor:
+    """``tr C`` for a covariance given as ``[P]`` (diagonal) or ``[P, P]``."""
+    return cov.sum() if cov.dim() == 1 else cov.trace()
+
+
+def check_covariance(cov: torch.Tensor, p: int) -> None:
     if tuple(cov.shape) not in ((p,), (p, p)):
         raise ValueError(f"the reference covariance has shape {tuple(cov.shape)}; expected "
                          f"({p},) per-coordinate variances or the ({p}, {p}) matrix")

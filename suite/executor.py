@@ -19,12 +19,13 @@ a unit whose worker died once (``allowed-failures = 1``) before calling it faile
 
 Timings: each worker is one process with one thread (``OMP_NUM_THREADS=1``) and there are at most
 as many local workers as usable cores, so no two units share a core (the timings measured inside
-units, seconds per estimate and training seconds, are each taken on a core of their own); the
-timed benchmarks (asv's ``time_*`` and the floor ratios, :mod:`suite.floor` in
-``bench_floor``'s own ``setup_cache``) stay serial, outside this executor: asv runs them after
-the setup work's ``setup_cache``, each of which closes its cluster before it returns, so no
-timed measurement shares a core with a unit. CUDA cells of the gradient grid run after its
-parallel phase, in the calling process, one at a time (:func:`suite.grid.compute_grid`).
+units, seconds per estimate and training seconds, are each taken on a core of their own). The
+floor ratios (:mod:`suite.floor`) run as units too, one task per unit, each on its own core and
+interleaved in one process. asv's timed benchmarks (``time_*``) stay serial, outside this
+executor: asv runs them after the setup work's ``setup_cache``, each of which closes its
+cluster before it returns, so no timed measurement shares a core with a unit. CUDA cells of the
+gradient grid run after its parallel phase, in the calling process, one at a time
+(:func:`suite.grid.compute_grid`).
 
 A script of yours that runs the setup work on more than one local worker must guard its entry
 point (``if __name__ == "__main__":``): the local cluster spawns its worker processes, and a
@@ -32,8 +33,8 @@ spawned process imports the script's main module (``estibench``, asv and pytest 
 
 The suite's units (:mod:`suite.grid`): one per gradient task (building it), one per (task,
 estimator) block of gradient cells, one per (training task, method, seed) run, one per landscape
-experiment (:func:`suite.landscape.run_experiment`). Measured here: ~5-10 ms of executor
-overhead per unit (``bench_executor.ExecutorOverhead``) against units of 0.1-45 s.
+experiment (:func:`suite.landscape.run_experiment`), one per floor task. Measured here: 3.5 ms
+of executor overhead per unit (``bench_executor.ExecutorOverhead``) against units of 0.1-45 s.
 """
 from __future__ import annotations
 

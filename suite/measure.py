@@ -70,7 +70,7 @@ import torch
 import estimators
 from estibench.schema import GRADIENT, VERDICT_CODES
 
-from .claims import quadratic_form
+from .claims import check_covariance, covariance_trace, quadratic_form
 from .tasks import GradientTask
 
 __all__ = ["statistics", "rows_per_estimate", "evaluations_per_estimate", "costs_per_estimate",
@@ -106,9 +106,8 @@ def statistics(G: torch.Tensor, g: torch.Tensor, reference_cov: torch.Tensor | N
     if not bool(g_norm > 0):
         raise ValueError("the reference gradient is zero: relative bias and cosine are undefined")
     cov = None if reference_cov is None else reference_cov.to(G.device, torch.float64)
-    if cov is not None and tuple(cov.shape) not in ((g.numel(),), (g.numel(), g.numel())):
-        raise ValueError(f"the reference covariance has shape {tuple(cov.shape)}; expected "
-                         f"({g.numel()},) or ({g.numel()}, {g.numel()})")
+    if cov is not None:
+        check_covariance(cov, g.numel())
     m = G.mean(0)
     dev = G - m
     d = dev.pow(2).sum(1)  # ||ĝ_r - m||²
@@ -117,20 +116,15 @@ def statistics(G: torch.Tensor, g: torch.Tensor, reference_cov: torch.Tensor | N
     out = {"replicates": float(r)}
     out["variance"], out["variance_se"] = variance, d.std() / sqrt_r
 
-    if cov is None:
-        bias2 = ((m - g).pow(2).sum() - variance / r).clamp_min(0)
-        out["bias"], out["bias_se"] = bias2.sqrt() / g_norm, (variance / r).sqrt() / g_norm
-    else:
-        noise = variance / r + (cov.sum() if cov.dim() == 1 else cov.trace())
-        bias2 = ((m - g).pow(2).sum() - noise).clamp_min(0)
-        out["bias"], out["bias_se"] = bias2.sqrt() / g_norm, noise.sqrt() / g_norm
+    noise = variance / r if cov is None else variance / r + covariance_trace(cov)
+    bias2 = ((m - g).pow(2).sum() - noise).clamp_min(0)
+    out["bias"], out["bias_se"] = bias2.sqrt() / g_norm, noise.sqrt() / g_norm
 
     e = (G - g).pow(2).sum(1)
     if cov is None:
         out["mse"], out["mse_se"] = e.mean(), e.std() / sqrt_r
     else:
-        trace = cov.sum() if cov.dim() == 1 else cov.trace()
-        out["mse"] = (e.mean() - trace).clamp_min(0)  # like the squared bias: never below 0
+        out["mse"] = (e.mean() - covariance_trace(cov)).clamp_min(0)  # like the squared bias: never below 0
         out["mse_se"] = (e.var() / r + 4 * quadratic_form(cov, m - g)).sqrt()
 
     m_norm = m.norm().clamp_min(torch.finfo(torch.float64).tiny)
