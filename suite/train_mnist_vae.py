@@ -1,5 +1,5 @@
-"""Training tasks ``binary_vae_mnist_linear``, ``binary_vae_mnist_nonlinear`` and
-``categorical_vae_mnist``: the field's discrete-VAE protocol (issue 23), trained with every
+"""Training tasks ``binary_vae_mnist_linear``, ``binary_vae_mnist_nonlinear`` (K = 2; their
+``_k4`` forms at K = 4, in the full grid) and ``categorical_vae_mnist``: the field's discrete-VAE protocol (issue 23), trained with every
 registered gradient estimator that supports the latent family (plugins included, through
 :class:`suite.methods.RegistryMethods`). The latent space (2^200 or 10^20 configurations) is far
 beyond enumeration: no exact gradient or log-likelihood is computed, and ``exact`` is not a
@@ -74,7 +74,8 @@ from .mnist_models import PRIOR_LR, Model, _glorot, _Trainer, iwae_terms, plain_
 from .training import Run, TrainingTask, evenly_spaced, register_training_task, train_on_schedule
 
 __all__ = ["TIERS", "PROTOCOLS", "ARCHITECTURES", "BinaryVAEMNISTLinear",
-           "BinaryVAEMNISTNonlinear", "CategoricalVAEMNIST", "samples_for_budget",
+           "BinaryVAEMNISTNonlinear", "BinaryVAEMNISTLinearK4", "BinaryVAEMNISTNonlinearK4",
+           "CategoricalVAEMNIST", "samples_for_budget",
            "Model", "iwae_terms", "plain_loo_step", "floor_step_ratio", "FLOOR_PAIRS"]
 
 #: protocol -> batch size and Adam learning rate (see the module docstring)
@@ -116,7 +117,7 @@ class _EqualCostMethods(RegistryMethods):
 
     def __get__(self, obj, owner) -> tuple[str, ...]:
         methods = super().__get__(obj, owner)
-        budget = obj.num_samples if obj is not None else 2
+        budget = owner.num_samples_default if obj is None else obj.num_samples
         overrun = obj.max_overrun if obj is not None else TIERS["default"]["max_overrun"]
         if math.isinf(overrun):
             return methods
@@ -145,6 +146,8 @@ class _MNISTVAE(TrainingTask):
 
     kind, family, architecture = "binary", "Bernoulli", "linear"
     latents_default, classes_default = 200, 2
+    #: K: the budget of f evaluations per image and step (the ``num_samples`` option's default)
+    num_samples_default = 2
     metric = "held-out log p(x) per image, importance-weighted bound (nats)"
     higher_is_better = True
     checkpoint_measures = ("train_elbo", "test_elbo", "test_iwae_se", "grad_variance",
@@ -165,7 +168,7 @@ class _MNISTVAE(TrainingTask):
                  dataset: str = "mnist_subset", data_dir: str | None = None,
                  steps: int | None = None, num_checkpoints: int | None = None,
                  batch_size: int | None = None, lr: float | None = None,
-                 num_samples: int = 2, iwae_samples: int | None = None,
+                 num_samples: int | None = None, iwae_samples: int | None = None,
                  eval_images: int | None = -1, eval_train: int | None = None,
                  grad_batch: int | None = None, grad_replicates: int | None = None,
                  max_overrun: float | None = None, seeds: tuple[int, ...] = (0, 1, 2),
@@ -199,7 +202,8 @@ class _MNISTVAE(TrainingTask):
         self.lr = check_number(owner, "lr", lr)
         batch = PROTOCOLS[protocol]["batch_size"] if batch_size is None else batch_size
         vars(self).update(check_ints(owner, dict(
-            **sizes, batch_size=batch, num_samples=num_samples),
+            **sizes, batch_size=batch,
+            num_samples=self.num_samples_default if num_samples is None else num_samples),
             minimum={"num_checkpoints": 2, "grad_replicates": 2}))
         if self.eval_images is not None:
             self.eval_images = check_ints(owner, {"eval_images": self.eval_images})["eval_images"]
@@ -414,6 +418,31 @@ class BinaryVAEMNISTNonlinear(BinaryVAEMNISTLinear):
                    "layers of 200 (LeakyReLU 0.3) each side: every Bernoulli estimator at equal f "
                    "evaluations; held-out IWAE log p(x)")
     architecture = "nonlinear"
+
+
+@_register
+class BinaryVAEMNISTLinearK4(BinaryVAEMNISTLinear):
+    """The linear model at K = 4 f evaluations per image and step (the papers' second budget)."""
+
+    name = "binary_vae_mnist_linear_k4"
+    display_name = "binary VAE, MNIST, linear (200 latents, K = 4)"
+    description = BinaryVAEMNISTLinear.description.replace("equal f evaluations",
+                                                           "equal f evaluations (K = 4)")
+    num_samples_default = 4
+    #: the full grid's (or a named narrowing's): the default run's budget holds K = 2 only
+    in_default_grid = False
+
+
+@_register
+class BinaryVAEMNISTNonlinearK4(BinaryVAEMNISTNonlinear):
+    """The nonlinear model at K = 4 f evaluations per image and step."""
+
+    name = "binary_vae_mnist_nonlinear_k4"
+    display_name = "binary VAE, MNIST, nonlinear (200 latents, K = 4)"
+    description = BinaryVAEMNISTNonlinear.description.replace("equal f evaluations",
+                                                              "equal f evaluations (K = 4)")
+    num_samples_default = 4
+    in_default_grid = False
 
 
 @_register

@@ -13,11 +13,14 @@ import torch
 import estimators
 from estimators.score_function import ScoreFunction
 from suite import data_mnist
+from suite.methods import example_distribution
 from suite.mnist_models import Model, iwae_terms, samples_for_budget
 from suite.registries import TRAINING_TASKS
 from suite.train_mnist_vae import (
     BinaryVAEMNISTLinear,
+    BinaryVAEMNISTLinearK4,
     BinaryVAEMNISTNonlinear,
+    BinaryVAEMNISTNonlinearK4,
     CategoricalVAEMNIST,
     floor_step_ratio,
 )
@@ -25,6 +28,8 @@ from suite.training import check_run
 
 NAMES = {"binary_vae_mnist_linear": BinaryVAEMNISTLinear,
          "binary_vae_mnist_nonlinear": BinaryVAEMNISTNonlinear,
+         "binary_vae_mnist_linear_k4": BinaryVAEMNISTLinearK4,
+         "binary_vae_mnist_nonlinear_k4": BinaryVAEMNISTNonlinearK4,
          "categorical_vae_mnist": CategoricalVAEMNIST}
 
 
@@ -281,12 +286,24 @@ def test_the_binary_literature_tasks_are_in_the_default_grid_the_categorical_in_
     from estibench.settings import Settings
     from suite import grid
 
-    mnist = {"binary_vae_mnist_linear", "binary_vae_mnist_nonlinear", "categorical_vae_mnist"}
     default = set(grid.training_task_names(Settings()))
-    assert mnist & default == {"binary_vae_mnist_linear", "binary_vae_mnist_nonlinear"}
-    assert mnist <= set(grid.training_task_names(Settings(grid="full")))
+    assert set(NAMES) & default == {"binary_vae_mnist_linear", "binary_vae_mnist_nonlinear"}
+    assert set(NAMES) <= set(grid.training_task_names(Settings(grid="full")))
     assert grid.training_task_names(Settings(training_tasks=("binary_vae_mnist_linear",))) \
         == ["binary_vae_mnist_linear"]
+
+
+def test_the_k4_tasks_double_the_budget_of_f_evaluations():
+    """K = 4: every method gets the most samples whose evaluations fit 4 (DisARM 2 pairs, LOO 4,
+    RELAX 1 at 3 evaluations), from the class (the grid's listing) and from an instance alike."""
+    for k2, k4 in ((BinaryVAEMNISTLinear, BinaryVAEMNISTLinearK4),
+                   (BinaryVAEMNISTNonlinear, BinaryVAEMNISTNonlinearK4)):
+        assert (k2().num_samples, k4().num_samples, k4(num_samples=2).num_samples) == (2, 4, 2)
+        assert k4.architecture == k2.architecture and k4.methods == k4().methods
+        dist = example_distribution("Bernoulli", (50,), (200,))
+        samples = {m: samples_for_budget(estimators.get(m), dist, 4)
+                   for m in ("disarm", "score_function:baseline=loo", "relax")}
+        assert samples == {"disarm": 4, "score_function:baseline=loo": 4, "relax": 1}
 
 
 def test_the_tier_setting_sizes_the_tasks(monkeypatch):
