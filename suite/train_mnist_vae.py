@@ -1,6 +1,7 @@
 """Training tasks ``binary_vae_mnist_linear``, ``binary_vae_mnist_nonlinear`` (K = 2; their
-``_k4`` forms at K = 4, in the full grid) and ``categorical_vae_mnist``: the field's discrete-VAE protocol (issue 23), trained with every
-registered gradient estimator that supports the latent family (plugins included, through
+``_k4`` forms at K = 4, in the full grid) and ``categorical_vae_mnist``: the field's
+discrete-VAE protocol (issue 23), trained with every registered gradient estimator that supports
+the latent family (plugins included, through
 :class:`suite.methods.RegistryMethods`). The latent space (2^200 or 10^20 configurations) is far
 beyond enumeration: no exact gradient or log-likelihood is computed, and ``exact`` is not a
 method (its ``supports()`` refuses a support this large, so the registry selection leaves it out).
