@@ -28,7 +28,7 @@ from .select import NoData
 from .style import COLUMN_WIDTH, TEXT_WIDTH, Styles, legend_columns, style
 
 __all__ = ["Figure", "Skip", "encode", "save", "attempt", "axis_label", "ci_words", "PANEL_HEIGHT", "draw", "facets",
-           "handles", "fit", "LogTicks", "log_ticks", "wrap", "bars", "mark_edge", "EDGE_WORDS"]
+           "fit", "LogTicks", "log_ticks", "wrap", "bars", "mark_edge", "EDGE_WORDS"]
 
 PANEL_HEIGHT = 1.45  # inches per row of panels
 Skip = NoData  # a figure whose data are absent; the message says which
@@ -112,11 +112,6 @@ def facets(n: int, labels: Sequence[str] = (), height: float = PANEL_HEIGHT, nco
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, list(axes.flat[:n]), width, ncols
-
-
-def handles(styles: Styles, names: Sequence[str], lines: bool = True) -> list[Line2D]:
-    return [Line2D([], [], color=styles.colour(n), marker=styles.marker(n), lw=1.1, ms=3.5,
-                   ls=styles.dashes(n) if lines else "none") for n in names]
 
 
 def fit(fig, ncols: int, pad: float = 0.04) -> None:
@@ -276,7 +271,8 @@ def draw(data: pd.DataFrame, styles: Styles, *, x: str, panel: str = "task", ser
                       if not isinstance(ylabel, str) or i % ncols == 0 else "")
         if each is not None:
             each(ax, key, part)
-    fig.legend(handles(styles, names, lines) + [h for h, _ in extra], labels, title=legend, loc="lower center",
-               ncol=legend_columns(labels, width), columnspacing=1.2)  # one legend, below the panels
+    fig.legend([Line2D([], [], color=styles.colour(n), marker=styles.marker(n), lw=1.1, ms=3.5, ls=styles.dashes(n)
+                       if lines else "none") for n in names] + [h for h, _ in extra], labels, title=legend,
+               loc="lower center", ncol=legend_columns(labels, width), columnspacing=1.2)  # one legend, below
     fit(fig, ncols)
     return fig, names
