@@ -39,9 +39,9 @@ def _check_names(frame, history: str, tasks: Sequence[str], estimators: Sequence
 def __getattr__(name: str):
     # Lazy: importing the package costs nothing until a reader or writer is used.
     if name in ("Loaded", "NoResultsError", "read_tidy", "write_tidy", "OutputError", "load_results"):
-        from . import load, outdir
+        from . import load, write
 
-        return getattr(outdir if name == "OutputError" else load, name)
+        return getattr(write if name == "OutputError" else load, name)
     raise AttributeError(f"module 'reports' has no attribute {name!r}")
 
 

@@ -8,7 +8,6 @@ import math
 import re
 from collections.abc import Callable, Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
@@ -22,7 +21,7 @@ from .layout import Figure, Skip, axis_label, ci_words
 from .load import CI_LEVEL, CI_Z
 from .safe import plain, slug
 from .select import gradient_cells, latest_commit, training_curves
-from .style import Styles, legend_columns, style
+from .style import Styles
 
 __all__ = ["Figure", "Skip", "build_figures", "HISTORY_MEASURE", "NEEDS", "cost_points", "fig_cost", "figure_note",
            "metric_label"]
@@ -90,43 +89,28 @@ def fig_vs_samples(cells, styles: Styles, measure: str, device: str | None = Non
 
 def fig_bias_variance(cells, styles):
     panels = S.bias_variance_points(cells)
-    data, tasks, names = panels.data, sorted(panels.data["task"].unique()), sorted(panels.data["estimator"].unique())
-    ks = sorted(data["num_samples"].unique())
+    data, ks = panels.data, sorted(panels.data["num_samples"].unique())
     sizes = {k: 2.0 + 4.0 * i / max(1, len(ks) - 1) for i, k in enumerate(ks)}
-    labels = [styles.name(n) for n in names]
-    fig, axes, width, ncols = L.facets(len(tasks), labels + ["K"])
+    err = CI_Z * data["se_bias"]
+
     # relative bias is ≥ 0 and often exactly 0 (debiased, clipped): symlog keeps 0 on the axis
     # and gives large, noisy biases (error bars of hundreds) decades instead of a flat panel
-    for i, (ax, task) in enumerate(zip(axes, tasks)):
-        part = data[data["task"] == task].sort_values("num_samples")
-        shown = part[~part["edge"]]
-        for est, line in shown.groupby("estimator"):
-            ax.plot(line["value_var"], line["value_bias"], color=styles.colour(est), lw=0.8, alpha=0.8,
-                    ls=styles.dashes(est))
-            ax.scatter(line["value_var"], line["value_bias"], s=[sizes[k] ** 2 for k in line["num_samples"]],
-                       marker=styles.marker(est), color=styles.colour(est), linewidths=0)
-        err = CI_Z * shown["se_bias"]
-        L.bars(ax, shown["value_var"], shown["value_bias"] - err, shown["value_bias"] + err,
-               [styles.colour(e) for e in shown["estimator"]])
-        for est, zero in part[part["edge"]].groupby("estimator"):
-            L.mark_edge(ax, zero["value_bias"].to_numpy(float), styles.colour(est), styles.marker(est), "x", est)
-        ax.set_xscale("log")
-        L.log_ticks(ax, "x")
+    def symlog(ax, task, part):
         ax.set_yscale("symlog", linthresh=0.01, linscale=0.5)
-        top = (part["value_bias"] + CI_Z * part["se_bias"].fillna(0)).max()
+        top = (part["value"] + CI_Z * part["se_bias"].fillna(0)).max()
         ax.set_ylim(bottom=0, top=max(0.02, 2.0 * top) if np.isfinite(top) else None)
-        ax.set(title=styles.task(task), xlabel=axis_label("variance", short=True),
-               ylabel=axis_label("bias", short=True) if i % ncols == 0 else "")
-    size_handles = [Line2D([], [], ls="none", marker="o", color="0.45", ms=sizes[k], markeredgewidth=0) for k in ks]
-    fig.legend(L.handles(styles, names) + size_handles, labels + [f"K={k}" for k in ks],
-               title="estimator; marker size: samples K", loc="lower center",
-               ncol=legend_columns(labels, width), columnspacing=1.2)
-    L.fit(fig, ncols)
+
+    fig, _ = L.draw(data.assign(value=data["value_bias"], ci_low=data["value_bias"] - err, size=data[
+        "num_samples"].map(sizes), ci_high=data["value_bias"] + err), styles, x="value_var", order="num_samples",
+        intervals="bars", sizes="size", edge="x", xscale="log", yscale="linear", xlabel=axis_label("variance", True),
+        ylabel=axis_label("bias", short=True), legend="estimator; marker size: samples K", each=symlog,
+        extra=[(Line2D([], [], ls="none", marker="o", color="0.45", ms=sizes[k], markeredgewidth=0), f"K={k}")
+               for k in ks])
     note = edge_note(data, styles).replace("Hollow markers at the edge", "Hollow markers at the left edge")
     caption = (f"Relative bias ‖E ĝ − g‖/‖g‖ against variance, one point per K (larger marker: "
                f"more samples); bias axis linear below 0.01, logarithmic above. Error bars: "
                f"±{CI_Z:.2f} × the bias resolution √(tr Cov/R)/‖g‖ ({round(100 * CI_LEVEL)} %): "
-               f"a bias within them cannot be told from 0 with these R replicates. Device: " f"{panels.device}.{note}")
+               f"a bias within them cannot be told from 0 with these R replicates. Device: {panels.device}.{note}")
     return Figure("bias_vs_variance", "Bias vs variance", caption, fig)
 
 
@@ -315,20 +299,10 @@ def build_figures(frame_machine: pd.DataFrame, styles: Styles, tasks: dict[str, 
         (f"history of {history_measure}", lambda: fig_history(frame_machine, styles, history_measure))]]
     figures, skipped = [], []
     for label, build, tail, gradient in builders:
-        with style():
-            try:
-                if cells.empty and gradient:
-                    raise Skip("no gradient benchmark results (task, estimator, num_samples)")
-                figure = build()
-            except Skip as why:
-                skipped.append((label, str(why)))
-                continue
-            except Exception as exc:  # noqa: BLE001 - shown in the report as not drawn, with why
-                plt.close("all")
-                skipped.append((label, f"could not be drawn ({type(exc).__name__}: {exc})"))
-                continue
-        figure.name = slug(figure.name + tail + suffix)
-        progress(f"figure {figure.name}")
-        figures.append(figure)
+        if cells.empty and gradient:
+            skipped.append((label, "no gradient benchmark results (task, estimator, num_samples)"))
+        elif (figure := L.attempt(build, label, skipped)) is not None:
+            figure.name = slug(figure.name + tail + suffix)
+            progress(f"figure {figure.name}")
+            figures.append(figure)
     return figures, skipped
-

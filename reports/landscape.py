@@ -5,8 +5,8 @@ data are absent is left out (nothing raises for results without landscape rows).
 from __future__ import annotations
 
 import math
+from functools import partial
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -14,7 +14,7 @@ from . import layout as Lay
 from .blocks import FigureBlock, Heading, Para, Table
 from .layout import Figure, axis_label
 from .select import latest_commit
-from .style import Styles, style
+from .style import Styles
 
 __all__ = ["landscape_frame", "landscape_figures", "landscape_tables", "landscape_section"]
 
@@ -146,21 +146,11 @@ def landscape_figures(frame: pd.DataFrame, skipped: list[str] | None = None) -> 
     bn = _part(rows, "LandscapeBatchNorm")
     nets = [f"{n}, lr={lr:g}" for n, lr in bn[["net", "lr"]].drop_duplicates().itertuples(index=False)] \
         if {"net", "lr"} <= set(bn.columns) else []
-    styles = Styles([names, nets])
-    figures = []
-    for build in (_fig_smoothness, _fig_clipping, _fig_batchnorm, _fig_init):
-        try:
-            with style():
-                figure = build(rows, styles)
-        except Exception as exc:  # noqa: BLE001 - malformed data: this figure only, named
-            plt.close("all")
-            figure = None
-            (skipped if skipped is not None else []).append(
-                f"figure {build.__name__.removeprefix('_fig_')} (landscape) not drawn: "
-                f"{type(exc).__name__}: {str(exc)[:200]}")
-        if figure is not None:
-            figures.append(figure)
-    return figures
+    styles, failed = Styles([names, nets]), []
+    figures = [Lay.attempt(partial(build, rows, styles), f"landscape {build.__name__.removeprefix('_fig_')}", failed)
+               for build in (_fig_smoothness, _fig_clipping, _fig_batchnorm, _fig_init)]
+    (skipped if skipped is not None else []).extend(f"figure {label} not drawn: {why}" for label, why in failed)
+    return [f for f in figures if f is not None]
 
 
 def _mean_pm(part: pd.DataFrame, index: list[str]) -> pd.DataFrame:

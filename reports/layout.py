@@ -27,7 +27,7 @@ from .safe import axis_unit, slug
 from .select import NoData
 from .style import COLUMN_WIDTH, TEXT_WIDTH, Styles, legend_columns, style
 
-__all__ = ["Figure", "Skip", "encode", "save", "axis_label", "ci_words", "PANEL_HEIGHT", "draw", "facets", "handles",
+__all__ = ["Figure", "Skip", "encode", "save", "attempt", "axis_label", "ci_words", "PANEL_HEIGHT", "draw", "facets",
            "fit", "LogTicks", "log_ticks", "wrap", "bars", "mark_edge", "EDGE_WORDS"]
 
 PANEL_HEIGHT = 1.45  # inches per row of panels
@@ -69,6 +69,20 @@ def save(figure: Figure, folder: Path, formats: Sequence[str]) -> dict[str, Path
     return figure.files
 
 
+def attempt(build: Callable[[], Figure | None], label: str, skipped: list) -> Figure | None:
+    """``build()`` in the report's style, or None with ``(label, why)`` in ``skipped``: its :class:`Skip`
+    message, or the error that stopped the drawing."""
+    with style():
+        try:
+            return build()
+        except Skip as why:
+            skipped.append((label, str(why)))
+        except Exception as exc:  # noqa: BLE001 - shown in the report as not drawn, with why
+            plt.close("all")
+            skipped.append((label, f"could not be drawn ({type(exc).__name__}: {str(exc)[:200]})"))
+    return None
+
+
 def axis_label(measure: str, short: bool = False) -> str:
     """``label [unit]`` with the unit as an axis writes it (``grad²``, ``s``); ``short``: the name without
     its formula (``variance [grad²]``, for a narrow panel)."""
@@ -98,11 +112,6 @@ def facets(n: int, labels: Sequence[str] = (), height: float = PANEL_HEIGHT, nco
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, list(axes.flat[:n]), width, ncols
-
-
-def handles(styles: Styles, names: Sequence[str], lines: bool = True) -> list[Line2D]:
-    return [Line2D([], [], color=styles.colour(n), marker=styles.marker(n), lw=1.1, ms=3.5,
-                   ls=styles.dashes(n) if lines else "none") for n in names]
 
 
 def fit(fig, ncols: int, pad: float = 0.04) -> None:
@@ -216,13 +225,14 @@ def _scale(ax, axis: str, scale: str, values: pd.Series) -> None:
 def draw(data: pd.DataFrame, styles: Styles, *, x: str, panel: str = "task", series: str = "estimator",
          legend: str = "estimator", xscale: Any = "linear", yscale: Any = "log", xlabel: Any = "",
          ylabel: Any = "", titles: Any = None, intervals: str = "band", order: str | None = None,
-         ncols: int | None = None, lines: bool = True, height: float = PANEL_HEIGHT,
-         each: Callable[[Any, Any, pd.DataFrame], None] | None = None, extra: Sequence = ()):
+         ncols: int | None = None, lines: bool = True, height: float = PANEL_HEIGHT, sizes: str | None = None,
+         edge: str = "y", each: Callable[[Any, Any, pd.DataFrame], None] | None = None, extra: Sequence = ()):
     """One panel per ``panel`` value (in order), one line per ``series`` against ``x`` (in ``order``), ``value``
     with its interval (``ci_low``/``ci_high``: ``band``, ``bars`` or ``none``); rows with ``edge`` (or ≤ 0 on a log
-    axis) as hollow markers at the edge. Scales (``linear``, ``log``, ``log2``, ``K``), labels and titles: one
-    value (a y label: first column only), or a dict or function of the panel. ``each(ax, key, part)``: a
-    panel's extras; ``extra``: (handle, label) pairs for the legend. Returns (figure, names drawn)."""
+    axis) as hollow markers at the ``edge`` axis's low edge. Scales (``linear``, ``log``, ``log2``, ``K``), labels
+    and titles: one value (a y label: first column only), or a dict or function of the panel. ``sizes``: the
+    column of each point's marker size (points drawn apart from their line). ``each(ax, key, part)``: a panel's
+    extras; ``extra``: (handle, label) pairs for the legend. Returns (figure, names drawn)."""
     keys, names = list(dict.fromkeys(data[panel])), sorted(data[series].astype(str).unique())
     labels = [styles.name(n) for n in names] + [label for _, label in extra]
     fig, axes, width, ncols = facets(len(keys), labels, height, ncols)
@@ -233,8 +243,12 @@ def draw(data: pd.DataFrame, styles: Styles, *, x: str, panel: str = "task", ser
                               | ((part["value"] <= 0).to_numpy() if log_y else False), len(part))
         shown, bands = part[~low].sort_values([series, order or x]), []
         for name, line in shown.groupby(series, sort=False):
-            ax.plot(line[x], line["value"], color=styles.colour(name), marker=styles.marker(name), markeredgewidth=0,
-                    ls=styles.dashes(name) if lines else "none", ms=3.5 if lines else 3, label=str(name))
+            ax.plot(line[x], line["value"], color=styles.colour(name), marker=None if sizes else styles.marker(name),
+                    markeredgewidth=0, ls=styles.dashes(name) if lines else "none", ms=3.5 if lines else 3,
+                    label=str(name))
+            if sizes:
+                ax.scatter(line[x], line["value"], s=line[sizes] ** 2, marker=styles.marker(name),
+                           color=styles.colour(name), linewidths=0)
             if intervals == "band" and "ci_low" in line:
                 new = _band(line[x].to_numpy(float), line["ci_low"].to_numpy(float), line["ci_high"].to_numpy(float),
                             log_y)
@@ -245,7 +259,8 @@ def draw(data: pd.DataFrame, styles: Styles, *, x: str, panel: str = "task", ser
             lo = shown["ci_low"].where(shown["ci_low"] > 0) if log_y else shown["ci_low"]
             bars(ax, shown[x], lo, shown["ci_high"], [styles.colour(n) for n in shown[series]])
         for name, zero in part[low].groupby(series):
-            mark_edge(ax, zero[x].to_numpy(float), styles.colour(name), styles.marker(name), label=str(name))
+            mark_edge(ax, zero[x if edge == "y" else "value"].to_numpy(float), styles.colour(name), styles.marker(name),
+                      edge, str(name))
         _scale(ax, "x", _pick(xscale, key), part[x])
         _scale(ax, "y", _pick(yscale, key), part["value"])
         ax.set_title(_pick(titles, key) if titles is not None else styles.task(key))
@@ -256,7 +271,8 @@ def draw(data: pd.DataFrame, styles: Styles, *, x: str, panel: str = "task", ser
                       if not isinstance(ylabel, str) or i % ncols == 0 else "")
         if each is not None:
             each(ax, key, part)
-    fig.legend(handles(styles, names, lines) + [h for h, _ in extra], labels, title=legend, loc="lower center",
-               ncol=legend_columns(labels, width), columnspacing=1.2)  # one legend, below the panels
+    fig.legend([Line2D([], [], color=styles.colour(n), marker=styles.marker(n), lw=1.1, ms=3.5, ls=styles.dashes(n)
+                       if lines else "none") for n in names] + [h for h, _ in extra], labels, title=legend,
+               loc="lower center", ncol=legend_columns(labels, width), columnspacing=1.2)  # one legend, below
     fit(fig, ncols)
     return fig, names

@@ -1,16 +1,27 @@
-"""The one reader: asv's result files (:mod:`reports.asv`: what asv itself measures, with its 99 % intervals)
-and the run files (``<results>/runs/*.parquet``: every other row, with its standard error, interval ``value ±
-z·se`` at :data:`CI_LEVEL`) -> one tidy DataFrame. Of the rows of one identity (machine, commit, group,
-experiment, parameters, measure) the latest ``run_started`` wins (narrowed runs accumulate). Each file is read
-once per process while unchanged (cached by path, modification time and size).
+"""The one reader: asv's result files (what asv itself measures: ``time_*``, ``peakmem_*`` and the measures of
+:data:`estibench.schema.ASV_MEASURED`, with its 99 % intervals) and the run files (``<results>/runs/*.parquet``:
+every other row, with its standard error, interval ``value ± z·se`` at :data:`CI_LEVEL`) -> one tidy DataFrame. Of
+the rows of one identity (machine, commit, group, experiment, parameters, measure) the latest ``run_started`` wins
+(narrowed runs accumulate). Each file is read once per process while unchanged (cached by path, modification time
+and size).
+
+asv (0.6, results api_version 2) writes ``<results>/<machine>/<commit8>-<env>.json``: each ``results[name]``
+is a list aligned with ``result_columns`` (``result, params, version, started_at, duration, stats_ci_99_a,
+stats_ci_99_b, ...``); ``result`` is flat in ``itertools.product(*params)`` order, parameter values are
+``repr()`` texts, a failed cell is ``null``, a skipped one ``NaN``; ``benchmarks.json`` holds ``param_names``
+and ``unit``.
 
 >>> load_results(".asv/results").frame.query("measure == 'variance'")    # doctest: +SKIP"""
 from __future__ import annotations
 
+import ast
+import itertools
+import json
 import math
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from statistics import NormalDist
 from typing import Any
@@ -20,11 +31,10 @@ import pandas as pd
 
 from estibench import schema
 
-from . import asv
 from .safe import csv_cell
 
 __all__ = ["NoResultsError", "Loaded", "load_results", "CI_LEVEL", "CI_Z", "IDENTITY", "BASE_COLUMNS",
-           "write_tidy", "read_tidy", "csv_safe"]
+           "write_tidy", "read_tidy", "csv_safe", "parse_param", "ASV_CI_LEVEL"]
 
 #: level of the intervals built from standard errors: value ± z·se
 CI_LEVEL = 0.95
@@ -41,6 +51,124 @@ _FLOATS = ("value", "se", "ci_low", "ci_high", "ci_level", "claims_unbiased", "r
 _HARDWARE = ("cpu", "num_cpu", "ram")
 _MAX_FLAGGED = 20
 _CACHE: dict[tuple, Any] = {}
+ASV_CI_LEVEL = 0.99  # asv's stats_ci_99_a/b
+_MAX_CELLS = 1_000_000  # parameter combinations of one benchmark: more is not an asv file
+
+
+def parse_param(text: Any) -> Any:
+    """A ``repr()`` parameter value from asv: ``"'cpu'"`` -> ``'cpu'``, ``'16'`` -> ``16``; anything that is
+    not a literal (``<function f>``) stays the string it was."""
+    if not isinstance(text, str):
+        return text if isinstance(text, (int, float, bool)) or text is None else repr(text)
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
+    return value if isinstance(value, (str, int, float, bool)) or value is None else text
+
+
+def read_json(path: Path) -> Any:
+    # Python's json accepts the bare NaN/Infinity tokens asv writes for skipped cells
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def _finite(x: Any) -> float:
+    ok = isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    return float(x) if ok else math.nan
+
+
+def machine_info(folder: Path, warnings: list[str]) -> dict[str, Any]:
+    """``machine.json`` of a machine's folder (without its version); {} when absent or bad."""
+    path = folder / "machine.json"
+    if not path.is_file():
+        return {}
+    try:
+        info = read_json(path)
+        return {str(k): v for k, v in info.items() if k != "version"} if isinstance(info, dict) else {}
+    except Exception as exc:  # noqa: BLE001 - any malformed machine.json: a warning naming it
+        warnings.append(f"could not read {path} ({type(exc).__name__}): machine details left out")
+        return {}
+
+
+def checked(path: Path, info: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """One result file's contents and machine name; raises on anything not an asv file."""
+    data = read_json(path)
+    if not isinstance(data, dict) or "results" not in data:
+        raise ValueError("not an asv result file (no 'results')")
+    if data.get("version") != 2:
+        raise ValueError(f"results format version {data.get('version')!r}, expected 2 (asv >= 0.6)")
+    if not isinstance(data["results"], dict) or not isinstance(data.get("result_columns"), list):
+        raise ValueError("'results' is not a mapping or 'result_columns' not a list")
+    params = data.get("params")
+    if params is not None and not isinstance(params, dict):
+        raise ValueError(f"'params' is a {type(params).__name__}, not a mapping")
+    machine = (params or {}).get("machine")
+    machine = info.get("machine") or path.parent.name if machine is None else machine
+    if not isinstance(machine, str) or not machine.strip():
+        raise ValueError(f"params.machine is {type(machine).__name__} {machine!r:.60}, not a machine name")
+    if data.get("date") is not None and (isinstance(data["date"], bool) or not isinstance(data["date"], (int, float))):
+        raise ValueError(f"'date' is {type(data['date']).__name__}, not milliseconds")
+    commit = data.get("commit_hash")
+    if commit is not None and (not isinstance(commit, (str, int, float)) or isinstance(commit, bool)):
+        raise ValueError(f"expected text, got {type(commit).__name__}")
+    return data, machine
+
+
+def _layout(name: str, cols: dict[str, Any], meta: dict[str, Any]) -> tuple[list, list, int]:
+    params = cols.get("params")
+    params = meta.get("params") or [] if params is None else params
+    if not isinstance(params, list) or not all(isinstance(p, list) for p in params):
+        raise ValueError(f"benchmark {name}: 'params' is not a list of lists")
+    n = math.prod(len(p) for p in params)
+    if n > _MAX_CELLS:
+        raise ValueError(f"benchmark {name}: {n} parameter combinations (more than {_MAX_CELLS})")
+    names = meta.get("param_names")
+    if not isinstance(names, list) or len(names) != len(params) or not all(isinstance(p, str) for p in names):
+        names = [f"param{i + 1}" for i in range(len(params))]  # benchmarks.json missing
+    # a parameter called like a fixed column ("value", "machine") must not overwrite it
+    return params, [f"param_{p}" if p in _NOT_PARAMS else p for p in names], n
+
+
+def rows_of_file(data: dict[str, Any], machine: str, benchmarks: dict[str, Any], problems: list[str]) -> list[dict]:
+    """The rows of asv's own measurements in one result file (see the module's notes)."""
+    rows, commit = [], str(data.get("commit_hash") or "")
+    for name, row in data["results"].items():
+        meta, method = benchmarks.get(name, {}), name.rsplit(".", 1)[-1]
+        measure = method.removeprefix("track_")
+        if not (measure in schema.ASV_MEASURED or method.startswith(("time_", "timeraw_", "peakmem_", "mem_"))
+                or meta.get("type") in ("time", "peakmemory", "memory")):
+            continue  # not asv's own measurement: the run files hold it
+        cols = dict(zip(data["result_columns"], row if isinstance(row, list) else []))
+        params, names, n = _layout(name, cols, meta)
+        results = cols.get("result") if isinstance(cols.get("result"), list) else [None] * n
+        if len(results) != n:
+            raise ValueError(f"benchmark {name}: {len(results)} results for {n} parameter combinations")
+        ci_a, ci_b = (cols.get(c) if isinstance(cols.get(c), list) and len(cols[c]) == n else [None] * n
+                      for c in ("stats_ci_99_a", "stats_ci_99_b"))
+        gradient = {"task", "estimator", "num_samples"} <= set(names)
+        unit = meta.get("unit") if isinstance(meta.get("unit"), str) else ""
+        invalid = 0
+        for i, combo in enumerate(itertools.product(*[[parse_param(v) for v in p] for p in params])):
+            value = results[i]
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            invalid += value is not None and not number
+            status = "skipped" if number and math.isnan(value) else "ok" if number else "failed"
+            rec = dict(zip(names, combo))
+            lo, hi = _finite(ci_a[i]), _finite(ci_b[i])
+            ci = status == "ok" and not (math.isnan(lo) or math.isnan(hi))
+            rec.update(group="gradient" if gradient else "other", measure=measure, se=math.nan, status=status,
+                       experiment="" if gradient else (name.split(".")[-2] if "." in name else ""),
+                       value=float(value) if status == "ok" else math.nan,  # inf: flagged by the reader
+                       ci_low=lo if ci else math.nan, ci_high=hi if ci else math.nan,
+                       ci_level=ASV_CI_LEVEL if ci else math.nan, unit=unit, machine=machine, commit=commit,
+                       error="asv stored null: the benchmark raised" if status == "failed" else "",
+                       date=data.get("date"), run_started=_finite(cols.get("started_at")) / 1e3,
+                       run=f"asv:{machine}:{commit[:8]}")
+            rows.append(rec)
+        if invalid:
+            problems.append(f"{name}: {invalid} cell(s) hold something other than a number (counted as failed)")
+    return rows
 
 
 class NoResultsError(Exception):
@@ -78,35 +206,44 @@ def _benchmarks(root: Path, warnings: list[str]) -> dict[str, Any]:
     why = f"no benchmarks.json next to {root}"
     if path is not None:
         try:
-            return {k: v for k, v in asv.read_json(path).items() if isinstance(v, dict)}
+            return {k: v for k, v in read_json(path).items() if isinstance(v, dict)}
         except Exception as exc:  # noqa: BLE001 - any malformed file: a warning naming it
             why = f"could not read {path} ({_short(exc)})"
     warnings.append(f"{why}: parameter names are param1, param2, ... and units are unknown")
     return {}
 
 
+def _each(paths: Iterable[Path], what: str, read: Callable[[Path], Any], loaded: Loaded):
+    """(path, what ``read`` makes of it) of each file, cached; one that cannot be read (RecursionError included)
+    is skipped with a warning naming it: the good files still make a report."""
+    for path in paths:
+        try:
+            result = _cached(path, what, partial(read, path))
+        except Exception as exc:  # noqa: BLE001 - any malformed file
+            loaded.warnings.append(f"skipped {path}: {_short(exc)}")
+            continue
+        loaded.files.append(str(path))
+        yield path, result
+
+
+def _asv_file(path: Path, info: dict[str, Any], benchmarks: dict[str, Any]) -> tuple:
+    data, machine = checked(path, info)
+    problems: list[str] = []
+    rows = pd.DataFrame(rows_of_file(data, machine, benchmarks, problems))
+    return machine, str(data.get("commit_hash") or ""), data.get("date"), rows, problems
+
+
 def _asv_part(root: Path, loaded: Loaded) -> tuple[list[pd.DataFrame], dict]:
-    """asv's rows per file, and each (machine, commit)'s date (ms) from asv's files. A file that is not a
-    readable asv result (RecursionError included) is skipped with a warning naming it."""
+    """asv's rows per file, and each (machine, commit)'s date (ms) from asv's files."""
     files = sorted(p for p in root.rglob("*.json") if p.name not in ("machine.json", "benchmarks.json")
                    and p.is_file() and schema.RUNS_FOLDER not in p.relative_to(root).parts[:1])
     benchmarks = _benchmarks(root, loaded.warnings) if files else {}
+    infos = {p.parent: machine_info(p.parent, loaded.warnings) for p in files}
     parts, dates, hardware = [], {}, {}
-    for path in files:
-        info = asv.machine_info(path.parent, loaded.warnings)
-
-        def read(path=path, info=info):
-            data, machine = asv.checked(path, info)
-            problems: list[str] = []
-            rows = asv.rows_of_file(data, machine, benchmarks, problems)
-            return machine, str(data.get("commit_hash") or ""), data.get("date"), pd.DataFrame(rows), problems
-        try:
-            name, commit, date, frame, problems = _cached(path, "asv", read)
-        except Exception as exc:  # noqa: BLE001 - the good files still make a report
-            loaded.warnings.append(f"skipped {path}: {_short(exc)}")
-            continue
+    for path, (name, commit, date, frame, problems) in _each(
+            files, "asv", lambda p: _asv_file(p, infos[p.parent], benchmarks), loaded):
         loaded.warnings.extend(f"{path}: {p}" for p in problems)
-        loaded.files.append(str(path))
+        info = infos[path.parent]
         machine = _identity(hardware, name, tuple(str(info.get(k)) for k in _HARDWARE), path.parent, loaded.warnings)
         if machine != name and len(frame):
             frame = frame.assign(machine=machine, run=f"asv:{machine}:{commit[:8]}")
@@ -134,19 +271,11 @@ def _run_part(root: Path, columns: tuple[str, ...] | None, loaded: Loaded) -> li
     """The rows of every run file; ``columns``: the core columns to read (free parameters always)."""
     import pyarrow.parquet as pq
 
-    parts = []
-    for path in schema.run_files(root):
-        def read(path=path):
-            return schema.read_run(path, None if columns is None else [
-                c for c in pq.read_schema(path).names if c not in schema.COLUMNS or c in columns])
-        try:
-            frame = _cached(path, f"run:{columns}", read)
-        except Exception as exc:  # noqa: BLE001 - a bad run file: a warning naming it
-            loaded.warnings.append(f"skipped {path}: {_short(exc)}")
-            continue
-        loaded.files.append(str(path))
-        parts.append(frame[~frame["measure"].isin(schema.ASV_MEASURED)])
-    return parts
+    def read(path):
+        return schema.read_run(path, None if columns is None else [
+            c for c in pq.read_schema(path).names if c not in schema.COLUMNS or c in columns])
+    return [frame[~frame["measure"].isin(schema.ASV_MEASURED)]
+            for _, frame in _each(schema.run_files(root), f"run:{columns}", read, loaded)]
 
 
 def _nothing(root: Path, loaded: Loaded) -> None:
@@ -272,8 +401,7 @@ def _flag_impossible(frame: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
     at = frame.index[idx]
     frame.loc[at, "error"] = [f"impossible value {v[i]:.4g}: outside the domain of {frame['measure'].iat[i]}"
                               for i in idx]
-    frame.loc[at, "status"] = "failed"
-    frame.loc[at, ["ci_low", "ci_high"]] = math.nan
+    frame.loc[at, ["status", "ci_low", "ci_high"]] = ["failed", math.nan, math.nan]
     return frame
 
 
@@ -303,8 +431,8 @@ def write_tidy(frame: pd.DataFrame, path: os.PathLike | str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".csv":
         csv_safe(frame).to_csv(path, index=False)
-        return path
-    frame.to_parquet(path, index=False)  # pyarrow: a dependency, the reader's too
+    else:
+        frame.to_parquet(path, index=False)  # pyarrow: a dependency, the reader's too
     return path
 
 

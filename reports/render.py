@@ -1,6 +1,4 @@
-"""Loaded results -> a :class:`Report`: its blocks (heading, paragraph, list, table, figure), raw tables and
-figures, which :mod:`reports.write` writes as Markdown linking the figure files and as one self-contained HTML
-file (figures embedded)."""
+"""Loaded results -> a :class:`Report` (its blocks, raw tables and figures), which :mod:`reports.write` writes."""
 from __future__ import annotations
 
 import math

@@ -33,9 +33,9 @@ from estibench import (
 from estibench import schema as measures  # noqa: E402
 from reports import figures, render, select, tables, write  # noqa: E402
 from reports import safe as units  # noqa: E402
-from reports.asv import parse_param  # noqa: E402
 from reports.load import (
     load_results,  # noqa: E402
+    parse_param,  # noqa: E402
     read_tidy,  # noqa: E402
 )
 from reports.style import Styles  # noqa: E402

@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import pytest  # noqa: E402
 
 from estibench import cli  # noqa: E402
-from reports import outdir  # noqa: E402
+from reports import write  # noqa: E402
 from reports.load import load_results  # noqa: E402
 from reports.safe import csv_cell, md_text, slug  # noqa: E402
 
@@ -77,16 +77,16 @@ def test_foreign_files_survive_and_stale_report_files_go(good, tmp_path, capsys)
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         (out / rel).write_text(f"foreign {rel}")
     assert report(good, out, capsys)[0] == 0
-    manifest = json.loads((out / outdir.MANIFEST).read_text())["files"]
+    manifest = json.loads((out / write.MANIFEST).read_text())["files"]
     assert "report.md" in manifest and any(f.startswith("figures/") for f in manifest)
     for rel in ("notes.txt", "figures/mine.png", "figures/mine.svg", "tables/mine.csv"):
         assert (out / rel).read_text() == f"foreign {rel}"  # before: deleted
     # a file the last report wrote, and this one does not: removed; foreign ones stay
     stale = out / "figures" / "old_figure.png"
     stale.write_text("x")
-    man = json.loads((out / outdir.MANIFEST).read_text())
+    man = json.loads((out / write.MANIFEST).read_text())
     man["files"].append("figures/old_figure.png")
-    (out / outdir.MANIFEST).write_text(json.dumps(man))
+    (out / write.MANIFEST).write_text(json.dumps(man))
     assert report(good, out, capsys)[0] == 0
     assert not stale.exists()
     assert (out / "figures" / "mine.png").read_text() == "foreign figures/mine.png"
@@ -99,7 +99,7 @@ def test_a_manifest_never_reaches_outside_the_report(good, tmp_path, capsys):
     victim.write_text("keep")
     (out / "figures").mkdir(parents=True)
     (out / "keep.txt").write_text("keep")
-    (out / outdir.MANIFEST).write_text(json.dumps(
+    (out / write.MANIFEST).write_text(json.dumps(
         {"files": ["../victim.txt", "/etc/passwd", "keep.txt", "figures/../keep.txt"]}))
     code, err = report(good, out, capsys)
     assert code == 0 and "left alone" in err
@@ -136,7 +136,7 @@ def test_a_failed_move_leaves_the_previous_report_intact(good, tmp_path, capsys,
             raise PermissionError(13, "Permission denied", str(dst))
         return real(src, dst, *a, **k)
 
-    monkeypatch.setattr(outdir.os, "replace", refuse_tables)
+    monkeypatch.setattr(write.os, "replace", refuse_tables)
     code, err = report(good, out, capsys)
     assert code == 1
     assert "could not write the report" in err and "previous report is left as it was" in err
