@@ -181,7 +181,7 @@ def fig_cost(cells: pd.DataFrame, styles: Styles, measure: str, axis: str) -> Fi
 # -- training figures ----------------------------------------------------------------------------
 #: x axis -> (its words, its scale): time and f evaluations on log axes, as in every figure
 _X = {"step": ("update step", "linear"), "seconds": ("training seconds [s]", "log"),
-      "evaluations": ("f evaluations per image", "log")}
+      "f_evaluations": ("f evaluations per image", "log")}
 _SEP = "\x1f"
 
 
@@ -206,7 +206,7 @@ def _mean_sd(curves: pd.DataFrame, x: str) -> pd.DataFrame:
 _TRAINING = {("step", "seconds"): ("training_curves", "Training curves", "Held-out metric during training against "
                                    "update steps and against cumulative training seconds (log scale, evaluation "
                                    "excluded; the first checkpoint left out there)."),
-             ("evaluations",): ("training_curves_evaluations", "Training curves at equal f evaluations", "Held-out "
+             ("f_evaluations",): ("training_curves_evaluations", "Training curves at equal f evaluations", "Held-out "
                                 "metric during training against cumulative f evaluations per image (log scale; the "
                                 "first checkpoint, before any evaluation, left out): the equal-cost comparison of "
                                 "estimators that call f a different number of times per sample (REBAR and RELAX 3, "
@@ -294,7 +294,7 @@ def build_figures(frame_machine: pd.DataFrame, styles: Styles, tasks: dict[str, 
         builders += _gradient_builders(cells[cells["task"] == task], styles, [task], str(task))
     builders += [(label, build, "", False) for label, build in [
         ("training curves", lambda: fig_training(curves, styles, tasks)),
-        ("training curves vs evaluations", lambda: fig_training(curves, styles, tasks, ("evaluations",))),
+        ("training curves vs evaluations", lambda: fig_training(curves, styles, tasks, ("f_evaluations",))),
         ("loss vs metric", lambda: fig_loss_metric(curves, styles, tasks)),
         (f"history of {history_measure}", lambda: fig_history(frame_machine, styles, history_measure))]]
     figures, skipped = [], []

@@ -84,10 +84,11 @@ def gradient_cells(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def training_curves(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (task, method, seed, checkpoint), one column per measure (step, seconds, loss, metric and
-    the task's extras), from the ``<Task>Curve`` benchmarks. A checkpoint is named by a ``step`` parameter
-    (the update count) or by a ``checkpoint`` index with ``step`` among the measures; ``checkpoint`` is the
-    position in the schedule either way."""
+    """One row per (task, method, seed, checkpoint), one column per measure (step, seconds, loss, metric,
+    ``f_evaluations`` and the task's extras). A checkpoint is named by its update count: a ``checkpoint`` column
+    (the run files) or a ``step`` one (older results), or an index with ``step`` among the measures;
+    ``checkpoint`` is the position in the schedule either way. Cumulative f evaluations recorded as
+    ``evaluations`` (before they had the schema's name) count as ``f_evaluations``."""
     rows = ok(frame[frame["group"] == "curve"])
     by = next((c for c in ("step", "checkpoint") if c in rows and rows[c].notna().all()), None)
     if rows.empty or not {"task", "method"} <= set(rows.columns) or by is None:
@@ -98,8 +99,11 @@ def training_curves(frame: pd.DataFrame) -> pd.DataFrame:
                               aggfunc="mean").reset_index().rename(columns={"_at": by})
     curves.columns.name = None
     curves = curves.sort_values(["task", "method", "seed", by])
-    if by == "step":
+    if by == "step" or "step" not in curves:  # the column holds the update count
+        curves["step"] = curves[by]
         curves["checkpoint"] = curves.groupby(["task", "method", "seed"]).cumcount()
+    if "evaluations" in curves:
+        curves["f_evaluations"] = curves.get("f_evaluations", curves["evaluations"]).fillna(curves["evaluations"])
     return curves.reset_index(drop=True)
 
 

@@ -24,7 +24,7 @@ image: the same gradient as ``estimators.get("exact")``, ~30x faster). The oracl
 once per seed and task instance, also when ``exact`` is narrowed away, for the final measures.
 
 Checkpoints: ``loss`` = held-out negative ELBO per image, ``metric`` = held-out exact
-``log p(x)`` per image (nats, higher is better), ``train_elbo``, ``test_elbo``, ``evaluations``
+``log p(x)`` per image (nats, higher is better), ``train_elbo``, ``test_elbo``, ``f_evaluations``
 (cumulative f evaluations per image: the leading sample count of every call of f),
 ``grad_variance``, ``grad_relative_bias`` and ``grad_noise_floor`` (``sqrt(variance / R) / ||g||``,
 the noise of the mean: with the default R = 8 a relative bias below about this is not
@@ -120,7 +120,7 @@ class _VAEDigits(TrainingTask):
     family = "Bernoulli"
     metric = "held-out exact log p(x) per image (nats)"
     higher_is_better = True
-    checkpoint_measures = ("train_elbo", "test_elbo", "evaluations", "grad_evaluations",
+    checkpoint_measures = ("train_elbo", "test_elbo", "f_evaluations", "grad_evaluations",
                            "grad_variance", "grad_relative_bias", "grad_noise_floor")
     final_measures = ("test_log_px", "test_elbo", "oracle_gap", "oracle_elbo_gap",
                       "steps_to_fraction", "seconds_to_fraction")
@@ -281,7 +281,7 @@ class _VAEDigits(TrainingTask):
                     torch.manual_seed(seed + 1)
                     out = self._evaluate(m, enc, dec, split, z_all, est, first.pop() if first
                                          else None)
-                return {**out, "evaluations": count[0], "grad_evaluations": count[1]}
+                return {**out, "f_evaluations": count[0], "grad_evaluations": count[1]}
 
             checkpoints = train_on_schedule(self.schedule(), update, evaluate, device)
         return Run(task=self.name, method=method, seed=seed, checkpoints=checkpoints,

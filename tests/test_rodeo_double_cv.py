@@ -331,7 +331,7 @@ def test_vae_training_records_the_gradients_of_f_per_image(spec, per_update):
     task = BinaryVAEDigits(latents=4, hidden=8, steps=6, batch_size=16, num_checkpoints=3,
                            eval_train=32, grad_batch=8, grad_replicates=2, num_samples=2)
     run = task.run(spec, seed=1)
-    assert [p["evaluations"] for p in run.checkpoints] == [0.0, 6.0, 12.0]  # K=2 per update
+    assert [p["f_evaluations"] for p in run.checkpoints] == [0.0, 6.0, 12.0]  # K=2 per update
     assert [p["grad_evaluations"] for p in run.checkpoints] == [0.0, 3 * per_update,
                                                                 6 * per_update]
 

@@ -177,7 +177,7 @@ def test_oracle_improves_and_run_schema(cls):
         assert point["test_elbo"] <= point["metric"] + 1e-6  # ELBO <= log p(x)
         assert point["grad_variance"] == 0.0
     configs = task.classes ** task.latents
-    assert [p["evaluations"] for p in run.checkpoints] == [0.0, 10.0 * configs, 20.0 * configs]
+    assert [p["f_evaluations"] for p in run.checkpoints] == [0.0, 10.0 * configs, 20.0 * configs]
     assert run.final["oracle_gap"] == 0.0 == run.final["oracle_elbo_gap"]
     assert run.final["steps_to_fraction"] <= 20
 
@@ -188,7 +188,7 @@ def test_estimator_run_measures_its_gradients_and_evaluations():
     check_run(task, run)
     assert all(p["grad_variance"] > 0 for p in run.checkpoints)
     assert all(0.0 <= p["grad_relative_bias"] < math.inf for p in run.checkpoints)
-    assert [p["evaluations"] for p in run.checkpoints] == [0.0, 6.0, 12.0]  # K=2 per update
+    assert [p["f_evaluations"] for p in run.checkpoints] == [0.0, 6.0, 12.0]  # K=2 per update
     assert run.evaluations_per_update == 2.0
     # the oracle of the seed is the reference of the gap
     assert run.final["oracle_gap"] == pytest.approx(
