@@ -6,8 +6,10 @@ figure of a report, names shown together never share either, and an estimator re
 drawn dashed."""
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
+import textwrap
 from collections.abc import Iterable, Iterator, Sequence
 
 import matplotlib
@@ -55,7 +57,9 @@ def _assign(order: list[str], neighbours: dict[str, set], slots: int, avoid: dic
     for name in order:
         blocked = {taken[n] for n in neighbours[name] if n in taken}
         soft = {taken[n] for n in (avoid or {}).get(name, ()) if n in taken}
-        free = [s for s in range(slots) if s not in blocked] or list(range(slots))
+        # more neighbours than slots: the slot fewest of them hold (markers tell those apart)
+        held = collections.Counter(taken[n] for n in neighbours[name] if n in taken)
+        free = [s for s in range(slots) if s not in blocked] or [min(range(slots), key=held.__getitem__)]
         taken[name] = ([s for s in free if s not in soft] or free)[0]
     return taken
 
@@ -96,7 +100,11 @@ class Styles:
         return drawable(self.names.get("estimator", {}).get(key) or self.names.get("method", {}).get(key) or key)
 
     def task(self, task: object) -> str:
-        return drawable(self.names.get("task", {}).get(str(task)) or str(task))
+        """A task's display name as a panel title: on two lines of at most :data:`MAX_DRAWN` characters
+        before it is cut."""
+        text = self.names.get("task", {}).get(str(task)) or str(task)
+        first, *rest = textwrap.wrap(text, MAX_DRAWN) if len(text) > MAX_DRAWN else [text]
+        return drawable(first) + ("\n" + drawable(" ".join(rest)) if rest else "")
 
 
 def drawable(text: str) -> str:

@@ -43,3 +43,15 @@ def test_a_suite_written_training_run_draws_every_training_panel(tmp_path):
     assert [ax.get_xlabel() for ax in evaluations.fig.axes if ax.get_visible()] == [
         "f evaluations per image"]
     plt.close("all")
+
+
+def test_forty_methods_spread_over_the_palette_and_long_task_names_wrap():
+    """A training figure shows ~40 methods in one legend: every colour is used at most twice (not one
+    blue for a dozen), no two share both colour and marker, and a task's display name longer than a
+    title line wraps instead of being cut."""
+    names = [f"method{i}" for i in range(40)]
+    styles = Styles([names], {"task": {"t": "binary VAE, MNIST, nonlinear (200 latents, K = 4)"}})
+    colours = [styles.colour(n) for n in names]
+    assert max(colours.count(c) for c in colours) == 2
+    assert len({(styles.colour(n), styles.marker(n)) for n in names}) == 40
+    assert styles.task("t") == "binary VAE, MNIST, nonlinear (200\nlatents, K = 4)"
