@@ -12,7 +12,7 @@ from estibench import schema as M
 
 from . import compare, tables, versions
 from . import figures as figs
-from .blocks import Bold, FigureBlock, Heading, Items, Para, Report, Table, fmt
+from .blocks import Bold, FigureBlock, Heading, Items, Para, Report, Table, display, fmt
 from .claims import claims_alert, claims_section, claims_table, display_best
 from .landscape import landscape_section
 from .load import CI_LEVEL, CI_Z, Loaded
@@ -34,7 +34,7 @@ def _summary_table(summary: pd.DataFrame, best: pd.DataFrame, task: str, source:
     winners = best[best["task"] == task].set_index("measure")["best"].to_dict() if not best.empty else {}
     rows = []
     for method in sorted(part["method"].unique()):
-        row = {"method": _renamed(method, _lookup(names, ("estimator", "method")), " = ")}
+        row = {"method": _renamed(method, display(names, "estimator", "method", marked=True), " = ")}
         for m in dict.fromkeys(part["measure"]):
             mean, sd, n = (getattr(cells.get((method, m)), c, math.nan) for c in ("mean", "sd", "seeds"))
             text = "–" if pd.isna(mean) else f"{fmt(mean)} ± {fmt(sd)}" if n > 1 and math.isfinite(sd) else fmt(mean)
@@ -57,18 +57,13 @@ _NAMED = {"estimator": "estimator", "task": "task", "method": "method", "best": 
           "estimators": "estimator", "exact": "estimator", "deterministic": "estimator"}
 
 
-def _lookup(names: dict, kinds: tuple[str, ...]) -> dict[str, str]:
-    """id -> display name of ``kinds`` of ids, † after an estimator or method registered as biased."""
-    marks = () if kinds == ("task",) else names.get("biased", {})
-    return {k: v + "\u2009†" * (k in marks) for c in kinds for k, v in names.get(c, {}).items()}
-
-
 def named(table: pd.DataFrame, names: dict[str, dict[str, str]]) -> pd.DataFrame:
     """``table`` as a person reads it: ids replaced by their display names (``tie: a = b`` and comma-separated
     lists name by name; a best method by its method name), † after a biased one."""
     out = table.copy()
     for col in (c for c in _NAMED if c in out):
-        lookup = _lookup(names, ("method", "estimator") if col in ("best", "runner_up") else (_NAMED[col],))
+        kinds = ("method", "estimator") if col in ("best", "runner_up") else (_NAMED[col],)
+        lookup = display(names, *kinds, marked=kinds != ("task",))
         sep = ", " if col in ("estimators", "exact", "deterministic") else " = "
         out[col] = out[col].map(lambda v, lookup=lookup, sep=sep: _renamed(v, lookup, sep))
     return out

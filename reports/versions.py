@@ -14,10 +14,10 @@ import shlex
 
 import pandas as pd
 
-from .blocks import Alert, Report
+from .blocks import Alert, Report, display
 from .select import latest_commit
 
-__all__ = ["NEEDS", "CELL_GROUPS", "stale", "stale_cells", "rerun_commands", "notice"]
+__all__ = ["NEEDS", "CELL_GROUPS", "stale", "stale_cells", "rerun_commands", "notice", "each_latest"]
 
 #: the columns this module reads beyond the identity (:data:`reports.load.BASE_COLUMNS`)
 NEEDS = ("estimator_version", "task_version", "loss_version", "torch_version")
@@ -33,6 +33,11 @@ def _text(frame: pd.DataFrame, col: str) -> pd.Series:
         return pd.Series("", index=frame.index)
     out = frame[col].astype(object).where(frame[col].notna(), "").astype(str)
     return out.where(~out.isin(_MISSING), "")
+
+
+def each_latest(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each machine's latest commit (:func:`reports.select.latest_commit`)."""
+    return pd.concat([latest_commit(p) for _, p in frame.groupby("machine")]) if len(frame) else frame
 
 
 def stale(frame: pd.DataFrame) -> pd.Series:
@@ -77,9 +82,7 @@ def stale_cells(frame: pd.DataFrame, why: pd.Series) -> pd.DataFrame:
         return pd.DataFrame(columns=["machine", "kind", "task", "name", "ks", "devices", "seeds", "why"])
     rows = rows.assign(kind=rows["group"].map(lambda g: "gradient" if g == "gradient" else "training"),
                        name=_text(rows, "estimator").where(_text(rows, "estimator") != "", _text(rows, "method")))
-    shown = frame[frame["group"].isin(CELL_GROUPS)]
-    latest = {m: str(latest_commit(part)["commit"].iloc[0]) for m, part in shown.groupby("machine")}
-    rows = rows[rows["commit"].astype(str) == rows["machine"].map(latest)]
+    rows = rows[rows.index.isin(each_latest(frame[frame["group"].isin(CELL_GROUPS)]).index)]
 
     def joined(s):
         return ", ".join(sorted({str(v) for v in s.dropna()} - _MISSING, key=lambda v: (len(v), v)))
@@ -107,8 +110,8 @@ def notice(report: Report, frame: pd.DataFrame, why: pd.Series, names: dict) -> 
     cells = stale_cells(frame, why)
     if cells.empty:
         return cells
-    items = [f"{names.get('estimator', {}).get(r.name) or names.get('method', {}).get(r.name) or r.name} on "
-             f"{names.get('task', {}).get(r.task, r.task)} ({r.kind}"
+    who, task = display(names, "method", "estimator"), display(names, "task")
+    items = [f"{who.get(r.name, r.name)} on {task.get(r.task, r.task)} ({r.kind}"
              + (f", K = {r.ks}" if r.ks else "") + (f", {r.devices}" if r.devices else "")
              + (f", seeds {r.seeds}" if r.seeds else "") + f"; machine {r.machine}): {r.why}"
              for r in cells.head(_MAX_LISTED).itertuples()]
