@@ -50,18 +50,15 @@ def stale(frame: pd.DataFrame) -> pd.Series:
     named = _text(cells, "estimator").where(_text(cells, "estimator") != "", _text(cells, "method"))
     owners = {"estimator_version": named.str.partition(":")[0], "task_version": _text(cells, "task"),
               "loss_version": _text(cells, "method").str.partition(":")[0], "torch_version": ""}
-    when = cells["run_started"] if "run_started" in cells else pd.Series(0, index=cells.index)
-    found = pd.Series("", index=cells.index, dtype=object)
+    when, found = cells.get("run_started", 0), pd.Series("", index=cells.index, dtype=object)
     for col, owner in owners.items():
-        version = _text(cells, col)
-        has = version != ""
+        has = (version := _text(cells, col)) != ""
         if not has.any():
             continue
         part = pd.DataFrame({"machine": cells["machine"].astype(str), "owner": owner, "v": version,
                              "t": when})[has].sort_values("t", kind="stable", na_position="first")
         now = part.groupby(["machine", "owner"])["v"].transform("last")
-        old = part.index[part["v"] != now]
-        what = col.removesuffix("_version")
+        old, what = part.index[part["v"] != now], col.removesuffix("_version")
         found.loc[old] = found.loc[old] + [f"{what} version {v} (current {c}); " for v, c in
                                            zip(part.loc[old, "v"], now.loc[old])]
     if not (found != "").any():
