@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections import namedtuple
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -14,48 +15,22 @@ from .safe import SIGNIFICANT  # digits of a number in report.md and report.html
 if TYPE_CHECKING:  # pragma: no cover
     from .figures import Figure
 
-__all__ = ["Heading", "Para", "Items", "Alert", "Table", "Bold", "FigureBlock", "Block", "Report", "fmt", "SIGNIFICANT"]
+__all__ = ["Heading", "Para", "Items", "Alert", "Table", "Bold", "FigureBlock", "Block", "Report", "fmt", "SIGNIFICANT",
+           "display"]
 
 
-@dataclass
-class Heading:
-    text: str
-    level: int = 2
-
-
-@dataclass
-class Para:
-    text: str
-
-
-@dataclass
-class Items:
-    items: list[str]
-
-
-@dataclass
-class Alert:
-    """A box at the top of the report that must not be missed (contradicted claims)."""
-
-    title: str
-    items: list[str]
-    text: str = ""
-
-
-@dataclass
-class Table:
-    frame: pd.DataFrame
-    caption: str = ""
-    interactive: bool = False  # sortable and filterable in report.html; in report.md its caption only
+Heading = namedtuple("Heading", "text level", defaults=[2])
+Para = namedtuple("Para", "text")
+Items = namedtuple("Items", "items")
+#: a box at the top of the report that must not be missed (contradicted claims)
+Alert = namedtuple("Alert", "title items text", defaults=[""])
+#: ``interactive``: sortable and filterable in report.html; in report.md its caption only
+Table = namedtuple("Table", "frame caption interactive", defaults=["", False])
+FigureBlock = namedtuple("FigureBlock", "figure")
 
 
 class Bold(str):
     """A table cell shown in bold (the best of its column)."""
-
-
-@dataclass
-class FigureBlock:
-    figure: Figure
 
 
 Block = Heading | Para | Items | Alert | Table | FigureBlock
@@ -70,6 +45,13 @@ class Report:
 
     def add(self, *blocks: Block) -> None:
         self.blocks.extend(blocks)
+
+
+def display(names: dict, *kinds: str, marked: bool = False) -> dict[str, str]:
+    """id -> display name (:func:`reports.select.display_names`) of ``kinds`` of ids, a later kind's name winning;
+    ``marked``: † after an id registered as biased."""
+    marks = names.get("biased", {}) if marked else ()
+    return {k: v + "\u2009†" * (k in marks) for c in kinds for k, v in names.get(c, {}).items()}
 
 
 def fmt(value: Any) -> str:

@@ -20,13 +20,13 @@ import pandas as pd
 
 from estibench import schema as M
 
-from .blocks import FigureBlock, Heading, Items, Para, Report, Table, fmt
+from .blocks import FigureBlock, Heading, Items, Para, Report, Table, display, fmt
 from .layout import Figure, wrap
 from .load import CI_Z
-from .select import display_names, latest_commit, refuse_unknown
+from .select import display_names, ok, refuse_unknown
 from .style import TEXT_WIDTH, drawable, style
 from .tables import is_reference, training_tasks
-from .versions import stale, stale_cells
+from .versions import each_latest, stale, stale_cells
 
 __all__ = ["FIELD", "GRADIENT", "TRAINING", "COLUMNS", "check", "compare", "section", "summary", "shown"]
 
@@ -63,11 +63,6 @@ def check(frame: pd.DataFrame, spec: str, against=()) -> None:
                      - {"", "None", "nan"})
     for what, name in [("SPEC", spec), *(("--against", a) for a in against)]:
         refuse_unknown(what, [name], present, "estimator or method", 60)
-
-
-def _latest(frame: pd.DataFrame, groups) -> pd.DataFrame:
-    rows = frame[frame["group"].isin(groups) & (frame["status"] == "ok")]
-    return pd.concat([latest_commit(p) for _, p in rows.groupby("machine")]) if len(rows) else rows
 
 
 def _verdict(lo: float, hi: float, null: float, higher: bool | None) -> str:
@@ -128,7 +123,7 @@ def _defaults(cell: pd.DataFrame, spec: str, claims: pd.Series) -> list[str]:
 
 
 def _gradient(frame: pd.DataFrame, spec: str, against) -> list[dict]:
-    rows = _latest(frame, ["gradient"])
+    rows = each_latest(ok(frame[frame["group"] == "gradient"]))
     rows = rows[rows["measure"].isin(_READ)].dropna(subset=["task", "estimator", "num_samples"])
     if spec not in set(rows["estimator"]):
         return []
@@ -146,12 +141,6 @@ def _gradient(frame: pd.DataFrame, spec: str, against) -> list[dict]:
     return out
 
 
-def _label(measure: str) -> str:
-    """``log p(x) (test_log_px)`` for a measure named after a row of the table, else its own label."""
-    row = M.lookup(measure)
-    return M.label(measure) if measure in M.MEASURES or row is None else f"{row.label} ({measure})"
-
-
 def _welch(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, str]:
     from scipy.stats import t as student_t
 
@@ -165,7 +154,7 @@ def _welch(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, str]:
 
 
 def _training(frame: pd.DataFrame, spec: str, against) -> list[dict]:
-    rows = _latest(frame, ["summary", "final"]).dropna(subset=["method", "value"])
+    rows = each_latest(ok(frame[frame["group"].isin(["summary", "final"])])).dropna(subset=["method", "value"])
     rows = rows[(rows["group"] == "final") | rows["measure"].isin(TRAINING)]
     infos, out = training_tasks(frame), []
     for (machine, task), part in rows[rows["task"].isin(rows.loc[rows["method"] == spec, "task"])].groupby(
@@ -178,10 +167,12 @@ def _training(frame: pd.DataFrame, spec: str, against) -> list[dict]:
                      if b != spec]
         for measure, mpart in part.groupby("measure"):
             higher, values = M.direction(measure, info), dict(list(mpart.groupby("method")["value"]))
+            row = M.lookup(measure)  # a measure named after a row of the table: "log p(x) (test_log_px)"
+            label = M.label(measure) if measure in M.MEASURES or row is None else f"{row.label} ({measure})"
             for base in (b for b in baselines if higher is not None and {b, spec} <= set(values)):
                 d, lo, hi, how = _welch(values[spec].to_numpy(float), values[base].to_numpy(float))
                 out.append({"machine": machine, "task": task, "baseline": base, "comparison": measure, "note": "",
-                            "label": _label(measure), "kind": "difference", "spec_value": values[spec].mean(),
+                            "label": label, "kind": "difference", "spec_value": values[spec].mean(),
                             "baseline_value": values[base].mean(), "estimate": d, "ci_low": lo, "ci_high": hi,
                             "interval": how, "verdict": _verdict(lo, hi, 0.0, higher)})
     return out
@@ -194,9 +185,9 @@ def compare(frame: pd.DataFrame, spec: str, against=()) -> tuple[pd.DataFrame, l
     current, names = frame[why == ""], display_names(frame)
     table = pd.DataFrame(_gradient(current, spec, against) + _training(current, spec, against), columns=COLUMNS)
     table["spec"] = spec
-    for col, ids, kinds in (("task_name", "task", ("task",)), ("spec_name", "spec", ("estimator", "method")),
-                            ("baseline_name", "baseline", ("estimator", "method"))):
-        table[col] = [next((names.get(k, {})[i] for k in kinds if i in names.get(k, {})), i) for i in table[ids]]
+    for col, ids, kinds in (("task_name", "task", ("task",)), ("spec_name", "spec", ("method", "estimator")),
+                            ("baseline_name", "baseline", ("method", "estimator"))):
+        table[col] = [display(names, *kinds).get(i, i) for i in table[ids]]
     cells = stale_cells(frame, why)
     mine = frame.loc[(frame["estimator"] == spec) | (frame["method"] == spec), "task"].dropna()
     notes = [f"{r.name} on {r.task} ({r.kind}" + (f", K = {r.ks}" if r.ks else "") + f"): stale, left out: {r.why}"
@@ -233,15 +224,6 @@ def shown(table: pd.DataFrame) -> pd.DataFrame:
     return out.assign(machine=table["machine"])[["machine", *out]] if table["machine"].nunique() > 1 else out
 
 
-def _ratio_ticks(ax, top: float) -> None:
-    """1 and the two largest round ratios below ``top`` with their reciprocals, on a log axis."""
-    from matplotlib.ticker import FixedLocator, NullLocator, StrMethodFormatter
-
-    ups = [c for c in (1.1, 1.25, 1.5, 2, 5, 10, 100, 1e3, 1e4, 1e6, 1e9) if c <= top][-2:]
-    ax.xaxis.set(major_locator=FixedLocator(sorted({1.0, *ups, *(1 / u for u in ups)})), minor_locator=NullLocator(),
-                 major_formatter=StrMethodFormatter("{x:.3g}"))
-
-
 def _forest(table: pd.DataFrame, kind: str, spec_name: str) -> Figure | None:
     """The forest plot of ``kind`` (ratio: gradient tasks, log axis; difference: training tasks)."""
     data = table[(table["kind"] == kind) & np.isfinite(table["estimate"].astype(float))]
@@ -249,7 +231,7 @@ def _forest(table: pd.DataFrame, kind: str, spec_name: str) -> Figure | None:
     if data.empty:
         return None
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator, StrMethodFormatter
 
     key = ["machine", "task_name", "num_samples", "device", "baseline_name"]
     rows = data[key].drop_duplicates().reset_index(drop=True)
@@ -273,10 +255,12 @@ def _forest(table: pd.DataFrame, kind: str, spec_name: str) -> Figure | None:
                                 mfc="none" if verdict == "no interval" else colour)
             ends = np.concatenate([est, lo[np.isfinite(lo)], hi[np.isfinite(hi)]])
             ax.axvline(1.0 if kind == "ratio" else 0.0, color="0.3", lw=0.7, ls=":")
-            if kind == "ratio":  # 1 in the middle of a log axis
+            if kind == "ratio":  # 1 in the middle of a log axis; ticks at the two largest round ratios within
                 reach = math.exp(1.15 * max(np.abs(np.log(ends)).max(), math.log(1.1)))
+                ups = [c for c in (1.1, 1.25, 1.5, 2, 5, 10, 100, 1e3, 1e4, 1e6, 1e9) if c <= reach][-2:]
                 ax.set(xscale="log", xlim=(1 / reach, reach), xlabel="ratio to baseline")
-                _ratio_ticks(ax, reach)
+                ax.xaxis.set(major_locator=FixedLocator(sorted({1.0, *ups, *(1 / u for u in ups)})),
+                             minor_locator=NullLocator(), major_formatter=StrMethodFormatter("{x:.3g}"))
             else:
                 unit = M.get(part["comparison"].iloc[0]).unit
                 ax.set(xlim=(-1.15 * max(np.abs(ends).max(), 1e-12), 1.15 * max(np.abs(ends).max(), 1e-12)),

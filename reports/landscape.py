@@ -9,6 +9,7 @@ from functools import partial
 
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
 
 from . import layout as Lay
 from .blocks import FigureBlock, Heading, Para, Table
@@ -52,29 +53,27 @@ def _log_if_positive(part: pd.DataFrame, panel: str, linear: tuple = ()) -> dict
 def _fig_smoothness(rows, styles) -> Figure | None:
     bins = _part(rows, "LandscapeClippingSmoothness", "LandscapeBatchNormSmoothness")
     fits = _part(rows, "LandscapeClippingFit", "LandscapeBatchNormFit")
-    if bins.empty:
+    wide = bins.pivot_table(index=["source", "bin"], columns="measure", values="value").reset_index() \
+        if len(bins) else bins
+    if not {"grad_norm", "smoothness"} <= set(wide.columns):
         return None
-    sources = sorted(bins["source"].dropna().unique())
-    fig, axes, width, ncols = Lay.facets(len(sources), ["median per bin", "90 % quantile", "fitted L0 + L1‖g‖"])
-    for i, (ax, source) in enumerate(zip(axes, sources)):
-        part = bins[bins["source"] == source].pivot_table(index="bin", columns="measure", values="value")
-        if not {"grad_norm", "smoothness"} <= set(part.columns):
-            continue
-        ax.plot(part["grad_norm"], part["smoothness"], "o", ms=3, color="0.35", label="median per bin")
-        if "smoothness_upper" in part:
-            ax.plot(part["grad_norm"], part["smoothness_upper"], "^", ms=3, color="0.6", label="90 % quantile per bin")
-        fit = fits[fits["source"] == source].set_index("measure")["value"]
-        xs = np.geomspace(max(part["grad_norm"].min(), 1e-12), part["grad_norm"].max(), 50)
-        if {"l0", "l1"} <= set(fit.index) and np.isfinite(fit[["l0", "l1"]]).all():
-            ax.plot(xs, fit["l0"] + fit["l1"] * xs, "--", color="C3", lw=1.0, label="fitted L0 + L1‖g‖")
-            rho = fit.get("smoothness_spearman", math.nan)
-            ax.set_title(f"{source}\nL0={fit['l0']:.3g}, L1={fit['l1']:.3g}, ρ={rho:.2f}")
-        else:
-            ax.set_title(source)
-        ax.set(xscale="log", yscale="log", xlabel=axis_label("grad_norm"),
-               ylabel=axis_label("smoothness") if i % ncols == 0 else "")
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3)
-    Lay.fit(fig, ncols)
+    kinds = {"smoothness": "median per bin", "smoothness_upper": "90 % quantile per bin"}
+    points = wide.melt(["source", "grad_norm"], [k for k in kinds if k in wide], "kind").dropna(subset=["value"])
+    fit = {source: part.set_index("measure")["value"] for source, part in fits.groupby("source")}
+    fit = {k: f for k, f in fit.items() if {"l0", "l1"} <= set(f.index) and np.isfinite(f[["l0", "l1"]]).all()}
+    line = dict(ls="--", color="C3", lw=1.0)
+
+    def envelope(ax, source, part):
+        if source in fit:
+            f, xs = fit[source], np.geomspace(max(part["grad_norm"].min(), 1e-12), part["grad_norm"].max(), 50)
+            ax.plot(xs, f["l0"] + f["l1"] * xs, **line)
+            rho = f.get("smoothness_spearman", math.nan)
+            ax.set_title(f"{source}\nL0={f['l0']:.3g}, L1={f['l1']:.3g}, ρ={rho:.2f}")
+
+    fig, _ = Lay.draw(points.assign(kind=points["kind"].map(kinds)).sort_values("source"), Styles([kinds.values()]),
+                      x="grad_norm", panel="source", series="kind", legend="", xscale="log", lines=False,
+                      intervals="none", xlabel=axis_label("grad_norm"), ylabel=axis_label("smoothness"),
+                      titles=str, each=envelope, extra=[(Line2D([], [], **line), "fitted L0 + L1‖g‖")] * bool(fit))
     caption = ("Local smoothness ‖g_t − g_{t−1}‖/‖θ_t − θ_{t−1}‖ against the gradient norm where "
                "the step started (Zhang et al. 2020), pooled over seeds in equal-count bins of "
                "‖g‖ (median and 90 % quantile); dashed: the (L0, L1) envelope fitted by quantile "

@@ -80,11 +80,8 @@ def _finite(x: Any) -> float:
 
 def machine_info(folder: Path, warnings: list[str]) -> dict[str, Any]:
     """``machine.json`` of a machine's folder (without its version); {} when absent or bad."""
-    path = folder / "machine.json"
-    if not path.is_file():
-        return {}
     try:
-        info = read_json(path)
+        info = read_json(path) if (path := folder / "machine.json").is_file() else {}
         return {str(k): v for k, v in info.items() if k != "version"} if isinstance(info, dict) else {}
     except Exception as exc:  # noqa: BLE001 - any malformed machine.json: a warning naming it
         warnings.append(f"could not read {path} ({type(exc).__name__}): machine details left out")
@@ -304,9 +301,9 @@ def load_results(results: os.PathLike | str, columns: Iterable[str] | None = Non
     if not parts:
         _nothing(root, loaded)
     frame = _typed(pd.concat(parts, ignore_index=True, sort=False), dates)
-    frame = _flag_impossible(_not_run(_split_machines(_latest(frame), loaded.warnings), loaded), loaded.warnings)
+    loaded.frame = frame = _flag_impossible(_not_run(_split_machines(_latest(frame), loaded.warnings), loaded),
+                                            loaded.warnings)
     loaded.param_columns = [c for c in frame.columns if c not in _NOT_PARAMS and frame[c].notna().any()]
-    loaded.frame = frame
     counts = frame["status"].value_counts()
     (progress or (lambda msg: None))(
         f"read {len(frame)} rows from {len(loaded.files)} file(s) ({counts.get('ok', 0)} ok, "

@@ -12,7 +12,7 @@ from estibench import schema as M
 
 from . import compare, tables, versions
 from . import figures as figs
-from .blocks import Bold, FigureBlock, Heading, Items, Para, Report, Table, fmt
+from .blocks import Bold, FigureBlock, Heading, Items, Para, Report, Table, display, fmt
 from .claims import claims_alert, claims_section, claims_table, display_best
 from .landscape import landscape_section
 from .load import CI_LEVEL, CI_Z, Loaded
@@ -22,8 +22,7 @@ from .style import Styles
 
 __all__ = ["compose", "named"]
 
-_MAX_FAILED_LISTED = 50
-_MAX_OTHER_LISTED = 80
+_MAX_FAILED_LISTED, _MAX_OTHER_LISTED = 50, 80
 
 
 def _summary_table(summary: pd.DataFrame, best: pd.DataFrame, task: str, source: str, info: M.TaskInfo,
@@ -34,7 +33,7 @@ def _summary_table(summary: pd.DataFrame, best: pd.DataFrame, task: str, source:
     winners = best[best["task"] == task].set_index("measure")["best"].to_dict() if not best.empty else {}
     rows = []
     for method in sorted(part["method"].unique()):
-        row = {"method": _renamed(method, _lookup(names, ("estimator", "method")), " = ")}
+        row = {"method": _renamed(method, display(names, "estimator", "method", marked=True), " = ")}
         for m in dict.fromkeys(part["measure"]):
             mean, sd, n = (getattr(cells.get((method, m)), c, math.nan) for c in ("mean", "sd", "seeds"))
             text = "–" if pd.isna(mean) else f"{fmt(mean)} ± {fmt(sd)}" if n > 1 and math.isfinite(sd) else fmt(mean)
@@ -57,18 +56,13 @@ _NAMED = {"estimator": "estimator", "task": "task", "method": "method", "best": 
           "estimators": "estimator", "exact": "estimator", "deterministic": "estimator"}
 
 
-def _lookup(names: dict, kinds: tuple[str, ...]) -> dict[str, str]:
-    """id -> display name of ``kinds`` of ids, † after an estimator or method registered as biased."""
-    marks = () if kinds == ("task",) else names.get("biased", {})
-    return {k: v + "\u2009†" * (k in marks) for c in kinds for k, v in names.get(c, {}).items()}
-
-
 def named(table: pd.DataFrame, names: dict[str, dict[str, str]]) -> pd.DataFrame:
     """``table`` as a person reads it: ids replaced by their display names (``tie: a = b`` and comma-separated
     lists name by name; a best method by its method name), † after a biased one."""
     out = table.copy()
     for col in (c for c in _NAMED if c in out):
-        lookup = _lookup(names, ("method", "estimator") if col in ("best", "runner_up") else (_NAMED[col],))
+        kinds = ("method", "estimator") if col in ("best", "runner_up") else (_NAMED[col],)
+        lookup = display(names, *kinds, marked=kinds != ("task",))
         sep = ", " if col in ("estimators", "exact", "deterministic") else " = "
         out[col] = out[col].map(lambda v, lookup=lookup, sep=sep: _renamed(v, lookup, sep))
     return out
@@ -147,8 +141,7 @@ def _gradient_section(report: Report, mframe: pd.DataFrame, suffix: str, on: str
 
 
 def _alignment_section(report: Report, mframe: pd.DataFrame, suffix: str, on: str, tasks: dict, names: dict) -> None:
-    summary = tables.alignment_summary(mframe)
-    best_m = tables.best_methods(summary, tasks)
+    best_m = tables.best_methods(summary := tables.alignment_summary(mframe), tasks)
     report.tables.update({f"alignment_summary{suffix}": summary, f"best_methods{suffix}": best_m})
     if summary.empty:
         return
@@ -201,9 +194,8 @@ def _failures(report: Report, loaded: Loaded) -> None:
                         f"its grid)."), Table(counts))
         failed = tables.failed_cells(frame, loaded.param_columns)
         if failed:
-            more = len(failed) - _MAX_FAILED_LISTED
-            report.add(Para("Failed cells:"), Items(failed[:_MAX_FAILED_LISTED] + ([f"… and {more} more"] if more > 0
-                                                                                  else [])))
+            more = [f"… and {len(failed) - _MAX_FAILED_LISTED} more"] if len(failed) > _MAX_FAILED_LISTED else []
+            report.add(Para("Failed cells:"), Items(failed[:_MAX_FAILED_LISTED] + more))
     if loaded.warnings or report.skipped:
         report.add(Heading("Files left out and other warnings"), Items(loaded.warnings + report.skipped))
 
@@ -214,8 +206,7 @@ MAX_MACHINES = 4
 
 
 def _guarded(report: Report, what: str, build: Callable[[], None]) -> None:
-    """Run one section's builder; data it cannot use skip it with a warning naming it (issue 21,
-    item 11), the rest of the report is written."""
+    """Run one section's builder; data it cannot use skip it with a warning (issue 21, item 11)."""
     try:
         build()
     except Exception as exc:  # noqa: BLE001 - any malformed data: that section only
@@ -227,17 +218,12 @@ def compose(loaded: Loaded, progress: Callable[[str], None] = lambda msg: None,
     """The report of ``loaded``; ``figure_options`` go to :func:`reports.figures.build_figures`
     (``history_measure``, ``only_tasks``, ``only_estimators``, ``per_task``) but ``compare`` and
     ``against``: a Comparison section (:func:`reports.compare.section`)."""
-    frame = loaded.frame
-    report = Report()
+    frame, report, names = loaded.frame, Report(), display_names(loaded.frame)
     latest = frame.groupby("machine")["date"].max().sort_values(ascending=False, kind="stable")
-    machines = sorted(latest.index[:MAX_MACHINES])
-    tasks = tables.training_tasks(frame)
-    names = display_names(frame)
-    styles = _styles(frame, names)
+    machines, tasks, styles = sorted(latest.index[:MAX_MACHINES]), tables.training_tasks(frame), _styles(frame, names)
     _heading(report, loaded, source)
     report.tables["claims"] = claims = claims_table(frame)
-    shown_claims = named(claims, names)
-    claims_alert(report, shown_claims)
+    claims_alert(report, shown_claims := named(claims, names))
     # issue 24: cells of an older code version are named, left out of rankings and the comparison
     why = versions.stale(frame)
     _guarded(report, "stale results", partial(versions.notice, report, frame, why, names))
@@ -250,10 +236,8 @@ def compose(loaded: Loaded, progress: Callable[[str], None] = lambda msg: None,
                         f"measured most recently are): {', '.join(left[:50])}{' ...' if len(left) > 50 else ''}."
                         f" Their cells are in the tables above and in the tidy table (--tidy)."))
     for machine in machines:
-        mframe = frame[frame["machine"] == machine]
-        suffix = f"-{slug(machine)}" if len(latest) > 1 else ""
-        on = f" — {machine}" if len(latest) > 1 else ""
-        ranked = current[current["machine"] == machine]
+        mframe, ranked = frame[frame["machine"] == machine], current[current["machine"] == machine]
+        suffix, on = (f"-{slug(machine)}", f" — {machine}") if len(latest) > 1 else ("", "")
         _guarded(report, f"gradient tables{on}", partial(_gradient_section, report, ranked, suffix, on, names))
         _guarded(report, f"alignment tables{on}", partial(_alignment_section, report, ranked, suffix, on, tasks, names))
         _guarded(report, f"other benchmarks{on}", partial(_other_section, report, mframe, loaded, suffix, on))

@@ -14,10 +14,10 @@ import shlex
 
 import pandas as pd
 
-from .blocks import Alert, Report
+from .blocks import Alert, Report, display
 from .select import latest_commit
 
-__all__ = ["NEEDS", "CELL_GROUPS", "stale", "stale_cells", "rerun_commands", "notice"]
+__all__ = ["NEEDS", "CELL_GROUPS", "stale", "stale_cells", "rerun_commands", "notice", "each_latest"]
 
 #: the columns this module reads beyond the identity (:data:`reports.load.BASE_COLUMNS`)
 NEEDS = ("estimator_version", "task_version", "loss_version", "torch_version")
@@ -35,6 +35,11 @@ def _text(frame: pd.DataFrame, col: str) -> pd.Series:
     return out.where(~out.isin(_MISSING), "")
 
 
+def each_latest(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each machine's latest commit (:func:`reports.select.latest_commit`)."""
+    return pd.concat([latest_commit(p) for _, p in frame.groupby("machine")]) if len(frame) else frame
+
+
 def stale(frame: pd.DataFrame) -> pd.Series:
     """Per row of ``frame``: '' for a current row, else why its cell is stale (``estimator
     version a#1 (current a#2)``); rows outside :data:`CELL_GROUPS` are ''."""
@@ -45,18 +50,15 @@ def stale(frame: pd.DataFrame) -> pd.Series:
     named = _text(cells, "estimator").where(_text(cells, "estimator") != "", _text(cells, "method"))
     owners = {"estimator_version": named.str.partition(":")[0], "task_version": _text(cells, "task"),
               "loss_version": _text(cells, "method").str.partition(":")[0], "torch_version": ""}
-    when = cells["run_started"] if "run_started" in cells else pd.Series(0, index=cells.index)
-    found = pd.Series("", index=cells.index, dtype=object)
+    when, found = cells.get("run_started", 0), pd.Series("", index=cells.index, dtype=object)
     for col, owner in owners.items():
-        version = _text(cells, col)
-        has = version != ""
+        has = (version := _text(cells, col)) != ""
         if not has.any():
             continue
         part = pd.DataFrame({"machine": cells["machine"].astype(str), "owner": owner, "v": version,
                              "t": when})[has].sort_values("t", kind="stable", na_position="first")
         now = part.groupby(["machine", "owner"])["v"].transform("last")
-        old = part.index[part["v"] != now]
-        what = col.removesuffix("_version")
+        old, what = part.index[part["v"] != now], col.removesuffix("_version")
         found.loc[old] = found.loc[old] + [f"{what} version {v} (current {c}); " for v, c in
                                            zip(part.loc[old, "v"], now.loc[old])]
     if not (found != "").any():
@@ -77,9 +79,7 @@ def stale_cells(frame: pd.DataFrame, why: pd.Series) -> pd.DataFrame:
         return pd.DataFrame(columns=["machine", "kind", "task", "name", "ks", "devices", "seeds", "why"])
     rows = rows.assign(kind=rows["group"].map(lambda g: "gradient" if g == "gradient" else "training"),
                        name=_text(rows, "estimator").where(_text(rows, "estimator") != "", _text(rows, "method")))
-    shown = frame[frame["group"].isin(CELL_GROUPS)]
-    latest = {m: str(latest_commit(part)["commit"].iloc[0]) for m, part in shown.groupby("machine")}
-    rows = rows[rows["commit"].astype(str) == rows["machine"].map(latest)]
+    rows = rows[rows.index.isin(each_latest(frame[frame["group"].isin(CELL_GROUPS)]).index)]
 
     def joined(s):
         return ", ".join(sorted({str(v) for v in s.dropna()} - _MISSING, key=lambda v: (len(v), v)))
@@ -107,8 +107,8 @@ def notice(report: Report, frame: pd.DataFrame, why: pd.Series, names: dict) -> 
     cells = stale_cells(frame, why)
     if cells.empty:
         return cells
-    items = [f"{names.get('estimator', {}).get(r.name) or names.get('method', {}).get(r.name) or r.name} on "
-             f"{names.get('task', {}).get(r.task, r.task)} ({r.kind}"
+    who, task = display(names, "method", "estimator"), display(names, "task")
+    items = [f"{who.get(r.name, r.name)} on {task.get(r.task, r.task)} ({r.kind}"
              + (f", K = {r.ks}" if r.ks else "") + (f", {r.devices}" if r.devices else "")
              + (f", seeds {r.seeds}" if r.seeds else "") + f"; machine {r.machine}): {r.why}"
              for r in cells.head(_MAX_LISTED).itertuples()]

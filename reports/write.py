@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -57,8 +58,7 @@ def _remove_stale(folder: Path, prefix: str) -> None:
 
 def _alive(pid: str) -> bool:
     try:
-        os.kill(int(pid), 0) if pid.isdigit() else None
-        return pid.isdigit()
+        return pid.isdigit() and os.kill(int(pid), 0) is None
     except ProcessLookupError:
         return False
     except OSError:  # another user's process: alive
@@ -71,17 +71,12 @@ class OutputDir:
     ``with OutputDir(out) as target:`` checks ``out`` (a ``figures/`` or ``tables/`` that is a link or not a
     folder, or a folder it cannot write, is refused) and gives a fresh staging folder next to it
     (``target.stage``). When the block ends without an error the files the previous report wrote (its
-    manifest, ``out/.estibench-manifest.json``) are moved aside and the staged ones moved in; if any move
-    fails every move is undone, so the previous report is left as it was, and :class:`OutputError` says why.
-    A file the report did not write is never removed or overwritten: one in the way is kept beside as
-    ``<name>.kept-<n><suffix>``, with a note. Only ``report.md``, ``report.html``, ``figures/*`` and
-    ``tables/*`` are written."""
+    manifest, :data:`MANIFEST`) are moved aside and the staged ones moved in; if any move fails every move is
+    undone and :class:`OutputError` says why. A file the report did not write is never removed or overwritten:
+    one in the way is kept beside as ``<name>.kept-<n><suffix>``, with a note."""
 
     def __init__(self, out: os.PathLike | str):
-        self.out = Path(out)
-        self.stage: Path = Path()
-        self.notes: list[str] = []
-        self._tmp: Path | None = None
+        self.out, self.stage, self.notes, self._tmp = Path(out), Path(), [], None
 
     def _check(self) -> None:
         out = self.out
@@ -158,7 +153,11 @@ class OutputDir:
             for rel in new:
                 target = self.out / rel
                 if (target.exists() or target.is_symlink()) and rel not in old:  # not ours: kept beside
-                    moves.append((target, self._free_name(target)))
+                    free = (target.with_name(f"{target.stem}.kept-{n}{target.suffix}") for n in range(1, 10_000))
+                    kept = next((k for k in free if not (k.exists() or k.is_symlink())), None)
+                    if kept is None:
+                        raise OSError(f"no free name to keep {target} under")
+                    moves.append((target, kept))
                     self.notes.append(f"warning: {target} was not written by a report; kept as {moves[-1][1]}")
                 moves.append((self.stage / rel, target))
             for src, dest in moves:
@@ -167,26 +166,14 @@ class OutputDir:
                 done.append((src, dest))
             self._write_manifest(new)
         except OSError as exc:
-            for src, dest in reversed(done):
+            for step, what in [*((partial(os.replace, d, s), f"restore {s}") for s, d in reversed(done)),
+                               *((f.rmdir, f"remove {f}") for f in reversed(made))]:
                 try:
-                    os.replace(dest, src)
+                    step()
                 except OSError as undo:
-                    self.notes.append(f"warning: could not restore {src}: {undo}")
-            for folder in reversed(made):
-                try:
-                    folder.rmdir()
-                except OSError as undo:
-                    self.notes.append(f"warning: could not remove {folder}: {undo}")
+                    self.notes.append(f"warning: could not {what}: {undo}")
             raise OutputError(f"could not write the report into {self.out} ({type(exc).__name__}: {exc}); the "
                               f"previous report is left as it was") from None
-
-    @staticmethod
-    def _free_name(path: Path) -> Path:
-        for n in range(1, 10_000):
-            candidate = path.with_name(f"{path.stem}.kept-{n}{path.suffix}")
-            if not candidate.exists() and not candidate.is_symlink():
-                return candidate
-        raise OSError(f"no free name to keep {path} under")
 
     def _write_manifest(self, files: list[str]) -> None:
         path = self.out / MANIFEST
@@ -264,22 +251,10 @@ def _md_cell(v: Any) -> str:
 
 
 def _html_cell(v: Any) -> str:
-    text = esc(fmt(v))
-    if isinstance(v, Bold):
-        return f"<td><b>{text}</b></td>"
-    # numbers, and quantities with their unit ("123 µs", "×1.23"), align right on one line
-    numeric = isinstance(v, numbers.Number) or (isinstance(v, str) and _QUANTITY.match(v))
-    return f"<td class=\"num\">{text}</td>" if numeric else f"<td>{text}</td>"
-
-
-def _html_figure(f: layout.Figure) -> str:
-    """The figure embedded: its SVG when saved (sharp at any zoom), else its PNG (saved, or drawn now). A
-    text-width figure spans the page; a narrower one keeps the same scale (its fonts the same size)."""
-    mime, data = ("image/svg+xml", f.files["svg"].read_bytes()) if "svg" in f.files else \
-        ("image/png", f.files["png"].read_bytes() if "png" in f.files else layout.encode(f.fig, "png"))
-    width = min(100, round(100 * f.fig.get_figwidth() / TEXT_WIDTH))
-    return (f"<figure><h3>{esc(f.title)}</h3><img style=\"width:{width}%\" alt=\"{esc(f.title)}\" src=\"data:{mime};"
-            f"base64,{base64.b64encode(data).decode()}\"><figcaption>{esc(f.caption)}</figcaption></figure>")
+    """Bold: the best of its column; numbers, and quantities with their unit ("123 µs", "×1.23"): right-aligned."""
+    text, numeric = esc(fmt(v)), isinstance(v, numbers.Number) or (isinstance(v, str) and _QUANTITY.match(v))
+    return f"<td><b>{text}</b></td>" if isinstance(v, Bold) else f"<td class=\"num\">{text}</td>" if numeric \
+        else f"<td>{text}</td>"
 
 
 def to_html(report: Report) -> str:
@@ -303,8 +278,14 @@ def to_html(report: Report) -> str:
                        + "".join("<tr>" + "".join(map(_html_cell, row)) + "</tr>" for row in b.frame.itertuples(
                            index=False)) + "</tbody></table></div>"
                        + (f"<p class=\"caption\">{esc(b.caption)}</p>" if b.caption else ""))
-        elif isinstance(b, FigureBlock):
-            out.append(_html_figure(b.figure))
+        elif isinstance(b, FigureBlock):  # its SVG when saved (sharp at any zoom), else its PNG (saved, or drawn
+            f = b.figure  # now); a narrower figure than the text keeps the same scale (its fonts the same size)
+            mime, data = ("image/svg+xml", f.files["svg"].read_bytes()) if "svg" in f.files else \
+                ("image/png", f.files["png"].read_bytes() if "png" in f.files else layout.encode(f.fig, "png"))
+            width = min(100, round(100 * f.fig.get_figwidth() / TEXT_WIDTH))
+            out.append(f"<figure><h3>{esc(f.title)}</h3><img style=\"width:{width}%\" "
+                       f"alt=\"{esc(f.title)}\" src=\"data:{mime};base64,{base64.b64encode(data).decode()}\">"
+                       f"<figcaption>{esc(f.caption)}</figcaption></figure>")
     if any(isinstance(b, Table) and b.interactive for b in report.blocks):
         out.append(f"<script id=\"sort-filter\">{_SORT_FILTER}</script>")
     return "\n".join(out + ["</body></html>"])
