@@ -28,6 +28,7 @@ __all__ = ["Figure", "Skip", "build_figures", "HISTORY_MEASURE", "NEEDS", "cost_
 
 #: the measure whose history across commits is drawn unless the caller names another
 HISTORY_MEASURE = "time_estimate"
+_KEYS = ["task", "estimator", "num_samples"]
 #: the label columns the figures read beyond the identity (reports.load.BASE_COLUMNS)
 NEEDS = ("estimator_name", "task_name", "method_name", "claims_unbiased")
 
@@ -68,7 +69,11 @@ def fig_vs_samples(cells, styles: Styles, measure: str, device: str | None = Non
     stem, title, caption, slope = _VS_K[measure]
     if device is not None:
         stem, title = f"{stem}_{slug(device)}", f"{title} ({device})"
-    panels = S.samples_panels(cells, measure, device)
+    rows, device = S.on_device(cells, measure, device)
+    data = S.one_value_per_cell(rows, _KEYS)
+    if not ((data["value"] > 0) & ~data["edge"]).any():
+        raise Skip(f"no positive {measure} values above round-off to draw on a log axis")
+    data = data[data["value"] >= 0]
     extra = [] if slope is None else [(Line2D([], [], ls=":", color="0.3", lw=1.0), {-1: "∝ 1/K", 0.5: "∝ √K"}[slope])]
 
     def guide(ax, task, part):  # the slope, kept off the data: under the lowest first point for a falling
@@ -79,17 +84,23 @@ def fig_vs_samples(cells, styles: Styles, measure: str, device: str | None = Non
             anchor = first.min() / 2.5 if slope < 0 else first.max() * 2.5
             ax.plot(ks, anchor * (ks / shown["num_samples"].min()) ** slope, ls=":", color="0.3", lw=1.0)
 
-    fig, _ = L.draw(panels.data, styles, x="num_samples", xscale="K", ylabel=axis_label(measure, short=True),
+    fig, _ = L.draw(data, styles, x="num_samples", xscale="K", ylabel=axis_label(measure, short=True),
                     each=guide, extra=extra)
-    absent = sorted(set(expected_tasks) - set(panels.data["task"]))
-    note = edge_note(panels.data, styles) + (f" No {measure} results (failed or skipped cells): "
-                                             f"{', '.join(absent)}." if absent else "")
-    return Figure(stem, title, f"{caption} Device: {panels.device}.{ci_words(panels.rows)}{note}", fig)
+    absent = sorted(set(expected_tasks) - set(data["task"]))
+    note = edge_note(data, styles) + (f" No {measure} results (failed or skipped cells): "
+                                      f"{', '.join(absent)}." if absent else "")
+    return Figure(stem, title, f"{caption} Device: {device}.{ci_words(rows)}{note}", fig)
 
 
 def fig_bias_variance(cells, styles):
-    panels = S.bias_variance_points(cells)
-    data, ks = panels.data, sorted(panels.data["num_samples"].unique())
+    """Relative bias against variance per (task, estimator, K); ``edge``: the variance at round-off."""
+    var, device = S.on_device(cells, "variance")
+    data = S.one_value_per_cell(var, _KEYS).merge(S.one_value_per_cell(S.on_device(cells, "bias", device)[0], _KEYS)
+                                                  .drop(columns="edge"), on=_KEYS, suffixes=("_var", "_bias"))
+    data = data.assign(value=data["value_var"], edge=data["edge"] | (data["value_var"] <= 0))
+    if data["edge"].all():
+        raise Skip("no cell with a variance above round-off")
+    ks = sorted(data["num_samples"].unique())
     sizes = {k: 2.0 + 4.0 * i / max(1, len(ks) - 1) for i, k in enumerate(ks)}
     err = CI_Z * data["se_bias"]
 
@@ -110,13 +121,19 @@ def fig_bias_variance(cells, styles):
     caption = (f"Relative bias ‖E ĝ − g‖/‖g‖ against variance, one point per K (larger marker: "
                f"more samples); bias axis linear below 0.01, logarithmic above. Error bars: "
                f"±{CI_Z:.2f} × the bias resolution √(tr Cov/R)/‖g‖ ({round(100 * CI_LEVEL)} %): "
-               f"a bias within them cannot be told from 0 with these R replicates. Device: {panels.device}.{note}")
+               f"a bias within them cannot be told from 0 with these R replicates. Device: {device}.{note}")
     return Figure("bias_vs_variance", "Bias vs variance", caption, fig)
 
 
 def fig_history(frame_machine: pd.DataFrame, styles: Styles, measure: str = HISTORY_MEASURE):
     """``measure`` across commits (ordered by date) at each task's largest K, on the CPU."""
-    panels, order, k_of = S.history_points(frame_machine, measure)
+    sub, device = S.on_device(gradient_cells(frame_machine), measure)
+    if len(order := S.commit_order(sub)) < 2:
+        raise Skip(f"{measure} has results of one commit only")
+    k_of = sub.groupby("task")["num_samples"].max()
+    sub = sub[sub["num_samples"] == sub["task"].map(k_of)]
+    data = S.one_value_per_cell(sub, ["task", "estimator", "commit"])
+    data["position"] = data["commit"].map({c: i for i, c in enumerate(order)})
     step = max(1, math.ceil(len(order) / 10))  # at most ~10 commit labels per axis
 
     def commits(ax, task, part):
@@ -126,18 +143,17 @@ def fig_history(frame_machine: pd.DataFrame, styles: Styles, measure: str = HIST
         ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlim(-0.3, len(order) - 0.7)
 
-    log = "log" if (panels.data["value"] > 0).all() else "linear"
-    fig, _ = L.draw(panels.data, styles, x="position", yscale=log, ylabel=axis_label(measure, short=True),
+    log = "log" if (data["value"] > 0).all() else "linear"
+    fig, _ = L.draw(data, styles, x="position", yscale=log, ylabel=axis_label(measure, short=True),
                     xlabel="commit", each=commits, titles=lambda t: f"{styles.task(t)} (K={int(k_of[t])})",
                     height=L.PANEL_HEIGHT + 0.25)
     caption = (f"{M.label(measure)} ({measure}) across {len(order)} commits, oldest left, at each "
-               f"task's largest K; device {panels.device}.{ci_words(panels.rows)}")
+               f"task's largest K; device {device}.{ci_words(sub)}")
     return Figure(f"history_{slug(measure)}", f"History of {measure}", caption, fig)
 
 
 #: x axis name -> what it is in words
 COST_AXES = {"evaluations": "f evaluations per estimate", "seconds": "seconds per estimate"}
-_KEYS = ["task", "estimator", "num_samples"]
 
 
 def cost_points(cells: pd.DataFrame, measure: str, axis: str) -> tuple[pd.DataFrame, str]:

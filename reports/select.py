@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 __all__ = ["latest_commit", "ok", "gradient_cells", "pick_device", "training_curves", "one_value_per_cell",
-           "commit_order", "samples_panels", "bias_variance_points", "history_points", "Panels", "NoData",
-           "display_names", "RESOLUTION", "AT_ROUND_OFF", "biased", "refuse_unknown", "on_device"]
+           "commit_order", "NoData", "display_names", "RESOLUTION", "AT_ROUND_OFF", "biased", "refuse_unknown",
+           "on_device"]
 
 #: relative resolution of round-off (the suite's NOISE_FLOOR): a relative bias at most this is 0
 RESOLUTION = 1e-5
@@ -29,15 +28,6 @@ _CELL = ["machine", "commit", "task", "estimator", "num_samples", "device"]
 
 class NoData(Exception):
     """What a figure would show is absent; the message says which."""
-
-
-class Panels(NamedTuple):
-    """One measure per task panel: ``data`` one row per (task, estimator, x) with value, se, interval and
-    ``edge`` (at round-off); ``rows`` the tidy rows behind it (for the caption's interval words)."""
-
-    data: pd.DataFrame
-    device: str
-    rows: pd.DataFrame
 
 
 def ok(frame: pd.DataFrame) -> pd.DataFrame:
@@ -158,40 +148,3 @@ def on_device(cells: pd.DataFrame, measure: str, device: str | None = None) -> t
     if (sub := sub[sub["device"] == device]).empty:
         raise NoData(f"no {measure} results on {device}")
     return sub, device
-
-
-def samples_panels(cells: pd.DataFrame, measure: str, device: str | None = None) -> Panels:
-    """``measure`` against K, one panel per task, every estimator with a result (0 included)."""
-    sub, device = on_device(cells, measure, device)
-    data = one_value_per_cell(sub, ["task", "estimator", "num_samples"])
-    data = data[data["value"] >= 0]
-    if not ((data["value"] > 0) & ~data["edge"]).any():
-        raise NoData(f"no positive {measure} values above round-off to draw on a log axis")
-    return Panels(data, device, sub)
-
-
-def bias_variance_points(cells: pd.DataFrame) -> Panels:
-    """Variance and bias of each (task, estimator, K) side by side (``value_var``, ``value_bias``,
-    ``se_bias``; ``edge``: the variance at round-off), on :func:`pick_device`'s device."""
-    keys = ["task", "estimator", "num_samples"]
-    var, device = on_device(cells, "variance")
-    bias, _ = on_device(cells, "bias", device)
-    data = one_value_per_cell(var, keys).merge(one_value_per_cell(bias, keys).drop(columns="edge"), on=keys,
-                                               suffixes=("_var", "_bias"))
-    data = data.assign(value=data["value_var"], edge=data["edge"] | (data["value_var"] <= 0))
-    if data["edge"].all():
-        raise NoData("no cell with a variance above round-off")
-    return Panels(data, device, var)
-
-
-def history_points(frame_machine: pd.DataFrame, measure: str) -> tuple[Panels, list[str], pd.Series]:
-    """``measure`` across commits at each task's largest K: (panels with a ``position`` column, the commits
-    oldest first, the K of each task)."""
-    sub, device = on_device(gradient_cells(frame_machine), measure)
-    if len(order := commit_order(sub)) < 2:
-        raise NoData(f"{measure} has results of one commit only")
-    k_of = sub.groupby("task")["num_samples"].max()
-    sub = sub[sub["num_samples"] == sub["task"].map(k_of)]
-    data = one_value_per_cell(sub, ["task", "estimator", "commit"])
-    data["position"] = data["commit"].map({c: i for i, c in enumerate(order)})
-    return Panels(data, device, sub), order, k_of
