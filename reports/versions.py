@@ -1,13 +1,8 @@
-"""Which results are current: a comparison or ranking never mixes code versions (issue 24, item 2).
-
-Every run-file row carries the code that produced it: ``estimator_version``, ``task_version``,
-``loss_version`` (``distribution==version#sourcehash``, :mod:`suite.versions`) and ``torch_version``.
-Per machine and component (an estimator or loss by its registered name, a task, torch) the version in
-its most recently written rows (latest ``run_started``) is current; a cell (gradient: task, estimator,
-K, device; training: task, method, seed) with a row of another version is **stale**: left out of
-rankings and comparisons, and named with the command that reruns it. Rows without a version (asv's
-timings, older results) go with their cell. :func:`reports.load.load_results` already keeps the latest
-run's row of each identity, so a cell measured again is never stale for its older copy."""
+"""Which results are current: a comparison or ranking never mixes code versions (issue 24, item 2; README,
+"Results never mix code versions"). Per machine and component (an estimator or loss by its registered name, a task,
+torch) the version in its latest ``run_started`` rows is current; a cell (gradient: task, estimator, K, device;
+training: task, method, seed) with a row of another version is stale. Rows without a version (asv's timings, older
+results) go with their cell; a cell measured again replaced its older rows (:func:`reports.load.load_results`)."""
 from __future__ import annotations
 
 import shlex
@@ -63,9 +58,7 @@ def stale(frame: pd.DataFrame) -> pd.Series:
                                            zip(part.loc[old, "v"], now.loc[old])]
     if not (found != "").any():
         return why
-    key = pd.Series("", index=cells.index)
-    for col in (c for c in _CELL if c in cells):
-        key = key + "\x1f" + _text(cells, col)
+    key = sum((_text(cells, c) + "\x1f" for c in _CELL), pd.Series("", index=cells.index))
     reasons = found[found != ""].groupby(key[found != ""]).agg(lambda s: "".join(sorted(set(s))))
     why.loc[cells.index] = key.map(reasons).fillna("").str.rstrip("; ").to_numpy()
     return why
