@@ -43,9 +43,8 @@ def _claim(row: dict) -> str:
 
 
 def claims_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per gradient cell with a claim verdict (each machine's latest commit): the claim, the verdict,
-    the detectable bias reached against the task's target, the test's p and z, R, and when the run that
-    measured the cell started; contradicted claims first."""
+    """One row per gradient cell with a claim verdict (each machine's latest commit): claim, verdict, detectable
+    bias against the task's target, p, z, R and when the cell's run started; contradicted claims first."""
     keys = ["machine", "commit", "task", "estimator", "num_samples", "device"]
     cells = gradient_cells(each_latest(frame[frame["group"] == "gradient"]))
     if cells.empty or not (cells["measure"] == "claim_verdict").any():

@@ -20,7 +20,6 @@ import math
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from statistics import NormalDist
 from typing import Any
@@ -55,8 +54,7 @@ _MAX_CELLS = 1_000_000  # parameter combinations of one benchmark: more is not a
 
 
 def parse_param(text: Any) -> Any:
-    """A ``repr()`` parameter value from asv: ``"'cpu'"`` -> ``'cpu'``, ``'16'`` -> ``16``; anything that is
-    not a literal (``<function f>``) stays the string it was."""
+    """A ``repr()`` parameter value from asv: ``"'cpu'"`` -> ``'cpu'``, ``'16'`` -> ``16``, ``<function f>`` stays."""
     if not isinstance(text, str):
         return text if isinstance(text, (int, float, bool)) or text is None else repr(text)
     try:
@@ -111,21 +109,6 @@ def checked(path: Path, info: dict[str, Any]) -> tuple[dict[str, Any], str]:
     return data, machine
 
 
-def _layout(name: str, cols: dict[str, Any], meta: dict[str, Any]) -> tuple[list, list, int]:
-    params = cols.get("params")
-    params = meta.get("params") or [] if params is None else params
-    if not isinstance(params, list) or not all(isinstance(p, list) for p in params):
-        raise ValueError(f"benchmark {name}: 'params' is not a list of lists")
-    n = math.prod(len(p) for p in params)
-    if n > _MAX_CELLS:
-        raise ValueError(f"benchmark {name}: {n} parameter combinations (more than {_MAX_CELLS})")
-    names = meta.get("param_names")
-    if not isinstance(names, list) or len(names) != len(params) or not all(isinstance(p, str) for p in names):
-        names = [f"param{i + 1}" for i in range(len(params))]  # benchmarks.json missing
-    # a parameter called like a fixed column ("value", "machine") must not overwrite it
-    return params, [f"param_{p}" if p in _NOT_PARAMS else p for p in names], n
-
-
 def rows_of_file(data: dict[str, Any], machine: str, benchmarks: dict[str, Any], problems: list[str]) -> list[dict]:
     """The rows of asv's own measurements in one result file (see the module's notes)."""
     rows, commit = [], str(data.get("commit_hash") or "")
@@ -136,7 +119,18 @@ def rows_of_file(data: dict[str, Any], machine: str, benchmarks: dict[str, Any],
                 or meta.get("type") in ("time", "peakmemory", "memory")):
             continue  # not asv's own measurement: the run files hold it
         cols = dict(zip(data["result_columns"], row if isinstance(row, list) else []))
-        params, names, n = _layout(name, cols, meta)
+        params = cols.get("params")
+        params = meta.get("params") or [] if params is None else params
+        if not isinstance(params, list) or not all(isinstance(p, list) for p in params):
+            raise ValueError(f"benchmark {name}: 'params' is not a list of lists")
+        n = math.prod(len(p) for p in params)
+        if n > _MAX_CELLS:
+            raise ValueError(f"benchmark {name}: {n} parameter combinations (more than {_MAX_CELLS})")
+        names = meta.get("param_names")
+        if not isinstance(names, list) or len(names) != len(params) or not all(isinstance(p, str) for p in names):
+            names = [f"param{i + 1}" for i in range(len(params))]  # benchmarks.json missing
+        # a parameter called like a fixed column ("value", "machine") must not overwrite it
+        names = [f"param_{p}" if p in _NOT_PARAMS else p for p in names]
         results = cols.get("result") if isinstance(cols.get("result"), list) else [None] * n
         if len(results) != n:
             raise ValueError(f"benchmark {name}: {len(results)} results for {n} parameter combinations")
@@ -181,15 +175,6 @@ class Loaded:
     warnings: list[str] = field(default_factory=list)  # files skipped and why
 
 
-def _cached(path: Path, what: str, read: Callable[[], Any]) -> Any:
-    key = (str(path), what, (st := path.stat()).st_mtime_ns, st.st_size)
-    if key not in _CACHE:
-        if len(_CACHE) >= 4096:
-            _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = read()
-    return _CACHE[key]
-
-
 def _short(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -211,7 +196,12 @@ def _each(paths: Iterable[Path], what: str, read: Callable[[Path], Any], loaded:
     """(path, ``read(path)``) of each file, cached; one that cannot be read is skipped with a warning naming it."""
     for path in paths:
         try:
-            result = _cached(path, what, partial(read, path))
+            key = (str(path), what, (st := path.stat()).st_mtime_ns, st.st_size)
+            if key not in _CACHE:
+                if len(_CACHE) >= 4096:
+                    _CACHE.pop(next(iter(_CACHE)))
+                _CACHE[key] = read(path)
+            result = _CACHE[key]
         except Exception as exc:  # noqa: BLE001 - any malformed file
             loaded.warnings.append(f"skipped {path}: {_short(exc)}")
             continue
@@ -282,9 +272,8 @@ def _nothing(root: Path, loaded: Loaded) -> None:
 
 def load_results(results: os.PathLike | str, columns: Iterable[str] | None = None,
                  progress: Callable[[str], None] | None = None) -> Loaded:
-    """Every result under ``results`` as one tidy frame; ``columns``: the label columns to read beyond the
-    identity (None: all). A file that cannot be read is skipped with a warning in ``Loaded.warnings``; raises
-    :class:`NoResultsError` when there is nothing to report."""
+    """Every result under ``results`` as one tidy frame; ``columns``: the label columns to read beyond the identity
+    (None: all). Unreadable files: skipped, in ``Loaded.warnings``; nothing to report: :class:`NoResultsError`."""
     root, loaded = Path(results), Loaded(frame=pd.DataFrame(), param_columns=[])
     if not root.is_dir():
         _nothing(root, loaded)

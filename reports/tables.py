@@ -125,9 +125,8 @@ def results_table(frame: pd.DataFrame, names: dict | None = None) -> pd.DataFram
 
 # -- alignment -----------------------------------------------------------------------------------
 def training_tasks(frame: pd.DataFrame) -> dict[str, M.TaskInfo]:
-    """:class:`~estibench.schema.TaskInfo` of every training task: its metric's direction and name from the
-    latest ``<Task>Info.track_higher_is_better`` row and its ``metric_name``. A task without one (results
-    written before that benchmark existed) keeps an unknown direction: its metric is not ranked."""
+    """:class:`~estibench.schema.TaskInfo` of every training task from its latest ``<Task>Info.track_higher_is_better``
+    row and ``metric_name``; a task without one (older results) keeps an unknown direction: not ranked."""
     if "task" not in frame:
         return {}
     groups = frame["group"]

@@ -36,8 +36,8 @@ def each_latest(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def stale(frame: pd.DataFrame) -> pd.Series:
-    """Per row of ``frame``: '' for a current row, else why its cell is stale (``estimator
-    version a#1 (current a#2)``); rows outside :data:`CELL_GROUPS` are ''."""
+    """Per row: '' (current, or outside :data:`CELL_GROUPS`), else why its cell is stale (``estimator version a#1
+    (current a#2)``)."""
     cells = frame[frame["group"].isin(CELL_GROUPS)] if "group" in frame else frame.iloc[0:0]
     why = pd.Series("", index=frame.index, dtype=object)
     if cells.empty:
@@ -56,8 +56,6 @@ def stale(frame: pd.DataFrame) -> pd.Series:
         old, what = part.index[part["v"] != now], col.removesuffix("_version")
         found.loc[old] = found.loc[old] + [f"{what} version {v} (current {c}); " for v, c in
                                            zip(part.loc[old, "v"], now.loc[old])]
-    if not (found != "").any():
-        return why
     key = sum((_text(cells, c) + "\x1f" for c in _CELL), pd.Series("", index=cells.index))
     reasons = found[found != ""].groupby(key[found != ""]).agg(lambda s: "".join(sorted(set(s))))
     why.loc[cells.index] = key.map(reasons).fillna("").str.rstrip("; ").to_numpy()
@@ -65,8 +63,8 @@ def stale(frame: pd.DataFrame) -> pd.Series:
 
 
 def stale_cells(frame: pd.DataFrame, why: pd.Series) -> pd.DataFrame:
-    """One row per (machine, kind, task, estimator or method) with stale cells: its Ks, devices
-    or seeds and why; only each machine's latest commit (what the report shows)."""
+    """One row per (machine, kind, task, estimator or method) with stale cells in its latest commit: Ks, devices,
+    seeds and why."""
     rows = frame[why != ""].assign(why=why[why != ""])
     if rows.empty:
         return pd.DataFrame(columns=["machine", "kind", "task", "name", "ks", "devices", "seeds", "why"])
@@ -83,8 +81,7 @@ def stale_cells(frame: pd.DataFrame, why: pd.Series) -> pd.DataFrame:
 
 
 def rerun_commands(cells: pd.DataFrame) -> list[str]:
-    """The narrowed ``estibench run`` commands that measure ``cells`` (:func:`stale_cells`) again: one
-    for the gradient cells, one for the training tasks (every method of each)."""
+    """The narrowed ``estibench run`` commands (gradient; training: every method) that measure ``cells`` again."""
     def flag(name, values):
         items = sorted({v for s in values for v in str(s).split(", ") if v})
         return f" --{name} {shlex.quote(','.join(items))}" if items else ""
