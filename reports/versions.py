@@ -56,6 +56,8 @@ def stale(frame: pd.DataFrame) -> pd.Series:
         old, what = part.index[part["v"] != now], col.removesuffix("_version")
         found.loc[old] = found.loc[old] + [f"{what} version {v} (current {c}); " for v, c in
                                            zip(part.loc[old, "v"], now.loc[old])]
+    if not (found != "").any():
+        return why
     key = sum((_text(cells, c) + "\x1f" for c in _CELL), pd.Series("", index=cells.index))
     reasons = found[found != ""].groupby(key[found != ""]).agg(lambda s: "".join(sorted(set(s))))
     why.loc[cells.index] = key.map(reasons).fillna("").str.rstrip("; ").to_numpy()
