@@ -1,11 +1,10 @@
 """The claims table (every gradient cell's test of its estimator's unbiasedness claim), and ranking tables for
-people. The suite records per gradient cell ``claim_verdict`` (1 consistent, 0 inconclusive, -1 contradicted),
-``detectable_bias`` (the smallest relative bias detected with 95 % power), ``bias_p`` and ``bias_z``, with the
-registered claim in the row's ``claims_unbiased`` (1 unbiased, 0 none), and each task's ``bias_target``.
-Results written before ``claims_unbiased`` was recorded: the claim is read back from the verdict's meaning
-(``suite.claims.verdict``): ``contradicted`` is only said of a claimed unbiasedness; ``consistent`` with
-p < :data:`ALPHA` means a bias was found, which only an estimator claiming none is consistent with;
-``inconclusive`` with the target reached means none was found where none is claimed; else ``unknown``."""
+people. Per gradient cell the suite records ``claim_verdict`` (:data:`VERDICTS`), ``detectable_bias`` (the smallest
+relative bias detected with 95 % power), ``bias_p``, ``bias_z`` and the registered claim ``claims_unbiased`` (1
+unbiased, 0 none); per task ``bias_target``. Results without ``claims_unbiased``: the claim is read back from the
+verdict (``suite.claims.verdict``): ``contradicted`` is only said of a claimed unbiasedness; ``consistent`` with p <
+:data:`ALPHA`: a bias was found, which only an estimator claiming none is consistent with; ``inconclusive`` with the
+target reached: none was found where none is claimed; else ``unknown``."""
 from __future__ import annotations
 
 import math
@@ -16,7 +15,8 @@ from estibench.schema import ALPHA, VERDICTS
 
 from .blocks import Alert, Heading, Para, Report, Table
 from .safe import quantity
-from .select import gradient_cells, latest_commit
+from .select import gradient_cells
+from .versions import each_latest
 
 __all__ = ["ALPHA", "VERDICTS", "COLUMNS", "NEEDS", "claims_table", "claims_alert", "claims_section", "display_best"]
 
@@ -43,26 +43,21 @@ def _claim(row: dict) -> str:
 
 
 def claims_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per gradient cell with a claim verdict (each machine's latest commit): the claim, the verdict,
-    the detectable bias reached against the task's target, the test's p and z, R, and when the run that
-    measured the cell started; contradicted claims first."""
-    parts, keys = [], ["machine", "commit", "task", "estimator", "num_samples", "device"]
-    for _machine, mframe in frame.groupby("machine", sort=True):
-        cells = gradient_cells(latest_commit(mframe[mframe["group"] == "gradient"]))
-        if cells.empty or not (cells["measure"] == "claim_verdict").any():
-            continue
-        wide = cells[cells["measure"].isin(_MEASURES)].pivot_table(index=keys, columns="measure", values="value",
-                                                                   aggfunc="last").reset_index()
-        facts = cells[cells["measure"] == "claim_verdict"].groupby(keys, as_index=False).agg(
-            claims_unbiased=("claims_unbiased", "max"), run_started=("run_started", "max"))
-        targets = mframe[(mframe["measure"] == "bias_target") & (mframe["status"] == "ok")].sort_values("date")
-        targets = targets.groupby(["machine", "task"])["value"].last().rename("bias_target").reset_index()
-        parts.append(wide.dropna(subset=["claim_verdict"]).merge(facts, on=keys, how="left").merge(
-            targets, on=["machine", "task"], how="left"))
-    if not parts:
+    """One row per gradient cell with a claim verdict (each machine's latest commit): claim, verdict, detectable
+    bias against the task's target, p, z, R and when the cell's run started; contradicted claims first."""
+    keys = ["machine", "commit", "task", "estimator", "num_samples", "device"]
+    cells = gradient_cells(each_latest(frame[frame["group"] == "gradient"]))
+    if cells.empty or not (cells["measure"] == "claim_verdict").any():
         return pd.DataFrame(columns=COLUMNS)
-    out = pd.concat(parts, ignore_index=True).reindex(columns=list(dict.fromkeys(
-        [*keys, *_MEASURES, "bias_target", "claims_unbiased", "run_started"])))
+    wide = cells[cells["measure"].isin(_MEASURES)].pivot_table(index=keys, columns="measure", values="value",
+                                                               aggfunc="last").reset_index()
+    facts = cells[cells["measure"] == "claim_verdict"].groupby(keys, as_index=False).agg(
+        claims_unbiased=("claims_unbiased", "max"), run_started=("run_started", "max"))
+    targets = frame[(frame["measure"] == "bias_target") & (frame["status"] == "ok")].sort_values("date")
+    targets = targets.groupby(["machine", "task"])["value"].last().rename("bias_target").reset_index()
+    out = wide.dropna(subset=["claim_verdict"]).merge(facts, on=keys, how="left").merge(
+        targets, on=["machine", "task"], how="left").reindex(columns=list(dict.fromkeys(
+            [*keys, *_MEASURES, "bias_target", "claims_unbiased", "run_started"])))
     out["verdict"] = [VERDICTS.get(int(round(v)), "unknown") for v in out["claim_verdict"]]
     out["claim"] = [_claim(r) for r in out.to_dict("records")]
     out["target_reached"] = ["–" if pd.isna(d) or pd.isna(t) else ("yes" if d <= t else "no")

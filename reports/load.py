@@ -1,9 +1,8 @@
 """The one reader: asv's result files (what asv itself measures: ``time_*``, ``peakmem_*`` and the measures of
 :data:`estibench.schema.ASV_MEASURED`, with its 99 % intervals) and the run files (``<results>/runs/*.parquet``:
 every other row, with its standard error, interval ``value ± z·se`` at :data:`CI_LEVEL`) -> one tidy DataFrame. Of
-the rows of one identity (machine, commit, group, experiment, parameters, measure) the latest ``run_started`` wins
-(narrowed runs accumulate). Each file is read once per process while unchanged (cached by path, modification time
-and size).
+the rows of one :data:`IDENTITY` the latest ``run_started`` wins (narrowed runs accumulate); an unchanged file
+(path, modification time, size) is read once per process.
 
 asv (0.6, results api_version 2) writes ``<results>/<machine>/<commit8>-<env>.json``: each ``results[name]``
 is a list aligned with ``result_columns`` (``result, params, version, started_at, duration, stats_ci_99_a,
@@ -21,7 +20,6 @@ import math
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from statistics import NormalDist
 from typing import Any
@@ -56,8 +54,7 @@ _MAX_CELLS = 1_000_000  # parameter combinations of one benchmark: more is not a
 
 
 def parse_param(text: Any) -> Any:
-    """A ``repr()`` parameter value from asv: ``"'cpu'"`` -> ``'cpu'``, ``'16'`` -> ``16``; anything that is
-    not a literal (``<function f>``) stays the string it was."""
+    """A ``repr()`` parameter value from asv: ``"'cpu'"`` -> ``'cpu'``, ``'16'`` -> ``16``, ``<function f>`` stays."""
     if not isinstance(text, str):
         return text if isinstance(text, (int, float, bool)) or text is None else repr(text)
     try:
@@ -112,21 +109,6 @@ def checked(path: Path, info: dict[str, Any]) -> tuple[dict[str, Any], str]:
     return data, machine
 
 
-def _layout(name: str, cols: dict[str, Any], meta: dict[str, Any]) -> tuple[list, list, int]:
-    params = cols.get("params")
-    params = meta.get("params") or [] if params is None else params
-    if not isinstance(params, list) or not all(isinstance(p, list) for p in params):
-        raise ValueError(f"benchmark {name}: 'params' is not a list of lists")
-    n = math.prod(len(p) for p in params)
-    if n > _MAX_CELLS:
-        raise ValueError(f"benchmark {name}: {n} parameter combinations (more than {_MAX_CELLS})")
-    names = meta.get("param_names")
-    if not isinstance(names, list) or len(names) != len(params) or not all(isinstance(p, str) for p in names):
-        names = [f"param{i + 1}" for i in range(len(params))]  # benchmarks.json missing
-    # a parameter called like a fixed column ("value", "machine") must not overwrite it
-    return params, [f"param_{p}" if p in _NOT_PARAMS else p for p in names], n
-
-
 def rows_of_file(data: dict[str, Any], machine: str, benchmarks: dict[str, Any], problems: list[str]) -> list[dict]:
     """The rows of asv's own measurements in one result file (see the module's notes)."""
     rows, commit = [], str(data.get("commit_hash") or "")
@@ -137,7 +119,18 @@ def rows_of_file(data: dict[str, Any], machine: str, benchmarks: dict[str, Any],
                 or meta.get("type") in ("time", "peakmemory", "memory")):
             continue  # not asv's own measurement: the run files hold it
         cols = dict(zip(data["result_columns"], row if isinstance(row, list) else []))
-        params, names, n = _layout(name, cols, meta)
+        params = cols.get("params")
+        params = meta.get("params") or [] if params is None else params
+        if not isinstance(params, list) or not all(isinstance(p, list) for p in params):
+            raise ValueError(f"benchmark {name}: 'params' is not a list of lists")
+        n = math.prod(len(p) for p in params)
+        if n > _MAX_CELLS:
+            raise ValueError(f"benchmark {name}: {n} parameter combinations (more than {_MAX_CELLS})")
+        names = meta.get("param_names")
+        if not isinstance(names, list) or len(names) != len(params) or not all(isinstance(p, str) for p in names):
+            names = [f"param{i + 1}" for i in range(len(params))]  # benchmarks.json missing
+        # a parameter called like a fixed column ("value", "machine") must not overwrite it
+        names = [f"param_{p}" if p in _NOT_PARAMS else p for p in names]
         results = cols.get("result") if isinstance(cols.get("result"), list) else [None] * n
         if len(results) != n:
             raise ValueError(f"benchmark {name}: {len(results)} results for {n} parameter combinations")
@@ -151,18 +144,17 @@ def rows_of_file(data: dict[str, Any], machine: str, benchmarks: dict[str, Any],
             number = isinstance(value, (int, float)) and not isinstance(value, bool)
             invalid += value is not None and not number
             status = "skipped" if number and math.isnan(value) else "ok" if number else "failed"
-            rec = dict(zip(names, combo))
             lo, hi = _finite(ci_a[i]), _finite(ci_b[i])
             ci = status == "ok" and not (math.isnan(lo) or math.isnan(hi))
-            rec.update(group="gradient" if gradient else "other", measure=measure, se=math.nan, status=status,
-                       experiment="" if gradient else (name.split(".")[-2] if "." in name else ""),
-                       value=float(value) if status == "ok" else math.nan,  # inf: flagged by the reader
-                       ci_low=lo if ci else math.nan, ci_high=hi if ci else math.nan,
-                       ci_level=ASV_CI_LEVEL if ci else math.nan, unit=unit, machine=machine, commit=commit,
-                       error="asv stored null: the benchmark raised" if status == "failed" else "",
-                       date=data.get("date"), run_started=_finite(cols.get("started_at")) / 1e3,
-                       run=f"asv:{machine}:{commit[:8]}")
-            rows.append(rec)
+            rows.append(dict(zip(names, combo), group="gradient" if gradient else "other", measure=measure,
+                             se=math.nan, status=status,
+                             experiment="" if gradient else (name.split(".")[-2] if "." in name else ""),
+                             value=float(value) if status == "ok" else math.nan,  # inf: flagged by the reader
+                             ci_low=lo if ci else math.nan, ci_high=hi if ci else math.nan,
+                             ci_level=ASV_CI_LEVEL if ci else math.nan, unit=unit, machine=machine, commit=commit,
+                             error="asv stored null: the benchmark raised" if status == "failed" else "",
+                             date=data.get("date"), run_started=_finite(cols.get("started_at")) / 1e3,
+                             run=f"asv:{machine}:{commit[:8]}"))
         if invalid:
             problems.append(f"{name}: {invalid} cell(s) hold something other than a number (counted as failed)")
     return rows
@@ -183,16 +175,6 @@ class Loaded:
     warnings: list[str] = field(default_factory=list)  # files skipped and why
 
 
-def _cached(path: Path, what: str, read: Callable[[], Any]) -> Any:
-    st = path.stat()
-    key = (str(path), what, st.st_mtime_ns, st.st_size)
-    if key not in _CACHE:
-        if len(_CACHE) >= 4096:
-            _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = read()
-    return _CACHE[key]
-
-
 def _short(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -211,23 +193,20 @@ def _benchmarks(root: Path, warnings: list[str]) -> dict[str, Any]:
 
 
 def _each(paths: Iterable[Path], what: str, read: Callable[[Path], Any], loaded: Loaded):
-    """(path, what ``read`` makes of it) of each file, cached; one that cannot be read (RecursionError included)
-    is skipped with a warning naming it: the good files still make a report."""
+    """(path, ``read(path)``) of each file, cached; one that cannot be read is skipped with a warning naming it."""
     for path in paths:
         try:
-            result = _cached(path, what, partial(read, path))
+            key = (str(path), what, (st := path.stat()).st_mtime_ns, st.st_size)
+            if key not in _CACHE:
+                if len(_CACHE) >= 4096:
+                    _CACHE.pop(next(iter(_CACHE)))
+                _CACHE[key] = read(path)
+            result = _CACHE[key]
         except Exception as exc:  # noqa: BLE001 - any malformed file
             loaded.warnings.append(f"skipped {path}: {_short(exc)}")
             continue
         loaded.files.append(str(path))
         yield path, result
-
-
-def _asv_file(path: Path, info: dict[str, Any], benchmarks: dict[str, Any]) -> tuple:
-    data, machine = checked(path, info)
-    problems: list[str] = []
-    rows = pd.DataFrame(rows_of_file(data, machine, benchmarks, problems))
-    return machine, str(data.get("commit_hash") or ""), data.get("date"), rows, problems
 
 
 def _asv_part(root: Path, loaded: Loaded) -> tuple[list[pd.DataFrame], dict]:
@@ -237,8 +216,13 @@ def _asv_part(root: Path, loaded: Loaded) -> tuple[list[pd.DataFrame], dict]:
     benchmarks = _benchmarks(root, loaded.warnings) if files else {}
     infos = {p.parent: machine_info(p.parent, loaded.warnings) for p in files}
     parts, dates, hardware = [], {}, {}
-    for path, (name, commit, date, frame, problems) in _each(
-            files, "asv", lambda p: _asv_file(p, infos[p.parent], benchmarks), loaded):
+
+    def read(path):
+        data, machine = checked(path, infos[path.parent])
+        problems: list[str] = []
+        rows = pd.DataFrame(rows_of_file(data, machine, benchmarks, problems))
+        return machine, str(data.get("commit_hash") or ""), data.get("date"), rows, problems
+    for path, (name, commit, date, frame, problems) in _each(files, "asv", read, loaded):
         loaded.warnings.extend(f"{path}: {p}" for p in problems)
         info = infos[path.parent]
         machine = _identity(hardware, name, tuple(str(info.get(k)) for k in _HARDWARE), path.parent, loaded.warnings)
@@ -252,8 +236,7 @@ def _asv_part(root: Path, loaded: Loaded) -> tuple[list[pd.DataFrame], dict]:
 
 
 def _identity(seen: dict, name: str, hardware: tuple, where: object, warnings: list[str]) -> str:
-    """``name``, or ``name (2)``, ... when a machine of that name but other hardware was seen first:
-    results of different machines are never merged (issue 21, item 10)."""
+    """``name``, or ``name (2)``, ... for other hardware than the first of that name (issue 21, item 10)."""
     kinds = seen.setdefault(name, [])
     if hardware not in kinds:
         kinds.append(hardware)
@@ -289,9 +272,8 @@ def _nothing(root: Path, loaded: Loaded) -> None:
 
 def load_results(results: os.PathLike | str, columns: Iterable[str] | None = None,
                  progress: Callable[[str], None] | None = None) -> Loaded:
-    """Every result under ``results`` as one tidy frame; ``columns``: the label columns to read beyond the
-    identity (None: all). A file that cannot be read is skipped with a warning in ``Loaded.warnings``; raises
-    :class:`NoResultsError` when there is nothing to report."""
+    """Every result under ``results`` as one tidy frame; ``columns``: the label columns to read beyond the identity
+    (None: all). Unreadable files: skipped, in ``Loaded.warnings``; nothing to report: :class:`NoResultsError`."""
     root, loaded = Path(results), Loaded(frame=pd.DataFrame(), param_columns=[])
     if not root.is_dir():
         _nothing(root, loaded)
@@ -312,8 +294,7 @@ def load_results(results: os.PathLike | str, columns: Iterable[str] | None = Non
 
 
 def _typed(frame: pd.DataFrame, dates: dict) -> pd.DataFrame:
-    """Typed columns (integers ``Int64``, other numbers float, text text, '' missing); run-file rows get an
-    interval from their se and their commit's date."""
+    """Typed columns ('' missing); run-file rows get an interval from their se and their commit's date."""
     for col in (*IDENTITY, "status", "unit", "run", *_LABELS, *_FLOATS):
         if col not in frame:
             frame[col] = math.nan if col in _FLOATS else None
@@ -350,11 +331,9 @@ def _split_machines(frame: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
 
 
 def _not_run(frame: pd.DataFrame, loaded: Loaded) -> pd.DataFrame:
-    """asv keeps a cell for every combination of its grid, a narrowed run's too. A timing it stored as null
-    ("failed") for a cell no run measured (no ok or failed run-file row of it on that machine and commit,
-    whose run files measured others) is left out, not failed; one it stored as skipped for a cell no run
-    file holds at all was outside the runs' narrowing, and says so (``not run``), apart from the cells that
-    do not apply (issue 21, item 4; issue 24, item 3)."""
+    """asv keeps a timing cell for its whole grid, a narrowed run's too: one stored as null ("failed") that no
+    run measured (on a machine and commit the run files measured) is left out; one stored as skipped that no run
+    file holds says ``not run``, apart from the cells that do not apply (issue 21, item 4; issue 24, item 3)."""
     from_asv = frame["run"].astype(str).str.startswith("asv:")
     grad, runs = frame["group"] == "gradient", frame[~from_asv & (frame["group"] == "gradient")]
     if not (from_asv & grad).any() or runs.empty:
@@ -375,10 +354,8 @@ def _not_run(frame: pd.DataFrame, loaded: Loaded) -> pd.DataFrame:
 
 
 def _flag_impossible(frame: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
-    """A recorded value its measure cannot take (a negative variance or time, a cosine of 2, inf;
-    :func:`estibench.schema.in_domain`) is flagged, named in a warning, and becomes a failed cell: never
-    ranked or drawn (issue 21, item 5). An ok row without a value (the producer's None) is undefined there:
-    a skipped cell that says so."""
+    """A value its measure cannot take (:func:`estibench.schema.in_domain`: a negative variance, inf) becomes a
+    failed cell named in a warning, never ranked or drawn (issue 21, item 5); an ok row without one, skipped."""
     blank = (frame["status"] == "ok") & frame["value"].isna()
     frame.loc[blank, ["status", "error"]] = ["skipped", "undefined: recorded without a value (the SNR of a "
                                                         "deterministic estimator, τ of a constant series)"]

@@ -1,9 +1,6 @@
-"""Names from result files made inert in every output (file names, Markdown, HTML, CSV, matplotlib text),
-and numbers with their units as the tables write them.
-
-Estimator, task and machine names come from result files, which anyone can write: a name may hold
-``<script>``, ``|``, newlines, backticks, ``$`` (matplotlib's mathtext), a CSV formula prefix (``=cmd``) or
-``../``. Every writer of the report passes them through here."""
+"""Names from result files made inert in every output (file names, Markdown, HTML, CSV, matplotlib text), and
+numbers with their units as the tables write them. Anyone can write a result file: a name may hold ``<script>``,
+``|``, newlines, backticks, ``$`` (mathtext), a CSV formula prefix (``=cmd``), ``../``: every writer escapes it here."""
 from __future__ import annotations
 
 import hashlib
@@ -32,9 +29,8 @@ _AXIS = {"seconds": "s", "bytes": "bytes", "grad^2": "grad²", "grad^2*s": "grad
 
 
 def slug(text: object) -> str:
-    """A file stem of ASCII letters, digits, ``-`` and ``_`` only (no ``/``, ``..`` or dot files), at most
-    :data:`MAX_SLUG` characters; a name that had to be cut or changed keeps a short hash of the original so
-    that two names do not collide."""
+    """A file stem of ASCII letters, digits, ``-`` and ``_`` (no ``/``, ``..`` or dot files), at most :data:`MAX_SLUG`
+    characters; a name cut or changed keeps a short hash of the original so that two names do not collide."""
     text = str(text)
     out = re.sub(r"[^A-Za-z0-9_-]", "_", text) or "_"
     if len(out) > MAX_SLUG or (out != text and not out.strip("_")):
@@ -43,14 +39,13 @@ def slug(text: object) -> str:
 
 
 def plain(text: object) -> str:
-    """Text matplotlib draws as it is: ``$`` would start mathtext (a malformed formula fails the whole
-    figure), so it is escaped; control characters become spaces."""
+    """Text matplotlib draws as it is: ``$`` escaped (mathtext: a bad formula fails the figure), controls spaces."""
     return re.sub(r"[\x00-\x1f\x7f]", " ", str(text)).replace("$", r"\$")
 
 
 def md_text(text: object) -> str:
-    """Text for Markdown, prose or a table cell: one line, markup characters backslash-escaped (so
-    ``<script>``, links, code, math and table pipes are shown, not interpreted)."""
+    """Text for Markdown, prose or a table cell: one line, markup characters (``<script>``, links, code, math,
+    table pipes) backslash-escaped: shown, not interpreted."""
     escaped = _MD_SPECIAL.sub(r"\\\1", re.sub(r"[\x00-\x1f\x7f\u2028\u2029]+", " ", str(text)))
     return "\\" + escaped if escaped.startswith(("#", "-", "+", "=", ">")) else escaped
 
@@ -61,16 +56,15 @@ def html_text(text: object) -> str:
 
 
 def csv_cell(value: object) -> object:
-    """A CSV field no spreadsheet runs as a formula: text starting with ``= + - @``, a tab, a carriage return
-    (and ``|``, ``%`` of older DDE tricks) gets a leading ``'``; numbers and plain-number text stay."""
+    """A CSV field no spreadsheet runs: text starting with ``= + - @``, a tab, a carriage return (and ``|``, ``%``
+    of older DDE tricks) gets a leading ``'``; numbers and plain-number text stay."""
     if isinstance(value, str) and value.startswith(_CSV_FORMULA) and not _NUMBER.fullmatch(value):
         return "'" + value
     return value
 
 
 def number(v: float, digits: int = SIGNIFICANT) -> str:
-    """``v`` at ``digits`` significant digits, trailing zeros kept (``50.0``), no exponent between 1e-4 and
-    1e6 (rounding may add a digit: 999.6 -> 1000)."""
+    """``v`` at ``digits`` significant digits, trailing zeros kept (``50.0``), no exponent in [1e-4, 1e6)."""
     if v == 0 or not math.isfinite(v):
         return "0" if v == 0 else str(v)
     e = math.floor(math.log10(abs(v)))
@@ -78,8 +72,7 @@ def number(v: float, digits: int = SIGNIFICANT) -> str:
 
 
 def quantity(value: object, unit: object) -> str:
-    """``value`` with its unit, scaled: seconds and bytes pick the unit that keeps 1-999; integers of count
-    units (evaluations, replicates, steps) stay integers."""
+    """``value`` with its unit, scaled: seconds and bytes pick the unit that keeps 1-999; counts stay integers."""
     if value is None or isinstance(value, bool) or not isinstance(value, numbers.Real):
         return "–" if value is None else str(value)
     v, unit = float(value), "" if unit is None else str(unit)

@@ -32,7 +32,6 @@ _WHY = ("failed", "not applicable", UNDEFINED, NOT_RUN)
 
 
 def _rank(measure: str) -> tuple[int, str]:
-    """The order measures are listed in: the schema's gradient, cost and claim measures, then the rest."""
     return _ORDER.index(measure) if measure in _ORDER else len(_ORDER), measure
 
 
@@ -42,11 +41,10 @@ def is_reference(spec: object) -> bool:
 
 
 def _best_row(values: pd.Series, lo: pd.Series, hi: pd.Series, higher: bool, behind=frozenset()) -> dict:
-    """The best and every name its interval cannot be told from (overlapping, or of equal value: ``tie: a =
-    b``, ``tied`` of them), the first one separated from it (runner-up), the ratio worse/better (both
-    positive) and whether the best stands alone (``distinct``; empty where an interval is unknown: then
-    only equal values tie). Names in ``behind`` (a bias the claim test detected) rank after all the others
-    and never tie with them."""
+    """The best and every name whose interval overlaps it or of equal value (``tie: a = b``, ``tied`` of them),
+    the first one apart (runner-up), the ratio worse/better (both positive) and whether the best stands alone
+    (``distinct``; empty where an interval is unknown: only equal values tie). Names in ``behind`` (a bias the
+    claim test detected) rank after all the others and never tie with them."""
     ranked = values.sort_values(ascending=not higher, kind="stable")
     ranked = pd.concat([ranked[~ranked.index.isin(behind)], ranked[ranked.index.isin(behind)]])
     top, first = ranked.iloc[0], ranked.index[0]
@@ -68,12 +66,11 @@ def _best_row(values: pd.Series, lo: pd.Series, hi: pd.Series, higher: bool, beh
 
 
 def best_estimators(frame: pd.DataFrame) -> pd.DataFrame:
-    """Best estimator per task and measure with its margin over the runner-up (:func:`_best_row`), from one
-    machine's latest gradient results at the K where most estimators have a result, on :func:`pick_device`'s
-    device (device-dependent measures: on each). Not ranked: the exact reference (:func:`is_reference`; its
-    value is ``reference``) and cells at round-off where that means nothing (:data:`reports.select.AT_ROUND_OFF`),
-    listed in ``exact`` and ``deterministic``. In the bias ranking an estimator whose claim test detected a
-    bias in the cell (``bias_p`` < ALPHA) ranks behind every one where none was detected."""
+    """Best estimator per task and measure (:func:`_best_row`) of one machine's latest gradient results at the K
+    where most estimators have one, on :func:`pick_device`'s device (device-dependent measures: each). Not ranked:
+    the exact reference (its value: ``reference``) and cells at round-off where that means nothing
+    (:data:`reports.select.AT_ROUND_OFF`; listed in ``exact`` and ``deterministic``). In the bias ranking one whose
+    claim test detected a bias in the cell (``bias_p`` < ALPHA) ranks behind every one where none was."""
     cells = gradient_cells(latest_commit(frame[frame["group"] == "gradient"]))
     cols = ["task", "measure", "num_samples", "device", *_BEST_COLUMNS, "exact", "deterministic", "reference", "unit"]
     out: list[dict] = []
@@ -128,9 +125,8 @@ def results_table(frame: pd.DataFrame, names: dict | None = None) -> pd.DataFram
 
 # -- alignment -----------------------------------------------------------------------------------
 def training_tasks(frame: pd.DataFrame) -> dict[str, M.TaskInfo]:
-    """:class:`~estibench.schema.TaskInfo` of every training task: its metric's direction and name from the
-    latest ``<Task>Info.track_higher_is_better`` row and its ``metric_name``. A task without one (results
-    written before that benchmark existed) keeps an unknown direction: its metric is not ranked."""
+    """:class:`~estibench.schema.TaskInfo` of every training task from its latest ``<Task>Info.track_higher_is_better``
+    row and ``metric_name``; a task without one (older results) keeps an unknown direction: not ranked."""
     if "task" not in frame:
         return {}
     groups = frame["group"]
@@ -146,9 +142,8 @@ def training_tasks(frame: pd.DataFrame) -> dict[str, M.TaskInfo]:
 
 
 def alignment_summary(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean, standard deviation and a 95 % t-interval of the mean over seeds, per task, method and measure,
-    of the ``<Task>Summary`` and ``<Task>Final`` results (latest commit with alignment results; ``source``:
-    summary or final)."""
+    """Mean, sd and 95 % t-interval of the mean over seeds per task, method and measure of the latest commit's
+    ``<Task>Summary`` and ``<Task>Final`` results (``source``: summary or final)."""
     cols = ["task", "source", "measure", "method", "mean", "sd", "seeds", "ci_low", "ci_high"]
     rows = latest_commit(frame[frame["group"].isin(["summary", "final"])])
     rows = rows[rows["status"] == "ok"]
@@ -193,8 +188,7 @@ def _params(frame: pd.DataFrame, param_columns: list[str]) -> list[str]:
 
 
 def other_results(frame: pd.DataFrame, param_columns: list[str]) -> pd.DataFrame:
-    """Results of no kind the report draws (group ``other``, e.g. ``bench_metrics``), latest commit: one row
-    per cell with its parameters in words."""
+    """Latest commit's results of group ``other`` (e.g. ``bench_metrics``), one row a cell, parameters in words."""
     cols = ["experiment", "parameters", "measure", "value", "ci_low", "ci_high", "unit", "status"]
     rows = latest_commit(frame[frame["group"] == "other"])
     return pd.DataFrame(columns=cols) if rows.empty else \
@@ -205,8 +199,7 @@ def runs(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per (machine, commit): date and cell counts by status."""
     table = frame.pivot_table(index=["machine", "commit"], columns="status", values="measure", aggfunc="size",
                               fill_value=0).reindex(columns=["ok", "failed", "skipped"], fill_value=0)
-    out = table.join(frame.groupby(["machine", "commit"])["date"].max()).reset_index()
-    out.columns.name = None
+    out = table.join(frame.groupby(["machine", "commit"])["date"].max()).rename_axis(columns=None).reset_index()
     return out.sort_values(["machine", "date"])[["machine", "commit", "date", "ok", "failed", "skipped"]]
 
 
@@ -215,8 +208,7 @@ def _joined(values: pd.Series, key=None) -> str:
 
 
 def run_summary(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per run that measured gradient cells: machine, commit, when it started, and what it
-    measured (cells, tasks, estimators, K)."""
+    """One row per run that measured gradient cells: when it started and what it measured."""
     cols = ["machine", "commit", "run_started", "cells", "tasks", "estimators", "K"]
     rows = frame[(frame["group"] == "gradient") & (frame["status"] == "ok") & frame["run_started"].notna()
                  & ~frame["measure"].isin(M.ASV_MEASURED)]
@@ -231,8 +223,7 @@ def run_summary(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def coverage(frame: pd.DataFrame) -> pd.DataFrame:
-    """What ran (ok cells) in one machine's latest gradient results: per task and device, the estimators
-    and sample counts."""
+    """Per task and device, the estimators and Ks of one machine's latest ok gradient cells."""
     cells = gradient_cells(latest_commit(frame[frame["group"] == "gradient"]))
     if cells.empty:
         return pd.DataFrame(columns=["task", "device", "estimators", "K"])
@@ -241,8 +232,7 @@ def coverage(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def why_not(frame: pd.DataFrame) -> pd.Series:
-    """Per row without a value: ``failed``, ``not applicable``, ``undefined`` or ``not run`` (outside the
-    narrowing of the runs that measured its commit)."""
+    """Per row without a value: ``failed``, ``not applicable``, ``undefined`` or ``not run`` (see :data:`NOT_RUN`)."""
     error = frame["error"].fillna("").astype(str)
     return pd.Series(np.select([frame["status"] == "failed", error.str.startswith(NOT_RUN), error.str.startswith(
         UNDEFINED)], ["failed", NOT_RUN, UNDEFINED], "not applicable"), index=frame.index)
@@ -253,10 +243,8 @@ def status_counts(frame: pd.DataFrame) -> pd.DataFrame:
     bad = frame[frame["status"] != "ok"]
     if bad.empty:
         return pd.DataFrame(columns=["results", *_WHY])
-    out = pd.crosstab(_what(bad), why_not(bad)).reindex(columns=list(_WHY), fill_value=0).rename_axis(
-        "results").reset_index()
-    out.columns.name = None
-    return out
+    return pd.crosstab(_what(bad), why_not(bad)).reindex(columns=list(_WHY), fill_value=0).rename_axis(
+        index="results", columns=None).reset_index()
 
 
 def failed_cells(frame: pd.DataFrame, param_columns: list[str]) -> list[str]:

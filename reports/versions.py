@@ -1,13 +1,8 @@
-"""Which results are current: a comparison or ranking never mixes code versions (issue 24, item 2).
-
-Every run-file row carries the code that produced it: ``estimator_version``, ``task_version``,
-``loss_version`` (``distribution==version#sourcehash``, :mod:`suite.versions`) and ``torch_version``.
-Per machine and component (an estimator or loss by its registered name, a task, torch) the version in
-its most recently written rows (latest ``run_started``) is current; a cell (gradient: task, estimator,
-K, device; training: task, method, seed) with a row of another version is **stale**: left out of
-rankings and comparisons, and named with the command that reruns it. Rows without a version (asv's
-timings, older results) go with their cell. :func:`reports.load.load_results` already keeps the latest
-run's row of each identity, so a cell measured again is never stale for its older copy."""
+"""Which results are current: a comparison or ranking never mixes code versions (issue 24, item 2; README,
+"Results never mix code versions"). Per machine and component (an estimator or loss by its registered name, a task,
+torch) the version in its latest ``run_started`` rows is current; a cell (gradient: task, estimator, K, device;
+training: task, method, seed) with a row of another version is stale. Rows without a version (asv's timings, older
+results) go with their cell; a cell measured again replaced its older rows (:func:`reports.load.load_results`)."""
 from __future__ import annotations
 
 import shlex
@@ -41,8 +36,8 @@ def each_latest(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def stale(frame: pd.DataFrame) -> pd.Series:
-    """Per row of ``frame``: '' for a current row, else why its cell is stale (``estimator
-    version a#1 (current a#2)``); rows outside :data:`CELL_GROUPS` are ''."""
+    """Per row: '' (current, or outside :data:`CELL_GROUPS`), else why its cell is stale (``estimator version a#1
+    (current a#2)``)."""
     cells = frame[frame["group"].isin(CELL_GROUPS)] if "group" in frame else frame.iloc[0:0]
     why = pd.Series("", index=frame.index, dtype=object)
     if cells.empty:
@@ -63,17 +58,15 @@ def stale(frame: pd.DataFrame) -> pd.Series:
                                            zip(part.loc[old, "v"], now.loc[old])]
     if not (found != "").any():
         return why
-    key = pd.Series("", index=cells.index)
-    for col in (c for c in _CELL if c in cells):
-        key = key + "\x1f" + _text(cells, col)
+    key = sum((_text(cells, c) + "\x1f" for c in _CELL), pd.Series("", index=cells.index))
     reasons = found[found != ""].groupby(key[found != ""]).agg(lambda s: "".join(sorted(set(s))))
     why.loc[cells.index] = key.map(reasons).fillna("").str.rstrip("; ").to_numpy()
     return why
 
 
 def stale_cells(frame: pd.DataFrame, why: pd.Series) -> pd.DataFrame:
-    """One row per (machine, kind, task, estimator or method) with stale cells: its Ks, devices
-    or seeds and why; only each machine's latest commit (what the report shows)."""
+    """One row per (machine, kind, task, estimator or method) with stale cells in its latest commit: Ks, devices,
+    seeds and why."""
     rows = frame[why != ""].assign(why=why[why != ""])
     if rows.empty:
         return pd.DataFrame(columns=["machine", "kind", "task", "name", "ks", "devices", "seeds", "why"])
@@ -90,8 +83,7 @@ def stale_cells(frame: pd.DataFrame, why: pd.Series) -> pd.DataFrame:
 
 
 def rerun_commands(cells: pd.DataFrame) -> list[str]:
-    """The narrowed ``estibench run`` commands that measure ``cells`` (:func:`stale_cells`) again: one
-    for the gradient cells, one for the training tasks (every method of each)."""
+    """The narrowed ``estibench run`` commands (gradient; training: every method) that measure ``cells`` again."""
     def flag(name, values):
         items = sorted({v for s in values for v in str(s).split(", ") if v})
         return f" --{name} {shlex.quote(','.join(items))}" if items else ""
