@@ -53,7 +53,7 @@ def claims_table(frame: pd.DataFrame) -> pd.DataFrame:
                                                                aggfunc="last").reset_index()
     facts = cells[cells["measure"] == "claim_verdict"].groupby(keys, as_index=False).agg(
         claims_unbiased=("claims_unbiased", "max"), run_started=("run_started", "max"))
-    targets = frame[(frame["measure"] == "bias_target") & (frame["status"] == "ok")].sort_values("date")
+    targets = frame[(frame["measure"] == "bias_target") & (frame["status"] == "ok")].sort_values("date", kind="stable")
     targets = targets.groupby(["machine", "task"])["value"].last().rename("bias_target").reset_index()
     out = wide.dropna(subset=["claim_verdict"]).merge(facts, on=keys, how="left").merge(
         targets, on=["machine", "task"], how="left").reindex(columns=list(dict.fromkeys(
