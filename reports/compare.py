@@ -65,10 +65,13 @@ def check(frame: pd.DataFrame, spec: str, against=()) -> None:
         refuse_unknown(what, [name], present, "estimator or method", 60)
 
 
-def _verdict(lo: float, hi: float, null: float, higher: bool | None) -> str:
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return "no interval"
-    return "tie" if lo <= null <= hi else "better" if (lo > null) == higher else "worse"
+def _row(comparison: str, label: str, kind: str, values, interval, higher: bool | None, note="", **key) -> dict:
+    """A row of the table from ``values`` (SPEC's, the baseline's) and ``interval`` (estimate, low, high, how)."""
+    (est, lo, hi, how), null = interval, 1.0 if kind == "ratio" else 0.0
+    verdict = "no interval" if not (math.isfinite(lo) and math.isfinite(hi)) else "tie" if lo <= null <= hi \
+        else "better" if (lo > null) == higher else "worse"
+    return dict(key, comparison=comparison, label=label, kind=kind, spec_value=values[0], baseline_value=values[1],
+                estimate=est, ci_low=lo, ci_high=hi, interval=how, note=note, verdict=verdict)
 
 
 def _ratio(va, vb, sa, sb, how: str, log_se: bool = False) -> tuple[float, float, float, str]:
@@ -85,7 +88,7 @@ def _ratio(va, vb, sa, sb, how: str, log_se: bool = False) -> tuple[float, float
 
 def _pair(a: pd.Series, b: pd.Series) -> list[dict]:
     """The gradient comparisons of cell ``a`` (SPEC) against cell ``b`` (a baseline)."""
-    out, nan = [], math.nan
+    out, nan, grads = [], math.nan, (a.get("grad_evaluations", 0), b.get("grad_evaluations", 0))
     asv = all(np.isfinite([x.get(f"time_estimate:{e}", nan) for x in (a, b) for e in ("ci_low", "ci_high")]))
     for comp, (label, measure, cost) in GRADIENT.items():
         ca, cb = (a.get(cost, nan), b.get(cost, nan)) if cost else (1.0, 1.0)
@@ -97,12 +100,9 @@ def _pair(a: pd.Series, b: pd.Series) -> list[dict]:
                 2 * _Z99) for x in (a, b)), "delta method; se of the log from asv's 99 % interval", log_se=True)
         elif cost is None and not math.isfinite(lo):
             how = "unavailable: the harness's median of 7 timings has no standard error (asv's timings have)"
-        grads = a.get("grad_evaluations", 0), b.get("grad_evaluations", 0)
         note = f"gradients of f per estimate: {fmt(grads[0])} vs {fmt(grads[1])} (not counted)" \
             if cost == "evaluations" and grads[0] != grads[1] else ""
-        out.append({"comparison": comp, "label": label, "kind": "ratio", "spec_value": va, "baseline_value": vb,
-                    "estimate": est, "ci_low": lo, "ci_high": hi, "interval": how, "note": note,
-                    "verdict": _verdict(lo, hi, 1.0, M.direction(measure))})
+        out.append(_row(comp, label, "ratio", (va, vb), (est, lo, hi, how), M.direction(measure), note))
     return out
 
 
@@ -169,12 +169,10 @@ def _training(frame: pd.DataFrame, spec: str, against) -> list[dict]:
             higher, values = M.direction(measure, info), dict(list(mpart.groupby("method")["value"]))
             row = M.lookup(measure)  # a measure named after a row of the table: "log p(x) (test_log_px)"
             label = M.label(measure) if measure in M.MEASURES or row is None else f"{row.label} ({measure})"
-            for base in (b for b in baselines if higher is not None and {b, spec} <= set(values)):
-                d, lo, hi, how = _welch(values[spec].to_numpy(float), values[base].to_numpy(float))
-                out.append({"machine": machine, "task": task, "baseline": base, "comparison": measure, "note": "",
-                            "label": label, "kind": "difference", "spec_value": values[spec].mean(),
-                            "baseline_value": values[base].mean(), "estimate": d, "ci_low": lo, "ci_high": hi,
-                            "interval": how, "verdict": _verdict(lo, hi, 0.0, higher)})
+            for x, y, base in ((values[spec], values[b], b) for b in baselines
+                               if higher is not None and {b, spec} <= set(values)):
+                out.append(_row(measure, label, "difference", (x.mean(), y.mean()), _welch(
+                    x.to_numpy(float), y.to_numpy(float)), higher, machine=machine, task=task, baseline=base))
     return out
 
 
@@ -233,40 +231,35 @@ def _forest(table: pd.DataFrame, kind: str, spec_name: str) -> Figure | None:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator, StrMethodFormatter
 
-    key = ["machine", "task_name", "num_samples", "device", "baseline_name"]
-    rows = data[key].drop_duplicates().reset_index(drop=True)
+    data = data.assign(y=data.groupby(["machine", "task_name", "num_samples", "device", "baseline_name"], sort=False,
+                                      dropna=False).ngroup())
+    rows = data.drop_duplicates("y")
     many_k = rows.groupby("task_name")["num_samples"].nunique().max() > 1
     labels = [drawable(r.task_name) + (f", K={int(r.num_samples)}" if many_k else "") + "\nvs "
               + drawable(r.baseline_name) for r in rows.itertuples()]
-    at = {tuple(r): i for i, r in enumerate(rows.astype(str).itertuples(index=False))}
-    comps = list(dict.fromkeys(data["label"]))
     with style():
-        fig, axes = plt.subplots(1, len(comps), sharey=True, squeeze=False, layout="constrained",
+        fig, axes = plt.subplots(1, data["label"].nunique(), sharey=True, squeeze=False, layout="constrained",
                                  figsize=(TEXT_WIDTH, 0.8 + 0.32 * len(rows)))
-        for ax, comp in zip(axes[0], comps):
-            part = data[data["label"] == comp]
-            y = np.array([at[tuple(r)] for r in part[key].astype(str).itertuples(index=False)])
+        for ax, (comp, part) in zip(axes[0], data.groupby("label", sort=False)):
             est, lo, hi = (part[c].to_numpy(float) for c in ("estimate", "ci_low", "ci_high"))
             for verdict, (colour, marker) in _VERDICTS.items():
-                sel = (part["verdict"] == verdict).to_numpy()
-                if sel.any():
-                    ax.errorbar(est[sel], y[sel], xerr=np.nan_to_num(np.vstack([est - lo, hi - est])[:, sel]),
+                if (sel := (part["verdict"] == verdict).to_numpy()).any():
+                    ax.errorbar(est[sel], part["y"][sel], xerr=np.nan_to_num([est[sel] - lo[sel], hi[sel] - est[sel]]),
                                 fmt=marker, color=colour, ms=3.5, lw=0.9, capsize=1.5, label=verdict,
                                 mfc="none" if verdict == "no interval" else colour)
-            ends = np.concatenate([est, lo[np.isfinite(lo)], hi[np.isfinite(hi)]])
             ax.axvline(1.0 if kind == "ratio" else 0.0, color="0.3", lw=0.7, ls=":")
+            ax.set_title(wrap(comp, 30))
+            ends = np.r_[est, lo, hi]
             if kind == "ratio":  # 1 in the middle of a log axis; ticks at the two largest round ratios within
-                reach = math.exp(1.15 * max(np.abs(np.log(ends)).max(), math.log(1.1)))
+                reach = math.exp(1.15 * max(np.nanmax(np.abs(np.log(ends))), math.log(1.1)))
                 ups = [c for c in (1.1, 1.25, 1.5, 2, 5, 10, 100, 1e3, 1e4, 1e6, 1e9) if c <= reach][-2:]
                 ax.set(xscale="log", xlim=(1 / reach, reach), xlabel="ratio to baseline")
                 ax.xaxis.set(major_locator=FixedLocator(sorted({1.0, *ups, *(1 / u for u in ups)})),
                              minor_locator=NullLocator(), major_formatter=StrMethodFormatter("{x:.3g}"))
-            else:
-                unit = M.get(part["comparison"].iloc[0]).unit
-                ax.set(xlim=(-1.15 * max(np.abs(ends).max(), 1e-12), 1.15 * max(np.abs(ends).max(), 1e-12)),
-                       xlabel="difference" + (f" [{unit}]" if unit not in ("", "metric") else ""))
-                ax.xaxis.set_major_locator(MaxNLocator(4, symmetric=True))
-            ax.set_title(wrap(comp, 30))
+                continue
+            reach, unit = 1.15 * max(np.nanmax(np.abs(ends)), 1e-12), M.get(part["comparison"].iat[0]).unit
+            ax.set(xlim=(-reach, reach), xlabel="difference" + (f" [{unit}]" if unit not in ("", "metric") else ""))
+            ax.xaxis.set_major_locator(MaxNLocator(4, symmetric=True))
         axes[0][0].set(yticks=range(len(rows)), yticklabels=labels, ylim=(len(rows) - 0.5, -0.5))
         handles = {h.get_label(): h for ax in axes[0] for h in ax.get_legend_handles_labels()[0]}
         fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=4, title="verdict")
