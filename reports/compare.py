@@ -107,8 +107,7 @@ def _pair(a: pd.Series, b: pd.Series) -> list[dict]:
 
 
 def _defaults(cell: pd.DataFrame, spec: str, claims: pd.Series) -> list[str]:
-    others = cell.drop(index=spec)
-    others = others[[not is_reference(e) for e in others.index]]
+    others = cell[[e != spec and not is_reference(e) for e in cell.index]]
     chosen = [f for f in FIELD if f in others.index]
     for f in (f for f in FIELD if ":" not in f and f not in others.index):
         variants = others[[e.partition(":")[0] == f for e in others.index]]
@@ -129,8 +128,7 @@ def _gradient(frame: pd.DataFrame, spec: str, against) -> list[dict]:
         return []
     rows = rows.assign(device=rows["device"].fillna("cpu").astype(str), num_samples=rows["num_samples"].astype(int))
     keys = ["machine", "task", "num_samples", "device"]
-    wide = rows.groupby([*keys, "estimator", "measure"])[["value", "se", "ci_low", "ci_high"]].first()
-    wide = wide.unstack("measure")
+    wide = rows.groupby([*keys, "estimator", "measure"])[["value", "se", "ci_low", "ci_high"]].first().unstack()
     wide.columns = [m if v == "value" else f"{m}:{v}" for v, m in wide.columns]
     claims, out = rows.groupby("estimator")["claims_unbiased"].max(), []
     for key, cell in wide.groupby(level=keys):
@@ -201,15 +199,12 @@ def _with_interval(r) -> str:
 def summary(table: pd.DataFrame) -> list[str]:
     """Per baseline and headline comparison (variance at equal f evaluations, final metric at equal
     steps): the tasks where SPEC is better, worse and tied, each with its interval."""
-    lines = []
     head = table[table["comparison"].isin(["variance_equal_evaluations", TRAINING[0]])]
-    for (base, label), part in head.groupby(["baseline_name", "label"], sort=False):
-        words = [f"{v} on " + ", ".join(f"{r.task_name}" + (f" K={int(r.num_samples)}" if pd.notna(r.num_samples)
-                                                           else "") + f" ({_with_interval(r)})"
-                                        for r in part[part["verdict"] == v].itertuples())
-                 for v in _VERDICTS if (part["verdict"] == v).any()]
-        lines.append(f"vs {base}, {label}: " + "; ".join(words))
-    return lines
+    head = head.assign(where=[f"{r.task_name}" + (f" K={int(r.num_samples)}" if pd.notna(r.num_samples) else "")
+                              + f" ({_with_interval(r)})" for r in head.itertuples()])
+    return [f"vs {base}, {label}: " + "; ".join(f"{v} on " + ", ".join(part.loc[part["verdict"] == v, "where"])
+                                                for v in _VERDICTS if (part["verdict"] == v).any())
+            for (base, label), part in head.groupby(["baseline_name", "label"], sort=False)]
 
 
 def shown(table: pd.DataFrame) -> pd.DataFrame:
@@ -281,11 +276,8 @@ def section(report: Report, frame: pd.DataFrame, spec: str, against=()) -> tuple
         f"Baselines: {chosen}. Equal f evaluations: value × f evaluations per estimate; equal seconds: value × "
         "seconds per estimate; at the task's K and device. Stale cells are never compared."),
         Items(summary(table) or [f"nothing to compare: {name} has no current result beside a baseline"]))
-    if len(table):
-        report.add(Table(shown(table), _CAPTION[0].upper() + _CAPTION[1:]))
-    for fig in filter(None, (_forest(table, kind, name) for kind in ("ratio", "difference"))):
-        report.figures.append(fig)
-        report.add(FigureBlock(fig))
-    if notes:
-        report.add(Para("Left out of the comparison:"), Items(notes))
+    figures = [f for f in (_forest(table, kind, name) for kind in ("ratio", "difference")) if f is not None]
+    report.figures.extend(figures)
+    report.add(*([Table(shown(table), _CAPTION[0].upper() + _CAPTION[1:])] if len(table) else []),
+               *map(FigureBlock, figures), *([Para("Left out of the comparison:"), Items(notes)] if notes else []))
     return table, notes
