@@ -1,16 +1,13 @@
-"""``estibench compare SPEC``: one estimator against its baselines, task by task (issue 24, item 1).
-
-Gradient tasks (per machine's latest commit, task, K, device where SPEC and a baseline both have a current ok
-cell): ratios SPEC / baseline of variance and MSE at equal f evaluations (value × f evaluations per estimate;
-gradients of f not counted, a note says where they differ) and at equal seconds (value × seconds per estimate),
-and of the seconds per estimate (asv's timing where both have one). Training tasks: differences of the means over
-seeds of the final metric and of every final measure with a direction. 95 % intervals: for a ratio the delta
-method on its log, log r ± z·√((se_a/a)² + (se_b/b)²) (the se of a log asv timing: (log hi − log lo) / (2 · 2.576)
-from asv's 99 % interval); for a difference Welch's t; said unavailable where an se is missing. better / worse
-only where the interval excludes no difference, in the measure's direction; else tie. Default baselines per task:
-:data:`FIELD` where measured (a bare name by its best variant at equal f evaluations) and the strongest unbiased
-estimator (claim not contradicted, lowest variance at equal seconds, not the exact reference); on training tasks
-the field's methods and the best at equal steps. Stale cells (:mod:`reports.versions`) are left out and named."""
+"""``estibench compare SPEC``: one estimator against its baselines, task by task (issue 24, item 1; for users: the
+README's "Comparing one estimator with its baselines"). Gradient tasks (per machine's latest commit, task, K, device):
+the ratios SPEC / baseline of :data:`GRADIENT` (gradients of f not counted, a note says where they differ); training
+tasks: the differences of the means over seeds of :data:`TRAINING` and of every final measure with a direction.
+95 % intervals: for a ratio the delta method on its log, log r ± z·√((se_a/a)² + (se_b/b)²) (the se of a log asv
+timing: (log hi − log lo) / (2 · 2.576) from asv's 99 % interval); for a difference Welch's t; unavailable where an
+se is missing. better / worse only where the interval excludes no difference, in the measure's direction; else tie.
+Default baselines per task: :data:`FIELD` where measured (a bare name by its best variant at equal f evaluations) and
+the strongest unbiased estimator (claim not contradicted, lowest variance at equal seconds, not the exact reference);
+on training tasks the field's and the best at equal steps. Stale cells (:mod:`reports.versions`): left out, named."""
 from __future__ import annotations
 
 import math
@@ -159,18 +156,17 @@ def _training(frame: pd.DataFrame, spec: str, against) -> list[dict]:
             ["machine", "task"]):
         info = infos.get(task, M.TaskInfo(task))
         head = part[part["measure"] == TRAINING[0]].groupby("method")["value"].mean().drop(spec, errors="ignore")
-        best = [] if head.empty or info.higher_is_better is None else [
-            head.idxmax() if info.higher_is_better else head.idxmin()]
-        baselines = [b for b in dict.fromkeys(list(against) or [f for f in FIELD if f in set(part["method"])] + best)
-                     if b != spec]
+        best = set() if head.empty or info.higher_is_better is None else {
+            (head if info.higher_is_better else -head).idxmax()}
+        baselines = (set(against) or {f for f in FIELD if f in set(part["method"])} | best) - {spec}
         for measure, mpart in part.groupby("measure"):
             higher, values = M.direction(measure, info), dict(list(mpart.groupby("method")["value"]))
             row = M.lookup(measure)  # a measure named after a row of the table: "log p(x) (test_log_px)"
             label = M.label(measure) if measure in M.MEASURES or row is None else f"{row.label} ({measure})"
-            for x, y, base in ((values[spec], values[b], b) for b in baselines
-                               if higher is not None and {b, spec} <= set(values)):
-                out.append(_row(measure, label, "difference", (x.mean(), y.mean()), _welch(
-                    x.to_numpy(float), y.to_numpy(float)), higher, machine=machine, task=task, baseline=base))
+            for base in baselines & set(values) if spec in values and higher is not None else ():
+                x, y = values[spec].to_numpy(float), values[base].to_numpy(float)
+                out.append(_row(measure, label, "difference", (x.mean(), y.mean()), _welch(x, y), higher,
+                                machine=machine, task=task, baseline=base))
     return out
 
 
