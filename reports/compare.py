@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import math
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator, StrMethodFormatter
 
 from estibench import schema as M
 
@@ -54,8 +56,7 @@ _CAPTION = ("ratio: SPEC / baseline (lower is better for each ratio here); diff.
 
 
 def check(frame: pd.DataFrame, spec: str, against=()) -> None:
-    """Raise ``ValueError`` for a SPEC or baseline the results do not hold, naming the closest match
-    and what is available."""
+    """Raise ``ValueError`` for a SPEC or baseline not in the results, naming the closest match and what is."""
     present = sorted({str(v) for c in ("estimator", "method") if c in frame for v in frame[c].dropna()}
                      - {"", "None", "nan"})
     for what, name in [("SPEC", spec), *(("--against", a) for a in against)]:
@@ -173,13 +174,11 @@ def _training(frame: pd.DataFrame, spec: str, against) -> list[dict]:
 def compare(frame: pd.DataFrame, spec: str, against=()) -> tuple[pd.DataFrame, list[str]]:
     """The comparison table (:data:`COLUMNS`) of ``spec`` against ``against`` (default: see the module's
     notes) on the current cells of ``frame``, and notes naming the stale cells left out."""
-    why = stale(frame)
-    current, names = frame[why == ""], display_names(frame)
+    why, names = stale(frame), display_names(frame)
+    current, tasks, specs = frame[why == ""], display(names, "task"), display(names, "method", "estimator")
     table = pd.DataFrame(_gradient(current, spec, against) + _training(current, spec, against), columns=COLUMNS)
-    table["spec"] = spec
-    for col, ids, kinds in (("task_name", "task", ("task",)), ("spec_name", "spec", ("method", "estimator")),
-                            ("baseline_name", "baseline", ("method", "estimator"))):
-        table[col] = [display(names, *kinds).get(i, i) for i in table[ids]]
+    table = table.assign(task_name=[tasks.get(t, t) for t in table["task"]], spec_name=specs.get(spec, spec),
+                         spec=spec, baseline_name=[specs.get(b, b) for b in table["baseline"]])
     cells = stale_cells(frame, why)
     mine = frame.loc[(frame["estimator"] == spec) | (frame["method"] == spec), "task"].dropna()
     notes = [f"{r.name} on {r.task} ({r.kind}" + (f", K = {r.ks}" if r.ks else "") + f"): stale, left out: {r.why}"
@@ -219,9 +218,6 @@ def _forest(table: pd.DataFrame, kind: str, spec_name: str) -> Figure | None:
     data = data[(data["estimate"] > 0) & data["comparison"].isin(DRAWN)] if kind == "ratio" else data
     if data.empty:
         return None
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator, StrMethodFormatter
-
     data = data.assign(y=data.groupby(["machine", "task_name", "num_samples", "device", "baseline_name"], sort=False,
                                       dropna=False).ngroup())
     rows = data.drop_duplicates("y")
@@ -261,8 +257,7 @@ def _forest(table: pd.DataFrame, kind: str, spec_name: str) -> Figure | None:
 
 
 def section(report: Report, frame: pd.DataFrame, spec: str, against=()) -> tuple[pd.DataFrame, list[str]]:
-    """The report's Comparison section (summary, table, forest plots, what was left out); returns
-    :func:`compare`'s table and notes."""
+    """The report's Comparison section (summary, table, forest plots, what was left out); returns :func:`compare`'s."""
     table, notes = compare(frame, spec, against)
     report.tables["compare"] = table
     name = table["spec_name"].iloc[0] if len(table) else spec
