@@ -51,11 +51,9 @@ def _log_if_positive(part: pd.DataFrame, panel: str) -> dict:
             for k, sub in part.groupby(panel)}
 
 
-def _fig_smoothness(rows, styles) -> Figure | None:
-    bins = _part(rows, "LandscapeClippingSmoothness", "LandscapeBatchNormSmoothness")
+def _fig_smoothness(bins, rows, styles) -> Figure | None:
     fits = _part(rows, "LandscapeClippingFit", "LandscapeBatchNormFit")
-    wide = bins.pivot_table(index=["source", "bin"], columns="measure", values="value").reset_index() \
-        if len(bins) else bins
+    wide = bins.pivot_table(index=["source", "bin"], columns="measure", values="value").reset_index()
     if not {"grad_norm", "smoothness"} <= set(wide.columns):
         return None
     kinds = {"smoothness": "median per bin", "smoothness_upper": "90 % quantile per bin"}
@@ -82,8 +80,8 @@ def _fig_smoothness(rows, styles) -> Figure | None:
     return Figure("landscape_smoothness", "Smoothness vs gradient norm", caption, fig)
 
 
-def _fig_clipping(rows, styles) -> Figure | None:
-    part = _part(rows, "LandscapeClipping").query("measure == 'steps_to_target'")
+def _fig_clipping(part, rows, styles) -> Figure | None:
+    part = part[part["measure"] == "steps_to_target"]
     if part.empty:
         return None
     fig, _ = Lay.draw(_with_se(part).sort_values("gradient"), styles, x="lr", panel="gradient", series="rule",
@@ -99,10 +97,7 @@ _BN_PANELS = ("loss", "smoothness", "loss_range", "gradient_change_range", "effe
 _INIT_PANELS = ("activation_norm", "weight_gradient_norm", "representation_cosine")
 
 
-def _fig_batchnorm(rows, styles) -> Figure | None:
-    part = _part(rows, "LandscapeBatchNorm")
-    if part.empty:
-        return None
+def _fig_batchnorm(part, rows, styles) -> Figure:
     part = part[part["measure"].isin(_BN_PANELS)].sort_values("measure", key=lambda m: m.map(_BN_PANELS.index))
     part = _with_se(part, setting=[f"{n}, lr={lr:g}" for n, lr in zip(part["net"], part["lr"])])
     fig, _ = Lay.draw(part, styles, x="step", panel="measure", series="setting", legend="network",
@@ -114,10 +109,7 @@ def _fig_batchnorm(rows, styles) -> Figure | None:
     return Figure("landscape_batchnorm", "Landscape with and without BatchNorm", caption, fig)
 
 
-def _fig_init(rows, styles) -> Figure | None:
-    part = _part(rows, "LandscapeInit")
-    if part.empty:
-        return None
+def _fig_init(part, rows, styles) -> Figure:
     part = _with_se(part[part["measure"].isin(_INIT_PANELS)], panel=part["activation"] + _SEP + part["measure"])
     part = part.sort_values(["activation", "measure"], key=lambda c: c.map(_INIT_PANELS.index) if c.name == "measure"
                             else c)
@@ -133,18 +125,20 @@ def _fig_init(rows, styles) -> Figure | None:
 
 
 def landscape_figures(frame: pd.DataFrame, skipped: list[str] | None = None) -> list[Figure]:
-    """The landscape figures the results allow; one whose data are malformed (a missing column) is left out,
-    named in ``skipped``."""
+    """The landscape figures the results allow; one that cannot be drawn (a missing column) is named in ``skipped``."""
     rows = landscape_frame(frame)
     if rows.empty:
         return []
+    parts = {_fig_smoothness: _part(rows, "LandscapeClippingSmoothness", "LandscapeBatchNormSmoothness"),
+             _fig_clipping: _part(rows, "LandscapeClipping"), _fig_batchnorm: _part(rows, "LandscapeBatchNorm"),
+             _fig_init: _part(rows, "LandscapeInit")}  # a figure without rows of its experiments is left out
     names = [str(v) for col in ("rule", "init") if col in rows for v in rows[col].dropna().unique()]
-    bn = _part(rows, "LandscapeBatchNorm")
+    bn = parts[_fig_batchnorm]
     nets = [f"{n}, lr={lr:g}" for n, lr in bn[["net", "lr"]].drop_duplicates().itertuples(index=False)] \
         if {"net", "lr"} <= set(bn.columns) else []
     styles, failed = Styles([names, nets]), []
-    figures = [Lay.attempt(partial(build, rows, styles), f"landscape {build.__name__.removeprefix('_fig_')}", failed)
-               for build in (_fig_smoothness, _fig_clipping, _fig_batchnorm, _fig_init)]
+    figures = [Lay.attempt(partial(build, part, rows, styles), f"landscape {build.__name__.removeprefix('_fig_')}",
+                           failed) for build, part in parts.items() if len(part)]
     (skipped if skipped is not None else []).extend(f"figure {label} not drawn: {why}" for label, why in failed)
     return [f for f in figures if f is not None]
 
@@ -180,8 +174,7 @@ def landscape_tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def landscape_section(report, frame: pd.DataFrame) -> None:
-    """The landscape probes (clipping, BatchNorm, initialisation): their tables and figures, when the
-    results have them."""
+    """The landscape probes' tables and figures (clipping, BatchNorm, initialisation), where the results have them."""
     found, figures = landscape_tables(frame), landscape_figures(frame, report.skipped)
     if found or figures:
         report.add(Heading("Landscape probes"), Para(
