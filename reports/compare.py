@@ -79,9 +79,8 @@ def _ratio(va, vb, sa, sb, how: str, log_se: bool = False) -> tuple[float, float
         why = "a value of 0 (deterministic) has no log" if 0 in (va, vb) else "a value or its cost is not recorded"
         return est, math.nan, math.nan, f"unavailable: {why}"
     s = math.hypot(sa, sb) if log_se else math.hypot(sa / va, sb / vb)
-    if not math.isfinite(s):
-        return est, math.nan, math.nan, "unavailable: no standard error recorded"
-    return est, est * math.exp(-CI_Z * s), est * math.exp(CI_Z * s), how
+    return (est, est * math.exp(-CI_Z * s), est * math.exp(CI_Z * s), how) if math.isfinite(s) else (
+        est, math.nan, math.nan, "unavailable: no standard error recorded")
 
 
 def _pair(a: pd.Series, b: pd.Series) -> list[dict]:

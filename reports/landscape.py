@@ -47,8 +47,7 @@ def _with_se(part: pd.DataFrame, **columns) -> pd.DataFrame:
 
 def _log_if_positive(part: pd.DataFrame, panel: str) -> dict:
     """Per panel: a log axis where every value is above 0, but for a cosine (about 0 by design)."""
-    return {k: "log" if (sub["value"] > 0).all() and not k.endswith("_cosine") else "linear"
-            for k, sub in part.groupby(panel)}
+    return {k: "log" if (p["value"] > 0).all() and "cosine" not in k else "linear" for k, p in part.groupby(panel)}
 
 
 def _fig_smoothness(bins, rows, styles) -> Figure | None:
@@ -143,9 +142,7 @@ def landscape_figures(frame: pd.DataFrame, skipped: list[str] | None = None) -> 
     return [f for f in figures if f is not None]
 
 
-def _mean_pm(part: pd.DataFrame, index: list[str]) -> pd.DataFrame | None:
-    if part.empty:
-        return None
+def _mean_pm(part: pd.DataFrame, index: list[str]) -> pd.DataFrame:
     out = part.assign(text=[f"{v:.3g} ± {s:.2g}" if np.isfinite(s) else f"{v:.3g}"
                             for v, s in zip(part["value"], part["se"])])
     return out.pivot_table(index=index, columns="measure", values="text", aggfunc="first").reset_index()
@@ -167,9 +164,9 @@ def landscape_tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
         clip.assign(experiment="clipping", setting=clip["gradient"] + " / " + clip["rule"]) if len(clip) else clip,
         bn.assign(experiment="batchnorm", setting=bn["net"]) if len(bn) else bn) if len(p)]
     tables = {"landscape_largest_lr": pd.concat(lrs, ignore_index=True) if lrs else None,
-              "landscape_smoothness_fit": _mean_pm(fits, ["source"]),
-              "landscape_init_depth": _mean_pm(init[init["layer"] == init["layer"].max()] if len(init) else init,
-                                               ["activation", "init", "layer"])}
+              "landscape_smoothness_fit": _mean_pm(fits, ["source"]) if len(fits) else None,
+              "landscape_init_depth": _mean_pm(init[init["layer"] == init["layer"].max()], [
+                  "activation", "init", "layer"]) if len(init) else None}
     return {name: table for name, table in tables.items() if table is not None}
 
 
