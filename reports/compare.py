@@ -151,9 +151,8 @@ def _welch(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, str]:
 def _training(frame: pd.DataFrame, spec: str, against) -> list[dict]:
     rows = each_latest(ok(frame[frame["group"].isin(["summary", "final"])])).dropna(subset=["method", "value"])
     rows = rows[(rows["group"] == "final") | rows["measure"].isin(TRAINING)]
-    infos, out = training_tasks(frame), []
-    for (machine, task), part in rows[rows["task"].isin(rows.loc[rows["method"] == spec, "task"])].groupby(
-            ["machine", "task"]):
+    infos, out, mine = training_tasks(frame), [], set(rows.loc[rows["method"] == spec, "task"])
+    for (machine, task), part in rows[rows["task"].isin(mine)].groupby(["machine", "task"]):
         info = infos.get(task, M.TaskInfo(task))
         head = part[part["measure"] == TRAINING[0]].groupby("method")["value"].mean().drop(spec, errors="ignore")
         best = set() if head.empty or info.higher_is_better is None else {
@@ -186,8 +185,7 @@ def compare(frame: pd.DataFrame, spec: str, against=()) -> tuple[pd.DataFrame, l
 
 
 def _with_interval(r) -> str:
-    lo, hi = (fmt(r.ci_low), fmt(r.ci_high)) if math.isfinite(r.ci_low) else ("–", "–")
-    return f"{fmt(r.estimate)} [{lo}, {hi}]"
+    return f"{fmt(r.estimate)} [" + (f"{fmt(r.ci_low)}, {fmt(r.ci_high)}]" if math.isfinite(r.ci_low) else "–, –]")
 
 
 def summary(table: pd.DataFrame) -> list[str]:

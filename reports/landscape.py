@@ -25,8 +25,7 @@ _SEP = "\x1f"
 
 
 def landscape_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """The ok landscape rows (``group == "landscape"``) of the latest commit (of the first
-    machine, when there are several), with their ``experiment`` as a ``cls`` column."""
+    """The ok landscape rows of the latest commit (of the first machine, if several), with ``cls``: their experiment."""
     rows = frame[frame["group"] == "landscape"] if "group" in frame else frame.iloc[0:0]
     if rows.empty:
         return rows
@@ -126,8 +125,6 @@ def _fig_init(part, rows, styles) -> Figure:
 def landscape_figures(frame: pd.DataFrame, skipped: list[str] | None = None) -> list[Figure]:
     """The landscape figures the results allow; one that cannot be drawn (a missing column) is named in ``skipped``."""
     rows = landscape_frame(frame)
-    if rows.empty:
-        return []
     parts = {_fig_smoothness: _part(rows, "LandscapeClippingSmoothness", "LandscapeBatchNormSmoothness"),
              _fig_clipping: _part(rows, "LandscapeClipping"), _fig_batchnorm: _part(rows, "LandscapeBatchNorm"),
              _fig_init: _part(rows, "LandscapeInit")}  # a figure without rows of its experiments is left out
