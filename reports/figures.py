@@ -23,7 +23,7 @@ from .safe import plain, slug
 from .select import gradient_cells, latest_commit, training_curves
 from .style import Styles
 
-__all__ = ["Figure", "Skip", "build_figures", "HISTORY_MEASURE", "NEEDS", "cost_points", "fig_cost", "figure_note",
+__all__ = ["Figure", "Skip", "build_figures", "HISTORY_MEASURE", "NEEDS", "fig_cost", "figure_note",
            "metric_label"]
 
 #: the measure whose history across commits is drawn unless the caller names another
@@ -156,15 +156,14 @@ def fig_history(frame_machine: pd.DataFrame, styles: Styles, measure: str = HIST
 COST_AXES = {"evaluations": "f evaluations per estimate", "seconds": "seconds per estimate"}
 
 
-def cost_points(cells: pd.DataFrame, measure: str, axis: str) -> tuple[pd.DataFrame, str]:
-    """One row per (task, estimator, K): ``value`` of ``measure`` and its ``cost``."""
+def fig_cost(cells: pd.DataFrame, styles: Styles, measure: str, axis: str) -> Figure:
+    """``measure`` against its cost per estimate (``axis``), one row per (task, estimator, K)."""
     device = S.on_device(cells, measure)[1]
     on = cells[cells["device"] == device]
 
     def per_cell(m):
         return S.one_value_per_cell(on[on["measure"] == m], _KEYS)
-    data = per_cell(measure)
-    cost = per_cell("evaluations" if axis == "evaluations" else "time_estimate")
+    data, cost = per_cell(measure), per_cell("evaluations" if axis == "evaluations" else "time_estimate")
     if axis == "seconds" and cost.empty:  # the harness's own seconds: variance x seconds / variance
         both = per_cell("work_normalised_variance").merge(per_cell("variance"), on=_KEYS, suffixes=("", "_v"))
         cost = both.assign(value=both["value"] / both["value_v"].where(both["value_v"] > 0))
@@ -174,11 +173,6 @@ def cost_points(cells: pd.DataFrame, measure: str, axis: str) -> tuple[pd.DataFr
     data = data[np.isfinite(data["cost"]) & (data["cost"] > 0) & (data["value"] >= 0)]
     if not ((data["value"] > 0) & ~data["edge"]).any():
         raise Skip(f"no positive {measure} with a {COST_AXES[axis]}")
-    return data, device
-
-
-def fig_cost(cells: pd.DataFrame, styles: Styles, measure: str, axis: str) -> Figure:
-    data, device = cost_points(cells, measure, axis)
     scale, unit = 1.0, ""
     if axis == "seconds":  # in the unit that keeps the ticks plain numbers
         median = float(data["cost"].median())
