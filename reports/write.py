@@ -48,32 +48,23 @@ def _remove_stale(folder: Path, prefix: str) -> None:
     and any older than :data:`STALE_SECONDS` (issue 21, item 8)."""
     for path in folder.glob(f"{prefix}*") if folder.is_dir() else ():
         pid = path.name[len(prefix):].split("-")[0]
-        try:
-            old = time.time() - path.lstat().st_mtime > STALE_SECONDS
-        except OSError:
+        try:  # signal 0 only asks whether the process is there
+            stale = time.time() - path.lstat().st_mtime > STALE_SECONDS or not pid.isdigit() or os.kill(int(pid), 0)
+        except ProcessLookupError:
+            stale = True
+        except OSError:  # gone already, or another user's process: alive
             continue
-        if path.is_dir() and not path.is_symlink() and (old or not _alive(pid)) and pid != str(os.getpid()):
+        if stale and path.is_dir() and not path.is_symlink() and pid != str(os.getpid()):
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _alive(pid: str) -> bool:
-    try:
-        return pid.isdigit() and os.kill(int(pid), 0) is None
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process: alive
-        return True
-
-
 class OutputDir:
-    """The report's output folder: written whole or not at all, replacing only what a report wrote.
-
-    ``with OutputDir(out) as target:`` checks ``out`` (a ``figures/`` or ``tables/`` that is a link or not a
-    folder, or a folder it cannot write, is refused) and gives a fresh staging folder next to it
-    (``target.stage``). When the block ends without an error the files the previous report wrote (its
-    manifest, :data:`MANIFEST`) are moved aside and the staged ones moved in; if any move fails every move is
-    undone and :class:`OutputError` says why. A file the report did not write is never removed or overwritten:
-    one in the way is kept beside as ``<name>.kept-<n><suffix>``, with a note."""
+    """The report's output folder, written whole or not at all: ``with OutputDir(out) as target:`` refuses an
+    ``out`` whose ``figures/`` or ``tables/`` is a link or not a folder, or that it cannot write, and stages the
+    report in a fresh ``target.stage`` beside it. When the block ends without an error the previous report's files
+    (its :data:`MANIFEST`) are moved aside and the staged ones in; a failed move undoes every move and raises
+    :class:`OutputError`. A file the report did not write is never removed or overwritten: one in the way is kept
+    beside as ``<name>.kept-<n><suffix>``, with a note."""
 
     def __init__(self, out: os.PathLike | str):
         self.out, self.stage, self.notes, self._tmp = Path(out), Path(), [], None
@@ -134,10 +125,6 @@ class OutputDir:
             if self._tmp is not None:
                 shutil.rmtree(self._tmp, ignore_errors=True)
 
-    def final(self, staged: Path) -> Path:
-        """Where a staged file lives once moved in."""
-        return self.out / Path(staged).relative_to(self.stage)
-
     def _commit(self) -> None:
         self._check()  # again: the folder may have changed while the report was drawn
         new = sorted(p.relative_to(self.stage).as_posix() for p in self.stage.rglob("*") if p.is_file())
@@ -189,7 +176,12 @@ class OutputDir:
             raise
 
 
-_CSS = """body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:80rem;margin:2rem auto;
+#: the page up to its first block, with the style sheet (a wide table scrolls inside its own box)
+_HEAD = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>estibench report</title><style>\
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:80rem;margin:2rem auto;
 padding:0 1rem;color:#222;line-height:1.45} .scroll{overflow-x:auto;max-width:100%;margin:.5rem 0}
 table{border-collapse:collapse;font-size:.9rem} th,td{border:1px solid #ccc;padding:.2rem .5rem;text-align:left;
 vertical-align:top} td{max-width:24rem;overflow-wrap:break-word} th{background:#f3f3f3;white-space:nowrap}
@@ -199,7 +191,7 @@ figure img{height:auto} table.sortable td{white-space:nowrap} table.sortable th{
 input.filter{width:24rem;max-width:100%;margin:.3rem 0;padding:.2rem .4rem} table.sortable th:hover{background:#e6e6e6}
 figcaption,.caption{color:#555;font-size:.9rem} p,li,figcaption,h1,h2,h3{overflow-wrap:anywhere}
 .alert{border:2px solid #b3261e;background:#fdecea;border-radius:6px;padding:.6rem 1rem;margin:1rem 0}
-.alert strong{color:#b3261e}"""
+.alert strong{color:#b3261e}</style></head><body>"""
 #: the one script of the report (no network): a click on a header sorts by that column (numbers by value,
 #: text after them; again: the other way), the box above keeps the rows that hold every word typed
 _SORT_FILTER = """for (const t of document.querySelectorAll("table.sortable")) {
@@ -217,34 +209,6 @@ _SORT_FILTER = """for (const t of document.querySelectorAll("table.sortable")) {
 _QUANTITY = re.compile(r"^×?[-+]?\d[\d.]*(e[-+]?\d+)?( [^\s\d]+)?$")
 
 
-def to_markdown(report: Report, out: Path) -> str:
-    lines: list[str] = []
-    for b in report.blocks:
-        if isinstance(b, Heading):
-            lines += ["#" * b.level + " " + md_text(b.text)]
-        elif isinstance(b, Para):
-            lines += [md_text(b.text)]
-        elif isinstance(b, Items):
-            lines += [f"- {md_text(item)}" for item in b.items]
-        elif isinstance(b, Alert):
-            lines += [f"> **⚠ {md_text(b.title)}**", ">", *(f"> - {md_text(i)}" for i in b.items),
-                      *([">", f"> {md_text(b.text)}"] if b.text else [])]
-        elif isinstance(b, Table) and b.interactive:  # too long for a page: the CSV and the HTML hold it
-            lines += [f"*{md_text(b.caption)}* (table in report.html)"]
-        elif isinstance(b, Table):
-            lines += ["| " + " | ".join(md_text(c) for c in b.frame.columns) + " |", "|" + "---|" * b.frame.shape[1],
-                      *("| " + " | ".join(map(_md_cell, row)) + " |" for row in b.frame.itertuples(index=False)),
-                      *(["", f"*{md_text(b.caption)}*"] if b.caption else [])]
-        elif isinstance(b, FigureBlock):
-            link = next((b.figure.files[f].relative_to(out).as_posix() for f in ("png", "svg", "pdf")
-                         if f in b.figure.files), "")
-            title = md_text(b.figure.title)
-            lines += [f"### {title}", "", f"![{title}]({link})" if link else "(figure not saved)", "",
-                      f"*{md_text(b.figure.caption)}*"]
-        lines.append("")
-    return "\n".join(lines)
-
-
 def _md_cell(v: Any) -> str:
     text = md_text(fmt(v))
     return f"**{text}**" if isinstance(v, Bold) and text else text
@@ -257,38 +221,58 @@ def _html_cell(v: Any) -> str:
         else f"<td>{text}</td>"
 
 
+def _md_figure(b: FigureBlock, out: Path) -> str:
+    f = b.figure
+    link = next((f.files[k].relative_to(out).as_posix() for k in ("png", "svg", "pdf") if k in f.files), "")
+    return f"### {md_text(f.title)}\n\n" + (f"![{md_text(f.title)}]({link})" if link else "(figure not saved)") \
+        + f"\n\n*{md_text(f.caption)}*"
+
+
+def _html_figure(b: FigureBlock, out: None) -> str:
+    """Its SVG when saved (sharp at any zoom), else its PNG (saved, or drawn now); a figure narrower than the text
+    keeps the same scale (its fonts the same size)."""
+    f = b.figure
+    mime, data = ("image/svg+xml", f.files["svg"].read_bytes()) if "svg" in f.files else \
+        ("image/png", f.files["png"].read_bytes() if "png" in f.files else layout.encode(f.fig, "png"))
+    width = min(100, round(100 * f.fig.get_figwidth() / TEXT_WIDTH))
+    return (f"<figure><h3>{esc(f.title)}</h3><img style=\"width:{width}%\" alt=\"{esc(f.title)}\" "
+            f"src=\"data:{mime};base64,{base64.b64encode(data).decode()}\"><figcaption>{esc(f.caption)}</figcaption></figure>")
+
+
+_ul = lambda items: "<ul>" + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>"
+#: block type -> how it is spelled (in Markdown, in HTML); Markdown links a figure relative to ``out``. An
+#: interactive table, too long for a page, is only named in Markdown (the CSV and the HTML hold it).
+_SPELLING = {
+    Heading: (lambda b, out: "#" * b.level + " " + md_text(b.text),
+              lambda b, out: f"<h{b.level}>{esc(b.text)}</h{b.level}>"),
+    Para: (lambda b, out: md_text(b.text), lambda b, out: f"<p>{esc(b.text)}</p>"),
+    Items: (lambda b, out: "\n".join(f"- {md_text(i)}" for i in b.items), lambda b, out: _ul(b.items)),
+    Alert: (lambda b, out: "\n".join([f"> **⚠ {md_text(b.title)}**", ">", *(f"> - {md_text(i)}" for i in b.items),
+                                      *([">", f"> {md_text(b.text)}"] if b.text else [])]),
+            lambda b, out: f"<div class=\"alert\" role=\"alert\"><strong>⚠ {esc(b.title)}</strong>{_ul(b.items)}"
+                           f"<p>{esc(b.text)}</p></div>"),
+    Table: (lambda b, out: f"*{md_text(b.caption)}* (table in report.html)" if b.interactive else "\n".join([
+                "| " + " | ".join(md_text(c) for c in b.frame.columns) + " |", "|" + "---|" * b.frame.shape[1],
+                *("| " + " | ".join(map(_md_cell, row)) + " |" for row in b.frame.itertuples(index=False)),
+                *(["", f"*{md_text(b.caption)}*"] if b.caption else [])]),
+            lambda b, out: ('<input class="filter" type="search" placeholder="filter rows"><div class="scroll tall">'
+                            '<table class="sortable">' if b.interactive else '<div class="scroll"><table>')
+                           + "<thead><tr>" + "".join(f"<th>{esc(c)}</th>" for c in b.frame.columns)
+                           + "</tr></thead><tbody>" + "".join("<tr>" + "".join(map(_html_cell, row)) + "</tr>"
+                                                              for row in b.frame.itertuples(index=False))
+                           + "</tbody></table></div>" + f"<p class=\"caption\">{esc(b.caption)}</p>" * bool(b.caption)),
+    FigureBlock: (_md_figure, _html_figure),
+}
+
+
+def to_markdown(report: Report, out: Path) -> str:
+    return "\n".join(f"{_SPELLING[type(b)][0](b, out)}\n" for b in report.blocks)
+
+
 def to_html(report: Report) -> str:
-    out = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">", "<meta name=\"viewport\" "
-           "content=\"width=device-width, initial-scale=1\">", f"<title>estibench report</title><style>{_CSS}</style>"
-           "</head><body>"]
-    for b in report.blocks:
-        if isinstance(b, Heading):
-            out.append(f"<h{b.level}>{esc(b.text)}</h{b.level}>")
-        elif isinstance(b, Para):
-            out.append(f"<p>{esc(b.text)}</p>")
-        elif isinstance(b, (Items, Alert)):
-            items = "<ul>" + "".join(f"<li>{esc(i)}</li>" for i in b.items) + "</ul>"
-            out.append(items if isinstance(b, Items) else f"<div class=\"alert\" role=\"alert\"><strong>⚠ "
-                       f"{esc(b.title)}</strong>{items}<p>{esc(b.text)}</p></div>")
-        elif isinstance(b, Table):  # a wide table scrolls inside its own box instead of running off the page
-            tools = ('<input class="filter" type="search" placeholder="filter rows">', ' class="sortable"', " tall") \
-                if b.interactive else ("", "", "")
-            out.append(f"{tools[0]}<div class=\"scroll{tools[2]}\"><table{tools[1]}><thead><tr>"
-                       + "".join(f"<th>{esc(c)}</th>" for c in b.frame.columns) + "</tr></thead><tbody>"
-                       + "".join("<tr>" + "".join(map(_html_cell, row)) + "</tr>" for row in b.frame.itertuples(
-                           index=False)) + "</tbody></table></div>"
-                       + (f"<p class=\"caption\">{esc(b.caption)}</p>" if b.caption else ""))
-        elif isinstance(b, FigureBlock):  # its SVG when saved (sharp at any zoom), else its PNG (saved, or drawn
-            f = b.figure  # now); a narrower figure than the text keeps the same scale (its fonts the same size)
-            mime, data = ("image/svg+xml", f.files["svg"].read_bytes()) if "svg" in f.files else \
-                ("image/png", f.files["png"].read_bytes() if "png" in f.files else layout.encode(f.fig, "png"))
-            width = min(100, round(100 * f.fig.get_figwidth() / TEXT_WIDTH))
-            out.append(f"<figure><h3>{esc(f.title)}</h3><img style=\"width:{width}%\" "
-                       f"alt=\"{esc(f.title)}\" src=\"data:{mime};base64,{base64.b64encode(data).decode()}\">"
-                       f"<figcaption>{esc(f.caption)}</figcaption></figure>")
-    if any(isinstance(b, Table) and b.interactive for b in report.blocks):
-        out.append(f"<script id=\"sort-filter\">{_SORT_FILTER}</script>")
-    return "\n".join(out + ["</body></html>"])
+    script = [f"<script id=\"sort-filter\">{_SORT_FILTER}</script>"] * any(b.interactive for b in report.blocks
+                                                                           if isinstance(b, Table))
+    return "\n".join([_HEAD, *(_SPELLING[type(b)][1](b, None) for b in report.blocks), *script, "</body></html>"])
 
 
 def save_report(report: Report, out: Path, formats: Sequence[str] = ("png",),
@@ -308,7 +292,7 @@ def save_report(report: Report, out: Path, formats: Sequence[str] = ("png",),
         (stage / "report.md").write_text(to_markdown(report, stage), encoding="utf-8")
         (stage / "report.html").write_text(to_html(report), encoding="utf-8")
     for figure in report.figures:  # the files now live in out
-        figure.files = {k: target.final(p) for k, p in figure.files.items()}
+        figure.files = {k: target.out / Path(p).relative_to(stage) for k, p in figure.files.items()}
     md, page = target.out / "report.md", target.out / "report.html"
     progress(f"wrote {md} and {page} ({len(report.figures)} figure(s) in {target.out / 'figures'})")
     return {"markdown": md, "html": page, "figures": target.out / "figures", "tables": target.out / "tables",
