@@ -62,9 +62,8 @@ def named(table: pd.DataFrame, names: dict[str, dict[str, str]]) -> pd.DataFrame
     out = table.copy()
     for col in (c for c in _NAMED if c in out):
         kinds = ("method", "estimator") if col in ("best", "runner_up") else (_NAMED[col],)
-        lookup = display(names, *kinds, marked=kinds != ("task",))
-        sep = ", " if col in ("estimators", "exact", "deterministic") else " = "
-        out[col] = out[col].map(lambda v, lookup=lookup, sep=sep: _renamed(v, lookup, sep))
+        out[col] = out[col].map(partial(_renamed, lookup=display(names, *kinds, marked=col != "task"),
+                                        sep=", " if col in ("estimators", "exact", "deterministic") else " = "))
     return out
 
 
@@ -123,8 +122,8 @@ def _gradient_section(report: Report, mframe: pd.DataFrame, suffix: str, on: str
     cover, best, full = tables.coverage(mframe), tables.best_estimators(mframe), tables.results_table(mframe, names)
     report.tables.update({f"coverage{suffix}": cover, f"best_estimators{suffix}": best, f"results{suffix}": full})
     if not cover.empty:
-        report.add(Heading(f"Gradient estimators{on} @ {_commit_of(mframe[mframe['group'] == 'gradient'])}"), Table(
-            named(cover, names), "What ran: the estimators and sample counts K with results, per task and device."))
+        report.add(_at("Gradient estimators", on, mframe, "gradient"), Table(named(cover, names), "What ran: the "
+                   "estimators and sample counts K with results, per task and device."))
     if not best.empty:
         report.add(Heading(f"Best estimator per task and measure{on}", 3),
                    Table(display_best(named(best, names)), _BEST_CAPTION))
@@ -145,7 +144,7 @@ def _alignment_section(report: Report, mframe: pd.DataFrame, suffix: str, on: st
     report.tables.update({f"alignment_summary{suffix}": summary, f"best_methods{suffix}": best_m})
     if summary.empty:
         return
-    report.add(Heading(f"Metric alignment{on} @ {_commit_of(mframe[mframe['group'].isin(['summary', 'final'])])}"))
+    report.add(_at("Metric alignment", on, mframe, "summary", "final"))
     for task in summary["task"].unique():
         report.add(Heading(names.get("task", {}).get(task, task), 3), *(
             _summary_table(summary, best_m, task, src, tasks.get(task, M.TaskInfo(task)), names)
@@ -163,8 +162,8 @@ def _other_section(report: Report, mframe: pd.DataFrame, loaded: Loaded, suffix:
     report.tables[f"other{suffix}"] = other
     shown = other.head(_MAX_OTHER_LISTED)
     more = f" (first {len(shown)} of {len(other)}; all in tables/)" if len(shown) < len(other) else ""
-    report.add(Heading(f"Other benchmarks{on} @ {_commit_of(mframe[mframe['group'] == 'other'])}"), Table(
-        shown.drop(columns=["ci_low", "ci_high"]), f"Results the report has no figure for{more}."))
+    report.add(_at("Other benchmarks", on, mframe, "other"), Table(shown.drop(columns=["ci_low", "ci_high"]),
+                                                                   f"Results the report has no figure for{more}."))
 
 
 def _figures_section(report: Report, mframe: pd.DataFrame, styles: Styles, tasks: dict,
@@ -251,9 +250,11 @@ def compose(loaded: Loaded, progress: Callable[[str], None] = lambda msg: None,
     return report
 
 
-def _commit_of(frame: pd.DataFrame) -> str:
-    latest = latest_commit(frame)
-    return "–" if latest.empty else f"{str(latest['commit'].iloc[0])[:8]} ({fmt(latest['date'].max())})"
+def _at(title: str, on: str, frame: pd.DataFrame, *groups: str) -> Heading:
+    """A machine's section heading, with the commit (and date) its ``groups`` of results are shown at."""
+    latest = latest_commit(frame[frame["group"].isin(groups)])
+    return Heading(f"{title}{on} @ " + ("–" if latest.empty else f"{str(latest['commit'].iloc[0])[:8]} "
+                                                                 f"({fmt(latest['date'].max())})"))
 
 
 def _styles(frame: pd.DataFrame, names: dict) -> Styles:

@@ -34,15 +34,6 @@ class OutputError(Exception):
     """The report cannot be written to its folder; the previous report is left as it was."""
 
 
-def _allowed(rel: str) -> bool:
-    """A manifest entry the report may remove: report.md/.html or a plain file name directly in
-    figures/ or tables/ (no ``..``, no absolute path, no deeper folder)."""
-    parts = PurePosixPath(rel).parts
-    if rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
-        return False
-    return parts in (("report.md",), ("report.html",)) or (len(parts) == 2 and parts[0] in SUBDIRS)
-
-
 def _remove_stale(folder: Path, prefix: str) -> None:
     """Remove the staging folders a killed report left (``<prefix><pid>-*``): those whose process is gone,
     and any older than :data:`STALE_SECONDS` (issue 21, item 8)."""
@@ -71,15 +62,12 @@ class OutputDir:
 
     def _check(self) -> None:
         out = self.out
-        if out.exists() and not out.is_dir():
-            raise OutputError(f"--out {out} exists and is not a folder")
-        for path in (out / s for s in SUBDIRS):
-            if path.is_symlink():
+        for path in (*(out / s for s in SUBDIRS), out):
+            if path.is_symlink() and path != out:
                 raise OutputError(f"{path} is a symbolic link; the report never writes through "
                                   f"a link out of {out} (remove the link or choose another --out)")
             if path.exists() and not path.is_dir():
-                raise OutputError(f"{path} exists and is not a folder")
-        for path in [out] + [out / s for s in SUBDIRS]:
+                raise OutputError(f"{'--out ' * (path == out)}{path} exists and is not a folder")
             if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
                 raise OutputError(f"cannot write into {path} (permission denied); the previous report is left "
                                   f"as it was")
@@ -94,7 +82,11 @@ class OutputDir:
             self.notes.append(f"warning: could not read {path} ({type(exc).__name__}); no earlier report file "
                               f"is removed")
             return []
-        good = [e for e in entries if isinstance(e, str) and _allowed(e)]
+        # removable: report.md/.html or a plain file name directly in figures/ or tables/ (no .., no deeper
+        # folder, no absolute path: its first part is /)
+        parts = [(e, PurePosixPath(e).parts) for e in entries if isinstance(e, str)]
+        good = [e for e, p in parts if ".." not in p and (p in (("report.md",), ("report.html",)) or (
+            len(p) == 2 and p[0] in SUBDIRS))]
         if len(good) < len(entries):
             self.notes.append(f"warning: {path} lists {len(entries) - len(good)} path(s) outside the report's own "
                               f"files; they are left alone")
@@ -151,7 +143,12 @@ class OutputDir:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(src, dest)
                 done.append((src, dest))
-            self._write_manifest(new)
+            path = self.out / MANIFEST  # written beside, then renamed over the last one
+            if path.is_symlink() or (path.exists() and not path.is_file()):
+                raise OSError(f"{path} is not a plain file")
+            (self._tmp / MANIFEST).write_text(json.dumps({"written_by": "estibench report", "files": new}, indent=1),
+                                              encoding="utf-8")
+            os.replace(self._tmp / MANIFEST, path)
         except OSError as exc:
             for step, what in [*((partial(os.replace, d, s), f"restore {s}") for s, d in reversed(done)),
                                *((f.rmdir, f"remove {f}") for f in reversed(made))]:
@@ -161,19 +158,6 @@ class OutputDir:
                     self.notes.append(f"warning: could not {what}: {undo}")
             raise OutputError(f"could not write the report into {self.out} ({type(exc).__name__}: {exc}); the "
                               f"previous report is left as it was") from None
-
-    def _write_manifest(self, files: list[str]) -> None:
-        path = self.out / MANIFEST
-        if path.is_symlink() or (path.exists() and not path.is_file()):
-            raise OSError(f"{path} is not a plain file")
-        fd, tmp = tempfile.mkstemp(prefix=f"{MANIFEST}.", dir=self.out)  # a fresh name
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({"written_by": "estibench report", "files": files}, fh, indent=1)
-            os.replace(tmp, path)
-        except OSError:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
 
 #: the page up to its first block, with the style sheet (a wide table scrolls inside its own box)
@@ -209,23 +193,14 @@ _SORT_FILTER = """for (const t of document.querySelectorAll("table.sortable")) {
 _QUANTITY = re.compile(r"^×?[-+]?\d[\d.]*(e[-+]?\d+)?( [^\s\d]+)?$")
 
 
-def _md_cell(v: Any) -> str:
-    text = md_text(fmt(v))
-    return f"**{text}**" if isinstance(v, Bold) and text else text
-
-
-def _html_cell(v: Any) -> str:
-    """Bold: the best of its column; numbers, and quantities with their unit ("123 µs", "×1.23"): right-aligned."""
-    text, numeric = esc(fmt(v)), isinstance(v, numbers.Number) or (isinstance(v, str) and _QUANTITY.match(v))
+def _cell(v: Any, html: bool) -> str:
+    """Bold: the best of its column; in HTML a number or a quantity with its unit ("123 µs", "×1.23") right-aligned."""
+    text = esc(fmt(v)) if html else md_text(fmt(v))
+    if not html:
+        return f"**{text}**" if isinstance(v, Bold) and text else text
+    numeric = isinstance(v, numbers.Number) or (isinstance(v, str) and _QUANTITY.match(v))
     return f"<td><b>{text}</b></td>" if isinstance(v, Bold) else f"<td class=\"num\">{text}</td>" if numeric \
         else f"<td>{text}</td>"
-
-
-def _md_figure(b: FigureBlock, out: Path) -> str:
-    f = b.figure
-    link = next((f.files[k].relative_to(out).as_posix() for k in ("png", "svg", "pdf") if k in f.files), "")
-    return f"### {md_text(f.title)}\n\n" + (f"![{md_text(f.title)}]({link})" if link else "(figure not saved)") \
-        + f"\n\n*{md_text(f.caption)}*"
 
 
 def _html_figure(b: FigureBlock, out: None) -> str:
@@ -253,15 +228,18 @@ _SPELLING = {
                            f"<p>{esc(b.text)}</p></div>"),
     Table: (lambda b, out: f"*{md_text(b.caption)}* (table in report.html)" if b.interactive else "\n".join([
                 "| " + " | ".join(md_text(c) for c in b.frame.columns) + " |", "|" + "---|" * b.frame.shape[1],
-                *("| " + " | ".join(map(_md_cell, row)) + " |" for row in b.frame.itertuples(index=False)),
+                *("| " + " | ".join(_cell(v, False) for v in row) + " |" for row in b.frame.itertuples(index=False)),
                 *(["", f"*{md_text(b.caption)}*"] if b.caption else [])]),
             lambda b, out: ('<input class="filter" type="search" placeholder="filter rows"><div class="scroll tall">'
                             '<table class="sortable">' if b.interactive else '<div class="scroll"><table>')
                            + "<thead><tr>" + "".join(f"<th>{esc(c)}</th>" for c in b.frame.columns)
-                           + "</tr></thead><tbody>" + "".join("<tr>" + "".join(map(_html_cell, row)) + "</tr>"
+                           + "</tr></thead><tbody>" + "".join("<tr>" + "".join(_cell(v, True) for v in row) + "</tr>"
                                                               for row in b.frame.itertuples(index=False))
                            + "</tbody></table></div>" + f"<p class=\"caption\">{esc(b.caption)}</p>" * bool(b.caption)),
-    FigureBlock: (_md_figure, _html_figure),
+    FigureBlock: (lambda b, out: f"### {md_text(b.figure.title)}\n\n" + next((
+                      f"![{md_text(b.figure.title)}]({b.figure.files[k].relative_to(out).as_posix()})"
+                      for k in ("png", "svg", "pdf") if k in b.figure.files), "(figure not saved)")
+                  + f"\n\n*{md_text(b.figure.caption)}*", _html_figure),
 }
 
 
