@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,7 @@ class UsageError(ValueError):
 
 def __getattr__(name: str):  # lazy: importing the package costs nothing until a reader or writer is used
     if name in ("Loaded", "NoResultsError", "read_tidy", "write_tidy", "OutputError", "load_results"):
-        from . import load, write
-
-        return getattr(write if name == "OutputError" else load, name)
+        return getattr(import_module(".write" if name == "OutputError" else ".load", __name__), name)
     raise AttributeError(f"module 'reports' has no attribute {name!r}")
 
 
@@ -49,6 +48,7 @@ def build_report(results: Any, out: Any, *, formats: Sequence[str] = ("png",),
 
     from estibench import schema
 
+    from .compare import check
     from .load import load_results, write_tidy
     from .render import compose
     from .select import refuse_unknown
@@ -64,20 +64,17 @@ def build_report(results: Any, out: Any, *, formats: Sequence[str] = ("png",),
                            column)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    if compare or against:
-        from .compare import check
-
-        try:
+    try:
+        if compare or against:
             check(frame, compare or "", against)
-        except ValueError as exc:
-            raise UsageError(f"--compare: {exc}" if compare else "--against needs --compare SPEC") from None
+    except ValueError as exc:
+        raise UsageError(f"--compare: {exc}" if compare else "--against needs --compare SPEC") from None
     if tidy is not None:
         write_tidy(frame, tidy)
         say(f"wrote tidy table {tidy} ({len(frame)} rows)")
     options = {"history_measure": history, "only_tasks": tuple(tasks), "only_estimators": tuple(estimators),
                "per_task": per_task, "compare": compare, "against": tuple(against)}
-    with py_warnings.catch_warnings():
-        py_warnings.simplefilter("ignore")  # matplotlib/seaborn chatter is not the user's problem
+    with py_warnings.catch_warnings(action="ignore"):  # matplotlib/seaborn chatter is not the user's problem
         report = compose(loaded, say, str(results), options)
         try:
             paths = save_report(report, Path(out), formats, say)

@@ -41,14 +41,13 @@ def _summary_table(summary: pd.DataFrame, best: pd.DataFrame, task: str, source:
             row[M.label(m) + arrow] = Bold(text) if method in str(winners.get(m, "")).removeprefix("tie: ").split(
                 " = ") else text
         rows.append(row)
-    seeds = int(part["seeds"].max()) if len(part) else 0
     what = "alignment summary (suite/training.py)" if source == "summary" else "measures taken at the end of training"
-    caption = (f"{names.get('task', {}).get(task, task)}: {what}, mean ± standard deviation over {seeds} seed(s); "
-               f"bold: the best mean of each column (↑ higher / ↓ lower is better; unmarked: not ranked); †: "
-               f"registered biased. Metric: {info.metric}" + ("" if info.higher_is_better is not None else
-               " (the results do not say which way this task's metric is better: its final metrics are not "
-               "ranked)") + ".")
-    return Table(pd.DataFrame(rows, dtype=object), caption)  # object: keeps Bold cells
+    return Table(pd.DataFrame(rows, dtype=object), (  # object: keeps Bold cells
+        f"{names.get('task', {}).get(task, task)}: {what}, mean ± standard deviation over "
+        f"{int(part['seeds'].max()) if len(part) else 0} seed(s); bold: the best mean of each column (↑ higher / ↓ "
+        f"lower is better; unmarked: not ranked); †: registered biased. Metric: {info.metric}"
+        + ("" if info.higher_is_better is not None else " (the results do not say which way this task's metric is "
+           "better: its final metrics are not ranked)") + "."))
 
 
 #: table column -> the kind of id it holds (display names: reports.select.display_names)
@@ -72,36 +71,6 @@ def _renamed(v, lookup: dict[str, str], sep: str):
         return v
     text = sep.join(lookup.get(p, p) for p in v.removeprefix("tie: ").split(sep))
     return f"tie: {text}" if v.startswith("tie: ") else text
-
-
-def _heading(report: Report, loaded: Loaded, source: str) -> None:
-    frame = loaded.frame
-    counts, why = frame["status"].value_counts(), tables.why_not(frame[frame["status"] == "skipped"]).value_counts()
-    report.add(Heading("estibench report", 1), Para(
-        f"Generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} from {len(loaded.files)} result file(s)"
-        f"{' in ' + source if source else ''}: {len(frame)} benchmark cells, {counts.get('ok', 0)} ok, "
-        f"{counts.get('failed', 0)} failed, {counts.get('skipped', 0)} skipped ("
-        + ", ".join(f"{why.get(w, 0)} {w}" for w in ("not applicable", "undefined", "not run"))
-        + "; not run: outside the runs' narrowing). Each machine's tables and figures use its latest commit with "
-        "results of their kind (the history figure uses every commit); results of different machines are never "
-        f"compared. Intervals: value ± {CI_Z:.2f}·se ({round(100 * CI_LEVEL)} %) from the suite's standard errors, "
-        "asv's 99 % interval for times."))
-
-
-def _provenance(report: Report, loaded: Loaded) -> None:
-    frame, info = loaded.frame, ("os", "arch", "cpu", "num_cpu", "ram")
-    machines = pd.DataFrame([{"machine": name, **{k: loaded.machines.get(name, {}).get(k) for k in info}}
-                             for name in sorted(frame["machine"].unique())])
-    report.tables["runs"] = runs = tables.runs(frame)
-    report.add(Heading("Machines and runs"), Table(machines.dropna(axis=1, how="all"), "Machines (from asv's "
-               "machine.json)."), Table(runs.assign(commit=runs["commit"].astype(str).str[:8]), "Results: one row "
-               "per machine and commit; cell counts by status."))
-    report.tables["run_summary"] = summary = tables.run_summary(frame)
-    if not summary.empty:
-        report.add(Para(f"{len(summary)} run(s) contributed gradient cells: narrowed runs on one commit add to "
-                        "its results, and each cell keeps the start time of the run that measured it (column "
-                        "run_started of the tidy table)."), Table(summary.assign(
-            commit=summary["commit"].astype(str).str[:8]), "Runs: when each started and what it measured."))
 
 
 _BEST_CAPTION = (
@@ -199,7 +168,6 @@ def _failures(report: Report, loaded: Loaded) -> None:
         report.add(Heading("Files left out and other warnings"), Items(loaded.warnings + report.skipped))
 
 
-# -- building --------------------------------------------------------------------------------------
 #: machines drawn in full (the most recently measured); the rest are summarised (issue 21, item 7)
 MAX_MACHINES = 4
 
@@ -220,7 +188,16 @@ def compose(loaded: Loaded, progress: Callable[[str], None] = lambda msg: None,
     frame, report, names = loaded.frame, Report(), display_names(loaded.frame)
     latest = frame.groupby("machine")["date"].max().sort_values(ascending=False, kind="stable")
     machines, tasks, styles = sorted(latest.index[:MAX_MACHINES]), tables.training_tasks(frame), _styles(frame, names)
-    _heading(report, loaded, source)
+    counts, why_not = frame["status"].value_counts(), tables.why_not(frame[frame["status"] == "skipped"]).value_counts()
+    report.add(Heading("estibench report", 1), Para(
+        f"Generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} from {len(loaded.files)} result file(s)"
+        f"{' in ' + source if source else ''}: {len(frame)} benchmark cells, {counts.get('ok', 0)} ok, "
+        f"{counts.get('failed', 0)} failed, {counts.get('skipped', 0)} skipped ("
+        + ", ".join(f"{why_not.get(w, 0)} {w}" for w in ("not applicable", "undefined", "not run"))
+        + "; not run: outside the runs' narrowing). Each machine's tables and figures use its latest commit with "
+        "results of their kind (the history figure uses every commit); results of different machines are never "
+        f"compared. Intervals: value ± {CI_Z:.2f}·se ({round(100 * CI_LEVEL)} %) from the suite's standard errors, "
+        "asv's 99 % interval for times."))
     report.tables["claims"] = claims = claims_table(frame)
     claims_alert(report, shown_claims := named(claims, names))
     # issue 24: cells of an older code version are named, left out of rankings and the comparison
@@ -228,7 +205,18 @@ def compose(loaded: Loaded, progress: Callable[[str], None] = lambda msg: None,
     _guarded(report, "stale results", partial(versions.notice, report, frame, why, names))
     current, options = frame[why == ""], dict(figure_options or {})
     spec, against = options.pop("compare", None), options.pop("against", ())
-    _provenance(report, loaded)
+    hardware = pd.DataFrame([{**loaded.machines.get(m, {}), "machine": m} for m in sorted(frame["machine"].unique())],
+                            columns=["machine", "os", "arch", "cpu", "num_cpu", "ram"])
+    report.tables["runs"] = runs = tables.runs(frame)
+    report.add(Heading("Machines and runs"), Table(hardware.dropna(axis=1, how="all"), "Machines (from asv's "
+               "machine.json)."), Table(runs.assign(commit=runs["commit"].astype(str).str[:8]), "Results: one row "
+               "per machine and commit; cell counts by status."))
+    report.tables["run_summary"] = summary = tables.run_summary(frame)
+    if not summary.empty:
+        report.add(Para(f"{len(summary)} run(s) contributed gradient cells: narrowed runs on one commit add to "
+                        "its results, and each cell keeps the start time of the run that measured it (column "
+                        "run_started of the tidy table)."), Table(summary.assign(
+            commit=summary["commit"].astype(str).str[:8]), "Runs: when each started and what it measured."))
     if len(latest) > len(machines):
         left = sorted(latest.index[MAX_MACHINES:])
         report.add(Para(f"{len(left)} of {len(latest)} machines are not drawn (only the {MAX_MACHINES} "
@@ -251,10 +239,9 @@ def compose(loaded: Loaded, progress: Callable[[str], None] = lambda msg: None,
 
 
 def _at(title: str, on: str, frame: pd.DataFrame, *groups: str) -> Heading:
-    """A machine's section heading, with the commit (and date) its ``groups`` of results are shown at."""
-    latest = latest_commit(frame[frame["group"].isin(groups)])
-    return Heading(f"{title}{on} @ " + ("–" if latest.empty else f"{str(latest['commit'].iloc[0])[:8]} "
-                                                                 f"({fmt(latest['date'].max())})"))
+    latest = latest_commit(frame[frame["group"].isin(groups)])  # the commit (and date) its tables show
+    at = "–" if latest.empty else f"{str(latest['commit'].iloc[0])[:8]} ({fmt(latest['date'].max())})"
+    return Heading(f"{title}{on} @ {at}")
 
 
 def _styles(frame: pd.DataFrame, names: dict) -> Styles:

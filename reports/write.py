@@ -34,28 +34,13 @@ class OutputError(Exception):
     """The report cannot be written to its folder; the previous report is left as it was."""
 
 
-def _remove_stale(folder: Path, prefix: str) -> None:
-    """Remove the staging folders a killed report left (``<prefix><pid>-*``): those whose process is gone,
-    and any older than :data:`STALE_SECONDS` (issue 21, item 8)."""
-    for path in folder.glob(f"{prefix}*") if folder.is_dir() else ():
-        pid = path.name[len(prefix):].split("-")[0]
-        try:  # signal 0 only asks whether the process is there
-            stale = time.time() - path.lstat().st_mtime > STALE_SECONDS or not pid.isdigit() or os.kill(int(pid), 0)
-        except ProcessLookupError:
-            stale = True
-        except OSError:  # gone already, or another user's process: alive
-            continue
-        if stale and path.is_dir() and not path.is_symlink() and pid != str(os.getpid()):
-            shutil.rmtree(path, ignore_errors=True)
-
-
 class OutputDir:
-    """The report's output folder, written whole or not at all: ``with OutputDir(out) as target:`` refuses an
-    ``out`` whose ``figures/`` or ``tables/`` is a link or not a folder, or that it cannot write, and stages the
-    report in a fresh ``target.stage`` beside it. When the block ends without an error the previous report's files
-    (its :data:`MANIFEST`) are moved aside and the staged ones in; a failed move undoes every move and raises
-    :class:`OutputError`. A file the report did not write is never removed or overwritten: one in the way is kept
-    beside as ``<name>.kept-<n><suffix>``, with a note."""
+    """The report's output folder, written whole or not at all: ``with OutputDir(out) as target:`` refuses an ``out``
+    whose ``figures/`` or ``tables/`` is a link or not a folder, or that it cannot write, and stages the report in
+    ``target.stage`` beside it. Without an error in the block the previous report's files (its :data:`MANIFEST`) are
+    moved aside and the staged ones in, every move undone if one fails (:class:`OutputError`). A file the report did
+    not write is never removed or overwritten: one in the way is kept beside as ``<name>.kept-<n><suffix>``, with a
+    note."""
 
     def __init__(self, out: os.PathLike | str):
         self.out, self.stage, self.notes, self._tmp = Path(out), Path(), [], None
@@ -82,8 +67,7 @@ class OutputDir:
             self.notes.append(f"warning: could not read {path} ({type(exc).__name__}); no earlier report file "
                               f"is removed")
             return []
-        # removable: report.md/.html or a plain file name directly in figures/ or tables/ (no .., no deeper
-        # folder, no absolute path: its first part is /)
+        # removable: report.md/.html or a file directly in figures/ or tables/ (not .., not absolute: part 0 is /)
         parts = [(e, PurePosixPath(e).parts) for e in entries if isinstance(e, str)]
         good = [e for e, p in parts if ".." not in p and (p in (("report.md",), ("report.html",)) or (
             len(p) == 2 and p[0] in SUBDIRS))]
@@ -97,8 +81,19 @@ class OutputDir:
         parent = self.out.absolute().parent
         parent.mkdir(parents=True, exist_ok=True)
         prefixes = [(parent, f".{self.out.name}.estibench-"), (self.out, ".estibench-stage-")]
+        # remove what a killed report staged (<prefix><pid>-*): its process gone, or too old (issue 21, item 8)
         for folder, prefix in prefixes:
-            _remove_stale(folder, prefix)
+            for path in folder.glob(f"{prefix}*") if folder.is_dir() else ():
+                pid = path.name[len(prefix):].split("-")[0]
+                try:  # signal 0 only asks whether the process is there
+                    stale = time.time() - path.lstat().st_mtime > STALE_SECONDS or not pid.isdigit() \
+                        or os.kill(int(pid), 0)
+                except ProcessLookupError:
+                    stale = True
+                except OSError:  # gone already, or another user's process: alive
+                    continue
+                if stale and path.is_dir() and not path.is_symlink() and pid != str(os.getpid()):
+                    shutil.rmtree(path, ignore_errors=True)
         try:
             self._tmp = Path(tempfile.mkdtemp(prefix=f"{prefixes[0][1]}{os.getpid()}-", dir=parent))
         except OSError:  # a parent we cannot write: stage inside out (same file system)
@@ -114,8 +109,7 @@ class OutputDir:
             if kind is None:
                 self._commit()
         finally:
-            if self._tmp is not None:
-                shutil.rmtree(self._tmp, ignore_errors=True)
+            shutil.rmtree(self._tmp, ignore_errors=True)
 
     def _commit(self) -> None:
         self._check()  # again: the folder may have changed while the report was drawn
@@ -176,8 +170,8 @@ input.filter{width:24rem;max-width:100%;margin:.3rem 0;padding:.2rem .4rem} tabl
 figcaption,.caption{color:#555;font-size:.9rem} p,li,figcaption,h1,h2,h3{overflow-wrap:anywhere}
 .alert{border:2px solid #b3261e;background:#fdecea;border-radius:6px;padding:.6rem 1rem;margin:1rem 0}
 .alert strong{color:#b3261e}</style></head><body>"""
-#: the one script of the report (no network): a click on a header sorts by that column (numbers by value,
-#: text after them; again: the other way), the box above keeps the rows that hold every word typed
+#: the report's one script (no network): a click on a header sorts by it (numbers first, by value; again: the
+#: other way), the box above keeps the rows holding every word typed
 _SORT_FILTER = """for (const t of document.querySelectorAll("table.sortable")) {
  const body = t.tBodies[0], rows = [...body.rows], box = t.parentElement.previousElementSibling;
  const key = (r, i) => { const s = r.cells[i].textContent, v = parseFloat(s); return isNaN(v) ? s : v; };
@@ -204,8 +198,7 @@ def _cell(v: Any, html: bool) -> str:
 
 
 def _html_figure(b: FigureBlock, out: None) -> str:
-    """Its SVG when saved (sharp at any zoom), else its PNG (saved, or drawn now); a figure narrower than the text
-    keeps the same scale (its fonts the same size)."""
+    """Its SVG when saved, else its PNG (saved, or drawn now); as wide as its share of the text (fonts one size)."""
     f = b.figure
     mime, data = ("image/svg+xml", f.files["svg"].read_bytes()) if "svg" in f.files else \
         ("image/png", f.files["png"].read_bytes() if "png" in f.files else layout.encode(f.fig, "png"))
