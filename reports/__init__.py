@@ -1,14 +1,13 @@
-"""estibench reports: results (asv's JSON and the run files) -> tidy frame (:mod:`~reports.load`) -> tables
+"""estibench reports (README, "Reports"): results -> tidy frame (:mod:`~reports.load`) -> tables
 (:mod:`~reports.tables`, :mod:`~reports.claims`) and figures (:mod:`~reports.figures`, :mod:`~reports.landscape`,
-drawn by :mod:`~reports.layout` in :mod:`~reports.style`) -> the report's blocks (:mod:`~reports.render`) ->
-report.md, a self-contained report.html, figures/ and tables/ (:mod:`~reports.write`). Measures, units and
-verdicts are :mod:`estibench.schema`'s; display names the results' own.
+:mod:`~reports.layout`, :mod:`~reports.style`) -> blocks (:mod:`~reports.render`) -> files (:mod:`~reports.write`).
 
 >>> from reports import build_report
 >>> build_report(".asv/results", "report")           # doctest: +SKIP"""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -20,28 +19,9 @@ class UsageError(ValueError):
     """An option names what the results do not hold (a measure, a task, an estimator)."""
 
 
-def _check_names(frame, history: str, tasks: Sequence[str], estimators: Sequence[str]) -> None:
-    """Refuse ``--history``, ``--tasks``, ``--estimators`` values that match nothing in the results,
-    naming them, the closest match and what is available (issue 21, item 9)."""
-    from estibench import schema
-
-    from .select import refuse_unknown
-
-    wanted = [("--history", [history] if schema.lookup(history) is None else [], "measure")]
-    for flag, names, column in wanted + [("--tasks", tasks, "task"), ("--estimators", estimators, "estimator")]:
-        try:
-            refuse_unknown(flag, names, sorted(frame[column].dropna().astype(str).unique()) if column in frame else [],
-                           column)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-
-
-def __getattr__(name: str):
-    # Lazy: importing the package costs nothing until a reader or writer is used.
+def __getattr__(name: str):  # lazy: importing the package costs nothing until a reader or writer is used
     if name in ("Loaded", "NoResultsError", "read_tidy", "write_tidy", "OutputError", "load_results"):
-        from . import load, write
-
-        return getattr(write if name == "OutputError" else load, name)
+        return getattr(import_module(".write" if name == "OutputError" else ".load", __name__), name)
     raise AttributeError(f"module 'reports' has no attribute {name!r}")
 
 
@@ -66,28 +46,35 @@ def build_report(results: Any, out: Any, *, formats: Sequence[str] = ("png",),
 
     import matplotlib.pyplot as plt
 
+    from estibench import schema
+
+    from .compare import check
     from .load import load_results, write_tidy
     from .render import compose
+    from .select import refuse_unknown
     from .write import save_report
 
     say = progress or (lambda msg: None)
     loaded = load_results(results, None if tidy is not None else needs(), say)
-    _check_names(loaded.frame, history, tasks, estimators)
-    if compare or against:
-        from .compare import check
-
-        try:
-            check(loaded.frame, compare or "", against)
-        except ValueError as exc:
-            raise UsageError(f"--compare: {exc}" if compare else "--against needs --compare SPEC") from None
+    frame = loaded.frame  # values that match nothing are refused (issue 21, item 9)
+    try:
+        for flag, names, column in [("--history", [history] if schema.lookup(history) is None else [], "measure"),
+                                    ("--tasks", tasks, "task"), ("--estimators", estimators, "estimator")]:
+            refuse_unknown(flag, names, sorted(frame[column].dropna().astype(str).unique()) if column in frame else [],
+                           column)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        if compare or against:
+            check(frame, compare or "", against)
+    except ValueError as exc:
+        raise UsageError(f"--compare: {exc}" if compare else "--against needs --compare SPEC") from None
     if tidy is not None:
-        write_tidy(loaded.frame, tidy)
-        say(f"wrote tidy table {tidy} ({len(loaded.frame)} rows)")
-    options = {"history_measure": history, "only_tasks": tuple(tasks),
-               "only_estimators": tuple(estimators), "per_task": per_task, "compare": compare,
-               "against": tuple(against)}
-    with py_warnings.catch_warnings():
-        py_warnings.simplefilter("ignore")  # matplotlib/seaborn chatter is not the user's problem
+        write_tidy(frame, tidy)
+        say(f"wrote tidy table {tidy} ({len(frame)} rows)")
+    options = {"history_measure": history, "only_tasks": tuple(tasks), "only_estimators": tuple(estimators),
+               "per_task": per_task, "compare": compare, "against": tuple(against)}
+    with py_warnings.catch_warnings(action="ignore"):  # matplotlib/seaborn chatter is not the user's problem
         report = compose(loaded, say, str(results), options)
         try:
             paths = save_report(report, Path(out), formats, say)

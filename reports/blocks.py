@@ -59,7 +59,7 @@ def fmt(value: Any) -> str:
     en dash."""
     if isinstance(value, pd.Timestamp):
         return "–" if pd.isna(value) else value.strftime("%Y-%m-%d %H:%M:%S UTC")
-    if isinstance(value, bool) or isinstance(value, numbers.Integral):
+    if isinstance(value, numbers.Integral):
         return str(value if isinstance(value, bool) else int(value))
     if isinstance(value, numbers.Real):
         v = float(value)

@@ -41,14 +41,13 @@ def _summary_table(summary: pd.DataFrame, best: pd.DataFrame, task: str, source:
             row[M.label(m) + arrow] = Bold(text) if method in str(winners.get(m, "")).removeprefix("tie: ").split(
                 " = ") else text
         rows.append(row)
-    seeds = int(part["seeds"].max()) if len(part) else 0
     what = "alignment summary (suite/training.py)" if source == "summary" else "measures taken at the end of training"
-    caption = (f"{names.get('task', {}).get(task, task)}: {what}, mean ± standard deviation over {seeds} seed(s); "
-               f"bold: the best mean of each column (↑ higher / ↓ lower is better; unmarked: not ranked); †: "
-               f"registered biased. Metric: {info.metric}" + ("" if info.higher_is_better is not None else
-               " (the results do not say which way this task's metric is better: its final metrics are not "
-               "ranked)") + ".")
-    return Table(pd.DataFrame(rows, dtype=object), caption)  # object: keeps Bold cells
+    return Table(pd.DataFrame(rows, dtype=object), (  # object: keeps Bold cells
+        f"{names.get('task', {}).get(task, task)}: {what}, mean ± standard deviation over "
+        f"{int(part['seeds'].max()) if len(part) else 0} seed(s); bold: the best mean of each column (↑ higher / ↓ "
+        f"lower is better; unmarked: not ranked); †: registered biased. Metric: {info.metric}"
+        + ("" if info.higher_is_better is not None else " (the results do not say which way this task's metric is "
+           "better: its final metrics are not ranked)") + "."))
 
 
 #: table column -> the kind of id it holds (display names: reports.select.display_names)
@@ -62,9 +61,8 @@ def named(table: pd.DataFrame, names: dict[str, dict[str, str]]) -> pd.DataFrame
     out = table.copy()
     for col in (c for c in _NAMED if c in out):
         kinds = ("method", "estimator") if col in ("best", "runner_up") else (_NAMED[col],)
-        lookup = display(names, *kinds, marked=kinds != ("task",))
-        sep = ", " if col in ("estimators", "exact", "deterministic") else " = "
-        out[col] = out[col].map(lambda v, lookup=lookup, sep=sep: _renamed(v, lookup, sep))
+        out[col] = out[col].map(partial(_renamed, lookup=display(names, *kinds, marked=col != "task"),
+                                        sep=", " if col in ("estimators", "exact", "deterministic") else " = "))
     return out
 
 
@@ -73,36 +71,6 @@ def _renamed(v, lookup: dict[str, str], sep: str):
         return v
     text = sep.join(lookup.get(p, p) for p in v.removeprefix("tie: ").split(sep))
     return f"tie: {text}" if v.startswith("tie: ") else text
-
-
-def _heading(report: Report, loaded: Loaded, source: str) -> None:
-    frame = loaded.frame
-    counts, why = frame["status"].value_counts(), tables.why_not(frame[frame["status"] == "skipped"]).value_counts()
-    report.add(Heading("estibench report", 1), Para(
-        f"Generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} from {len(loaded.files)} result file(s)"
-        f"{' in ' + source if source else ''}: {len(frame)} benchmark cells, {counts.get('ok', 0)} ok, "
-        f"{counts.get('failed', 0)} failed, {counts.get('skipped', 0)} skipped ("
-        + ", ".join(f"{why.get(w, 0)} {w}" for w in ("not applicable", "undefined", "not run"))
-        + "; not run: outside the runs' narrowing). Each machine's tables and figures use its latest commit with "
-        "results of their kind (the history figure uses every commit); results of different machines are never "
-        f"compared. Intervals: value ± {CI_Z:.2f}·se ({round(100 * CI_LEVEL)} %) from the suite's standard errors, "
-        "asv's 99 % interval for times."))
-
-
-def _provenance(report: Report, loaded: Loaded) -> None:
-    frame, info = loaded.frame, ("os", "arch", "cpu", "num_cpu", "ram")
-    machines = pd.DataFrame([{"machine": name, **{k: loaded.machines.get(name, {}).get(k) for k in info}}
-                             for name in sorted(frame["machine"].unique())])
-    report.tables["runs"] = runs = tables.runs(frame)
-    report.add(Heading("Machines and runs"), Table(machines.dropna(axis=1, how="all"), "Machines (from asv's "
-               "machine.json)."), Table(runs.assign(commit=runs["commit"].astype(str).str[:8]), "Results: one row "
-               "per machine and commit; cell counts by status."))
-    report.tables["run_summary"] = summary = tables.run_summary(frame)
-    if not summary.empty:
-        report.add(Para(f"{len(summary)} run(s) contributed gradient cells: narrowed runs on one commit add to "
-                        "its results, and each cell keeps the start time of the run that measured it (column "
-                        "run_started of the tidy table)."), Table(summary.assign(
-            commit=summary["commit"].astype(str).str[:8]), "Runs: when each started and what it measured."))
 
 
 _BEST_CAPTION = (
@@ -123,8 +91,8 @@ def _gradient_section(report: Report, mframe: pd.DataFrame, suffix: str, on: str
     cover, best, full = tables.coverage(mframe), tables.best_estimators(mframe), tables.results_table(mframe, names)
     report.tables.update({f"coverage{suffix}": cover, f"best_estimators{suffix}": best, f"results{suffix}": full})
     if not cover.empty:
-        report.add(Heading(f"Gradient estimators{on} @ {_commit_of(mframe[mframe['group'] == 'gradient'])}"), Table(
-            named(cover, names), "What ran: the estimators and sample counts K with results, per task and device."))
+        report.add(_at("Gradient estimators", on, mframe, "gradient"), Table(named(cover, names), "What ran: the "
+                   "estimators and sample counts K with results, per task and device."))
     if not best.empty:
         report.add(Heading(f"Best estimator per task and measure{on}", 3),
                    Table(display_best(named(best, names)), _BEST_CAPTION))
@@ -145,7 +113,7 @@ def _alignment_section(report: Report, mframe: pd.DataFrame, suffix: str, on: st
     report.tables.update({f"alignment_summary{suffix}": summary, f"best_methods{suffix}": best_m})
     if summary.empty:
         return
-    report.add(Heading(f"Metric alignment{on} @ {_commit_of(mframe[mframe['group'].isin(['summary', 'final'])])}"))
+    report.add(_at("Metric alignment", on, mframe, "summary", "final"))
     for task in summary["task"].unique():
         report.add(Heading(names.get("task", {}).get(task, task), 3), *(
             _summary_table(summary, best_m, task, src, tasks.get(task, M.TaskInfo(task)), names)
@@ -163,8 +131,8 @@ def _other_section(report: Report, mframe: pd.DataFrame, loaded: Loaded, suffix:
     report.tables[f"other{suffix}"] = other
     shown = other.head(_MAX_OTHER_LISTED)
     more = f" (first {len(shown)} of {len(other)}; all in tables/)" if len(shown) < len(other) else ""
-    report.add(Heading(f"Other benchmarks{on} @ {_commit_of(mframe[mframe['group'] == 'other'])}"), Table(
-        shown.drop(columns=["ci_low", "ci_high"]), f"Results the report has no figure for{more}."))
+    report.add(_at("Other benchmarks", on, mframe, "other"), Table(shown.drop(columns=["ci_low", "ci_high"]),
+                                                                   f"Results the report has no figure for{more}."))
 
 
 def _figures_section(report: Report, mframe: pd.DataFrame, styles: Styles, tasks: dict,
@@ -200,7 +168,6 @@ def _failures(report: Report, loaded: Loaded) -> None:
         report.add(Heading("Files left out and other warnings"), Items(loaded.warnings + report.skipped))
 
 
-# -- building --------------------------------------------------------------------------------------
 #: machines drawn in full (the most recently measured); the rest are summarised (issue 21, item 7)
 MAX_MACHINES = 4
 
@@ -221,7 +188,16 @@ def compose(loaded: Loaded, progress: Callable[[str], None] = lambda msg: None,
     frame, report, names = loaded.frame, Report(), display_names(loaded.frame)
     latest = frame.groupby("machine")["date"].max().sort_values(ascending=False, kind="stable")
     machines, tasks, styles = sorted(latest.index[:MAX_MACHINES]), tables.training_tasks(frame), _styles(frame, names)
-    _heading(report, loaded, source)
+    counts, why_not = frame["status"].value_counts(), tables.why_not(frame[frame["status"] == "skipped"]).value_counts()
+    report.add(Heading("estibench report", 1), Para(
+        f"Generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} from {len(loaded.files)} result file(s)"
+        f"{' in ' + source if source else ''}: {len(frame)} benchmark cells, {counts.get('ok', 0)} ok, "
+        f"{counts.get('failed', 0)} failed, {counts.get('skipped', 0)} skipped ("
+        + ", ".join(f"{why_not.get(w, 0)} {w}" for w in ("not applicable", "undefined", "not run"))
+        + "; not run: outside the runs' narrowing). Each machine's tables and figures use its latest commit with "
+        "results of their kind (the history figure uses every commit); results of different machines are never "
+        f"compared. Intervals: value ± {CI_Z:.2f}·se ({round(100 * CI_LEVEL)} %) from the suite's standard errors, "
+        "asv's 99 % interval for times."))
     report.tables["claims"] = claims = claims_table(frame)
     claims_alert(report, shown_claims := named(claims, names))
     # issue 24: cells of an older code version are named, left out of rankings and the comparison
@@ -229,7 +205,18 @@ def compose(loaded: Loaded, progress: Callable[[str], None] = lambda msg: None,
     _guarded(report, "stale results", partial(versions.notice, report, frame, why, names))
     current, options = frame[why == ""], dict(figure_options or {})
     spec, against = options.pop("compare", None), options.pop("against", ())
-    _provenance(report, loaded)
+    hardware = pd.DataFrame([{**loaded.machines.get(m, {}), "machine": m} for m in sorted(frame["machine"].unique())],
+                            columns=["machine", "os", "arch", "cpu", "num_cpu", "ram"])
+    report.tables["runs"] = runs = tables.runs(frame)
+    report.add(Heading("Machines and runs"), Table(hardware.dropna(axis=1, how="all"), "Machines (from asv's "
+               "machine.json)."), Table(runs.assign(commit=runs["commit"].astype(str).str[:8]), "Results: one row "
+               "per machine and commit; cell counts by status."))
+    report.tables["run_summary"] = summary = tables.run_summary(frame)
+    if not summary.empty:
+        report.add(Para(f"{len(summary)} run(s) contributed gradient cells: narrowed runs on one commit add to "
+                        "its results, and each cell keeps the start time of the run that measured it (column "
+                        "run_started of the tidy table)."), Table(summary.assign(
+            commit=summary["commit"].astype(str).str[:8]), "Runs: when each started and what it measured."))
     if len(latest) > len(machines):
         left = sorted(latest.index[MAX_MACHINES:])
         report.add(Para(f"{len(left)} of {len(latest)} machines are not drawn (only the {MAX_MACHINES} "
@@ -251,9 +238,10 @@ def compose(loaded: Loaded, progress: Callable[[str], None] = lambda msg: None,
     return report
 
 
-def _commit_of(frame: pd.DataFrame) -> str:
-    latest = latest_commit(frame)
-    return "–" if latest.empty else f"{str(latest['commit'].iloc[0])[:8]} ({fmt(latest['date'].max())})"
+def _at(title: str, on: str, frame: pd.DataFrame, *groups: str) -> Heading:
+    latest = latest_commit(frame[frame["group"].isin(groups)])  # the commit (and date) its tables show
+    at = "–" if latest.empty else f"{str(latest['commit'].iloc[0])[:8]} ({fmt(latest['date'].max())})"
+    return Heading(f"{title}{on} @ {at}")
 
 
 def _styles(frame: pd.DataFrame, names: dict) -> Styles:

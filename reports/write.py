@@ -34,61 +34,25 @@ class OutputError(Exception):
     """The report cannot be written to its folder; the previous report is left as it was."""
 
 
-def _allowed(rel: str) -> bool:
-    """A manifest entry the report may remove: report.md/.html or a plain file name directly in
-    figures/ or tables/ (no ``..``, no absolute path, no deeper folder)."""
-    parts = PurePosixPath(rel).parts
-    if rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
-        return False
-    return parts in (("report.md",), ("report.html",)) or (len(parts) == 2 and parts[0] in SUBDIRS)
-
-
-def _remove_stale(folder: Path, prefix: str) -> None:
-    """Remove the staging folders a killed report left (``<prefix><pid>-*``): those whose process is gone,
-    and any older than :data:`STALE_SECONDS` (issue 21, item 8)."""
-    for path in folder.glob(f"{prefix}*") if folder.is_dir() else ():
-        pid = path.name[len(prefix):].split("-")[0]
-        try:
-            old = time.time() - path.lstat().st_mtime > STALE_SECONDS
-        except OSError:
-            continue
-        if path.is_dir() and not path.is_symlink() and (old or not _alive(pid)) and pid != str(os.getpid()):
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: str) -> bool:
-    try:
-        return pid.isdigit() and os.kill(int(pid), 0) is None
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process: alive
-        return True
-
-
 class OutputDir:
-    """The report's output folder: written whole or not at all, replacing only what a report wrote.
-
-    ``with OutputDir(out) as target:`` checks ``out`` (a ``figures/`` or ``tables/`` that is a link or not a
-    folder, or a folder it cannot write, is refused) and gives a fresh staging folder next to it
-    (``target.stage``). When the block ends without an error the files the previous report wrote (its
-    manifest, :data:`MANIFEST`) are moved aside and the staged ones moved in; if any move fails every move is
-    undone and :class:`OutputError` says why. A file the report did not write is never removed or overwritten:
-    one in the way is kept beside as ``<name>.kept-<n><suffix>``, with a note."""
+    """The report's output folder, written whole or not at all: ``with OutputDir(out) as target:`` refuses an ``out``
+    whose ``figures/`` or ``tables/`` is a link or not a folder, or that it cannot write, and stages the report in
+    ``target.stage`` beside it. Without an error in the block the previous report's files (its :data:`MANIFEST`) are
+    moved aside and the staged ones in, every move undone if one fails (:class:`OutputError`). A file the report did
+    not write is never removed or overwritten: one in the way is kept beside as ``<name>.kept-<n><suffix>``, with a
+    note."""
 
     def __init__(self, out: os.PathLike | str):
         self.out, self.stage, self.notes, self._tmp = Path(out), Path(), [], None
 
     def _check(self) -> None:
         out = self.out
-        if out.exists() and not out.is_dir():
-            raise OutputError(f"--out {out} exists and is not a folder")
-        for path in (out / s for s in SUBDIRS):
-            if path.is_symlink():
+        for path in (*(out / s for s in SUBDIRS), out):
+            if path.is_symlink() and path != out:
                 raise OutputError(f"{path} is a symbolic link; the report never writes through "
                                   f"a link out of {out} (remove the link or choose another --out)")
             if path.exists() and not path.is_dir():
-                raise OutputError(f"{path} exists and is not a folder")
-        for path in [out] + [out / s for s in SUBDIRS]:
+                raise OutputError(f"{'--out ' * (path == out)}{path} exists and is not a folder")
             if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
                 raise OutputError(f"cannot write into {path} (permission denied); the previous report is left "
                                   f"as it was")
@@ -103,7 +67,10 @@ class OutputDir:
             self.notes.append(f"warning: could not read {path} ({type(exc).__name__}); no earlier report file "
                               f"is removed")
             return []
-        good = [e for e in entries if isinstance(e, str) and _allowed(e)]
+        # removable: report.md/.html or a file directly in figures/ or tables/ (not .., not absolute: part 0 is /)
+        parts = [(e, PurePosixPath(e).parts) for e in entries if isinstance(e, str)]
+        good = [e for e, p in parts if ".." not in p and (p in (("report.md",), ("report.html",)) or (
+            len(p) == 2 and p[0] in SUBDIRS))]
         if len(good) < len(entries):
             self.notes.append(f"warning: {path} lists {len(entries) - len(good)} path(s) outside the report's own "
                               f"files; they are left alone")
@@ -114,8 +81,19 @@ class OutputDir:
         parent = self.out.absolute().parent
         parent.mkdir(parents=True, exist_ok=True)
         prefixes = [(parent, f".{self.out.name}.estibench-"), (self.out, ".estibench-stage-")]
+        # remove what a killed report staged (<prefix><pid>-*): its process gone, or too old (issue 21, item 8)
         for folder, prefix in prefixes:
-            _remove_stale(folder, prefix)
+            for path in folder.glob(f"{prefix}*") if folder.is_dir() else ():
+                pid = path.name[len(prefix):].split("-")[0]
+                try:  # signal 0 only asks whether the process is there
+                    stale = time.time() - path.lstat().st_mtime > STALE_SECONDS or not pid.isdigit() \
+                        or os.kill(int(pid), 0)
+                except ProcessLookupError:
+                    stale = True
+                except OSError:  # gone already, or another user's process: alive
+                    continue
+                if stale and path.is_dir() and not path.is_symlink() and pid != str(os.getpid()):
+                    shutil.rmtree(path, ignore_errors=True)
         try:
             self._tmp = Path(tempfile.mkdtemp(prefix=f"{prefixes[0][1]}{os.getpid()}-", dir=parent))
         except OSError:  # a parent we cannot write: stage inside out (same file system)
@@ -131,12 +109,7 @@ class OutputDir:
             if kind is None:
                 self._commit()
         finally:
-            if self._tmp is not None:
-                shutil.rmtree(self._tmp, ignore_errors=True)
-
-    def final(self, staged: Path) -> Path:
-        """Where a staged file lives once moved in."""
-        return self.out / Path(staged).relative_to(self.stage)
+            shutil.rmtree(self._tmp, ignore_errors=True)
 
     def _commit(self) -> None:
         self._check()  # again: the folder may have changed while the report was drawn
@@ -164,7 +137,12 @@ class OutputDir:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(src, dest)
                 done.append((src, dest))
-            self._write_manifest(new)
+            path = self.out / MANIFEST  # written beside, then renamed over the last one
+            if path.is_symlink() or (path.exists() and not path.is_file()):
+                raise OSError(f"{path} is not a plain file")
+            (self._tmp / MANIFEST).write_text(json.dumps({"written_by": "estibench report", "files": new}, indent=1),
+                                              encoding="utf-8")
+            os.replace(self._tmp / MANIFEST, path)
         except OSError as exc:
             for step, what in [*((partial(os.replace, d, s), f"restore {s}") for s, d in reversed(done)),
                                *((f.rmdir, f"remove {f}") for f in reversed(made))]:
@@ -175,21 +153,13 @@ class OutputDir:
             raise OutputError(f"could not write the report into {self.out} ({type(exc).__name__}: {exc}); the "
                               f"previous report is left as it was") from None
 
-    def _write_manifest(self, files: list[str]) -> None:
-        path = self.out / MANIFEST
-        if path.is_symlink() or (path.exists() and not path.is_file()):
-            raise OSError(f"{path} is not a plain file")
-        fd, tmp = tempfile.mkstemp(prefix=f"{MANIFEST}.", dir=self.out)  # a fresh name
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({"written_by": "estibench report", "files": files}, fh, indent=1)
-            os.replace(tmp, path)
-        except OSError:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
-
-_CSS = """body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:80rem;margin:2rem auto;
+#: the page up to its first block, with the style sheet (a wide table scrolls inside its own box)
+_HEAD = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>estibench report</title><style>\
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:80rem;margin:2rem auto;
 padding:0 1rem;color:#222;line-height:1.45} .scroll{overflow-x:auto;max-width:100%;margin:.5rem 0}
 table{border-collapse:collapse;font-size:.9rem} th,td{border:1px solid #ccc;padding:.2rem .5rem;text-align:left;
 vertical-align:top} td{max-width:24rem;overflow-wrap:break-word} th{background:#f3f3f3;white-space:nowrap}
@@ -199,9 +169,9 @@ figure img{height:auto} table.sortable td{white-space:nowrap} table.sortable th{
 input.filter{width:24rem;max-width:100%;margin:.3rem 0;padding:.2rem .4rem} table.sortable th:hover{background:#e6e6e6}
 figcaption,.caption{color:#555;font-size:.9rem} p,li,figcaption,h1,h2,h3{overflow-wrap:anywhere}
 .alert{border:2px solid #b3261e;background:#fdecea;border-radius:6px;padding:.6rem 1rem;margin:1rem 0}
-.alert strong{color:#b3261e}"""
-#: the one script of the report (no network): a click on a header sorts by that column (numbers by value,
-#: text after them; again: the other way), the box above keeps the rows that hold every word typed
+.alert strong{color:#b3261e}</style></head><body>"""
+#: the report's one script (no network): a click on a header sorts by it (numbers first, by value; again: the
+#: other way), the box above keeps the rows holding every word typed
 _SORT_FILTER = """for (const t of document.querySelectorAll("table.sortable")) {
  const body = t.tBodies[0], rows = [...body.rows], box = t.parentElement.previousElementSibling;
  const key = (r, i) => { const s = r.cells[i].textContent, v = parseFloat(s); return isNaN(v) ? s : v; };
@@ -217,78 +187,63 @@ _SORT_FILTER = """for (const t of document.querySelectorAll("table.sortable")) {
 _QUANTITY = re.compile(r"^×?[-+]?\d[\d.]*(e[-+]?\d+)?( [^\s\d]+)?$")
 
 
-def to_markdown(report: Report, out: Path) -> str:
-    lines: list[str] = []
-    for b in report.blocks:
-        if isinstance(b, Heading):
-            lines += ["#" * b.level + " " + md_text(b.text)]
-        elif isinstance(b, Para):
-            lines += [md_text(b.text)]
-        elif isinstance(b, Items):
-            lines += [f"- {md_text(item)}" for item in b.items]
-        elif isinstance(b, Alert):
-            lines += [f"> **⚠ {md_text(b.title)}**", ">", *(f"> - {md_text(i)}" for i in b.items),
-                      *([">", f"> {md_text(b.text)}"] if b.text else [])]
-        elif isinstance(b, Table) and b.interactive:  # too long for a page: the CSV and the HTML hold it
-            lines += [f"*{md_text(b.caption)}* (table in report.html)"]
-        elif isinstance(b, Table):
-            lines += ["| " + " | ".join(md_text(c) for c in b.frame.columns) + " |", "|" + "---|" * b.frame.shape[1],
-                      *("| " + " | ".join(map(_md_cell, row)) + " |" for row in b.frame.itertuples(index=False)),
-                      *(["", f"*{md_text(b.caption)}*"] if b.caption else [])]
-        elif isinstance(b, FigureBlock):
-            link = next((b.figure.files[f].relative_to(out).as_posix() for f in ("png", "svg", "pdf")
-                         if f in b.figure.files), "")
-            title = md_text(b.figure.title)
-            lines += [f"### {title}", "", f"![{title}]({link})" if link else "(figure not saved)", "",
-                      f"*{md_text(b.figure.caption)}*"]
-        lines.append("")
-    return "\n".join(lines)
-
-
-def _md_cell(v: Any) -> str:
-    text = md_text(fmt(v))
-    return f"**{text}**" if isinstance(v, Bold) and text else text
-
-
-def _html_cell(v: Any) -> str:
-    """Bold: the best of its column; numbers, and quantities with their unit ("123 µs", "×1.23"): right-aligned."""
-    text, numeric = esc(fmt(v)), isinstance(v, numbers.Number) or (isinstance(v, str) and _QUANTITY.match(v))
+def _cell(v: Any, html: bool) -> str:
+    """Bold: the best of its column; in HTML a number or a quantity with its unit ("123 µs", "×1.23") right-aligned."""
+    text = esc(fmt(v)) if html else md_text(fmt(v))
+    if not html:
+        return f"**{text}**" if isinstance(v, Bold) and text else text
+    numeric = isinstance(v, numbers.Number) or (isinstance(v, str) and _QUANTITY.match(v))
     return f"<td><b>{text}</b></td>" if isinstance(v, Bold) else f"<td class=\"num\">{text}</td>" if numeric \
         else f"<td>{text}</td>"
 
 
+def _html_figure(b: FigureBlock, out: None) -> str:
+    """Its SVG when saved, else its PNG (saved, or drawn now); as wide as its share of the text (fonts one size)."""
+    f = b.figure
+    mime, data = ("image/svg+xml", f.files["svg"].read_bytes()) if "svg" in f.files else \
+        ("image/png", f.files["png"].read_bytes() if "png" in f.files else layout.encode(f.fig, "png"))
+    width = min(100, round(100 * f.fig.get_figwidth() / TEXT_WIDTH))
+    return (f"<figure><h3>{esc(f.title)}</h3><img style=\"width:{width}%\" alt=\"{esc(f.title)}\" "
+            f"src=\"data:{mime};base64,{base64.b64encode(data).decode()}\"><figcaption>{esc(f.caption)}</figcaption></figure>")
+
+
+_ul = lambda items: "<ul>" + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>"
+#: block type -> how it is spelled (in Markdown, in HTML); Markdown links a figure relative to ``out``. An
+#: interactive table, too long for a page, is only named in Markdown (the CSV and the HTML hold it).
+_SPELLING = {
+    Heading: (lambda b, out: "#" * b.level + " " + md_text(b.text),
+              lambda b, out: f"<h{b.level}>{esc(b.text)}</h{b.level}>"),
+    Para: (lambda b, out: md_text(b.text), lambda b, out: f"<p>{esc(b.text)}</p>"),
+    Items: (lambda b, out: "\n".join(f"- {md_text(i)}" for i in b.items), lambda b, out: _ul(b.items)),
+    Alert: (lambda b, out: "\n".join([f"> **⚠ {md_text(b.title)}**", ">", *(f"> - {md_text(i)}" for i in b.items),
+                                      *([">", f"> {md_text(b.text)}"] if b.text else [])]),
+            lambda b, out: f"<div class=\"alert\" role=\"alert\"><strong>⚠ {esc(b.title)}</strong>{_ul(b.items)}"
+                           f"<p>{esc(b.text)}</p></div>"),
+    Table: (lambda b, out: f"*{md_text(b.caption)}* (table in report.html)" if b.interactive else "\n".join([
+                "| " + " | ".join(md_text(c) for c in b.frame.columns) + " |", "|" + "---|" * b.frame.shape[1],
+                *("| " + " | ".join(_cell(v, False) for v in row) + " |" for row in b.frame.itertuples(index=False)),
+                *(["", f"*{md_text(b.caption)}*"] if b.caption else [])]),
+            lambda b, out: ('<input class="filter" type="search" placeholder="filter rows"><div class="scroll tall">'
+                            '<table class="sortable">' if b.interactive else '<div class="scroll"><table>')
+                           + "<thead><tr>" + "".join(f"<th>{esc(c)}</th>" for c in b.frame.columns)
+                           + "</tr></thead><tbody>" + "".join("<tr>" + "".join(_cell(v, True) for v in row) + "</tr>"
+                                                              for row in b.frame.itertuples(index=False))
+                           + "</tbody></table></div>" + f"<p class=\"caption\">{esc(b.caption)}</p>" * bool(b.caption)),
+    FigureBlock: (lambda b, out: f"### {md_text(b.figure.title)}\n\n" + next((
+                      f"![{md_text(b.figure.title)}]({b.figure.files[k].relative_to(out).as_posix()})"
+                      for k in ("png", "svg", "pdf") if k in b.figure.files), "(figure not saved)")
+                  + f"\n\n*{md_text(b.figure.caption)}*", _html_figure),
+}
+
+
+def to_markdown(report: Report, out: Path) -> str:
+    return "\n".join(f"{_SPELLING[type(b)][0](b, out)}\n" for b in report.blocks)
+
+
 def to_html(report: Report) -> str:
-    out = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">", "<meta name=\"viewport\" "
-           "content=\"width=device-width, initial-scale=1\">", f"<title>estibench report</title><style>{_CSS}</style>"
-           "</head><body>"]
-    for b in report.blocks:
-        if isinstance(b, Heading):
-            out.append(f"<h{b.level}>{esc(b.text)}</h{b.level}>")
-        elif isinstance(b, Para):
-            out.append(f"<p>{esc(b.text)}</p>")
-        elif isinstance(b, (Items, Alert)):
-            items = "<ul>" + "".join(f"<li>{esc(i)}</li>" for i in b.items) + "</ul>"
-            out.append(items if isinstance(b, Items) else f"<div class=\"alert\" role=\"alert\"><strong>⚠ "
-                       f"{esc(b.title)}</strong>{items}<p>{esc(b.text)}</p></div>")
-        elif isinstance(b, Table):  # a wide table scrolls inside its own box instead of running off the page
-            tools = ('<input class="filter" type="search" placeholder="filter rows">', ' class="sortable"', " tall") \
-                if b.interactive else ("", "", "")
-            out.append(f"{tools[0]}<div class=\"scroll{tools[2]}\"><table{tools[1]}><thead><tr>"
-                       + "".join(f"<th>{esc(c)}</th>" for c in b.frame.columns) + "</tr></thead><tbody>"
-                       + "".join("<tr>" + "".join(map(_html_cell, row)) + "</tr>" for row in b.frame.itertuples(
-                           index=False)) + "</tbody></table></div>"
-                       + (f"<p class=\"caption\">{esc(b.caption)}</p>" if b.caption else ""))
-        elif isinstance(b, FigureBlock):  # its SVG when saved (sharp at any zoom), else its PNG (saved, or drawn
-            f = b.figure  # now); a narrower figure than the text keeps the same scale (its fonts the same size)
-            mime, data = ("image/svg+xml", f.files["svg"].read_bytes()) if "svg" in f.files else \
-                ("image/png", f.files["png"].read_bytes() if "png" in f.files else layout.encode(f.fig, "png"))
-            width = min(100, round(100 * f.fig.get_figwidth() / TEXT_WIDTH))
-            out.append(f"<figure><h3>{esc(f.title)}</h3><img style=\"width:{width}%\" "
-                       f"alt=\"{esc(f.title)}\" src=\"data:{mime};base64,{base64.b64encode(data).decode()}\">"
-                       f"<figcaption>{esc(f.caption)}</figcaption></figure>")
-    if any(isinstance(b, Table) and b.interactive for b in report.blocks):
-        out.append(f"<script id=\"sort-filter\">{_SORT_FILTER}</script>")
-    return "\n".join(out + ["</body></html>"])
+    script = [f"<script id=\"sort-filter\">{_SORT_FILTER}</script>"] * any(b.interactive for b in report.blocks
+                                                                           if isinstance(b, Table))
+    return "\n".join([_HEAD, *(_SPELLING[type(b)][1](b, None) for b in report.blocks), *script, "</body></html>"])
 
 
 def save_report(report: Report, out: Path, formats: Sequence[str] = ("png",),
@@ -308,7 +263,7 @@ def save_report(report: Report, out: Path, formats: Sequence[str] = ("png",),
         (stage / "report.md").write_text(to_markdown(report, stage), encoding="utf-8")
         (stage / "report.html").write_text(to_html(report), encoding="utf-8")
     for figure in report.figures:  # the files now live in out
-        figure.files = {k: target.final(p) for k, p in figure.files.items()}
+        figure.files = {k: target.out / Path(p).relative_to(stage) for k, p in figure.files.items()}
     md, page = target.out / "report.md", target.out / "report.html"
     progress(f"wrote {md} and {page} ({len(report.figures)} figure(s) in {target.out / 'figures'})")
     return {"markdown": md, "html": page, "figures": target.out / "figures", "tables": target.out / "tables",
