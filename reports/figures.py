@@ -279,13 +279,6 @@ def _gradient_builders(cells, styles, expected, tail=""):
     return [(f"{label}{tail and ' (' + tail + ')'}", build, tail and f"-{slug(tail)}", True) for label, build in out]
 
 
-def _chosen(frame: pd.DataFrame, column: str, names) -> pd.DataFrame:
-    """Gradient rows of ``names`` only (``--tasks``, ``--estimators``); the rest kept."""
-    if not names or column not in frame:
-        return frame
-    return frame[(frame["group"] != "gradient") | frame[column].isin(list(names))]
-
-
 def build_figures(frame_machine: pd.DataFrame, styles: Styles, tasks: dict[str, M.TaskInfo],
                   suffix: str = "", history_measure: str = HISTORY_MEASURE,
                   progress: Callable[[str], None] = lambda msg: None, only_tasks: Sequence[str] = (),
@@ -294,7 +287,9 @@ def build_figures(frame_machine: pd.DataFrame, styles: Styles, tasks: dict[str, 
     """Every figure that one machine's results allow: (figures, [(figure, why not drawn: its error where it
     failed)]). ``only_tasks`` and ``only_estimators`` choose the gradient panels; ``per_task`` adds one file
     per task of every gradient figure (``<name>-<task>``)."""
-    frame_machine = _chosen(_chosen(frame_machine, "task", only_tasks), "estimator", only_estimators)
+    for column, names in (("task", only_tasks), ("estimator", only_estimators)):  # gradient rows only
+        if names and column in frame_machine:
+            frame_machine = frame_machine[(frame_machine["group"] != "gradient") | frame_machine[column].isin(names)]
     grad = latest_commit(frame_machine[frame_machine["group"] == "gradient"])
     cells = gradient_cells(grad)
     expected = sorted(grad["task"].dropna().unique()) if not grad.empty else []

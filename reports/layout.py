@@ -15,9 +15,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import PIL.Image
 from matplotlib import ticker
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PolyCollection
 from matplotlib.lines import Line2D
 
@@ -28,7 +26,7 @@ from .select import NoData
 from .style import COLUMN_WIDTH, TEXT_WIDTH, Styles, legend_columns, style
 
 __all__ = ["Figure", "Skip", "encode", "save", "attempt", "axis_label", "ci_words", "PANEL_HEIGHT", "draw", "facets",
-           "fit", "LogTicks", "log_ticks", "wrap", "bars", "mark_edge", "EDGE_WORDS"]
+           "fit", "LogTicks", "log_ticks", "wrap", "EDGE_WORDS"]
 
 PANEL_HEIGHT = 1.45  # inches per row of panels
 Skip = NoData  # a figure whose data are absent; the message says which
@@ -46,17 +44,11 @@ class Figure:
 
 
 def encode(fig: matplotlib.figure.Figure, fmt: str) -> bytes:
-    """The file of ``fig`` in format ``fmt`` (png, svg, pdf). A PNG is drawn once at ``savefig.dpi`` and
-    compressed at zlib level 3 (two thirds of level 6's time, files ~6 % larger)."""
+    """The file of ``fig`` in format ``fmt`` (png, svg, pdf); a PNG at zlib level 3 (two thirds of level 6's
+    time, files ~6 % larger)."""
     buf = io.BytesIO()
     with style():  # savefig.* settings apply at save time
-        if fmt != "png":
-            fig.savefig(buf, format=fmt)
-            return buf.getvalue()
-        fig.set_dpi(plt.rcParams["savefig.dpi"])
-        canvas = FigureCanvasAgg(fig)  # also for a figure made without pyplot
-        canvas.draw()
-        PIL.Image.fromarray(np.asarray(canvas.buffer_rgba())).save(buf, format="png", compress_level=3)
+        fig.savefig(buf, format=fmt, **({"pil_kwargs": {"compress_level": 3}} if fmt == "png" else {}))
     return buf.getvalue()
 
 
@@ -178,25 +170,6 @@ def wrap(text: str, width: int = 24) -> str:
                           if len(b := textwrap.wrap(text, w)) <= len(lines)))
 
 
-def bars(ax, x, lo, hi, colours) -> None:
-    """Thin vertical error bars from ``lo`` to ``hi``, one collection for every series of a panel
-    (``colours``: one per bar)."""
-    x, lo, hi = (np.asarray(v, dtype=float) for v in (x, lo, hi))
-    ok = np.isfinite(lo) & np.isfinite(hi) & np.isfinite(x)
-    if ok.any():
-        ax.vlines(x[ok], lo[ok], hi[ok], colors=[c for c, k in zip(colours, ok) if k], lw=0.6, alpha=0.7)
-
-
-def mark_edge(ax, xs: Sequence[float], colour, marker: str, axis: str = "y", label: str = "") -> None:
-    """Values with no place on a log axis (exactly 0, or at round-off): hollow markers at the axis's low
-    edge, so that no estimator disappears and none stretches the axis."""
-    if len(xs):
-        edge = np.full(len(xs), 0.03)
-        ax.plot(*((xs, edge) if axis == "y" else (edge, xs)), ls="none", marker=marker, color=colour, mfc="none",
-                ms=3.5, mew=0.8, clip_on=False, label=label,
-                transform=ax.get_xaxis_transform() if axis == "y" else ax.get_yaxis_transform())
-
-
 def _band(x, lo, hi, log_y: bool) -> list:
     """The polygons of one line's interval band: one per run of points with a finite interval (above 0 on
     a log axis)."""
@@ -255,12 +228,18 @@ def draw(data: pd.DataFrame, styles: Styles, *, x: str, panel: str = "task", ser
                 bands += [(b, styles.colour(name)) for b in new]
         if bands:  # every band of the panel in one collection: one artist to draw, not one per line
             ax.add_collection(PolyCollection([b for b, _ in bands], facecolors=[c for _, c in bands], alpha=0.18, lw=0))
-        if intervals == "bars" and "ci_low" in shown:
-            lo = shown["ci_low"].where(shown["ci_low"] > 0) if log_y else shown["ci_low"]
-            bars(ax, shown[x], lo, shown["ci_high"], [styles.colour(n) for n in shown[series]])
+        if intervals == "bars" and "ci_low" in shown:  # thin vertical bars, one collection per panel
+            xs, lo, hi = (np.asarray(v, dtype=float) for v in (shown[x], shown["ci_low"].where(
+                shown["ci_low"] > 0) if log_y else shown["ci_low"], shown["ci_high"]))
+            ok = np.isfinite(lo) & np.isfinite(hi) & np.isfinite(xs)
+            ax.vlines(xs[ok], lo[ok], hi[ok], colors=[styles.colour(n) for n in shown[series][ok]], lw=0.6, alpha=0.7)
+        # values with no place on a log axis (0, or at round-off): hollow markers at the ``edge`` axis's low edge,
+        # so that no estimator disappears and none stretches the axis
         for name, zero in part[low].groupby(series):
-            mark_edge(ax, zero[x if edge == "y" else "value"].to_numpy(float), styles.colour(name), styles.marker(name),
-                      edge, str(name))
+            at, on = zero[x if edge == "y" else "value"].to_numpy(float), np.full(len(zero), 0.03)
+            ax.plot(*((at, on) if edge == "y" else (on, at)), ls="none", marker=styles.marker(name), mfc="none",
+                    color=styles.colour(name), ms=3.5, mew=0.8, clip_on=False, label=str(name),
+                    transform=ax.get_xaxis_transform() if edge == "y" else ax.get_yaxis_transform())
         _scale(ax, "x", _pick(xscale, key), part[x])
         _scale(ax, "y", _pick(yscale, key), part["value"])
         ax.set_title(_pick(titles, key) if titles is not None else styles.task(key))

@@ -1,9 +1,6 @@
-"""The one look of every estibench figure: fonts, sizes, and one colour, marker and line style per name. Sizes
-are for a two-column paper: :data:`TEXT_WIDTH` (a ``figure*``), :data:`COLUMN_WIDTH` for a single
-panel; fonts 6.5-7.5 pt at that size, so a figure is printed at 100 % and never shrunk. Colours are
-seaborn's colour-blind-safe palette; each estimator or method keeps one colour and one marker in every
-figure of a report, names shown together never share either, and an estimator registered as biased is
-drawn dashed."""
+"""The one look of every estibench figure: fonts, sizes, and one colour, marker and line style per name
+(:class:`Styles`). Sizes are for a two-column paper: :data:`TEXT_WIDTH` (a ``figure*``), :data:`COLUMN_WIDTH`
+for a single panel; fonts 6.5-7.5 pt at that size, so a figure is printed at 100 % and never shrunk."""
 from __future__ import annotations
 
 import collections
@@ -57,7 +54,6 @@ def _assign(order: list[str], neighbours: dict[str, set], slots: int, avoid: dic
     for name in order:
         blocked = {taken[n] for n in neighbours[name] if n in taken}
         soft = {taken[n] for n in (avoid or {}).get(name, ()) if n in taken}
-        # more neighbours than slots: the slot fewest of them hold (markers tell those apart)
         held = collections.Counter(taken[n] for n in neighbours[name] if n in taken)
         free = [s for s in range(slots) if s not in blocked] or [min(range(slots), key=held.__getitem__)]
         taken[name] = ([s for s in free if s not in soft] or free)[0]
@@ -65,11 +61,11 @@ def _assign(order: list[str], neighbours: dict[str, set], slots: int, avoid: dic
 
 
 class Styles:
-    """One colour and marker per name (estimator or method), for every figure of a report.
-
-    ``groups``: the sets of names that appear together; names in a group never share a colour or a marker,
-    and a name in two groups keeps one colour. ``names``: column -> id -> display name
-    (:func:`reports.select.display_names`); its ``biased`` ids are drawn dashed."""
+    """One colour (seaborn's colour-blind-safe palette) and marker per name (estimator or method), the same in
+    every figure of a report. ``groups``: the sets of names shown together; names in a group never share a colour
+    or a marker (more names than colours: the colour fewest of them hold, with another marker), and a name in two
+    groups keeps one colour. ``names``: column -> id -> display name (:func:`reports.select.display_names`); its
+    ``biased`` ids (registered as biased) are drawn dashed."""
 
     def __init__(self, groups: Iterable[Iterable[str]], names: dict[str, dict[str, str]] | None = None):
         self.names = names or {}
