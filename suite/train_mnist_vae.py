@@ -1,10 +1,9 @@
-"""Training tasks ``binary_vae_mnist_linear``, ``binary_vae_mnist_nonlinear`` (K = 2; their
-``_k4`` forms at K = 4, in the full grid) and ``categorical_vae_mnist``: the field's
-discrete-VAE protocol (issue 23), trained with every registered gradient estimator that supports
-the latent family (plugins included, through
-:class:`suite.methods.RegistryMethods`). The latent space (2^200 or 10^20 configurations) is far
-beyond enumeration: no exact gradient or log-likelihood is computed, and ``exact`` is not a
-method (its ``supports()`` refuses a support this large, so the registry selection leaves it out).
+"""Training tasks ``binary_vae_mnist_linear``, ``binary_vae_mnist_nonlinear`` (K = 2; their ``_k4`` forms
+at K = 4, in the full grid) and ``categorical_vae_mnist``: the field's discrete-VAE protocol (issue 23),
+trained with every registered gradient estimator that supports the latent family (plugins included,
+through :class:`suite.methods.RegistryMethods`). The latent space (2^200 or 10^20 configurations) is far
+beyond enumeration: no exact gradient or log-likelihood is computed, and ``exact`` is not a method (its
+``supports()`` refuses a support this large, so the registry selection leaves it out).
 
 **Data** (:mod:`suite.data_mnist`): binarized MNIST with dynamic binarization: every epoch each
 training pixel is redrawn ~ Bernoulli(intensity) (Dong et al. 2020's ``dynamic_mnist``). By
@@ -125,15 +124,13 @@ class _EqualCostMethods(RegistryMethods):
         key = (methods, budget, overrun, owner)
         if key not in self._fits:
             dist = self.example(owner if obj is None else obj)
-            kept = []
-            for spec in methods:
+
+            def fits(spec: str) -> bool:
                 try:
-                    fits = _cost_of(spec, dist, budget) <= overrun * budget
+                    return _cost_of(spec, dist, budget) <= overrun * budget
                 except Exception:  # noqa: BLE001 - kept: its run fails with the error
-                    fits = True
-                if fits:
-                    kept.append(spec)
-            self._fits[key] = tuple(kept)
+                    return True
+            self._fits[key] = tuple(filter(fits, methods))
         return self._fits[key]
 
 
@@ -422,9 +419,8 @@ class BinaryVAEMNISTNonlinear(BinaryVAEMNISTLinear):
 
 
 def _at_k4(base):
-    """``base`` at K = 4 f evaluations per image and step (the papers' second budget), under its own name
-    (so that K = 2 results are never overwritten); in the full grid or a named narrowing only: the default
-    run's budget holds K = 2."""
+    """``base`` at K = 4 f evaluations per image and step (the papers' second budget), under its own name (K = 2
+    results are never overwritten); in the full grid only: the default run's budget holds K = 2."""
     return _register(type(f"{base.__name__}K4", (base,), {
         "__doc__": f"{base.__doc__} At K = 4.", "name": f"{base.name}_k4", "num_samples_default": 4,
         "display_name": base.display_name.replace(")", ", K = 4)"), "in_default_grid": False,
