@@ -181,8 +181,8 @@ edit_distance | metric | lower | edit distance | normalised Levenshtein distance
 bleu | metric | higher | BLEU | sacreBLEU
 wmd | metric | lower | WMD | word mover's distance
 wrd | metric | lower | WRD | word rotator's distance
-relative_gap | relative | lower | relative gap | relative gap of a transport approximation to the exact
-    distance
+relative_gap | relative | - | relative gap | (approximation - exact) / exact distance of a transport
+    approximation: signed (below 0 for a lower bound), not ranked; >= -1 as distances are >= 0
 rank_correlation | spearman | higher | rank correlation | Spearman correlation of an approximation with the
     exact distance
 [landscape]  landscape probes and experiments (suite/probes.py, suite/landscape.py; issue 15)
@@ -353,6 +353,9 @@ _DOMAINS = {"grad^2": (0.0, math.inf), "relative": (0.0, math.inf), "seconds": (
             "flag": (-1.0, 1.0), "lr": (0.0, math.inf), "grad": (0.0, math.inf),
             "perplexity": (0.0, math.inf), "unix seconds": (0.0, math.inf)}
 
+#: measures of a unit whose domain they do not share: a signed relative difference
+_SIGNED = {"relative_gap": (-1.0, math.inf)}
+
 
 def device_dependent(measure: str) -> bool:
     """True when ``measure``'s value depends on the device the cell ran on."""
@@ -364,7 +367,7 @@ def in_domain(measure: str, value: float) -> bool:
     negative variance or time, a cosine above 1). Such values are flagged, never ranked."""
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         return False
-    low, high = _DOMAINS.get(get(measure).unit, (-math.inf, math.inf))
+    low, high = _SIGNED.get(base_name(measure)) or _DOMAINS.get(get(measure).unit, (-math.inf, math.inf))
     return low <= value <= high
 
 

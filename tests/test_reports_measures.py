@@ -76,3 +76,15 @@ def test_unknown_names_get_a_row_that_is_never_ranked():
 def test_a_bad_direction_is_refused():
     with pytest.raises(ValueError, match="better must be one of"):
         M.Measure("x", "u", "x", "sideways", "")
+
+
+@pytest.mark.parametrize("measure, value, possible", [
+    ("variance", -1e-3, False), ("time_estimate", -1.0, False), ("cosine", 1.5, False),
+    ("relative_gap", -0.6, True), ("relative_gap", 0.3, True), ("relative_gap", -1.5, False),
+    ("variance", float("inf"), False), ("bias", 0.2, True)])
+def test_the_domain_of_a_measure(measure, value, possible):
+    """A value outside its measure's domain is flagged and never ranked; a signed relative gap of a
+    lower bound (WMD's centroid and relaxed bounds: negative) is a possible value, not a failed cell
+    (the default run had 8 such cells flagged as impossible)."""
+    assert M.in_domain(measure, value) is possible
+    assert M.MEASURES["relative_gap"].better is None  # signed: nearer 0 is better, not lower
