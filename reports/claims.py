@@ -15,8 +15,7 @@ from estibench.schema import ALPHA, VERDICTS
 
 from .blocks import Alert, Heading, Para, Report, Table
 from .safe import quantity
-from .select import gradient_cells
-from .versions import each_latest
+from .select import each_latest, gradient_cells
 
 __all__ = ["ALPHA", "VERDICTS", "COLUMNS", "NEEDS", "claims_table", "claims_alert", "claims_section", "display_best"]
 

@@ -22,10 +22,10 @@ from estibench import schema as M
 from .blocks import FigureBlock, Heading, Items, Para, Report, Table, display, fmt
 from .layout import Figure, wrap
 from .load import CI_Z
-from .select import display_names, ok, refuse_unknown
+from .select import display_names, each_latest, ok, refuse_unknown
 from .style import TEXT_WIDTH, drawable, style
 from .tables import is_reference, training_tasks
-from .versions import each_latest, stale, stale_cells
+from .versions import stale, stale_cells
 
 __all__ = ["FIELD", "GRADIENT", "TRAINING", "COLUMNS", "check", "compare", "section", "summary", "shown"]
 

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["latest_commit", "ok", "gradient_cells", "pick_device", "training_curves", "one_value_per_cell",
-           "commit_order", "NoData", "display_names", "RESOLUTION", "AT_ROUND_OFF", "biased", "refuse_unknown",
-           "on_device"]
+__all__ = ["latest_commit", "each_latest", "ok", "gradient_cells", "pick_device", "training_curves",
+           "one_value_per_cell", "commit_order", "NoData", "display_names", "RESOLUTION", "AT_ROUND_OFF", "biased",
+           "refuse_unknown", "on_device"]
 
 #: relative resolution of round-off (the suite's NOISE_FLOOR): a relative bias at most this is 0
 RESOLUTION = 1e-5
@@ -43,6 +43,11 @@ def commit_order(frame: pd.DataFrame) -> list[str]:
 def latest_commit(frame: pd.DataFrame) -> pd.DataFrame:
     """The rows of the most recent commit (by commit date, then by when it was measured)."""
     return frame if frame.empty else frame[frame["commit"] == commit_order(frame)[-1]]
+
+
+def each_latest(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each machine's latest commit (:func:`latest_commit` per machine)."""
+    return pd.concat([latest_commit(p) for _, p in frame.groupby("machine")]) if len(frame) else frame
 
 
 def pick_device(cells: pd.DataFrame) -> str:

@@ -10,9 +10,9 @@ import shlex
 import pandas as pd
 
 from .blocks import Alert, Report, display
-from .select import latest_commit
+from .select import each_latest
 
-__all__ = ["NEEDS", "CELL_GROUPS", "stale", "stale_cells", "rerun_commands", "notice", "each_latest"]
+__all__ = ["NEEDS", "CELL_GROUPS", "stale", "stale_cells", "rerun_commands", "notice"]
 
 #: the columns this module reads beyond the identity (:data:`reports.load.BASE_COLUMNS`)
 NEEDS = ("estimator_version", "task_version", "loss_version", "torch_version")
@@ -28,11 +28,6 @@ def _text(frame: pd.DataFrame, col: str) -> pd.Series:
         return pd.Series("", index=frame.index)
     out = frame[col].astype(object).where(frame[col].notna(), "").astype(str)
     return out.where(~out.isin(_MISSING), "")
-
-
-def each_latest(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows of each machine's latest commit (:func:`reports.select.latest_commit`)."""
-    return pd.concat([latest_commit(p) for _, p in frame.groupby("machine")]) if len(frame) else frame
 
 
 def stale(frame: pd.DataFrame) -> pd.Series:

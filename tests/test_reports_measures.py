@@ -87,4 +87,7 @@ def test_the_domain_of_a_measure(measure, value, possible):
     lower bound (WMD's centroid and relaxed bounds: negative) is a possible value, not a failed cell
     (the default run had 8 such cells flagged as impossible)."""
     assert M.in_domain(measure, value) is possible
-    assert M.MEASURES["relative_gap"].better is None  # signed: nearer 0 is better, not lower
+
+
+def test_a_signed_gap_is_not_ranked_lower_is_better():
+    assert M.MEASURES["relative_gap"].better is None  # nearer 0 is better, not lower
